@@ -1,0 +1,5 @@
+//! `berth-server`: one member of the berth control plane.
+
+fn main() {
+    println!("berth-server");
+}

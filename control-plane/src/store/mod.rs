@@ -1,0 +1,182 @@
+//! The replicated object store: Kubernetes objects as JSON under `/{group}/{resource}/{namespace}/{name}` keys,
+//! written in atomic batches through Raft, read linearizably, and watched from a revision.
+//!
+//! `resourceVersion` is the Raft index of the entry that wrote an object, so it is monotonic across the cluster.
+
+mod state_machine;
+
+pub use state_machine::{EventWindow, StateMachine};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Result type of the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the store. `PreconditionFailed` and `Gone` are answers, not faults; `NotLeader`,
+/// `Unavailable` and `Timeout` are retryable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Error {
+    /// An operation's precondition did not hold; nothing in the batch was applied.
+    #[error("precondition failed on {key}: expected {expected:?}, found revision {found:?}")]
+    PreconditionFailed {
+        /// Index of the failing operation in the batch.
+        index: usize,
+        /// Key of the failing operation.
+        key: String,
+        /// What the operation required.
+        expected: Precondition,
+        /// Revision of the stored object, `None` when absent.
+        found: Option<u64>,
+    },
+    /// The requested revision is older than the event window (HTTP 410 Gone).
+    #[error("too old resource version: {requested} (oldest in window {oldest})")]
+    Gone {
+        /// The revision the caller asked to watch from.
+        requested: u64,
+        /// Oldest revision the window can replay from.
+        oldest: u64,
+    },
+    /// This member has no leader to forward to (election in progress, or partitioned).
+    #[error("no raft leader is known")]
+    NoLeader,
+    /// The write or read did not complete in time.
+    #[error("timed out waiting for raft")]
+    Timeout,
+    /// The proposal was dropped (leadership changed before it committed); the write may be retried.
+    #[error("proposal dropped: {0}")]
+    Dropped(String),
+    /// The store is shutting down or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The request was malformed (bad key, invalid JSON).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// What must hold for an operation to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precondition {
+    /// No condition.
+    None,
+    /// The key must not exist (create).
+    Absent,
+    /// The key must exist, with any revision.
+    Exists,
+    /// The key must exist with exactly this revision (optimistic concurrency).
+    Revision(u64),
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Store `value` under `key`. The state machine stamps `metadata.resourceVersion`.
+    Put {
+        /// Object key.
+        key: String,
+        /// Object JSON.
+        value: Value,
+        /// Condition for this write.
+        precondition: Precondition,
+    },
+    /// Remove `key`.
+    Delete {
+        /// Object key.
+        key: String,
+        /// Condition for this delete.
+        precondition: Precondition,
+    },
+}
+
+impl Op {
+    /// The key this operation touches.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// Operations applied atomically: all or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The operations, applied in order.
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    /// A batch of one operation.
+    pub fn one(op: Op) -> Self {
+        Batch { ops: vec![op] }
+    }
+}
+
+/// What a committed batch produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Committed {
+    /// Raft index of the batch; the `resourceVersion` of every object it wrote.
+    pub revision: u64,
+    /// Per operation: the stored object after a put, the removed object after a delete
+    /// (`None` when a delete with `Precondition::None` found nothing).
+    pub results: Vec<Option<Value>>,
+}
+
+/// A stored object and the revision that wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// Object key.
+    pub key: String,
+    /// Object JSON, with `metadata.resourceVersion` set.
+    pub value: Value,
+    /// Revision (Raft index) that last wrote it.
+    pub revision: u64,
+}
+
+/// Kind of change in a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    /// The key was created.
+    Added,
+    /// The key was updated.
+    Modified,
+    /// The key was deleted; the object is its last state.
+    Deleted,
+}
+
+/// One change to one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventType,
+    /// Key changed.
+    pub key: String,
+    /// The new object (the last state, with the deleting revision, for `Deleted`).
+    pub object: std::sync::Arc<Value>,
+    /// Revision of the change.
+    pub revision: u64,
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Linearizable: confirmed with the leader by ReadIndex before serving.
+    Linearizable,
+    /// Whatever this member has applied (`resourceVersion=0`).
+    Local,
+}
+
+/// Builds the key of an object: `/{group}/{resource}/{namespace}/{name}`. The core group is `core`;
+/// cluster-scoped objects use an empty namespace segment.
+pub fn key(group: &str, resource: &str, namespace: &str, name: &str) -> String {
+    let group = if group.is_empty() { "core" } else { group };
+    format!("/{group}/{resource}/{namespace}/{name}")
+}
+
+/// Prefix matching every object of a resource, or of a resource in one namespace when `namespace` is `Some`.
+pub fn prefix(group: &str, resource: &str, namespace: Option<&str>) -> String {
+    let group = if group.is_empty() { "core" } else { group };
+    match namespace {
+        Some(ns) => format!("/{group}/{resource}/{ns}/"),
+        None => format!("/{group}/{resource}/"),
+    }
+}

@@ -1,0 +1,1 @@
+//! berthctl: kubectl-like verbs, Compose stacks and lab clusters.

@@ -1,0 +1,5 @@
+//! `berthctl`: the berth command-line tool.
+
+fn main() {
+    println!("berthctl");
+}

@@ -1,0 +1,1 @@
+//! berth node agent: the `berth-agent` library.

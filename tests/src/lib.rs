@@ -1,0 +1,1 @@
+//! Shared helpers for berth end-to-end tests.
