@@ -2,9 +2,13 @@
 //!
 //! # Layout
 //! - [`store`]: Raft-replicated object store (raft-rs `RawNode` + sled), watch windows.
-//! - `api`: Kubernetes-compatible REST API on port 6443.
-//! - `scheduler`: pure placement of pods on nodes.
-//! - `controllers`: Deployment, ReplicaSet, NodeLifecycle, Endpoints, Namespace, GarbageCollector.
-//! - `agents`: gRPC service the node agents talk to.
+//! - [`api`]: Kubernetes-compatible REST API on port 6443.
+//! - [`scheduler`]: pure placement of pods on nodes.
+//! - [`controllers`]: Deployment, ReplicaSet, NodeLifecycle, Endpoints, Namespace, GarbageCollector.
+//! - [`agents`]: gRPC service the node agents talk to.
 
+pub mod agents;
+pub mod api;
+pub mod controllers;
+pub mod scheduler;
 pub mod store;

@@ -180,3 +180,46 @@ pub fn prefix(group: &str, resource: &str, namespace: Option<&str>) -> String {
         None => format!("/{group}/{resource}/"),
     }
 }
+
+/// A stream of watch events. It ends with `Err(Error::Gone)` when the watcher fell too far behind; the
+/// client then re-lists, as Kubernetes clients do on 410.
+pub type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Event>> + Send>>;
+
+/// Boxed future returned by [`ObjectStore`] methods (keeps the trait object-safe).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What the API server and the controllers need from the store. The production implementation is
+/// the Raft-replicated store; [`MemStore`] is a single-process one for unit tests.
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Commits a batch atomically (through Raft: on a follower it is forwarded to the leader).
+    ///
+    /// # Errors
+    /// `PreconditionFailed` when a precondition did not hold (nothing applied); retryable
+    /// `NoLeader`/`Timeout`/`Dropped` when the cluster could not commit it.
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Committed>>;
+
+    /// Reads one object.
+    fn get<'a>(&'a self, key: &'a str, consistency: Consistency) -> BoxFuture<'a, Result<Option<Object>>>;
+
+    /// Reads every object under `prefix`, and the revision the list is consistent at.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        consistency: Consistency,
+    ) -> BoxFuture<'a, Result<(Vec<Object>, u64)>>;
+
+    /// Streams every change under `prefix` with revision greater than `after`.
+    ///
+    /// # Errors
+    /// `Gone` when `after` is older than the event window.
+    fn watch<'a>(&'a self, prefix: &'a str, after: u64) -> BoxFuture<'a, Result<WatchStream>>;
+
+    /// The last revision this member applied.
+    fn revision(&self) -> u64;
+
+    /// Whether this member is the Raft leader now (controllers and the scheduler run only there).
+    fn is_leader(&self) -> bool;
+}
+
+mod mem;
+pub use mem::MemStore;

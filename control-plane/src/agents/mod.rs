@@ -1,0 +1,1 @@
+//! gRPC service the node agents talk to: Join and the Sync stream.
