@@ -1,1 +1,2 @@
 //! Kubernetes-compatible REST API (port 6443): discovery, OpenAPI, CRUD, list, watch, patch, Table, Status errors.
+pub mod selector;
