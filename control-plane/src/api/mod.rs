@@ -1,2 +1,3 @@
 //! Kubernetes-compatible REST API (port 6443): discovery, OpenAPI, CRUD, list, watch, patch, Table, Status errors.
 pub mod selector;
+pub mod patch;
