@@ -1,1 +1,10 @@
-//! berth node agent: the `berth-agent` library.
+//! berth node agent: the `berth-agent` library. Runs the pods bound to this node as Linux containers.
+//!
+//! # Layout
+//! - [`images`]: content-addressed image store, OCI layout / docker-save import, registry pull, shared layers.
+//! - [`runtime`]: the [`runtime::ContainerRuntime`] trait; crun/runc with one supervisor per container, and a fake.
+//! - `sys`: the few raw syscalls (the only `unsafe` code).
+
+pub mod images;
+pub mod runtime;
+mod sys;
