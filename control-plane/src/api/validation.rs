@@ -1,0 +1,1030 @@
+//! Object validation with the field paths, cause reasons and message texts of the real API server
+//! (`k8s.io/apimachinery/pkg/util/validation` and `pkg/apis/*/validation`), for 422 `Invalid` answers.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value};
+
+/// One `details.causes[]` entry of a 422 `Invalid` Status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueDuplicate`,
+    /// `FieldValueForbidden` or `FieldValueTooLong`.
+    pub reason: String,
+    /// The field path (`spec.template.spec.containers[0].image`).
+    pub field: String,
+    /// The message without the field (`Required value`, `Invalid value: -1: must be ...`).
+    pub message: String,
+}
+
+impl Cause {
+    /// The text kubectl prints for this cause: `<field>: <message>`.
+    pub fn to_line(&self) -> String {
+        if self.field.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// The message of a DNS-1123 subdomain violation.
+pub const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+/// The message of a DNS-1123 label violation.
+pub const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+/// The message of a DNS-1035 label violation (Service names).
+pub const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+const PORT_RANGE_MSG: &str = "must be between 1 and 65535, inclusive";
+/// The largest ConfigMap or Secret payload (1 MiB), and the largest total annotation size (256 KiB).
+const MAX_CONFIG_SIZE: usize = 1024 * 1024;
+const MAX_ANNOTATIONS_SIZE: usize = 256 * 1024;
+
+/// Validates an object about to be created or updated. `resource` is the plural resource name
+/// (`deployments`, `pods`, ...); an empty result means valid.
+pub fn validate(resource: &str, object: &Value) -> Vec<Cause> {
+    let mut e = Errs::default();
+    let meta = object.get("metadata").and_then(Value::as_object);
+    let name_fn: fn(&str) -> Vec<String> = match resource {
+        "namespaces" => dns1123_label,
+        "services" => dns1035_label,
+        _ => dns1123_subdomain,
+    };
+    validate_object_meta(&mut e, meta, name_fn);
+    let spec = object.get("spec");
+    match resource {
+        "pods" => {
+            if let Some(spec) = spec {
+                validate_pod_spec(&mut e, spec, "spec", None);
+            } else {
+                e.required("spec.containers", "");
+            }
+        }
+        "deployments"
+        | "replicasets"
+        | "statefulsets"
+        | "daemonsets"
+        | "replicationcontrollers" => {
+            validate_workload(&mut e, resource, spec.unwrap_or(&Value::Null));
+        }
+        "services" => validate_service(&mut e, spec.unwrap_or(&Value::Null)),
+        "configmaps" => validate_config_data(&mut e, object, false),
+        "secrets" => validate_config_data(&mut e, object, true),
+        _ => {}
+    }
+    e.0
+}
+
+#[derive(Default)]
+struct Errs(Vec<Cause>);
+
+impl Errs {
+    fn push(&mut self, reason: &str, field: &str, message: String) {
+        self.0.push(Cause {
+            reason: reason.into(),
+            field: field.into(),
+            message,
+        });
+    }
+    fn required(&mut self, field: &str, detail: &str) {
+        let msg = if detail.is_empty() {
+            "Required value".to_string()
+        } else {
+            format!("Required value: {detail}")
+        };
+        self.push("FieldValueRequired", field, msg);
+    }
+    fn invalid(&mut self, field: &str, value: &Value, detail: &str) {
+        self.push(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {}: {detail}", go_value(value)),
+        );
+    }
+    fn invalid_raw(&mut self, field: &str, rendered: &str, detail: &str) {
+        self.push(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {rendered}: {detail}"),
+        );
+    }
+    fn invalid_str(&mut self, field: &str, value: &str, detail: &str) {
+        self.invalid(field, &Value::String(value.to_string()), detail);
+    }
+    fn not_supported(&mut self, field: &str, value: &str, supported: &[&str]) {
+        let quoted: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
+        self.push(
+            "FieldValueNotSupported",
+            field,
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                go_quote(value),
+                quoted.join(", ")
+            ),
+        );
+    }
+    fn duplicate(&mut self, field: &str, value: &Value) {
+        self.push(
+            "FieldValueDuplicate",
+            field,
+            format!("Duplicate value: {}", go_value(value)),
+        );
+    }
+    fn forbidden(&mut self, field: &str, detail: &str) {
+        self.push("FieldValueForbidden", field, format!("Forbidden: {detail}"));
+    }
+    fn too_long(&mut self, field: &str, max: usize) {
+        self.push(
+            "FieldValueTooLong",
+            field,
+            format!("Too long: may not be more than {max} bytes"),
+        );
+    }
+}
+
+/// Renders a value the way `field.Error.ErrorBody` does with Go's `%q`, `%v` and `%#v`.
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::String(s) => go_quote(s),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Object(m) if m.values().all(Value::is_string) => {
+            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
+            let parts: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_quote(k), go_value(v)))
+                .collect();
+            format!("map[string]string{{{}}}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn go_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn is_alnum_lower(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+fn dns_label_ok(s: &str, first_alpha: bool) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    let last = s.chars().last().unwrap_or(first);
+    (if first_alpha {
+        first.is_ascii_lowercase()
+    } else {
+        is_alnum_lower(first)
+    }) && is_alnum_lower(last)
+        && s.chars().all(|c| is_alnum_lower(c) || c == '-')
+}
+
+/// `IsDNS1123Subdomain`: the violation messages (empty when valid).
+pub fn dns1123_subdomain(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.len() > 253 {
+        out.push("must be no more than 253 characters".to_string());
+    }
+    if !s.split('.').all(|l| dns_label_ok(l, false)) {
+        out.push(DNS1123_SUBDOMAIN_MSG.to_string());
+    }
+    out
+}
+
+/// `IsDNS1123Label`: the violation messages (empty when valid).
+pub fn dns1123_label(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.len() > 63 {
+        out.push("must be no more than 63 characters".to_string());
+    }
+    if !dns_label_ok(s, false) {
+        out.push(DNS1123_LABEL_MSG.to_string());
+    }
+    out
+}
+
+/// `IsDNS1035Label`: the violation messages (empty when valid).
+pub fn dns1035_label(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.len() > 63 {
+        out.push("must be no more than 63 characters".to_string());
+    }
+    if !dns_label_ok(s, true) {
+        out.push(DNS1035_LABEL_MSG.to_string());
+    }
+    out
+}
+
+fn qualified_name_part_ok(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    let last = s.chars().last().unwrap_or(first);
+    first.is_ascii_alphanumeric()
+        && last.is_ascii_alphanumeric()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// `IsQualifiedName` (label and annotation keys): the violation messages (empty when valid).
+pub fn qualified_name(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let parts: Vec<&str> = key.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                out.push("prefix part must be non-empty".to_string());
+            } else {
+                out.extend(
+                    dns1123_subdomain(prefix)
+                        .into_iter()
+                        .map(|m| format!("prefix part {m}")),
+                );
+            }
+            name
+        }
+        _ => {
+            out.push(format!("{QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"));
+            return out;
+        }
+    };
+    if name.is_empty() {
+        out.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        out.push("name part must be no more than 63 characters".to_string());
+    }
+    if !name.is_empty() && !qualified_name_part_ok(name) {
+        out.push(QUALIFIED_NAME_MSG.to_string());
+    }
+    out
+}
+
+/// `IsValidLabelValue`: the violation messages (empty when valid).
+pub fn label_value(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if v.len() > 63 {
+        out.push("must be no more than 63 characters".to_string());
+    }
+    if !v.is_empty() && !qualified_name_part_ok(v) {
+        out.push(LABEL_VALUE_MSG.to_string());
+    }
+    out
+}
+
+fn validate_labels(e: &mut Errs, labels: Option<&Value>, field: &str) {
+    let Some(Value::Object(m)) = labels else {
+        return;
+    };
+    for (k, v) in m {
+        for msg in qualified_name(k) {
+            e.invalid_str(field, k, &msg);
+        }
+        let v = v.as_str().unwrap_or("");
+        for msg in label_value(v) {
+            e.invalid_str(field, v, &msg);
+        }
+    }
+}
+
+fn validate_object_meta(
+    e: &mut Errs,
+    meta: Option<&Map<String, Value>>,
+    name_fn: fn(&str) -> Vec<String>,
+) {
+    let get = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let name = get("name");
+    let generate_name = get("generateName");
+    if !generate_name.is_empty() {
+        // As upstream's maskTrailingDash: a generateName may end in '-' since a suffix follows.
+        let masked = match generate_name.strip_suffix('-') {
+            Some(p) if !p.is_empty() => format!("{p}a"),
+            _ => generate_name.to_string(),
+        };
+        for msg in name_fn(&masked) {
+            e.invalid_str("metadata.generateName", generate_name, &msg);
+        }
+    }
+    if name.is_empty() {
+        if generate_name.is_empty() {
+            e.required("metadata.name", "name or generateName is required");
+        }
+    } else {
+        for msg in name_fn(name) {
+            e.invalid_str("metadata.name", name, &msg);
+        }
+    }
+    let ns = get("namespace");
+    if !ns.is_empty() {
+        for msg in dns1123_label(ns) {
+            e.invalid_str("metadata.namespace", ns, &msg);
+        }
+    }
+    validate_labels(e, meta.and_then(|m| m.get("labels")), "metadata.labels");
+    if let Some(Value::Object(ann)) = meta.and_then(|m| m.get("annotations")) {
+        let mut total = 0;
+        for (k, v) in ann {
+            for msg in qualified_name(&k.to_lowercase()) {
+                e.invalid_str("metadata.annotations", k, &msg);
+            }
+            total += k.len() + v.as_str().map_or(0, str::len);
+        }
+        if total > MAX_ANNOTATIONS_SIZE {
+            e.too_long("metadata.annotations", MAX_ANNOTATIONS_SIZE);
+        }
+    }
+}
+
+fn int_field(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(Value::as_i64)
+}
+
+fn nonnegative(e: &mut Errs, spec: &Value, key: &str, base: &str) {
+    if let Some(n) = int_field(spec, key) {
+        if n < 0 {
+            e.invalid(
+                &format!("{base}.{key}"),
+                &Value::from(n),
+                "must be greater than or equal to 0",
+            );
+        }
+    }
+}
+
+fn validate_workload(e: &mut Errs, resource: &str, spec: &Value) {
+    nonnegative(e, spec, "replicas", "spec");
+    nonnegative(e, spec, "minReadySeconds", "spec");
+    nonnegative(e, spec, "revisionHistoryLimit", "spec");
+    if resource == "deployments" {
+        if let Some(p) = int_field(spec, "progressDeadlineSeconds") {
+            if p <= 0 {
+                e.invalid(
+                    "spec.progressDeadlineSeconds",
+                    &Value::from(p),
+                    "must be greater than 0",
+                );
+            } else if p <= int_field(spec, "minReadySeconds").unwrap_or(0) {
+                e.invalid(
+                    "spec.progressDeadlineSeconds",
+                    &Value::from(p),
+                    "must be greater than minReadySeconds",
+                );
+            }
+        }
+        if let Some(t) = spec.pointer("/strategy/type").and_then(Value::as_str) {
+            if !["Recreate", "RollingUpdate"].contains(&t) {
+                e.not_supported("spec.strategy.type", t, &["Recreate", "RollingUpdate"]);
+            }
+        }
+    }
+    let template_labels = spec.pointer("/template/metadata/labels");
+    let selector = spec.get("selector").filter(|s| !s.is_null());
+    // ReplicationControllers use a plain map selector that defaults to the template labels.
+    if resource == "replicationcontrollers" {
+        if let Some(Value::Object(sel)) = selector {
+            validate_labels(e, selector, "spec.selector");
+            let labels = template_labels.and_then(Value::as_object);
+            if !sel
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            {
+                e.invalid(
+                    "spec.template.metadata.labels",
+                    template_labels.unwrap_or(&Value::Null),
+                    "`selector` does not match template `labels`",
+                );
+            }
+        }
+    } else {
+        match selector {
+            None => e.required("spec.selector", ""),
+            Some(sel) => {
+                let empty = sel
+                    .get("matchLabels")
+                    .and_then(Value::as_object)
+                    .is_none_or(Map::is_empty)
+                    && sel
+                        .get("matchExpressions")
+                        .and_then(Value::as_array)
+                        .is_none_or(Vec::is_empty);
+                if empty {
+                    let kind = match resource {
+                        "deployments" => "deployment",
+                        "replicasets" => "replicaset",
+                        "statefulsets" => "statefulset",
+                        _ => "daemonset",
+                    };
+                    e.invalid_raw(
+                        "spec.selector",
+                        // Go's %#v of the dereferenced *metav1.LabelSelector.
+                        "v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}",
+                        &format!("empty selector is invalid for {kind}"),
+                    );
+                } else {
+                    validate_labels(e, sel.get("matchLabels"), "spec.selector.matchLabels");
+                    match super::selector::LabelSelector::from_label_selector_json(sel) {
+                        Err(msg) => e.invalid("spec.selector", sel, &msg),
+                        Ok(s) => {
+                            if !s.matches(template_labels.and_then(Value::as_object)) {
+                                e.invalid(
+                                    "spec.template.metadata.labels",
+                                    template_labels.unwrap_or(&Value::Null),
+                                    "`selector` does not match template `labels`",
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let Some(template) = spec.get("template").filter(|t| !t.is_null()) else {
+        e.required("spec.template", "");
+        return;
+    };
+    validate_labels(e, template_labels, "spec.template.metadata.labels");
+    let Some(pod_spec) = template.get("spec") else {
+        e.required("spec.template.spec.containers", "");
+        return;
+    };
+    let restart: &[&str] = if resource == "statefulsets"
+        || resource == "daemonsets"
+        || resource == "deployments"
+        || resource == "replicasets"
+        || resource == "replicationcontrollers"
+    {
+        &["Always"]
+    } else {
+        &["Always", "OnFailure", "Never"]
+    };
+    validate_pod_spec(e, pod_spec, "spec.template.spec", Some(restart));
+}
+
+fn validate_pod_spec(e: &mut Errs, spec: &Value, base: &str, restart_policies: Option<&[&str]>) {
+    let containers = spec.get("containers").and_then(Value::as_array);
+    match containers {
+        None => e.required(&format!("{base}.containers"), ""),
+        Some(c) if c.is_empty() => e.required(&format!("{base}.containers"), ""),
+        Some(_) => {}
+    }
+    let mut names = HashSet::new();
+    for (list, items) in [
+        (
+            "initContainers",
+            spec.get("initContainers").and_then(Value::as_array),
+        ),
+        ("containers", containers),
+    ] {
+        for (i, c) in items.into_iter().flatten().enumerate() {
+            validate_container(e, c, &format!("{base}.{list}[{i}]"), &mut names);
+        }
+    }
+    if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str) {
+        let allowed = restart_policies.unwrap_or(&["Always", "OnFailure", "Never"]);
+        if !allowed.contains(&rp) {
+            e.not_supported(&format!("{base}.restartPolicy"), rp, allowed);
+        }
+    }
+    if let Some(dp) = spec.get("dnsPolicy").and_then(Value::as_str) {
+        let allowed = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"];
+        if !allowed.contains(&dp) {
+            e.not_supported(&format!("{base}.dnsPolicy"), dp, &allowed);
+        }
+    }
+    nonnegative(e, spec, "terminationGracePeriodSeconds", base);
+    if let Some(n) = int_field(spec, "activeDeadlineSeconds") {
+        if n <= 0 {
+            e.invalid(
+                &format!("{base}.activeDeadlineSeconds"),
+                &Value::from(n),
+                "must be between 1 and 2147483647, inclusive",
+            );
+        }
+    }
+    validate_labels(e, spec.get("nodeSelector"), &format!("{base}.nodeSelector"));
+    let mut vol_names = HashSet::new();
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("{base}.volumes[{i}].name");
+        match v.get("name").and_then(Value::as_str).unwrap_or("") {
+            "" => e.required(&f, ""),
+            n => {
+                for msg in dns1123_label(n) {
+                    e.invalid_str(&f, n, &msg);
+                }
+                if !vol_names.insert(n.to_string()) {
+                    e.duplicate(&f, &Value::from(n));
+                }
+            }
+        }
+    }
+}
+
+fn validate_container(e: &mut Errs, c: &Value, base: &str, names: &mut HashSet<String>) {
+    let name_field = format!("{base}.name");
+    match c.get("name").and_then(Value::as_str).unwrap_or("") {
+        "" => e.required(&name_field, ""),
+        n => {
+            for msg in dns1123_label(n) {
+                e.invalid_str(&name_field, n, &msg);
+            }
+            if !names.insert(n.to_string()) {
+                e.duplicate(&name_field, &Value::from(n));
+            }
+        }
+    }
+    if c.get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .is_empty()
+    {
+        e.required(&format!("{base}.image"), "");
+    }
+    if let Some(p) = c.get("imagePullPolicy").and_then(Value::as_str) {
+        let allowed = ["Always", "IfNotPresent", "Never"];
+        if !allowed.contains(&p) {
+            e.not_supported(&format!("{base}.imagePullPolicy"), p, &allowed);
+        }
+    }
+    let mut port_names = HashSet::new();
+    for (i, p) in c
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let pb = format!("{base}.ports[{i}]");
+        if let Some(n) = p
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            for msg in port_name(n) {
+                e.invalid_str(&format!("{pb}.name"), n, &msg);
+            }
+            if !port_names.insert(n.to_string()) {
+                e.duplicate(&format!("{pb}.name"), &Value::from(n));
+            }
+        }
+        match int_field(p, "containerPort") {
+            None | Some(0) => e.required(&format!("{pb}.containerPort"), ""),
+            Some(n) if !(1..=65535).contains(&n) => e.invalid(
+                &format!("{pb}.containerPort"),
+                &Value::from(n),
+                PORT_RANGE_MSG,
+            ),
+            _ => {}
+        }
+        if let Some(n) = int_field(p, "hostPort").filter(|n| *n != 0) {
+            if !(1..=65535).contains(&n) {
+                e.invalid(&format!("{pb}.hostPort"), &Value::from(n), PORT_RANGE_MSG);
+            }
+        }
+        validate_protocol(e, p, &pb);
+    }
+    for (i, env) in c
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("{base}.env[{i}].name");
+        match env.get("name").and_then(Value::as_str).unwrap_or("") {
+            "" => e.required(&f, ""),
+            n if !env_var_name_ok(n) => e.invalid_str(
+                &f,
+                n,
+                "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')",
+            ),
+            _ => {}
+        }
+    }
+    for (i, m) in c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if m.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            e.required(&format!("{base}.volumeMounts[{i}].name"), "");
+        }
+        if m.get("mountPath")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            e.required(&format!("{base}.volumeMounts[{i}].mountPath"), "");
+        }
+    }
+}
+
+fn env_var_name_ok(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '-' | '.' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+fn validate_protocol(e: &mut Errs, p: &Value, base: &str) {
+    if let Some(proto) = p.get("protocol").and_then(Value::as_str) {
+        let allowed = ["SCTP", "TCP", "UDP"];
+        if !allowed.contains(&proto) {
+            e.not_supported(&format!("{base}.protocol"), proto, &allowed);
+        }
+    }
+}
+
+/// `IsValidPortName` (IANA_SVC_NAME): the violation messages (empty when valid).
+fn port_name(n: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if n.len() > 15 {
+        out.push("must be no more than 15 characters".to_string());
+    }
+    if !n.chars().all(|c| is_alnum_lower(c) || c == '-') {
+        out.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
+    }
+    if n.contains("--") {
+        out.push("must not contain consecutive hyphens".to_string());
+    }
+    if !n.chars().any(|c| c.is_ascii_lowercase()) {
+        out.push("must contain at least one letter (a-z)".to_string());
+    }
+    if n.starts_with('-') || n.ends_with('-') {
+        out.push("must not begin or end with a hyphen".to_string());
+    }
+    out
+}
+
+fn validate_service(e: &mut Errs, spec: &Value) {
+    let svc_type = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    let types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+    if !types.contains(&svc_type) {
+        e.not_supported("spec.type", svc_type, &types);
+    }
+    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+    let ports = spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if svc_type == "ExternalName" {
+        if spec
+            .get("externalName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            e.required("spec.externalName", "");
+        }
+    } else if ports.is_empty() && !headless {
+        e.required("spec.ports", "");
+    }
+    let mut names = HashSet::new();
+    let mut port_protos = HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let pb = format!("spec.ports[{i}]");
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+        if ports.len() > 1 && name.is_empty() {
+            e.required(&format!("{pb}.name"), "");
+        } else if !name.is_empty() {
+            for msg in dns1123_label(name) {
+                e.invalid_str(&format!("{pb}.name"), name, &msg);
+            }
+            if !names.insert(name.to_string()) {
+                e.duplicate(&format!("{pb}.name"), &Value::from(name));
+            }
+        }
+        let port = int_field(p, "port").unwrap_or(0);
+        if !(1..=65535).contains(&port) {
+            e.invalid(&format!("{pb}.port"), &Value::from(port), PORT_RANGE_MSG);
+        }
+        validate_protocol(e, p, &pb);
+        let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        if !port_protos.insert((port, proto.to_string())) {
+            e.duplicate(&pb, &Value::String(format!("{port}/{proto}")));
+        }
+        match p.get("targetPort") {
+            Some(Value::Number(n)) => {
+                let n = n.as_i64().unwrap_or(-1);
+                if !(1..=65535).contains(&n) {
+                    e.invalid(&format!("{pb}.targetPort"), &Value::from(n), PORT_RANGE_MSG);
+                }
+            }
+            Some(Value::String(s)) => {
+                for msg in port_name(s) {
+                    e.invalid_str(&format!("{pb}.targetPort"), s, &msg);
+                }
+            }
+            _ => {}
+        }
+        if let Some(np) = int_field(p, "nodePort").filter(|n| *n != 0) {
+            if svc_type == "ClusterIP" || svc_type == "ExternalName" {
+                e.forbidden(
+                    &format!("{pb}.nodePort"),
+                    &format!("may not be used when `type` is '{svc_type}'"),
+                );
+            } else if !(30000..=32767).contains(&np) {
+                e.invalid(
+                    &format!("{pb}.nodePort"),
+                    &Value::from(np),
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                );
+            }
+        }
+    }
+    validate_labels(e, spec.get("selector"), "spec.selector");
+}
+
+fn config_key_ok(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn validate_config_data(e: &mut Errs, obj: &Value, secret: bool) {
+    let data = obj.get("data").and_then(Value::as_object);
+    let other_name = if secret { "stringData" } else { "binaryData" };
+    let other = obj.get(other_name).and_then(Value::as_object);
+    let mut total = 0usize;
+    for (field, map) in [("data", data), (other_name, other)] {
+        for (k, v) in map.into_iter().flatten() {
+            let f = format!("{field}[{k}]");
+            if k.len() > 253 {
+                e.invalid_str(&f, k, "must be no more than 253 characters");
+            }
+            if !config_key_ok(k) {
+                e.invalid_str(&f, k, CONFIG_KEY_MSG);
+            } else if k == "." || k == ".." {
+                e.invalid_str(&f, k, &format!("must not be '{k}'"));
+            } else if k.starts_with("..") {
+                e.invalid_str(&f, k, "must not start with '..'");
+            }
+            if !secret && field == "binaryData" && data.is_some_and(|d| d.contains_key(k)) {
+                e.invalid_str(&f, k, "duplicate of key present in data");
+            }
+            total += v.as_str().map_or(0, str::len);
+        }
+    }
+    if total > MAX_CONFIG_SIZE {
+        e.too_long("", MAX_CONFIG_SIZE);
+    }
+    if secret {
+        let has = |k: &str| {
+            data.is_some_and(|d| d.contains_key(k)) || other.is_some_and(|d| d.contains_key(k))
+        };
+        let required: &[&str] = match obj.get("type").and_then(Value::as_str).unwrap_or("Opaque") {
+            "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+            "kubernetes.io/dockercfg" => &[".dockercfg"],
+            "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+            "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
+            _ => &[],
+        };
+        for k in required {
+            if !has(k) {
+                e.required(&format!("data[{k}]"), "");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The cause lines, sorted: map iteration order is not part of the contract (Go's is random).
+    fn lines(resource: &str, obj: Value) -> Vec<String> {
+        let mut l: Vec<String> = validate(resource, &obj)
+            .iter()
+            .map(Cause::to_line)
+            .collect();
+        l.sort();
+        l
+    }
+
+    fn sorted<S: ToString>(v: impl IntoIterator<Item = S>) -> Vec<String> {
+        let mut l: Vec<String> = v.into_iter().map(|s| s.to_string()).collect();
+        l.sort();
+        l
+    }
+
+    fn deployment() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+              "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}}})
+    }
+
+    fn with(mut base: Value, pointer: &str, v: Value) -> Value {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let parent = base
+            .pointer_mut(parent)
+            .unwrap_or_else(|| panic!("{pointer}"));
+        match parent {
+            Value::Array(a) => a[key.parse::<usize>().unwrap()] = v,
+            other => {
+                other.as_object_mut().unwrap().insert(key.to_string(), v);
+            }
+        }
+        base
+    }
+
+    #[test]
+    fn valid_objects_have_no_causes() {
+        assert_eq!(lines("deployments", deployment()), Vec::<String>::new());
+        let pod = json!({"metadata": {"name": "p", "labels": {"app.kubernetes.io/name": "x"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "busybox", "env": [{"name": "A_B", "value": "1"}]}]}});
+        assert_eq!(lines("pods", pod), Vec::<String>::new());
+        let svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}, {"name": "https", "port": 443, "targetPort": "https"}]}});
+        assert_eq!(lines("services", svc), Vec::<String>::new());
+        let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None"}});
+        assert_eq!(lines("services", headless), Vec::<String>::new());
+        let cm = json!({"metadata": {"name": "cfg.v1"}, "data": {"a.txt": "x", "KEY_1": "y"}});
+        assert_eq!(lines("configmaps", cm), Vec::<String>::new());
+        assert_eq!(
+            lines("namespaces", json!({"metadata": {"name": "team-a"}})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            lines("nodes", json!({"metadata": {"name": "node1.example"}})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            lines(
+                "pods",
+                json!({"metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "a", "image": "b"}]}})
+            ),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn metadata_messages() {
+        let cases: Vec<(&str, Value, Vec<String>)> = vec![
+            ("configmaps", json!({"metadata": {"name": "Web_1"}}), vec![format!("metadata.name: Invalid value: \"Web_1\": {DNS1123_SUBDOMAIN_MSG}")]),
+            ("configmaps", json!({"metadata": {}}), vec!["metadata.name: Required value: name or generateName is required".into()]),
+            ("namespaces", json!({"metadata": {"name": "a.b"}}), vec![format!("metadata.name: Invalid value: \"a.b\": {DNS1123_LABEL_MSG}")]),
+            ("services", json!({"metadata": {"name": "1web"}, "spec": {"ports": [{"port": 80}]}}), vec![format!("metadata.name: Invalid value: \"1web\": {DNS1035_LABEL_MSG}")]),
+            ("namespaces", json!({"metadata": {"name": "a".repeat(64)}}), vec![format!("metadata.name: Invalid value: \"{}\": must be no more than 63 characters", "a".repeat(64))]),
+            ("configmaps", json!({"metadata": {"name": "x", "labels": {"bad key": "ok", "k": "-bad"}}}), vec![
+                format!("metadata.labels: Invalid value: \"bad key\": {QUALIFIED_NAME_MSG}"),
+                format!("metadata.labels: Invalid value: \"-bad\": {LABEL_VALUE_MSG}"),
+            ]),
+            ("configmaps", json!({"metadata": {"name": "x", "labels": {"Example.com/a": "b"}}}), vec![
+                format!("metadata.labels: Invalid value: \"Example.com/a\": prefix part {DNS1123_SUBDOMAIN_MSG}"),
+            ]),
+        ];
+        for (res, obj, want) in cases {
+            assert_eq!(lines(res, obj.clone()), sorted(want), "{obj}");
+        }
+        let c = &validate("configmaps", &json!({"metadata": {"name": "Web_1"}}))[0];
+        assert_eq!(
+            (c.reason.as_str(), c.field.as_str()),
+            ("FieldValueInvalid", "metadata.name")
+        );
+        assert_eq!(
+            validate("configmaps", &json!({"metadata": {}}))[0].reason,
+            "FieldValueRequired"
+        );
+    }
+
+    #[test]
+    fn deployment_messages() {
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (with(deployment(), "/spec/replicas", json!(-1)), vec!["spec.replicas: Invalid value: -1: must be greater than or equal to 0"]),
+            (with(deployment(), "/spec/template/metadata/labels", json!({"app": "nginx"})),
+                vec!["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"nginx\"}: `selector` does not match template `labels`"]),
+            (with(deployment(), "/spec/template/spec/containers/0/image", json!("")), vec!["spec.template.spec.containers[0].image: Required value"]),
+            (with(deployment(), "/spec/template/spec/containers", json!([])), vec!["spec.template.spec.containers: Required value"]),
+            (with(deployment(), "/spec/template/spec/containers/0/ports/0/containerPort", json!(70000)),
+                vec!["spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]),
+            (with(deployment(), "/spec/template/spec/containers/0/ports/0/protocol", json!("XTP")),
+                vec!["spec.template.spec.containers[0].ports[0].protocol: Unsupported value: \"XTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""]),
+            (with(deployment(), "/spec/template/spec/containers/0/imagePullPolicy", json!("Sometimes")),
+                vec!["spec.template.spec.containers[0].imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\""]),
+            (with(deployment(), "/spec/template/spec/containers/0/name", json!("")), vec!["spec.template.spec.containers[0].name: Required value"]),
+            (with(deployment(), "/spec/template/spec/restartPolicy", json!("Never")), vec!["spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]),
+            (with(deployment(), "/spec/strategy", json!({"type": "BlueGreen"})), vec!["spec.strategy.type: Unsupported value: \"BlueGreen\": supported values: \"Recreate\", \"RollingUpdate\""]),
+            (with(deployment(), "/spec/selector", json!({})), vec!["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"]),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(lines("deployments", obj.clone()), sorted(want), "{obj}");
+        }
+        let mut d = deployment();
+        d["spec"].as_object_mut().unwrap().remove("selector");
+        assert_eq!(lines("deployments", d), ["spec.selector: Required value"]);
+        assert_eq!(
+            lines(
+                "replicasets",
+                with(deployment(), "/spec/replicas", json!(-3))
+            ),
+            ["spec.replicas: Invalid value: -3: must be greater than or equal to 0"]
+        );
+    }
+
+    #[test]
+    fn pod_messages() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "Sometimes", "containers": [
+            {"name": "a", "image": "x"}, {"name": "a", "image": "y", "env": [{"name": "1X"}]}]}});
+        assert_eq!(lines("pods", pod), sorted([
+            "spec.containers[1].name: Duplicate value: \"a\"",
+            "spec.containers[1].env[0].name: Invalid value: \"1X\": a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')",
+            "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+        ]));
+        assert_eq!(
+            lines("pods", json!({"metadata": {"name": "p"}, "spec": {}})),
+            ["spec.containers: Required value"]
+        );
+        assert_eq!(
+            lines(
+                "pods",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "Web", "image": "x"}]}})
+            ),
+            [format!(
+                "spec.containers[0].name: Invalid value: \"Web\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+    }
+
+    #[test]
+    fn service_messages() {
+        let svc = |spec: Value| json!({"metadata": {"name": "web"}, "spec": spec});
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (svc(json!({})), vec!["spec.ports: Required value"]),
+            (svc(json!({"ports": [{"port": 0}]})), vec!["spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"]),
+            (svc(json!({"ports": [{"port": 70000}]})), vec!["spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"]),
+            (svc(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]})),
+                vec!["spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"]),
+            (svc(json!({"ports": [{"port": 80, "nodePort": 30080}]})), vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
+            (svc(json!({"type": "Magic", "ports": [{"port": 80}]})),
+                vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]),
+            (svc(json!({"ports": [{"port": 80}, {"port": 81}]})), vec!["spec.ports[0].name: Required value", "spec.ports[1].name: Required value"]),
+            (svc(json!({"ports": [{"port": 80, "protocol": "ICMP"}]})), vec!["spec.ports[0].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\""]),
+            (svc(json!({"ports": [{"port": 80, "targetPort": 0}]})), vec!["spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive"]),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(lines("services", obj.clone()), sorted(want), "{obj}");
+        }
+    }
+
+    #[test]
+    fn configmap_and_secret_messages() {
+        let cm = json!({"metadata": {"name": "c"}, "data": {"bad key": "x", "..x": "y"}, "binaryData": {"ok": ""}});
+        assert_eq!(
+            lines("configmaps", cm),
+            sorted([
+                "data[..x]: Invalid value: \"..x\": must not start with '..'",
+                format!("data[bad key]: Invalid value: \"bad key\": {CONFIG_KEY_MSG}").as_str(),
+            ])
+        );
+        let cm = json!({"metadata": {"name": "c"}, "data": {"k": "x"}, "binaryData": {"k": ""}});
+        assert_eq!(
+            lines("configmaps", cm),
+            ["binaryData[k]: Invalid value: \"k\": duplicate of key present in data"]
+        );
+        let big =
+            json!({"metadata": {"name": "c"}, "data": {"k": "x".repeat(MAX_CONFIG_SIZE + 1)}});
+        assert_eq!(
+            lines("configmaps", big),
+            ["Too long: may not be more than 1048576 bytes"]
+        );
+        let tls = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
+        assert_eq!(lines("secrets", tls), ["data[tls.key]: Required value"]);
+        let s = json!({"metadata": {"name": "s"}, "stringData": {"a/b": "x"}});
+        assert_eq!(
+            lines("secrets", s),
+            [format!(
+                "stringData[a/b]: Invalid value: \"a/b\": {CONFIG_KEY_MSG}"
+            )]
+        );
+    }
+}
