@@ -3,8 +3,10 @@
 //! # Layout
 //! - [`images`]: content-addressed image store, OCI layout / docker-save import, registry pull, shared layers.
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] trait; crun/runc with one supervisor per container, and a fake.
+//! - [`network`]: pod network (CNI bridge), VXLAN overlay, nftables services, node-local DNS.
 //! - `sys`: the few raw syscalls (the only `unsafe` code).
 
 pub mod images;
+pub mod network;
 pub mod runtime;
 mod sys;

@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Error, PodIp, PodNetwork, Result};
+use super::netlink::{FdbEntry, Link, Neighbour, Netlink, Route, VxlanSpec};
+use super::{Error, Ipv4Cidr, PodIp, PodNetwork, Result};
 
 /// One call made on a [`FakePodNetwork`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +130,284 @@ impl PodNetwork for FakePodNetwork {
         });
         st.ips.remove(pod_uid);
         Ok(())
+    }
+}
+
+/// An in-memory kernel: a [`Netlink`] that keeps links, addresses, FDB, neighbours, routes, sysctls and the nft
+/// scripts it was given, and logs every mutating call as a line (`"fdb_replace berth.1 0e:be:.. 172.31.0.3"`).
+#[derive(Debug, Default)]
+pub struct FakeNetlink {
+    st: Mutex<FakeKernel>,
+}
+
+#[derive(Debug, Default)]
+struct FakeKernel {
+    calls: Vec<String>,
+    links: BTreeMap<String, Link>,
+    addrs: BTreeMap<String, Vec<Ipv4Cidr>>,
+    fdb: BTreeMap<String, Vec<FdbEntry>>,
+    neigh: BTreeMap<String, Vec<Neighbour>>,
+    routes: BTreeMap<String, Vec<Route>>,
+    sysctls: BTreeMap<String, String>,
+    nft: Vec<String>,
+    fail_nft: bool,
+}
+
+impl FakeNetlink {
+    /// An empty kernel.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an underlay device carrying `ip` with `mtu`, as a real host would have.
+    pub fn with_underlay(self, dev: &str, ip: std::net::Ipv4Addr, mtu: u32) -> Self {
+        {
+            let mut st = self.st.lock().unwrap();
+            st.links.insert(
+                dev.into(),
+                Link {
+                    name: dev.into(),
+                    mtu,
+                    mac: "02:00:00:00:00:01".into(),
+                    vxlan: None,
+                },
+            );
+            st.addrs.insert(dev.into(), vec![Ipv4Cidr::new(ip, 24)]);
+        }
+        self
+    }
+
+    /// Mutating calls so far, one line each.
+    pub fn calls(&self) -> Vec<String> {
+        self.st.lock().unwrap().calls.clone()
+    }
+
+    /// Forgets the call log (state is kept).
+    pub fn clear_calls(&self) {
+        self.st.lock().unwrap().calls.clear();
+    }
+
+    /// nft scripts applied so far.
+    pub fn nft_scripts(&self) -> Vec<String> {
+        self.st.lock().unwrap().nft.clone()
+    }
+
+    /// Makes every later `nft` call fail (to test error paths).
+    pub fn fail_nft(&self, fail: bool) {
+        self.st.lock().unwrap().fail_nft = fail;
+    }
+
+    /// The value written to a sysctl.
+    pub fn sysctl_value(&self, key: &str) -> Option<String> {
+        self.st.lock().unwrap().sysctls.get(key).cloned()
+    }
+
+    fn log(&self, line: String) -> std::sync::MutexGuard<'_, FakeKernel> {
+        let mut st = self.st.lock().unwrap();
+        st.calls.push(line);
+        st
+    }
+}
+
+fn missing(dev: &str) -> Error {
+    Error::CommandFailed {
+        cmd: format!("fake {dev}"),
+        stderr: format!("cannot find device {dev:?}"),
+    }
+}
+
+impl Netlink for FakeNetlink {
+    fn link(&self, name: &str) -> Result<Option<Link>> {
+        Ok(self.st.lock().unwrap().links.get(name).cloned())
+    }
+
+    fn link_of_addr(&self, ip: std::net::Ipv4Addr) -> Result<Option<Link>> {
+        let st = self.st.lock().unwrap();
+        Ok(st
+            .addrs
+            .iter()
+            .find(|(_, a)| a.iter().any(|c| c.addr == ip))
+            .and_then(|(d, _)| st.links.get(d).cloned()))
+    }
+
+    fn add_bridge(&self, name: &str, mtu: u32) -> Result<()> {
+        let mut st = self.log(format!("add_bridge {name} {mtu}"));
+        let l = st.links.entry(name.into()).or_insert(Link {
+            name: name.into(),
+            mtu,
+            mac: "02:00:00:00:00:b0".into(),
+            vxlan: None,
+        });
+        l.mtu = mtu;
+        Ok(())
+    }
+
+    fn add_vxlan(&self, spec: &VxlanSpec) -> Result<()> {
+        let mut st = self.log(format!(
+            "add_vxlan {} {} {} {}",
+            spec.name, spec.params.vni, spec.params.local, spec.mac
+        ));
+        if st.links.contains_key(&spec.name) {
+            return Err(Error::CommandFailed {
+                cmd: "fake add_vxlan".into(),
+                stderr: "file exists".into(),
+            });
+        }
+        st.links.insert(
+            spec.name.clone(),
+            Link {
+                name: spec.name.clone(),
+                mtu: spec.mtu,
+                mac: spec.mac.clone(),
+                vxlan: Some(spec.params.clone()),
+            },
+        );
+        Ok(())
+    }
+
+    fn delete_link(&self, name: &str) -> Result<()> {
+        let mut st = self.log(format!("delete_link {name}"));
+        st.links.remove(name);
+        st.addrs.remove(name);
+        st.fdb.remove(name);
+        st.neigh.remove(name);
+        st.routes.remove(name);
+        Ok(())
+    }
+
+    fn set_mac(&self, name: &str, mac: &str) -> Result<()> {
+        let mut st = self.log(format!("set_mac {name} {mac}"));
+        st.links.get_mut(name).ok_or_else(|| missing(name))?.mac = mac.into();
+        Ok(())
+    }
+
+    fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
+        let mut st = self.log(format!("set_mtu {name} {mtu}"));
+        st.links.get_mut(name).ok_or_else(|| missing(name))?.mtu = mtu;
+        Ok(())
+    }
+
+    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Cidr>> {
+        Ok(self
+            .st
+            .lock()
+            .unwrap()
+            .addrs
+            .get(dev)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn add_address(&self, dev: &str, addr: Ipv4Cidr) -> Result<()> {
+        let mut st = self.log(format!("add_address {dev} {addr}"));
+        let v = st.addrs.entry(dev.into()).or_default();
+        if !v.contains(&addr) {
+            v.push(addr);
+        }
+        Ok(())
+    }
+
+    fn fdb(&self, dev: &str) -> Result<Vec<FdbEntry>> {
+        Ok(self
+            .st
+            .lock()
+            .unwrap()
+            .fdb
+            .get(dev)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn fdb_replace(&self, dev: &str, e: &FdbEntry) -> Result<()> {
+        let mut st = self.log(format!("fdb_replace {dev} {} {}", e.mac, e.dst));
+        let v = st.fdb.entry(dev.into()).or_default();
+        v.retain(|x| x.mac != e.mac);
+        v.push(e.clone());
+        Ok(())
+    }
+
+    fn fdb_delete(&self, dev: &str, e: &FdbEntry) -> Result<()> {
+        let mut st = self.log(format!("fdb_delete {dev} {} {}", e.mac, e.dst));
+        st.fdb.entry(dev.into()).or_default().retain(|x| x != e);
+        Ok(())
+    }
+
+    fn neighbours(&self, dev: &str) -> Result<Vec<Neighbour>> {
+        Ok(self
+            .st
+            .lock()
+            .unwrap()
+            .neigh
+            .get(dev)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn neigh_replace(&self, dev: &str, n: &Neighbour) -> Result<()> {
+        let mut st = self.log(format!("neigh_replace {dev} {} {}", n.ip, n.mac));
+        let v = st.neigh.entry(dev.into()).or_default();
+        v.retain(|x| x.ip != n.ip);
+        v.push(n.clone());
+        Ok(())
+    }
+
+    fn neigh_delete(&self, dev: &str, n: &Neighbour) -> Result<()> {
+        let mut st = self.log(format!("neigh_delete {dev} {}", n.ip));
+        st.neigh
+            .entry(dev.into())
+            .or_default()
+            .retain(|x| x.ip != n.ip);
+        Ok(())
+    }
+
+    fn routes(&self, dev: &str) -> Result<Vec<Route>> {
+        Ok(self
+            .st
+            .lock()
+            .unwrap()
+            .routes
+            .get(dev)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn route_replace(&self, dev: &str, r: &Route) -> Result<()> {
+        let mut st = self.log(format!("route_replace {dev} {} via {}", r.dst, r.via));
+        let v = st.routes.entry(dev.into()).or_default();
+        v.retain(|x| x.dst != r.dst);
+        v.push(r.clone());
+        Ok(())
+    }
+
+    fn route_delete(&self, dev: &str, r: &Route) -> Result<()> {
+        let mut st = self.log(format!("route_delete {dev} {}", r.dst));
+        st.routes
+            .entry(dev.into())
+            .or_default()
+            .retain(|x| x.dst != r.dst);
+        Ok(())
+    }
+
+    fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let mut st = self.log(format!("sysctl {key}={value}"));
+        st.sysctls.insert(key.into(), value.into());
+        Ok(())
+    }
+
+    fn nft(&self, script: &str) -> Result<()> {
+        let mut st = self.log("nft".to_string());
+        if st.fail_nft {
+            return Err(Error::CommandFailed {
+                cmd: "fake nft".into(),
+                stderr: "injected failure".into(),
+            });
+        }
+        st.nft.push(script.into());
+        Ok(())
+    }
+
+    fn nft_list(&self, _args: &[&str]) -> Result<String> {
+        Ok(String::new())
     }
 }
 

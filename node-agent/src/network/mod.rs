@@ -6,7 +6,9 @@
 //! `node` (the façade the agent drives), `fake` (recording fakes for unit tests), `testbed` (namespaced lab for tests).
 
 mod cidr;
+pub mod cni;
 pub mod fake;
+pub mod netlink;
 mod netns;
 
 use std::net::Ipv4Addr;
@@ -116,7 +118,7 @@ pub fn network_mode<'a>(
     }
 }
 
-/// What the pod manager calls to attach and detach pod sandboxes. Implemented by `cni::CniPodNetwork` and
+/// What the pod manager calls to attach and detach pod sandboxes. Implemented by [`cni::CniPodNetwork`] and
 /// [`fake::FakePodNetwork`].
 ///
 /// Contract: the pod manager creates the sandbox netns first (see [`create_netns`]), calls `setup`, and starts the
