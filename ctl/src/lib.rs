@@ -1,1 +1,22 @@
-//! berthctl: kubectl-like verbs, Compose stacks and lab clusters.
+//! berthctl: kubectl-like verbs for berth clusters and `lab` verbs that build local multi-node clusters out of
+//! network namespaces.
+//!
+//! # Layout
+//! - [`kubeconfig`]: kubeconfig/flag resolution into a connected [`kubeconfig::Session`].
+//! - [`resources`]: discovery catalog, type-name resolution (`po`, `deploy`, `deployments.apps`) and REST paths.
+//! - [`manifest`]: reading `-f` files, directories and stdin (multi-document YAML/JSON).
+//! - [`rest`]: raw REST helpers (Tables, patches, subresources, watches).
+//! - [`table`]: kubectl-style printing of server-side Tables.
+//! - [`errors`]: kubectl-style one-line error messages.
+//! - [`kubectl`]: the verbs (`apply`, `get`, `delete`, `scale`, ...).
+
+pub mod errors;
+pub mod kubeconfig;
+pub mod kubectl;
+pub mod manifest;
+pub mod resources;
+pub mod rest;
+pub mod table;
+
+#[cfg(test)]
+mod fake_api;

@@ -1,5 +1,68 @@
-//! `berthctl`: the berth command-line tool.
+//! `berthctl`: the berth command-line tool (kubectl-like verbs and `lab` clusters).
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// berthctl controls berth clusters (kubectl-like) and builds local lab clusters.
+#[derive(Parser)]
+#[command(name = "berthctl", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: commands::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply a configuration to resources from files, directories or stdin
+    Apply(commands::apply::Args),
+    /// Display one or many resources
+    Get(commands::get::Args),
+    /// Delete resources by file or by type and name
+    Delete(commands::delete::Args),
+    /// Set a new size for a deployment or replica set
+    Scale(commands::scale::Args),
+    /// Print the client and server version
+    Version(commands::version::Args),
+}
 
 fn main() {
-    println!("berthctl");
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTHCTL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let g = cli.global;
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Apply(a) => commands::apply::run(&g, a).await,
+            Command::Get(a) => commands::get::run(&g, a).await,
+            Command::Delete(a) => commands::delete::run(&g, a).await,
+            Command::Scale(a) => commands::scale::run(&g, a).await,
+            Command::Version(a) => commands::version::run(&g, a).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!(
+            "{}",
+            ctl::errors::render(&e, commands::server_for_errors().as_deref())
+        );
+        std::process::exit(1);
+    }
 }

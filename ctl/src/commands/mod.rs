@@ -1,0 +1,58 @@
+//! One short function per subcommand; the work happens in the `ctl` library.
+
+pub mod apply;
+pub mod delete;
+pub mod get;
+pub mod scale;
+pub mod version;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::Result;
+use ctl::kubeconfig::{self, ConnectOptions, Session};
+use ctl::resources::Catalog;
+
+/// Flags every kubectl-like verb understands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace scope for this request
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// The address of the API server (http://host:port), overriding the kubeconfig
+    #[arg(short = 's', long, global = true)]
+    pub server: Option<String>,
+}
+
+static SERVER: OnceLock<String> = OnceLock::new();
+
+/// The API server address of this run, for connection error messages.
+pub fn server_for_errors() -> Option<String> {
+    SERVER.get().cloned()
+}
+
+/// Connects with the global flags.
+pub async fn session(g: &Global) -> Result<Session> {
+    let s = kubeconfig::connect(&ConnectOptions {
+        kubeconfig: g.kubeconfig.clone(),
+        context: g.context.clone(),
+        namespace: g.namespace.clone(),
+        server: g.server.clone(),
+    })
+    .await?;
+    let _ = SERVER.set(s.server.clone());
+    Ok(s)
+}
+
+/// Connects and runs discovery.
+pub async fn session_and_catalog(g: &Global) -> Result<(Session, Catalog)> {
+    let s = session(g).await?;
+    let c = Catalog::discover(&s.client).await?;
+    Ok((s, c))
+}

@@ -1,0 +1,38 @@
+//! `berthctl scale deploy/NAME --replicas N`.
+
+use anyhow::{bail, Result};
+use ctl::kubectl::scale;
+use ctl::resources::split_type_name;
+
+use super::Global;
+
+/// Arguments of `scale`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// TYPE/NAME, or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    target: Vec<String>,
+    /// The new number of replicas
+    #[arg(long)]
+    replicas: i64,
+}
+
+/// Scales and prints `deployment.apps/NAME scaled`.
+pub async fn run(g: &Global, a: Args) -> Result<()> {
+    let (kind, name) = match a.target.as_slice() {
+        [one] => match split_type_name(one) {
+            (k, Some(n)) => (k.to_string(), n.to_string()),
+            _ => bail!("resource(s) were provided, but no name was specified"),
+        },
+        [k, n] => (k.clone(), n.clone()),
+        _ => bail!("expected TYPE/NAME"),
+    };
+    if a.replicas < 0 {
+        bail!(
+            "The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0"
+        );
+    }
+    let (s, c) = super::session_and_catalog(g).await?;
+    println!("{}", scale::scale(&s, &c, &kind, &name, a.replicas).await?);
+    Ok(())
+}
