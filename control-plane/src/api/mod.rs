@@ -2,3 +2,4 @@
 pub mod selector;
 pub mod patch;
 pub mod validation;
+pub mod table;
