@@ -10,6 +10,7 @@ pub mod cni;
 pub mod fake;
 pub mod netlink;
 mod netns;
+pub mod overlay;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
