@@ -1,1 +1,379 @@
-//! Controllers: each a pure `reconcile(desired, observed) -> actions` plus a thin runner on the leader.
+//! Controllers: each a pure `reconcile(desired, observed) -> Actions` plus a thin runner on the Raft leader.
+//! [`run`] starts the shared informers, every controller and the scheduler runner while this member leads.
+//!
+//! # Layout
+//! - `informer`: list+watch caches shared by the controllers, with write-through of their own commits.
+//! - `events`: v1 Event records and their aggregation.
+//! - `replicaset`, `deployment`, `endpoints`, `node_lifecycle`, `namespace`, `gc`: one controller each.
+//! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
+//! - `bench`: bind throughput through any [`ObjectStore`].
+
+pub mod deployment;
+pub mod events;
+pub mod informer;
+pub mod object;
+pub mod replicaset;
+
+#[cfg(test)]
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::store::{self, Batch, ObjectStore, Op, Precondition};
+use events::{EventRecord, Recorder};
+use informer::{Caches, Informer};
+
+/// One decision of a reconcile. The runner turns a reconcile's actions into one atomic batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing (keeps helper code simple).
+    None,
+    /// Create an object that must not exist yet.
+    Create {
+        /// Store key.
+        key: String,
+        /// The object, stamped with uid and creationTimestamp.
+        object: Value,
+    },
+    /// Replace an object read at `revision`.
+    Update {
+        /// Store key.
+        key: String,
+        /// The whole new object (unknown fields kept from the read).
+        object: Value,
+        /// Revision the object was read at (the write's precondition).
+        revision: u64,
+    },
+    /// Remove an object at once.
+    Delete {
+        /// Store key.
+        key: String,
+        /// Revision it was read at; `None` deletes whatever is there.
+        revision: Option<u64>,
+    },
+    /// Record an event.
+    Event(EventRecord),
+}
+
+/// What a reconcile decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Actions {
+    /// Writes and events, applied together.
+    pub actions: Vec<Action>,
+    /// Reconcile again after this long even if nothing changes (a timer: minReadySeconds, grace periods).
+    pub requeue_after: Option<Duration>,
+}
+
+impl Actions {
+    /// Adds an action.
+    pub fn push(&mut self, a: Action) {
+        if a != Action::None {
+            self.actions.push(a);
+        }
+    }
+
+    /// Asks for a reconcile no later than `d` from now.
+    pub fn requeue(&mut self, d: Duration) {
+        self.requeue_after = Some(self.requeue_after.map_or(d, |r| r.min(d)));
+    }
+
+    /// Whether the reconcile wants no writes.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// Source of wall-clock time for the controllers. Pure code takes `now` as a parameter instead.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// Wall-clock time that advances with tokio's clock, so `tokio::time::pause()` freezes and advances it
+/// in tests. Production uses it too: it is the system time at creation plus tokio's monotonic elapsed time.
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    base: SystemTime,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock starting at the current system time.
+    #[allow(clippy::disallowed_methods)]
+    pub fn new() -> TokioClock {
+        TokioClock::starting_at(SystemTime::now())
+    }
+
+    /// A clock starting at `base`.
+    pub fn starting_at(base: SystemTime) -> TokioClock {
+        TokioClock {
+            base,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        self.base + self.start.elapsed()
+    }
+}
+
+/// Settings of the controllers and the scheduler runner.
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// A node whose Ready heartbeat is older than this becomes `Ready=Unknown` (default 10 s).
+    pub node_monitor_grace_period: Duration,
+    /// Pods on an unreachable node are deleted this long after it was tainted (default 5 s).
+    pub pod_eviction_timeout: Duration,
+    /// Most pods bound in one Raft proposal (default 500).
+    pub scheduler_batch_size: usize,
+    /// Pods with this `spec.schedulerName` (or none) are ours (default `default-scheduler`).
+    pub scheduler_name: String,
+    /// Write a `Scheduled` event per bound pod (default true; benchmarks may turn it off).
+    pub scheduled_events: bool,
+    /// How often leadership is polled (default 200 ms).
+    pub leader_poll_interval: Duration,
+    /// Every controller re-reconciles everything at least this often (default 30 s).
+    pub resync_interval: Duration,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Seed for generated names and uids; `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Debug for ControllerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerConfig")
+            .field("node_monitor_grace_period", &self.node_monitor_grace_period)
+            .field("pod_eviction_timeout", &self.pod_eviction_timeout)
+            .field("scheduler_batch_size", &self.scheduler_batch_size)
+            .field("scheduler_name", &self.scheduler_name)
+            .field("scheduled_events", &self.scheduled_events)
+            .field("leader_poll_interval", &self.leader_poll_interval)
+            .field("resync_interval", &self.resync_interval)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            node_monitor_grace_period: Duration::from_secs(10),
+            pod_eviction_timeout: Duration::from_secs(5),
+            scheduler_batch_size: 500,
+            scheduler_name: "default-scheduler".into(),
+            scheduled_events: true,
+            leader_poll_interval: Duration::from_millis(200),
+            resync_interval: Duration::from_secs(30),
+            clock: Arc::new(TokioClock::new()),
+            seed: None,
+        }
+    }
+}
+
+/// What every runner shares during one leadership term.
+pub struct Ctx {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Shared informers.
+    pub caches: Caches,
+    /// Settings.
+    pub config: ControllerConfig,
+    rng: Mutex<StdRng>,
+    /// When this term started: heartbeats are judged from here at the earliest.
+    pub started: SystemTime,
+}
+
+impl Ctx {
+    /// A context over `store` with fresh informers (not started).
+    pub fn new(store: Arc<dyn ObjectStore>, config: ControllerConfig) -> Arc<Ctx> {
+        let rng = match config.seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_entropy(),
+        };
+        let started = config.clock.now();
+        Arc::new(Ctx {
+            store,
+            caches: Caches::new(),
+            config,
+            rng: Mutex::new(rng),
+            started,
+        })
+    }
+
+    /// The current time.
+    pub fn now(&self) -> SystemTime {
+        self.config.clock.now()
+    }
+
+    /// Runs `f` with the shared RNG.
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        f(&mut self.rng.lock().expect("rng lock"))
+    }
+
+    /// Commits `actions` as one batch (events included) and writes the result through to the caches.
+    ///
+    /// # Errors
+    /// The store's error; `PreconditionFailed` means the reconcile read a stale object and will rerun.
+    pub async fn apply(&self, recorder: &Recorder, actions: Vec<Action>) -> store::Result<()> {
+        let now = self.now();
+        let mut ops = Vec::new();
+        let mut events = Vec::new();
+        for a in actions {
+            match a {
+                Action::None => {}
+                Action::Create { key, object } => ops.push(Op::Put {
+                    key,
+                    value: object,
+                    precondition: Precondition::Absent,
+                }),
+                Action::Update {
+                    key,
+                    object,
+                    revision,
+                } => ops.push(Op::Put {
+                    key,
+                    value: object,
+                    precondition: Precondition::Revision(revision),
+                }),
+                Action::Delete { key, revision } => ops.push(Op::Delete {
+                    key,
+                    precondition: revision.map_or(Precondition::None, Precondition::Revision),
+                }),
+                Action::Event(e) => events.push(e),
+            }
+        }
+        if ops.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        self.with_rng(|rng| {
+            for e in &events {
+                ops.push(recorder.op(e, now, rng));
+            }
+        });
+        let batch = Batch { ops };
+        let committed = self.store.commit(batch.clone()).await?;
+        self.caches.write_through(&batch, &committed);
+        Ok(())
+    }
+}
+
+/// A controller as the generic loop drives it: one level-triggered pass over everything it owns.
+pub(crate) trait Controller: Send + 'static {
+    /// `source.component` of its events.
+    const COMPONENT: &'static str;
+    /// Informers whose changes wake it.
+    fn triggers(caches: &Caches) -> Vec<Arc<Informer>>;
+    /// Reconciles everything against the caches; returns one `Actions` per object that needs writes.
+    fn pass(&mut self, ctx: &Ctx) -> Vec<Actions>;
+}
+
+/// Drives a controller until `shutdown`: waits for the informers, then reruns its pass on every cache
+/// change, on the earliest requeue, and at least every resync interval.
+pub(crate) async fn drive<C: Controller>(mut c: C, ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    let recorder = Recorder::new(C::COMPONENT);
+    let informers = C::triggers(&ctx.caches);
+    let mut rxs: Vec<_> = informers.iter().map(|i| i.subscribe()).collect();
+    while !ctx.caches.ready() {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    loop {
+        for rx in &mut rxs {
+            rx.mark_unchanged();
+        }
+        let work = c.pass(&ctx);
+        let mut wait = ctx.config.resync_interval;
+        for actions in work {
+            if let Some(r) = actions.requeue_after {
+                wait = wait.min(r);
+            }
+            if actions.is_empty() {
+                continue;
+            }
+            if let Err(e) = ctx.apply(&recorder, actions.actions).await {
+                tracing::debug!(component = C::COMPONENT, error = %e, "apply failed; will retry");
+                wait = wait.min(Duration::from_millis(100));
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+        }
+        let changed = futures::future::select_all(rxs.iter_mut().map(|rx| Box::pin(rx.changed())));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = changed => {
+                // Let a burst of watch events land before the next pass.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
+/// Runs every controller and the scheduler runner while `store.is_leader()`; stops them when leadership
+/// is lost and starts them again, with fresh caches, when it returns. Returns after `shutdown`, once
+/// every task has stopped.
+pub async fn run(
+    store: Arc<dyn ObjectStore>,
+    config: ControllerConfig,
+    shutdown: CancellationToken,
+) {
+    loop {
+        while !store.is_leader() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(config.leader_poll_interval) => {}
+            }
+        }
+        tracing::info!("leading: starting controllers");
+        let term = shutdown.child_token();
+        let tracker = TaskTracker::new();
+        let ctx = Ctx::new(store.clone(), config.clone());
+        for informer in ctx.caches.all() {
+            tracker.spawn(informer.clone().run(store.clone(), term.clone()));
+        }
+        tracker.spawn(drive(
+            replicaset::ReplicaSetController,
+            ctx.clone(),
+            term.clone(),
+        ));
+        tracker.spawn(drive(
+            deployment::DeploymentController,
+            ctx.clone(),
+            term.clone(),
+        ));
+        tracker.close();
+        let stop = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break true,
+                _ = tokio::time::sleep(config.leader_poll_interval) => {
+                    if !store.is_leader() {
+                        break false;
+                    }
+                }
+            }
+        };
+        term.cancel();
+        tracker.wait().await;
+        if stop {
+            return;
+        }
+        tracing::info!("leadership lost: controllers stopped");
+    }
+}

@@ -1,0 +1,513 @@
+//! Deployment reconcile tests: tables over hand-built states, and a pure simulated world (deployment and
+//! ReplicaSet reconciles plus a fake kubelet) that drives rollouts step by step under proptest.
+
+use super::*;
+use crate::controllers::replicaset;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+
+fn deploy(replicas: i64, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "uid": "d-uid", "generation": 1, "resourceVersion": "1"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": image}]}},
+        },
+    })
+}
+
+fn t0() -> SystemTime {
+    parse_time("2026-01-01T00:00:00Z").unwrap()
+}
+
+/// A pure world: objects by key with revisions, driven by the reconciles and a fake kubelet.
+struct World {
+    objects: BTreeMap<String, Value>,
+    rev: u64,
+    rng: StdRng,
+    now: SystemTime,
+}
+
+impl World {
+    fn new(d: Value, seed: u64) -> World {
+        let mut w = World {
+            objects: BTreeMap::new(),
+            rev: 1,
+            rng: StdRng::seed_from_u64(seed),
+            now: t0(),
+        };
+        w.put("/apps/deployments/default/web".into(), d);
+        w
+    }
+
+    fn put(&mut self, key: String, mut v: Value) {
+        self.rev += 1;
+        v["metadata"]["resourceVersion"] = json!(self.rev.to_string());
+        self.objects.insert(key, v);
+    }
+
+    fn cached(&self, prefix: &str) -> Vec<Cached> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| Cached {
+                key: k.clone(),
+                value: Arc::new(v.clone()),
+                revision: revision(v),
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, a: Actions) {
+        for act in a.actions {
+            match act {
+                Action::Create { key, object } => {
+                    assert!(!self.objects.contains_key(&key), "create of existing {key}");
+                    self.put(key, object);
+                }
+                Action::Update {
+                    key,
+                    object,
+                    revision: r,
+                } => {
+                    let cur = self.objects.get(&key).map(revision);
+                    assert_eq!(cur, Some(r), "stale update of {key}");
+                    self.put(key, object);
+                }
+                Action::Delete { key, .. } => {
+                    self.objects.remove(&key);
+                }
+                Action::Event(_) | Action::None => {}
+            }
+        }
+    }
+
+    fn deployment(&self) -> Value {
+        self.objects["/apps/deployments/default/web"].clone()
+    }
+
+    fn set_deployment(&mut self, f: impl FnOnce(&mut Value)) {
+        let mut d = self.deployment();
+        f(&mut d);
+        d["metadata"]["generation"] = json!(generation(&d) + 1);
+        self.put("/apps/deployments/default/web".into(), d);
+    }
+
+    fn deployment_pass(&mut self) {
+        let d = self.deployment();
+        let rss = self.cached("/apps/replicasets/");
+        let mut live = HashMap::new();
+        for p in self.cached("/core/pods/") {
+            if let Some(u) = controller_uid(&p.value) {
+                *live.entry(u.to_string()).or_default() += 1;
+            }
+        }
+        let a = reconcile(
+            "/apps/deployments/default/web",
+            &d,
+            &rss,
+            &live,
+            self.now,
+            &mut self.rng,
+        );
+        self.apply(a);
+    }
+
+    fn rs_pass(&mut self) {
+        let pods = self.cached("/core/pods/");
+        let by = replicaset::pods_by_controller(&pods);
+        for rs in self.cached("/apps/replicasets/") {
+            let owned = by.get(uid(&rs.value)).cloned().unwrap_or_default();
+            let a = replicaset::reconcile(&rs.key, &rs.value, &owned, self.now, &mut self.rng);
+            self.apply(a);
+        }
+    }
+
+    /// Removes terminating pods, binds new ones, and makes each not-ready pod ready with probability `p`.
+    fn kubelet(&mut self, p: f64) {
+        let now = timestamp(self.now);
+        for (k, v) in self.objects.clone() {
+            if !k.starts_with("/core/pods/") {
+                continue;
+            }
+            if deleting(&v) {
+                self.objects.remove(&k);
+                continue;
+            }
+            if !pod_ready(&v) && self.rng.gen_bool(p) {
+                let mut v = v.clone();
+                v["spec"]["nodeName"] = json!("n1");
+                v["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]});
+                self.put(k, v);
+            }
+        }
+    }
+
+    fn pods(&self) -> Vec<Value> {
+        self.cached("/core/pods/")
+            .into_iter()
+            .map(|c| (*c.value).clone())
+            .collect()
+    }
+
+    fn active(&self) -> usize {
+        self.pods().iter().filter(|p| pod_active(p)).count()
+    }
+
+    fn available(&self) -> usize {
+        self.pods()
+            .iter()
+            .filter(|p| pod_active(p) && pod_ready(p))
+            .count()
+    }
+
+    fn step(&mut self, ready_p: f64, check: &mut dyn FnMut(&World)) {
+        self.deployment_pass();
+        check(self);
+        self.rs_pass();
+        check(self);
+        self.kubelet(ready_p);
+        check(self);
+        self.rs_pass();
+        check(self);
+        self.now += std::time::Duration::from_secs(1);
+    }
+
+    fn converge(&mut self, max_steps: usize) -> usize {
+        for i in 0..max_steps {
+            self.step(1.0, &mut |_| {});
+            if self.rolled_out() {
+                return i;
+            }
+        }
+        panic!("did not converge: {:#?}", self.deployment()["status"]);
+    }
+
+    /// What `kubectl rollout status` checks.
+    fn rolled_out(&self) -> bool {
+        let d = self.deployment();
+        let st = &d["status"];
+        let g = |f: &str| st.get(f).and_then(Value::as_i64).unwrap_or(0);
+        g("observedGeneration") >= generation(&d)
+            && g("updatedReplicas") == spec_replicas(&d)
+            && g("replicas") == g("updatedReplicas")
+            && g("availableReplicas") == g("updatedReplicas")
+            && self.active() as i64 == spec_replicas(&d)
+    }
+
+    fn replica_sets(&self) -> Vec<Value> {
+        self.cached("/apps/replicasets/")
+            .into_iter()
+            .map(|c| (*c.value).clone())
+            .collect()
+    }
+}
+
+#[test]
+fn hash_is_stable_and_safe() {
+    let t = deploy(1, "a")["spec"]["template"].clone();
+    let h = pod_template_hash(&t, None);
+    assert_eq!(h, pod_template_hash(&t, None));
+    assert!(
+        h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+        "{h}"
+    );
+    assert!((6..=10).contains(&h.len()));
+    assert_ne!(
+        h,
+        pod_template_hash(&deploy(1, "b")["spec"]["template"], None)
+    );
+    assert_ne!(h, pod_template_hash(&t, Some(1)));
+    // Field order does not matter.
+    let reordered: Value = serde_json::from_str(
+        r#"{"spec":{"containers":[{"image":"a","name":"c"}]},"metadata":{"labels":{"app":"web"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(h, pod_template_hash(&reordered, None));
+}
+
+#[test]
+fn fenceposts_round_like_kubernetes() {
+    let cases = [
+        (json!(null), json!(null), 10, (3, 2)),
+        (json!("25%"), json!("25%"), 4, (1, 1)),
+        (json!("30%"), json!("30%"), 5, (2, 1)),
+        (json!(0), json!(0), 3, (0, 1)),
+        (json!(2), json!(0), 3, (2, 0)),
+        (json!("0%"), json!("10%"), 5, (0, 1)),
+        (json!("1"), json!(1), 3, (1, 1)),
+    ];
+    for (surge, unavail, replicas, want) in cases {
+        let mut d = deploy(replicas, "a");
+        let mut ru = json!({});
+        if !surge.is_null() {
+            ru["maxSurge"] = surge.clone();
+        }
+        if !unavail.is_null() {
+            ru["maxUnavailable"] = unavail.clone();
+        }
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": ru});
+        assert_eq!(
+            resolve_fenceposts(&d, replicas),
+            want,
+            "{surge} {unavail} {replicas}"
+        );
+    }
+}
+
+#[test]
+fn first_reconcile_creates_owned_replica_set() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let d = deploy(3, "a");
+    let a = reconcile(
+        "/apps/deployments/default/web",
+        &d,
+        &[],
+        &HashMap::new(),
+        t0(),
+        &mut rng,
+    );
+    let hash = pod_template_hash(&d["spec"]["template"], None);
+    let rs = a.actions.iter().find_map(|x| match x {
+        Action::Create { key, object } => Some((key, object)),
+        _ => None,
+    });
+    let (key, rs) = rs.expect("creates a replica set");
+    assert_eq!(key, &format!("/apps/replicasets/default/web-{hash}"));
+    assert_eq!(rs["spec"]["replicas"], 3);
+    assert_eq!(
+        rs["spec"]["selector"]["matchLabels"][HASH_LABEL],
+        json!(hash)
+    );
+    assert_eq!(
+        rs["spec"]["template"]["metadata"]["labels"][HASH_LABEL],
+        json!(hash)
+    );
+    assert_eq!(rs["metadata"]["labels"][HASH_LABEL], json!(hash));
+    assert_eq!(rs["metadata"]["annotations"][REVISION], "1");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["uid"], "d-uid");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(a.actions.iter().any(|x| matches!(x, Action::Event(e) if e.message == format!("Scaled up replica set web-{hash} to 3"))));
+    let dep = a.actions.iter().find_map(|x| match x {
+        Action::Update { object, .. } => Some(object),
+        _ => None,
+    });
+    let dep = dep.expect("deployment status");
+    assert_eq!(dep["metadata"]["annotations"][REVISION], "1");
+    assert_eq!(dep["status"]["observedGeneration"], 1);
+    let prog = dep["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap();
+    assert_eq!(prog["reason"], "NewReplicaSetCreated");
+}
+
+#[test]
+fn deployment_converges_and_reports_complete() {
+    let mut w = World::new(deploy(3, "a"), 1);
+    w.converge(10);
+    let d = w.deployment();
+    let st = &d["status"];
+    assert_eq!(
+        (
+            st["replicas"].clone(),
+            st["updatedReplicas"].clone(),
+            st["readyReplicas"].clone(),
+            st["availableReplicas"].clone()
+        ),
+        (json!(3), json!(3), json!(3), json!(3))
+    );
+    assert_eq!(st["unavailableReplicas"], 0);
+    let conds = st["conditions"].as_array().unwrap();
+    let get = |t: &str| conds.iter().find(|c| c["type"] == t).unwrap().clone();
+    assert_eq!(get("Available")["status"], "True");
+    assert_eq!(get("Progressing")["reason"], "NewReplicaSetAvailable");
+    // Converged: another pass writes nothing.
+    let rss = w.cached("/apps/replicasets/");
+    let a = reconcile(
+        "/apps/deployments/default/web",
+        &d,
+        &rss,
+        &HashMap::new(),
+        w.now,
+        &mut w.rng,
+    );
+    assert!(a.is_empty(), "{a:?}");
+}
+
+#[test]
+fn scale_3_30_0_converges() {
+    let mut w = World::new(deploy(3, "a"), 2);
+    w.converge(10);
+    w.set_deployment(|d| d["spec"]["replicas"] = json!(30));
+    w.converge(10);
+    assert_eq!(w.active(), 30);
+    w.set_deployment(|d| d["spec"]["replicas"] = json!(0));
+    w.converge(10);
+    assert_eq!(w.active(), 0);
+    assert_eq!(
+        w.replica_sets().len(),
+        1,
+        "scaling makes no new replica set"
+    );
+}
+
+#[test]
+fn rollout_then_undo_reuses_old_replica_set() {
+    let mut w = World::new(deploy(2, "a"), 3);
+    w.converge(10);
+    let first = w.replica_sets()[0].clone();
+    w.set_deployment(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b"));
+    w.converge(20);
+    assert_eq!(w.replica_sets().len(), 2);
+    assert_eq!(annotation(&w.deployment(), REVISION), Some("2"));
+    // Undo as kubectl does: the old template without the hash label.
+    let old_template = without_hash(&first["spec"]["template"]);
+    w.set_deployment(|d| d["spec"]["template"] = old_template);
+    w.converge(20);
+    let rss = w.replica_sets();
+    assert_eq!(rss.len(), 2, "undo re-uses the old replica set");
+    let reused = rss.iter().find(|r| uid(r) == uid(&first)).unwrap();
+    assert_eq!(annotation(reused, REVISION), Some("3"));
+    assert_eq!(reused["spec"]["replicas"], 2);
+    assert_eq!(annotation(&w.deployment(), REVISION), Some("3"));
+    assert!(w
+        .pods()
+        .iter()
+        .all(|p| controller_uid(p) == Some(uid(&first))));
+}
+
+#[test]
+fn restarted_at_rolls_out_a_new_replica_set() {
+    let mut w = World::new(deploy(2, "a"), 4);
+    w.converge(10);
+    w.set_deployment(|d| {
+        d["spec"]["template"]["metadata"]["annotations"] =
+            json!({"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:09Z"})
+    });
+    w.converge(20);
+    assert_eq!(w.replica_sets().len(), 2);
+}
+
+#[test]
+fn recreate_stops_old_pods_before_starting_new() {
+    let mut d = deploy(3, "a");
+    d["spec"]["strategy"] = json!({"type": "Recreate"});
+    let mut w = World::new(d, 5);
+    w.converge(10);
+    let old = uid(&w.replica_sets()[0]).to_string();
+    w.set_deployment(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b"));
+    let mut both = false;
+    for _ in 0..20 {
+        w.step(1.0, &mut |w: &World| {
+            let owners: std::collections::HashSet<_> = w
+                .pods()
+                .iter()
+                .filter(|p| pod_active(p))
+                .filter_map(|p| controller_uid(p).map(str::to_string))
+                .collect();
+            both |= owners.len() > 1;
+        });
+        if w.rolled_out() {
+            break;
+        }
+    }
+    assert!(w.rolled_out());
+    assert!(!both, "old and new pods ran together");
+    assert!(w
+        .pods()
+        .iter()
+        .all(|p| controller_uid(p) != Some(old.as_str())));
+}
+
+#[test]
+fn paused_deployment_does_not_roll_out() {
+    let mut w = World::new(deploy(2, "a"), 6);
+    w.converge(10);
+    w.set_deployment(|d| {
+        d["spec"]["paused"] = json!(true);
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b");
+    });
+    for _ in 0..5 {
+        w.step(1.0, &mut |_| {});
+    }
+    assert_eq!(w.replica_sets().len(), 1);
+    let d = w.deployment();
+    let prog = d["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap()
+        .clone();
+    assert_eq!(prog["reason"], "DeploymentPaused");
+    w.set_deployment(|d| d["spec"]["paused"] = json!(false));
+    w.converge(20);
+    assert_eq!(w.replica_sets().len(), 2);
+}
+
+#[test]
+fn revision_history_limit_cleans_old_replica_sets() {
+    let mut d = deploy(1, "v0");
+    d["spec"]["revisionHistoryLimit"] = json!(2);
+    let mut w = World::new(d, 7);
+    w.converge(10);
+    for i in 1..6 {
+        w.set_deployment(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(format!("v{i}"))
+        });
+        w.converge(20);
+        w.step(1.0, &mut |_| {});
+    }
+    let rss = w.replica_sets();
+    assert_eq!(rss.len(), 3, "new + 2 old");
+    let mut revs: Vec<i64> = rss.iter().map(rs_revision).collect();
+    revs.sort();
+    assert_eq!(revs, vec![4, 5, 6]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rolling_update_respects_surge_and_unavailable(
+        replicas in 1i64..12,
+        surge in prop_oneof![(0i64..4).prop_map(|n| json!(n)), (0i64..60).prop_map(|p| json!(format!("{p}%")))],
+        unavail in prop_oneof![(0i64..4).prop_map(|n| json!(n)), (0i64..60).prop_map(|p| json!(format!("{p}%")))],
+        ready_p in 0.2f64..1.0,
+        seed in any::<u64>(),
+    ) {
+        let mut d = deploy(replicas, "a");
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavail}});
+        let (max_surge, max_unavail) = resolve_fenceposts(&d, replicas);
+        let mut w = World::new(d, seed);
+        w.converge(20);
+        w.set_deployment(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b"));
+        let mut violation = None;
+        for _ in 0..400 {
+            w.step(ready_p, &mut |w: &World| {
+                let active = w.active() as i64;
+                let available = w.available() as i64;
+                if active > replicas + max_surge {
+                    violation.get_or_insert(format!("{active} pods > {replicas} + {max_surge}"));
+                }
+                if available < replicas - max_unavail {
+                    violation.get_or_insert(format!("{available} available < {replicas} - {max_unavail}"));
+                }
+            });
+            if w.rolled_out() {
+                break;
+            }
+        }
+        prop_assert!(violation.is_none(), "{:?}", violation);
+        prop_assert!(w.rolled_out(), "rollout did not finish: {:#}", w.deployment()["status"]);
+        let new_hash = pod_template_hash(&w.deployment()["spec"]["template"], None);
+        prop_assert!(w.pods().iter().all(|p| labels(p).get(HASH_LABEL) == Some(&new_hash)));
+    }
+}
