@@ -3,3 +3,4 @@ pub mod selector;
 pub mod patch;
 pub mod validation;
 pub mod table;
+pub mod protobuf;
