@@ -112,7 +112,7 @@ pub fn render(err: &anyhow::Error, server: Option<&str>) -> String {
             "The connection to the server {host} was refused - did you specify the right host or port?"
         );
     }
-    format!("error: {}", full.replace('\n', " "))
+    format!("error: {full}")
 }
 
 #[cfg(test)]

@@ -9,10 +9,12 @@
 //! - [`table`]: kubectl-style printing of server-side Tables.
 //! - [`errors`]: kubectl-style one-line error messages.
 //! - [`kubectl`]: the verbs (`apply`, `get`, `delete`, `scale`, ...).
+//! - [`lab`]: local clusters in network namespaces (`plan` is pure, `host` runs `ip` and processes).
 
 pub mod errors;
 pub mod kubeconfig;
 pub mod kubectl;
+pub mod lab;
 pub mod manifest;
 pub mod resources;
 pub mod rest;

@@ -26,6 +26,8 @@ enum Command {
     Scale(commands::scale::Args),
     /// Print the client and server version
     Version(commands::version::Args),
+    /// Local lab clusters in network namespaces, and fault drills
+    Lab(commands::lab::Args),
 }
 
 fn main() {
@@ -33,7 +35,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTHCTL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -56,6 +58,7 @@ fn main() {
             Command::Delete(a) => commands::delete::run(&g, a).await,
             Command::Scale(a) => commands::scale::run(&g, a).await,
             Command::Version(a) => commands::version::run(&g, a).await,
+            Command::Lab(a) => commands::lab::run(a).await,
         }
     });
     if let Err(e) = result {

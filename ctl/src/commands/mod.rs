@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod delete;
 pub mod get;
+pub mod lab;
 pub mod scale;
 pub mod version;
 
