@@ -65,7 +65,7 @@ pub fn find_oci_runtime() -> Option<PathBuf> {
 }
 
 fn netns_name(pod_uid: &str) -> String {
-    format!("berth-{pod_uid}")
+    crate::network::netns_name(pod_uid)
 }
 
 fn run_cmd(cmd: &mut Command) -> std::result::Result<(), String> {

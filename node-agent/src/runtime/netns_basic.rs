@@ -1,8 +1,10 @@
-//! A minimal pod network used until `crate::network` provides the real one: the sandbox netns gets
-//! loopback only and no pod IP (Docker's `none` network). Same trait shape as `network::PodNetwork`.
+//! The pod manager's view of the pod network: [`NetworkHook`], implemented by [`Network`] over
+//! `crate::network::PodNetwork`, and by [`LoopbackOnly`] (loopback only, no pod IP) for tests and benches.
 
+use crate::network::{NetworkMode, PodNetwork};
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What the pod manager needs from the pod network; the network module's `PodNetwork` is adapted to it.
 pub trait NetworkHook: Send + Sync {
@@ -16,7 +18,7 @@ pub trait NetworkHook: Send + Sync {
         pod_ns: &str,
         pod_name: &str,
         netns: &Path,
-        host_network: bool,
+        mode: NetworkMode,
     ) -> Result<Option<Ipv4Addr>, String>;
     /// Undoes `setup`.
     ///
@@ -36,11 +38,46 @@ impl NetworkHook for LoopbackOnly {
         _: &str,
         _: &str,
         _: &Path,
-        _: bool,
+        _: NetworkMode,
     ) -> Result<Option<Ipv4Addr>, String> {
         Ok(None)
     }
     fn teardown(&self, _: &str, _: &Path) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// The real pod network (`crate::network::PodNetwork`) seen as a [`NetworkHook`].
+pub struct Network(pub Arc<dyn PodNetwork>);
+
+impl NetworkHook for Network {
+    fn setup(
+        &self,
+        pod_uid: &str,
+        pod_ns: &str,
+        pod_name: &str,
+        netns: &Path,
+        mode: NetworkMode,
+    ) -> Result<Option<Ipv4Addr>, String> {
+        match mode {
+            NetworkMode::Isolated => self
+                .0
+                .setup_isolated(pod_uid, netns)
+                .map(|_| None)
+                .map_err(|e| e.to_string()),
+            NetworkMode::Host => self
+                .0
+                .setup(pod_uid, pod_ns, pod_name, netns, true)
+                .map(|ip| Some(ip.ip))
+                .map_err(|e| e.to_string()),
+            NetworkMode::Pod => self
+                .0
+                .setup(pod_uid, pod_ns, pod_name, netns, false)
+                .map(|ip| Some(ip.ip))
+                .map_err(|e| e.to_string()),
+        }
+    }
+    fn teardown(&self, pod_uid: &str, netns: &Path) -> Result<(), String> {
+        self.0.teardown(pod_uid, netns).map_err(|e| e.to_string())
     }
 }

@@ -1,0 +1,256 @@
+//! Pure translation of a pod spec plus its image config into a [`ContainerConfig`], as the kubelet
+//! merges them: `command` replaces the entrypoint, `args` replace `Cmd`, env overrides image env.
+
+use crate::images::ImageConfig;
+use serde_json::Value;
+
+/// Final argv of a container (Kubernetes' command/args rules over the image's Entrypoint/Cmd).
+pub fn argv(container: &Value, image: &ImageConfig) -> Vec<String> {
+    let list = |k: &str| -> Option<Vec<String>> {
+        container[k].as_array().map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+    };
+    match (list("command"), list("args")) {
+        (Some(cmd), args) if !cmd.is_empty() => {
+            cmd.into_iter().chain(args.unwrap_or_default()).collect()
+        }
+        (_, Some(args)) if !args.is_empty() => {
+            image.entrypoint.iter().cloned().chain(args).collect()
+        }
+        _ => image
+            .entrypoint
+            .iter()
+            .cloned()
+            .chain(image.cmd.iter().cloned())
+            .collect(),
+    }
+}
+
+/// Looks up `key` in a ConfigMap or Secret (decoding Secret data) among `objects`.
+pub fn object_key(objects: &[Value], kind: &str, name: &str, key: &str) -> Option<String> {
+    let o = objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)?;
+    if let Some(v) = o["data"][key].as_str() {
+        if kind == "Secret" {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+            return Some(String::from_utf8_lossy(&raw).into_owned());
+        }
+        return Some(v.to_string());
+    }
+    o["stringData"][key].as_str().map(String::from)
+}
+
+/// Environment: image env, then the container's env (later names override earlier ones).
+pub fn env(
+    container: &Value,
+    image: &ImageConfig,
+    pod: &Value,
+    pod_ip: Option<&str>,
+    objects: &[Value],
+) -> Vec<String> {
+    let mut out: Vec<(String, String)> = image
+        .env
+        .iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut set = |k: String, v: String| match out.iter_mut().find(|(n, _)| *n == k) {
+        Some(e) => e.1 = v,
+        None => out.push((k, v)),
+    };
+    set(
+        "HOSTNAME".into(),
+        pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    );
+    for e in container["env"].as_array().into_iter().flatten() {
+        let Some(name) = e["name"].as_str() else {
+            continue;
+        };
+        let value = if let Some(v) = e["value"].as_str() {
+            Some(v.to_string())
+        } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            match path {
+                "metadata.name" => pod["metadata"]["name"].as_str().map(String::from),
+                "metadata.namespace" => pod["metadata"]["namespace"].as_str().map(String::from),
+                "metadata.uid" => pod["metadata"]["uid"].as_str().map(String::from),
+                "spec.nodeName" => pod["spec"]["nodeName"].as_str().map(String::from),
+                "status.podIP" => pod_ip.map(String::from),
+                _ => None,
+            }
+        } else if let Some(r) = e["valueFrom"]["configMapKeyRef"].as_object() {
+            object_key(
+                objects,
+                "ConfigMap",
+                r["name"].as_str().unwrap_or(""),
+                r["key"].as_str().unwrap_or(""),
+            )
+        } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
+            object_key(
+                objects,
+                "Secret",
+                r["name"].as_str().unwrap_or(""),
+                r["key"].as_str().unwrap_or(""),
+            )
+        } else {
+            Some(String::new())
+        };
+        set(name.to_string(), value.unwrap_or_default());
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Parses a Kubernetes quantity (`128Mi`, `1G`, `500m`, `0.5`, `1e3`) into a value scaled by `scale`
+/// (1 for bytes, 1000 for millicores).
+pub fn quantity(q: &str, scale: f64) -> Option<f64> {
+    let q = q.trim();
+    let suffixes: [(&str, f64); 13] = [
+        ("Ki", 1024.0),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    for (s, mul) in suffixes {
+        if let Some(n) = q.strip_suffix(s) {
+            return n.parse::<f64>().ok().map(|v| v * mul * scale);
+        }
+    }
+    q.parse::<f64>().ok().map(|v| v * scale)
+}
+
+/// cgroup settings from `resources`: (memory limit bytes, cpu shares, cpu quota per 100 ms).
+pub fn resources(container: &Value) -> (Option<i64>, Option<u64>, Option<i64>) {
+    let r = &container["resources"];
+    let get = |section: &str, k: &str, scale: f64| {
+        r[section][k]
+            .as_str()
+            .and_then(|q| quantity(q, scale))
+            .or_else(|| r[section][k].as_f64().map(|v| v * scale))
+    };
+    let mem = get("limits", "memory", 1.0).map(|v| v as i64);
+    let cpu_limit = get("limits", "cpu", 1000.0);
+    // Kubernetes defaults the request to the limit when only a limit is set.
+    let cpu_req = get("requests", "cpu", 1000.0).or(cpu_limit);
+    let shares = cpu_req.map(|m| ((m * 1024.0 / 1000.0) as u64).max(2));
+    let quota = cpu_limit.map(|m| ((m * 100.0) as i64).max(1000));
+    (mem, shares, quota)
+}
+
+/// UID and GID for the process: `securityContext` (container over pod), else the image `User` if numeric.
+pub fn user(container: &Value, pod: &Value, image: &ImageConfig) -> (u32, u32) {
+    let pick = |k: &str| {
+        container["securityContext"][k]
+            .as_u64()
+            .or_else(|| pod["spec"]["securityContext"][k].as_u64())
+    };
+    let (img_uid, img_gid) = match image.user.split_once(':') {
+        Some((u, g)) => (u.parse().ok(), g.parse().ok()),
+        None => (image.user.parse().ok(), None),
+    };
+    let uid = pick("runAsUser").map(|v| v as u32).or(img_uid).unwrap_or(0);
+    let gid = pick("runAsGroup")
+        .map(|v| v as u32)
+        .or(img_gid)
+        .unwrap_or(0);
+    (uid, gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn img() -> ImageConfig {
+        ImageConfig {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["serve".into()],
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            working_dir: "/w".into(),
+            user: "1000".into(),
+        }
+    }
+
+    #[test]
+    fn argv_follows_kubernetes_rules() {
+        let i = img();
+        assert_eq!(argv(&json!({}), &i), vec!["/entry", "serve"]);
+        assert_eq!(argv(&json!({"args": ["x"]}), &i), vec!["/entry", "x"]);
+        assert_eq!(argv(&json!({"command": ["sh"]}), &i), vec!["sh"]);
+        assert_eq!(
+            argv(&json!({"command": ["sh"], "args": ["-c", "true"]}), &i),
+            vec!["sh", "-c", "true"]
+        );
+    }
+
+    #[test]
+    fn env_overrides_and_resolves_refs() {
+        use base64::Engine;
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns"}});
+        let objs = vec![
+            json!({"kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "v"}}),
+            json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"pw": base64::engine::general_purpose::STANDARD.encode("hunter2")}}),
+        ];
+        let c = json!({"env": [
+            {"name": "A", "value": "2"},
+            {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}},
+            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}}
+        ]});
+        let e = env(&c, &img(), &pod, Some("10.244.1.5"), &objs);
+        for want in [
+            "PATH=/bin",
+            "A=2",
+            "N=ns",
+            "IP=10.244.1.5",
+            "C=v",
+            "S=hunter2",
+            "HOSTNAME=p",
+        ] {
+            assert!(e.contains(&want.to_string()), "{want} in {e:?}");
+        }
+        assert_eq!(e.iter().filter(|v| v.starts_with("A=")).count(), 1);
+    }
+
+    #[test]
+    fn quantities_and_resources() {
+        assert_eq!(quantity("64Mi", 1.0), Some(67108864.0));
+        assert_eq!(quantity("1G", 1.0), Some(1e9));
+        assert_eq!(quantity("500m", 1000.0), Some(500.0));
+        assert_eq!(quantity("2", 1000.0), Some(2000.0));
+        let c = json!({"resources": {"limits": {"memory": "128Mi", "cpu": "500m"}}});
+        assert_eq!(resources(&c), (Some(128 << 20), Some(512), Some(50_000)));
+        let c = json!({"resources": {"requests": {"cpu": "250m"}}});
+        assert_eq!(resources(&c), (None, Some(256), None));
+    }
+
+    #[test]
+    fn user_prefers_security_context() {
+        let pod = json!({"spec": {"securityContext": {"runAsUser": 7}}});
+        assert_eq!(user(&json!({}), &pod, &img()), (7, 0));
+        assert_eq!(
+            user(
+                &json!({"securityContext": {"runAsUser": 9, "runAsGroup": 9}}),
+                &pod,
+                &img()
+            ),
+            (9, 9)
+        );
+        assert_eq!(user(&json!({}), &json!({}), &img()), (1000, 0));
+    }
+}

@@ -1,0 +1,343 @@
+//! Pod manager tests over the fake runtime, with an explicit clock.
+
+use super::*;
+use crate::runtime::fake::{Call, FakeRuntime};
+use crate::runtime::netns_basic::LoopbackOnly;
+use crate::runtime::{ContainerConfig, RunState};
+use serde_json::json;
+use std::time::UNIX_EPOCH;
+
+struct Images;
+impl ImageSource for Images {
+    fn ensure(&self, image: &str, _: PullPolicy) -> Result<ResolvedImage, String> {
+        if image == "missing" {
+            return Err("not found".into());
+        }
+        Ok(ResolvedImage {
+            image_id: "sha256:img".into(),
+            layers: vec!["/l".into()],
+            config: Default::default(),
+        })
+    }
+}
+
+fn t(s: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+}
+
+fn pod(uid: &str, policy: &str, containers: &[&str]) -> DesiredPod {
+    let cs: Vec<Value> = containers
+        .iter()
+        .map(|n| json!({"name": n, "image": "busybox"}))
+        .collect();
+    DesiredPod {
+        pod: json!({"metadata": {"name": format!("p-{uid}"), "namespace": "default", "uid": uid},
+                    "spec": {"restartPolicy": policy, "containers": cs, "terminationGracePeriodSeconds": 5}}),
+        objects: vec![],
+    }
+}
+
+fn manager(rt: Arc<FakeRuntime>, dir: &Path) -> PodManager {
+    PodManager::new(
+        rt,
+        Arc::new(LoopbackOnly),
+        Arc::new(Images),
+        dir,
+        ClusterSettings::default(),
+    )
+}
+
+fn cstatus<'a>(reports: &'a [StatusReport], c: usize) -> &'a Value {
+    &reports.last().expect("a report").status["containerStatuses"][c]
+}
+
+#[test]
+fn start_creates_sandbox_then_containers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    m.set_desired(vec![pod("u1", "Always", &["a", "b"])]);
+    let r = m.sync(t(0));
+    assert_eq!(
+        rt.calls(),
+        vec![
+            Call::CreateSandbox("u1".into()),
+            Call::Start {
+                name: "a".into(),
+                attempt: 0
+            },
+            Call::Start {
+                name: "b".into(),
+                attempt: 0
+            }
+        ]
+    );
+    let s = &r[0].status;
+    assert_eq!(s["phase"], "Running");
+    assert_eq!(s["containerStatuses"][0]["ready"], true);
+    assert_eq!(
+        s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()["status"],
+        "True"
+    );
+    assert!(s["containerStatuses"][1]["state"]["running"].is_object());
+    assert!(dir.path().join("pods/default_p-u1_u1/resolv.conf").exists());
+    // Nothing changed: nothing reported.
+    assert!(m.sync(t(1)).is_empty());
+}
+
+#[test]
+fn crash_loop_backs_off_exponentially() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    m.set_desired(vec![pod("u1", "Always", &["c"])]);
+    m.sync(t(0));
+    rt.exit("c", 1);
+    // First restart is immediate.
+    let r = m.sync(t(1));
+    assert_eq!(cstatus(&r, 0)["restartCount"], 1);
+    assert_eq!(cstatus(&r, 0)["lastState"]["terminated"]["exitCode"], 1);
+    assert!(cstatus(&r, 0)["state"]["running"].is_object());
+    rt.exit("c", 1);
+    let r = m.sync(t(2));
+    assert_eq!(
+        cstatus(&r, 0)["state"]["waiting"]["reason"],
+        "CrashLoopBackOff"
+    );
+    assert!(cstatus(&r, 0)["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("back-off 10s"));
+    assert_eq!(r.last().unwrap().status["phase"], "Running");
+    rt.clear_calls();
+    m.sync(t(11));
+    assert!(rt.calls().is_empty(), "still backing off at 9s");
+    let r = m.sync(t(12));
+    assert_eq!(
+        rt.calls(),
+        vec![Call::Start {
+            name: "c".into(),
+            attempt: 2
+        }]
+    );
+    assert_eq!(cstatus(&r, 0)["restartCount"], 2);
+    rt.exit("c", 1);
+    let r = m.sync(t(13));
+    assert!(cstatus(&r, 0)["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("back-off 20s"));
+    rt.clear_calls();
+    m.sync(t(32));
+    assert!(rt.calls().is_empty());
+    m.sync(t(33));
+    assert_eq!(
+        rt.calls(),
+        vec![Call::Start {
+            name: "c".into(),
+            attempt: 3
+        }]
+    );
+}
+
+#[test]
+fn restart_policies_decide_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    m.set_desired(vec![
+        pod("ok", "OnFailure", &["ok"]),
+        pod("bad", "Never", &["bad"]),
+    ]);
+    m.sync(t(0));
+    rt.exit("ok", 0);
+    rt.exit("bad", 3);
+    let r = m.sync(t(1));
+    let by = |uid: &str| r.iter().find(|x| x.uid == uid).unwrap().status.clone();
+    assert_eq!(by("ok")["phase"], "Succeeded");
+    assert_eq!(
+        by("ok")["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert_eq!(by("bad")["phase"], "Failed");
+    assert_eq!(
+        by("bad")["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        3
+    );
+    assert_eq!(by("bad")["containerStatuses"][0]["restartCount"], 0);
+    rt.clear_calls();
+    m.sync(t(100));
+    assert!(
+        !rt.calls().iter().any(|c| matches!(c, Call::Start { .. })),
+        "no restarts"
+    );
+}
+
+#[test]
+fn graceful_stop_terms_then_kills_after_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    rt.set_ignore_sigterm(true);
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["a", "b"]);
+    m.set_desired(vec![d.clone()]);
+    m.sync(t(0));
+    rt.clear_calls();
+    d.pod["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    d.pod["metadata"]["deletionGracePeriodSeconds"] = json!(5);
+    m.upsert(d);
+    m.sync(t(1));
+    assert_eq!(
+        rt.calls(),
+        vec![
+            Call::Signal {
+                name: "b".into(),
+                signal: 15
+            },
+            Call::Signal {
+                name: "a".into(),
+                signal: 15
+            }
+        ],
+        "SIGTERM in reverse order"
+    );
+    rt.clear_calls();
+    m.sync(t(3));
+    assert!(rt.calls().is_empty(), "no SIGKILL inside the grace period");
+    m.sync(t(6));
+    let calls = rt.calls();
+    assert_eq!(
+        &calls[..2],
+        &[
+            Call::Signal {
+                name: "b".into(),
+                signal: 9
+            },
+            Call::Signal {
+                name: "a".into(),
+                signal: 9
+            }
+        ]
+    );
+    let r = m.sync(t(7));
+    assert!(rt.calls().contains(&Call::RemoveSandbox("u1".into())));
+    let s = &r.last().unwrap().status;
+    assert!(
+        s["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"]["terminated"].is_object()),
+        "{s}"
+    );
+    assert_eq!(m.pod_uids(), vec!["u1".to_string()]);
+    m.remove("u1");
+    m.sync(t(8));
+    assert!(m.pod_uids().is_empty());
+}
+
+#[test]
+fn adopted_containers_are_not_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let cfg = ContainerConfig {
+        id: "u1-c-4".into(),
+        pod_uid: "u1".into(),
+        pod_namespace: "default".into(),
+        pod_name: "p-u1".into(),
+        container_name: "c".into(),
+        attempt: 4,
+        ..Default::default()
+    };
+    let mut st = crate::runtime::ContainerStatus::created(cfg);
+    st.state = RunState::Running;
+    st.pid = Some(4242);
+    rt.adopt(st);
+    let mut m = manager(rt.clone(), dir.path());
+    m.set_desired(vec![pod("u1", "Always", &["c"])]);
+    let r = m.sync(t(0));
+    assert!(
+        !rt.calls().iter().any(|c| matches!(c, Call::Start { .. })),
+        "{:?}",
+        rt.calls()
+    );
+    assert_eq!(cstatus(&r, 0)["restartCount"], 4);
+    assert_eq!(cstatus(&r, 0)["containerID"], "berth://u1-c-4");
+}
+
+#[test]
+fn orphans_of_a_previous_agent_are_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let cfg = ContainerConfig {
+        id: "gone-c-0".into(),
+        pod_uid: "gone".into(),
+        container_name: "c".into(),
+        ..Default::default()
+    };
+    let mut st = crate::runtime::ContainerStatus::created(cfg);
+    st.state = RunState::Running;
+    rt.adopt(st);
+    let mut m = manager(rt.clone(), dir.path());
+    m.set_desired(vec![]);
+    m.sync(t(0));
+    assert!(rt.calls().contains(&Call::Signal {
+        name: "c".into(),
+        signal: 15
+    }));
+}
+
+#[test]
+fn readiness_probe_failure_marks_not_ready_and_image_errors_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    rt.set_exec_exit_code(1);
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["c"]);
+    d.pod["spec"]["containers"][0]["readinessProbe"] =
+        json!({"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1});
+    let mut bad = pod("u2", "Always", &["x"]);
+    bad.pod["spec"]["containers"][0]["image"] = json!("missing");
+    m.set_desired(vec![d, bad]);
+    let r = m.sync(t(0));
+    let by = |uid: &str| r.iter().find(|x| x.uid == uid).unwrap().status.clone();
+    assert_eq!(by("u1")["containerStatuses"][0]["ready"], false);
+    assert_eq!(by("u1")["conditions"][2]["status"], "False");
+    assert!(rt.calls().contains(&Call::Exec("c".into())));
+    assert_eq!(
+        by("u2")["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "ErrImagePull"
+    );
+    assert_eq!(by("u2")["phase"], "Pending");
+    rt.set_exec_exit_code(0);
+    let r = m.sync(t(2));
+    assert_eq!(
+        r.iter().find(|x| x.uid == "u1").unwrap().status["containerStatuses"][0]["ready"],
+        true
+    );
+}
+
+#[test]
+fn liveness_failure_restarts_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    rt.set_exec_exit_code(1);
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["c"]);
+    d.pod["spec"]["containers"][0]["livenessProbe"] =
+        json!({"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2});
+    m.set_desired(vec![d]);
+    m.sync(t(0));
+    m.sync(t(1));
+    assert!(rt.calls().contains(&Call::Signal {
+        name: "c".into(),
+        signal: 15
+    }));
+    let r = m.sync(t(2));
+    assert_eq!(cstatus(&r, 0)["restartCount"], 1);
+}
