@@ -611,7 +611,7 @@ fn validate_container(e: &mut Errs, c: &Value, base: &str, names: &mut HashSet<S
             n if !env_var_name_ok(n) => e.invalid_str(
                 &f,
                 n,
-                "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')",
+                "a valid environment variable name must consist only of printable ASCII characters other than '='",
             ),
             _ => {}
         }
@@ -640,12 +640,9 @@ fn validate_container(e: &mut Errs, c: &Value, base: &str, names: &mut HashSet<S
     }
 }
 
+/// `IsRelaxedEnvVarName` (RelaxedEnvironmentVariableValidation, on by default since 1.32).
 fn env_var_name_ok(n: &str) -> bool {
-    let mut chars = n.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '-' | '.' | '_'))
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    n.chars().all(|c| (' '..='~').contains(&c) && c != '=')
 }
 
 fn validate_protocol(e: &mut Errs, p: &Value, base: &str) {
@@ -954,10 +951,10 @@ mod tests {
     #[test]
     fn pod_messages() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "Sometimes", "containers": [
-            {"name": "a", "image": "x"}, {"name": "a", "image": "y", "env": [{"name": "1X"}]}]}});
+            {"name": "a", "image": "x"}, {"name": "a", "image": "y", "env": [{"name": "1X"}, {"name": "A=B"}]}]}});
         assert_eq!(lines("pods", pod), sorted([
             "spec.containers[1].name: Duplicate value: \"a\"",
-            "spec.containers[1].env[0].name: Invalid value: \"1X\": a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')",
+            "spec.containers[1].env[1].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='",
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
         ]));
         assert_eq!(
