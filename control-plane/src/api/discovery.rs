@@ -1,0 +1,234 @@
+//! Discovery documents, built from the registry: aggregated (`apidiscovery.k8s.io/v2`) and legacy
+//! (`APIVersions`, `APIGroupList`, `APIResourceList`), and `/version`.
+
+use serde_json::{json, Value};
+
+use super::resources::{of_group_version, ResourceInfo, GROUPS};
+
+/// Media type kubectl requires on an aggregated discovery answer (gotcha 6 of the wire spec).
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery v2.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let params: Vec<String> = part.split(';').map(|p| p.trim().replace(' ', "")).collect();
+        params.iter().any(|p| p == "as=APIGroupDiscoveryList")
+            && params.iter().any(|p| p == "v=v2")
+            && params.iter().any(|p| p == "g=apidiscovery.k8s.io")
+    })
+}
+
+/// `/version`: minor 32 makes the kubectl dispatcher run its own 1.32 client.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.0",
+        "gitCommit": "berth",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.23.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn scope(r: &ResourceInfo) -> &'static str {
+    if r.namespaced {
+        "Namespaced"
+    } else {
+        "Cluster"
+    }
+}
+
+fn aggregated_resource(r: &ResourceInfo) -> Value {
+    let subresources: Vec<Value> = r
+        .subresources
+        .iter()
+        .map(|s| {
+            let mut v = json!({"subresource": s.name, "verbs": s.verbs});
+            if !s.kind.is_empty() {
+                v["responseKind"] = json!({"group": s.group, "version": s.version, "kind": s.kind});
+            }
+            v
+        })
+        .collect();
+    let mut v = json!({
+        "resource": r.resource,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": scope(r),
+        "singularResource": r.singular,
+        "verbs": r.verbs,
+        "subresources": subresources,
+    });
+    if !r.short_names.is_empty() {
+        v["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        v["categories"] = json!(r.categories);
+    }
+    v
+}
+
+fn aggregated_group(group: &str) -> Value {
+    let resources: Vec<Value> = of_group_version(group, "v1")
+        .map(aggregated_resource)
+        .collect();
+    json!({
+        "metadata": {"name": group},
+        "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+    })
+}
+
+/// Aggregated discovery of the core group (`GET /api`).
+pub fn aggregated_core() -> Value {
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {},
+        "items": [aggregated_group("")]})
+}
+
+/// Aggregated discovery of the named groups (`GET /apis`).
+pub fn aggregated_groups() -> Value {
+    let items: Vec<Value> = GROUPS.iter().map(|g| aggregated_group(g)).collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+/// Legacy `GET /api`.
+pub fn api_versions(server_address: &str) -> Value {
+    json!({"kind": "APIVersions", "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]})
+}
+
+fn api_group(group: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
+}
+
+/// Legacy `GET /apis`.
+pub fn api_group_list() -> Value {
+    let groups: Vec<Value> = GROUPS
+        .iter()
+        .map(|g| {
+            let mut v = api_group(g);
+            if let Some(m) = v.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            v
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `GET /apis/{group}`, or `None` when the group is not served.
+pub fn group(group: &str) -> Option<Value> {
+    GROUPS.contains(&group).then(|| api_group(group))
+}
+
+/// Legacy `GET /api/v1` or `/apis/{group}/{version}`: resources and subresources.
+pub fn api_resource_list(group: &str, version: &str) -> Value {
+    let mut resources = Vec::new();
+    for r in of_group_version(group, version) {
+        let mut v = json!({
+            "name": r.resource,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+        });
+        if !r.short_names.is_empty() {
+            v["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            v["categories"] = json!(r.categories);
+        }
+        resources.push(v);
+        for s in r.subresources {
+            let mut v = json!({
+                "name": format!("{}/{}", r.resource, s.name),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": if s.kind.is_empty() { r.kind } else { s.kind },
+                "verbs": s.verbs,
+            });
+            if s.group != r.group || s.version != r.version {
+                v["group"] = json!(s.group);
+                v["version"] = json!(s.version);
+            }
+            resources.push(v);
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(kubectl));
+        assert!(wants_aggregated(
+            "application/json; as=APIGroupDiscoveryList; v=v2; g=apidiscovery.k8s.io"
+        ));
+        assert!(!wants_aggregated("application/json"));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+        ));
+    }
+
+    #[test]
+    fn aggregated_documents_carry_short_names_and_categories() {
+        let core = aggregated_core();
+        let res = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap();
+        let pods = res.iter().find(|r| r["resource"] == "pods").unwrap();
+        assert_eq!(pods["shortNames"], json!(["po"]));
+        assert_eq!(pods["categories"], json!(["all"]));
+        assert_eq!(pods["scope"], "Namespaced");
+        let ev = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "eviction")
+            .unwrap();
+        assert_eq!(ev["responseKind"]["group"], "policy");
+        let ns = res.iter().find(|r| r["resource"] == "namespaces").unwrap();
+        assert_eq!(ns["scope"], "Cluster");
+        let apps = aggregated_groups();
+        assert_eq!(apps["items"][0]["metadata"]["name"], "apps");
+        let deploy = &apps["items"][0]["versions"][0]["resources"][0];
+        assert_eq!(deploy["shortNames"], json!(["deploy"]));
+    }
+
+    #[test]
+    fn legacy_v1_lists_eviction_for_drain() {
+        let v1 = api_resource_list("", "v1");
+        let names: Vec<&str> = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"pods/eviction"));
+        assert!(names.contains(&"pods/log"));
+        let apps = api_resource_list("apps", "v1");
+        assert_eq!(apps["groupVersion"], "apps/v1");
+        assert!(apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "deployments/scale" && r["group"] == "autoscaling"));
+        assert_eq!(
+            api_group_list()["groups"][0]["preferredVersion"]["groupVersion"],
+            "apps/v1"
+        );
+    }
+}

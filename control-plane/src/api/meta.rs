@@ -1,0 +1,537 @@
+//! Object metadata and defaulting on create and update: names, uid, timestamps, generation, and the
+//! per-kind defaults Kubernetes applies (Deployment strategy, Pod restart policy, Service type …).
+//! Pure: the clock and the random parts come in as arguments.
+
+use std::time::SystemTime;
+
+use serde_json::{json, Map, Value};
+
+use super::resources::ResourceInfo;
+use super::status::{ApiError, Result};
+
+/// Formats a time as Kubernetes does (`2026-11-25T07:40:00Z`).
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// What a create needs besides the object: the clock and the random parts.
+#[derive(Debug, Clone)]
+pub struct CreateContext {
+    /// Creation time.
+    pub now: SystemTime,
+    /// The new object's uid.
+    pub uid: String,
+    /// Suffix appended to `metadata.generateName` (5 characters, as Kubernetes).
+    pub name_suffix: String,
+}
+
+impl CreateContext {
+    /// A context with the current time, a fresh uuid v4 and a random name suffix.
+    pub fn fresh() -> Self {
+        use rand::Rng;
+        // The alphabet Kubernetes uses for generated names: no vowels, no confusable digits.
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut rng = rand::thread_rng();
+        let name_suffix = (0..5)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect();
+        CreateContext {
+            now: SystemTime::now(),
+            uid: uuid::Uuid::new_v4().to_string(),
+            name_suffix,
+        }
+    }
+}
+
+/// `metadata` of an object as a mutable map, created when missing.
+pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    let map = obj.as_object_mut().expect("object");
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta.as_object_mut().expect("metadata object")
+}
+
+/// `metadata.name`, or "" when absent.
+pub fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.namespace`, or "" when absent.
+pub fn namespace_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.resourceVersion` parsed, when present and numeric.
+pub fn resource_version_of(obj: &Value) -> Option<u64> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+/// `metadata.resourceVersion` as a string, when present and non-empty.
+pub fn resource_version_str(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
+    match map.get(key) {
+        Some(v) if !v.is_null() => {}
+        _ => {
+            map.insert(key.to_string(), value);
+        }
+    }
+}
+
+fn object_at<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    let map = obj.as_object_mut().expect("object");
+    let v = map.entry(key).or_insert_with(|| json!({}));
+    if !v.is_object() {
+        *v = json!({});
+    }
+    v.as_object_mut().expect("object")
+}
+
+/// Prepares a new object for storage: type meta, name (or `generateName`), namespace from the URL,
+/// uid, creation timestamp, generation, and the kind's defaults. Client-set system fields are dropped.
+///
+/// # Errors
+/// BadRequest when the body's namespace differs from the URL's; Invalid when there is no name.
+pub fn prepare_create(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    namespace: Option<&str>,
+    ctx: &CreateContext,
+) -> Result<()> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    obj["apiVersion"] = json!(info.api_version());
+    obj["kind"] = json!(info.kind);
+    let meta = metadata_mut(obj);
+    if info.namespaced {
+        let url_ns = namespace.unwrap_or("default");
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != url_ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(url_ns));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() {
+        match meta.get("generateName").and_then(Value::as_str) {
+            Some(g) if !g.is_empty() => {
+                let generated = format!("{g}{}", ctx.name_suffix);
+                meta.insert("name".into(), json!(generated));
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    info,
+                    "",
+                    &[(
+                        "FieldValueRequired".into(),
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ))
+            }
+        }
+    }
+    for k in [
+        "resourceVersion",
+        "uid",
+        "selfLink",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "generation",
+        "creationTimestamp",
+    ] {
+        meta.remove(k);
+    }
+    meta.insert("uid".into(), json!(ctx.uid));
+    meta.insert("creationTimestamp".into(), json!(rfc3339(ctx.now)));
+    if obj.get("spec").is_some() || matches!(info.kind, "Deployment" | "ReplicaSet") {
+        metadata_mut(obj).insert("generation".into(), json!(1));
+    }
+    // The status of a workload is the controllers' to write; a client's status is meaningless.
+    if matches!(info.kind, "Deployment" | "ReplicaSet") {
+        obj["status"] = json!({});
+    }
+    if info.kind == "Namespace" {
+        obj["status"] = json!({"phase": "Active"});
+    }
+    apply_defaults(info, obj);
+    Ok(())
+}
+
+/// Carries the server-owned parts of `old` over to `new` for an update of the main resource: uid,
+/// creation time, deletion fields, status (changed only through `/status`), and bumps `generation`
+/// when the spec changed. Applies the kind's defaults.
+pub fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) {
+    if !new.is_object() {
+        *new = json!({});
+    }
+    new["apiVersion"] = json!(info.api_version());
+    new["kind"] = json!(info.kind);
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let meta = metadata_mut(new);
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+    ] {
+        match old_meta.get(k) {
+            Some(v) => {
+                meta.insert(k.into(), v.clone());
+            }
+            None => {
+                meta.remove(k);
+            }
+        }
+    }
+    meta.remove("selfLink");
+    meta.remove("managedFields");
+    // resourceVersion is checked by the caller; what is stored is stamped by the store.
+    meta.remove("resourceVersion");
+    if info.subresource("status").is_some() {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    apply_defaults(info, new);
+    bump_generation(old, new);
+}
+
+/// Sets `generation` from `old`: +1 when the spec changed (the only thing generation tracks).
+fn bump_generation(old: &Value, new: &mut Value) {
+    let old_gen = old.pointer("/metadata/generation").and_then(Value::as_i64);
+    let Some(old_gen) = old_gen else {
+        metadata_mut(new).remove("generation");
+        if new.get("spec").is_some() {
+            metadata_mut(new).insert("generation".into(), json!(1));
+        }
+        return;
+    };
+    let generation = if old.get("spec") != new.get("spec") {
+        old_gen + 1
+    } else {
+        old_gen
+    };
+    metadata_mut(new).insert("generation".into(), json!(generation));
+}
+
+/// The object after a `/status` write: `old` with `status` taken from `new`, nothing else.
+pub fn prepare_status_update(old: &Value, new: &Value) -> Value {
+    let mut out = old.clone();
+    match new.get("status") {
+        Some(s) => out["status"] = s.clone(),
+        None => {
+            if let Some(m) = out.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    out
+}
+
+/// Applies the defaults Kubernetes applies to a kind. Idempotent.
+pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
+    match info.kind {
+        "Deployment" => default_deployment(obj),
+        "ReplicaSet" => {
+            let spec = object_at(obj, "spec");
+            set_default(spec, "replicas", json!(1));
+            if let Some(t) = spec.get_mut("template") {
+                default_template(t);
+            }
+        }
+        "Pod" => {
+            default_pod_spec(object_at(obj, "spec"));
+            let status = object_at(obj, "status");
+            set_default(status, "phase", json!("Pending"));
+        }
+        "Service" => default_service(obj),
+        "Namespace" => {
+            let name = name_of(obj).to_string();
+            let meta = metadata_mut(obj);
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            labels["kubernetes.io/metadata.name"] = json!(name);
+            let spec = object_at(obj, "spec");
+            set_default(spec, "finalizers", json!(["kubernetes"]));
+        }
+        "Secret" => {
+            if let Some(m) = obj.as_object_mut() {
+                set_default(m, "type", json!("Opaque"));
+            }
+        }
+        "PersistentVolumeClaim" => {
+            let spec = object_at(obj, "spec");
+            set_default(spec, "volumeMode", json!("Filesystem"));
+        }
+        _ => {}
+    }
+}
+
+fn default_deployment(obj: &mut Value) {
+    let spec = object_at(obj, "spec");
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "progressDeadlineSeconds", json!(600));
+    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+    if !strategy.is_object() {
+        *strategy = json!({});
+    }
+    let s = strategy.as_object_mut().expect("object");
+    set_default(s, "type", json!("RollingUpdate"));
+    if s.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        let ru = s.entry("rollingUpdate").or_insert_with(|| json!({}));
+        if !ru.is_object() {
+            *ru = json!({});
+        }
+        let ru = ru.as_object_mut().expect("object");
+        set_default(ru, "maxUnavailable", json!("25%"));
+        set_default(ru, "maxSurge", json!("25%"));
+    }
+    if let Some(t) = spec.get_mut("template") {
+        default_template(t);
+    }
+}
+
+fn default_template(template: &mut Value) {
+    if !template.is_object() {
+        return;
+    }
+    default_pod_spec(object_at(template, "spec"));
+}
+
+/// Applies the Pod spec defaults (restart policy, grace period, DNS policy, image pull policy,
+/// container port protocol). Controllers that build pods from templates get the same result.
+pub fn default_pod_spec(spec: &mut Map<String, Value>) {
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    for list in ["containers", "initContainers"] {
+        if let Some(Value::Array(cs)) = spec.get_mut(list) {
+            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+                set_default(c, "imagePullPolicy", json!(pull_policy(image)));
+                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                set_default(c, "terminationMessagePolicy", json!("File"));
+                if let Some(Value::Array(ports)) = c.get_mut("ports") {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Always` for `:latest` or untagged images, else `IfNotPresent` (digests count as tagged).
+pub fn pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    // The tag is after the last ':' that follows the last '/' (a registry port is not a tag).
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn default_service(obj: &mut Value) {
+    let spec = object_at(obj, "spec");
+    set_default(spec, "type", json!("ClusterIP"));
+    set_default(spec, "sessionAffinity", json!("None"));
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if ty != "ExternalName" {
+        set_default(spec, "ipFamilies", json!(["IPv4"]));
+        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+        set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
+        set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            set_default(p, "protocol", json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                set_default(p, "targetPort", port);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::resources::lookup;
+    use std::time::Duration;
+
+    fn ctx() -> CreateContext {
+        CreateContext {
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            uid: "u-1".into(),
+            name_suffix: "abcde".into(),
+        }
+    }
+
+    #[test]
+    fn create_fills_metadata_and_deployment_defaults() {
+        let info = lookup("apps", "v1", "deployments").unwrap();
+        let mut d = json!({"metadata": {"name": "web", "resourceVersion": "9", "uid": "client"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"spec": {"containers": [{"name": "c", "image": "nginx"}, {"name": "d", "image": "nginx:1.27"}]}}},
+            "status": {"replicas": 7}});
+        prepare_create(info, &mut d, Some("default"), &ctx()).unwrap();
+        assert_eq!(d["kind"], "Deployment");
+        assert_eq!(d["apiVersion"], "apps/v1");
+        assert_eq!(d["metadata"]["namespace"], "default");
+        assert_eq!(d["metadata"]["uid"], "u-1");
+        assert_eq!(d["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(d["metadata"]["generation"], 1);
+        assert!(d["metadata"].get("resourceVersion").is_none());
+        assert_eq!(d["status"], json!({}));
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Always");
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(pod["containers"][1]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn create_generates_names_and_checks_namespace() {
+        let info = lookup("", "v1", "configmaps").unwrap();
+        let mut c = json!({"metadata": {"generateName": "cfg-"}});
+        prepare_create(info, &mut c, Some("ns1"), &ctx()).unwrap();
+        assert_eq!(c["metadata"]["name"], "cfg-abcde");
+        assert_eq!(c["metadata"]["namespace"], "ns1");
+        assert!(c["metadata"].get("generation").is_none());
+        let mut bad = json!({"metadata": {"name": "x", "namespace": "other"}});
+        assert_eq!(
+            prepare_create(info, &mut bad, Some("ns1"), &ctx())
+                .unwrap_err()
+                .code,
+            400
+        );
+        let mut anon = json!({"metadata": {}});
+        let err = prepare_create(info, &mut anon, Some("ns1"), &ctx()).unwrap_err();
+        assert_eq!(err.code, 422);
+    }
+
+    #[test]
+    fn namespace_and_pod_and_service_defaults() {
+        let ns = lookup("", "v1", "namespaces").unwrap();
+        let mut n = json!({"metadata": {"name": "foo", "namespace": "x"}});
+        prepare_create(ns, &mut n, None, &ctx()).unwrap();
+        assert_eq!(n["status"]["phase"], "Active");
+        assert_eq!(
+            n["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "foo"
+        );
+        assert!(n["metadata"].get("namespace").is_none());
+
+        let pods = lookup("", "v1", "pods").unwrap();
+        let mut p = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "reg:5000/busybox", "ports": [{"containerPort": 80}]}]}});
+        prepare_create(pods, &mut p, None, &ctx()).unwrap();
+        assert_eq!(p["metadata"]["namespace"], "default");
+        assert_eq!(p["status"]["phase"], "Pending");
+        assert_eq!(p["spec"]["terminationGracePeriodSeconds"], 30);
+        assert_eq!(p["spec"]["dnsPolicy"], "ClusterFirst");
+        assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(p["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+
+        let svc = lookup("", "v1", "services").unwrap();
+        let mut s = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}});
+        prepare_create(svc, &mut s, Some("default"), &ctx()).unwrap();
+        assert_eq!(s["spec"]["type"], "ClusterIP");
+        assert_eq!(s["spec"]["ports"][0]["targetPort"], 80);
+        assert_eq!(s["spec"]["ports"][0]["protocol"], "TCP");
+    }
+
+    #[test]
+    fn update_keeps_system_fields_and_bumps_generation_on_spec_change() {
+        let info = lookup("apps", "v1", "deployments").unwrap();
+        let mut old = json!({"metadata": {"name": "web"}, "spec": {"replicas": 2}});
+        prepare_create(info, &mut old, Some("default"), &ctx()).unwrap();
+        old["status"] = json!({"replicas": 2});
+        old["metadata"]["resourceVersion"] = json!("5");
+
+        let mut same = old.clone();
+        same["metadata"]["labels"] = json!({"a": "b"});
+        same["metadata"]["uid"] = json!("forged");
+        same["status"] = json!({"replicas": 99});
+        prepare_update(info, &old, &mut same);
+        assert_eq!(same["metadata"]["generation"], 1);
+        assert_eq!(same["metadata"]["uid"], "u-1");
+        assert_eq!(same["status"]["replicas"], 2);
+        assert_eq!(same["metadata"]["labels"]["a"], "b");
+
+        let mut changed = old.clone();
+        changed["spec"]["replicas"] = json!(5);
+        prepare_update(info, &old, &mut changed);
+        assert_eq!(changed["metadata"]["generation"], 2);
+
+        let st = prepare_status_update(
+            &old,
+            &json!({"spec": {"replicas": 100}, "status": {"replicas": 3}}),
+        );
+        assert_eq!(st["spec"]["replicas"], 2);
+        assert_eq!(st["status"]["replicas"], 3);
+    }
+
+    #[test]
+    fn pull_policy_follows_the_tag() {
+        assert_eq!(pull_policy("nginx"), "Always");
+        assert_eq!(pull_policy("nginx:latest"), "Always");
+        assert_eq!(pull_policy("nginx:1.27"), "IfNotPresent");
+        assert_eq!(pull_policy("localhost:5000/app"), "Always");
+        assert_eq!(pull_policy("localhost:5000/app:v1"), "IfNotPresent");
+        assert_eq!(pull_policy("app@sha256:abc"), "IfNotPresent");
+    }
+}

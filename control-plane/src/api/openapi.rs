@@ -1,0 +1,109 @@
+//! A minimal OpenAPI v3: an index and one document per group/version whose PATCH operations list
+//! the `fieldValidation` parameter, which makes kubectl validate on the server (`fieldValidation=Strict`)
+//! instead of downloading schemas. No schemas are served; `/openapi/v2` is a 404.
+
+use serde_json::{json, Map, Value};
+
+use super::resources::{of_group_version, GROUPS};
+
+/// Paths of the per-group-version documents (`api/v1`, `apis/apps/v1`).
+fn gv_paths() -> Vec<(String, &'static str, &'static str)> {
+    let mut out = vec![("api/v1".to_string(), "", "v1")];
+    for g in GROUPS {
+        out.push((format!("apis/{g}/v1"), g, "v1"));
+    }
+    out
+}
+
+/// A stable hash of a document, for the `?hash=` cache key kubectl uses.
+fn hash(doc: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    doc.to_string().hash(&mut h);
+    format!("{:016X}", h.finish())
+}
+
+/// `GET /openapi/v3`.
+pub fn index() -> Value {
+    let mut paths = Map::new();
+    for (path, group, version) in gv_paths() {
+        let doc = document_for(group, version);
+        paths.insert(
+            path.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(&doc))}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// `GET /openapi/v3/{path}` (`api/v1`, `apis/apps/v1`), or `None` for anything else.
+pub fn document(path: &str) -> Option<Value> {
+    gv_paths()
+        .into_iter()
+        .find(|(p, _, _)| p == path)
+        .map(|(_, g, v)| document_for(g, v))
+}
+
+fn document_for(group: &str, version: &str) -> Value {
+    let base = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let mut paths = Map::new();
+    for r in of_group_version(group, version) {
+        let path = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.resource)
+        } else {
+            format!("{base}/{}/{{name}}", r.resource)
+        };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let params = json!([
+            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
+        ]);
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_points_at_documents_with_field_validation() {
+        let idx = index();
+        let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
+        assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="));
+        let doc = document("apis/apps/v1").unwrap();
+        let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+        assert!(op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation"));
+        let core = document("api/v1").unwrap();
+        assert!(core["paths"].get("/api/v1/namespaces/{name}").is_some());
+        assert!(document("apis/batch/v1").is_none());
+    }
+}

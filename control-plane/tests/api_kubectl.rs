@@ -1,0 +1,1245 @@
+//! The API server driven by the real `kubectl` (1.32, through the packaged dispatcher) and by raw
+//! HTTP: apply/get/scale/delete/watch, errors with kubectl's messages, allocation, deletion rules,
+//! watch semantics, the logs and exec proxies, and the Python `kubernetes` client.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use control_plane::api;
+use control_plane::store::{Batch, MemStore, ObjectStore, Op, Precondition};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+struct Server {
+    addr: SocketAddr,
+    store: Arc<MemStore>,
+    shutdown: CancellationToken,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Server {
+    let store = Arc::new(MemStore::new());
+    api::bootstrap(&*store).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(api::serve(listener, store.clone(), shutdown.clone()));
+    Server {
+        addr,
+        store,
+        shutdown,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn kubectl_command(addr: SocketAddr, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(KUBECTL);
+    c.arg("--server")
+        .arg(format!("http://{addr}"))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(args)
+        // No user kubeconfig may leak in: the server flag is all kubectl needs.
+        .env("KUBECONFIG", dir.join("kubeconfig-none"))
+        .env("HOME", dir);
+    c
+}
+
+/// Result of one kubectl run.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Server {
+    async fn kubectl(&self, args: &[&str]) -> Run {
+        let mut cmd = kubectl_command(self.addr, self.dir.path(), args);
+        let out: Output = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .expect("kubectl runs");
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let r = self.kubectl(args).await;
+        assert!(r.ok, "kubectl {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let (code, bytes) = self.http_raw(method, path, content_type, body, None).await;
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (code, v)
+    }
+
+    async fn http_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+        accept: Option<&str>,
+    ) -> (u16, Vec<u8>) {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+            .await
+            .expect("request in time")
+            .unwrap();
+        let code = resp.status().as_u16();
+        let bytes = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
+            .await
+            .expect("body in time")
+            .unwrap()
+            .to_bytes();
+        (code, bytes.to_vec())
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.http(
+            "POST",
+            path,
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.http("GET", path, None, None).await
+    }
+}
+
+fn deployment(name: &str, replicas: i64) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_configure_unchanged_server_side_scale_delete() {
+    let s = start().await;
+    let web = fixture("web.yaml");
+    let v2 = fixture("web-v2.yaml");
+    let out = s.kubectl_ok(&["apply", "-f", &web]).await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    assert!(out.contains("service/web created"), "{out}");
+
+    let out = s.kubectl_ok(&["apply", "-f", &v2]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(out.contains("service/web unchanged"), "{out}");
+    let out = s.kubectl_ok(&["apply", "-f", &v2]).await;
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+
+    let d: Value =
+        serde_json::from_str(&s.kubectl_ok(&["get", "deploy", "web", "-o", "json"]).await).unwrap();
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["metadata"]["generation"], 2);
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0]["image"], "nginx:1.28");
+    assert_eq!(containers[0]["env"][0]["value"], "prod");
+    assert!(
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+
+    // Back to v1: the sidecar goes, the env goes (strategic merge patch with $patch: delete).
+    let out = s.kubectl_ok(&["apply", "-f", &web]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let d: Value =
+        serde_json::from_str(&s.kubectl_ok(&["get", "deploy", "web", "-o", "json"]).await).unwrap();
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{d}");
+    assert!(containers[0].get("env").is_none(), "{d}");
+
+    let out = s.kubectl_ok(&["apply", "--server-side", "-f", &v2]).await;
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    assert!(out.contains("service/web serverside-applied"), "{out}");
+    let replicas = s
+        .kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])
+        .await;
+    assert_eq!(replicas, "3");
+
+    let out = s.kubectl_ok(&["scale", "deploy/web", "--replicas=5"]).await;
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    let replicas = s
+        .kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])
+        .await;
+    assert_eq!(replicas, "5");
+
+    let yaml = s.kubectl_ok(&["get", "svc", "web", "-o", "yaml"]).await;
+    assert!(yaml.contains("kind: Service"), "{yaml}");
+    assert!(yaml.contains("clusterIP: 10.96."), "{yaml}");
+
+    let out = s.kubectl_ok(&["delete", "-f", &web]).await;
+    assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
+    assert!(out.contains("service \"web\" deleted"), "{out}");
+    let r = s.kubectl(&["get", "deploy", "web"]).await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr
+            .contains("Error from server (NotFound): deployments.apps \"web\" not found"),
+        "{}",
+        r.stderr
+    );
+    // The Service's ClusterIP was released with it.
+    let (ips, _) = s
+        .store
+        .list(
+            "/core/ipallocations/",
+            control_plane::store::Consistency::Local,
+        )
+        .await
+        .unwrap();
+    assert!(ips.is_empty(), "{ips:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_tables_and_formats() {
+    let s = start().await;
+    s.kubectl_ok(&["apply", "-f", &fixture("web.yaml")]).await;
+    s.kubectl_ok(&["apply", "-f", &fixture("pod.yaml")]).await;
+
+    let pods = s.kubectl_ok(&["get", "pods", "-o", "wide"]).await;
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    for col in ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"] {
+        assert!(header.contains(&col), "{pods}");
+    }
+    assert!(pods.contains("solo") && pods.contains("Pending"), "{pods}");
+
+    let deploy = s.kubectl_ok(&["get", "deploy", "-o", "wide"]).await;
+    let header: Vec<&str> = deploy.lines().next().unwrap().split_whitespace().collect();
+    for col in [
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ] {
+        assert!(header.contains(&col), "{deploy}");
+    }
+    assert!(
+        deploy.contains("nginx:1.27") && deploy.contains("app=web"),
+        "{deploy}"
+    );
+
+    let svc = s.kubectl_ok(&["get", "svc"]).await;
+    let header: Vec<&str> = svc.lines().next().unwrap().split_whitespace().collect();
+    for col in [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+    ] {
+        assert!(header.contains(&col), "{svc}");
+    }
+    assert!(svc.contains("ClusterIP") && svc.contains("80/TCP"), "{svc}");
+
+    let all = s.kubectl_ok(&["get", "all"]).await;
+    assert!(
+        all.contains("pod/solo") && all.contains("deployment.apps/web"),
+        "{all}"
+    );
+
+    let list: Value =
+        serde_json::from_str(&s.kubectl_ok(&["get", "pods", "-o", "json"]).await).unwrap();
+    assert_eq!(list["items"][0]["metadata"]["name"], "solo");
+    assert_eq!(list["items"][0]["spec"]["restartPolicy"], "Always");
+    assert_eq!(
+        list["items"][0]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+
+    let labels = s.kubectl_ok(&["get", "pods", "--show-labels"]).await;
+    assert!(labels.contains("app=solo"), "{labels}");
+    let sorted = s
+        .kubectl_ok(&["get", "pods", "--sort-by=.metadata.name", "-l", "app=solo"])
+        .await;
+    assert!(sorted.contains("solo"), "{sorted}");
+    let none = s.kubectl(&["get", "pods", "-l", "app=nothing"]).await;
+    assert!(
+        none.ok && none.stderr.contains("No resources found"),
+        "{}",
+        none.stderr
+    );
+
+    let ns = s.kubectl_ok(&["get", "ns"]).await;
+    assert!(ns.contains("default") && ns.contains("Active"), "{ns}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_generators_send_protobuf() {
+    let s = start().await;
+    let out = s.kubectl_ok(&["create", "namespace", "foo"]).await;
+    assert!(out.contains("namespace/foo created"), "{out}");
+    let ns = s.kubectl_ok(&["get", "ns"]).await;
+    assert!(
+        ns.lines()
+            .any(|l| l.starts_with("foo ") && l.contains("Active")),
+        "{ns}"
+    );
+    let out = s
+        .kubectl_ok(&[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "foo",
+            "--from-literal=a=b",
+        ])
+        .await;
+    assert!(out.contains("configmap/cfg created"), "{out}");
+    let data = s
+        .kubectl_ok(&["get", "cm", "cfg", "-n", "foo", "-o", "jsonpath={.data.a}"])
+        .await;
+    assert_eq!(data, "b");
+    let r = s
+        .kubectl(&["create", "configmap", "cfg", "-n", "foo"])
+        .await;
+    assert!(
+        r.stderr
+            .contains("Error from server (AlreadyExists): configmaps \"cfg\" already exists"),
+        "{}",
+        r.stderr
+    );
+    let r = s.kubectl(&["create", "configmap", "x", "-n", "nope"]).await;
+    assert!(
+        r.stderr.contains("namespaces \"nope\" not found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_errors_use_kubernetes_messages() {
+    let s = start().await;
+    let r = s.kubectl(&["apply", "-f", &fixture("bad.yaml")]).await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("The Deployment \"Bad_Name\" is invalid"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("metadata.name: Invalid value: \"Bad_Name\""),
+        "{}",
+        r.stderr
+    );
+
+    let r = s.kubectl(&["get", "deploy", "nosuch"]).await;
+    assert!(
+        r.stderr
+            .contains("Error from server (NotFound): deployments.apps \"nosuch\" not found"),
+        "{}",
+        r.stderr
+    );
+    let r = s.kubectl(&["get", "foo"]).await;
+    assert!(
+        r.stderr
+            .contains("the server doesn't have a resource type \"foo\""),
+        "{}",
+        r.stderr
+    );
+    let r = s.kubectl(&["delete", "ns", "default"]).await;
+    assert!(r.stderr.contains("may not be deleted"), "{}", r.stderr);
+}
+
+/// Reads lines of a child's stdout on a thread, so the test can wait for one with a deadline.
+fn line_reader(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(needle);
+                seen.push(l);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {needle:?} in {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_new_objects() {
+    let s = start().await;
+    s.kubectl_ok(&["create", "-f", &fixture("pod.yaml")]).await;
+    let mut child = kubectl_command(s.addr, s.dir.path(), &["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = line_reader(&mut child);
+    let (seen, rx) = tokio::task::spawn_blocking(move || (wait_for_line(&rx, "solo"), rx))
+        .await
+        .unwrap();
+    assert!(seen[0].contains("NAME"), "{seen:?}");
+    // A new pod arrives as a watch event and is printed as a row.
+    let pod2 = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "second"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let (code, _) = s.post("/api/v1/namespaces/default/pods", pod2).await;
+    assert_eq!(code, 201);
+    let seen = tokio::task::spawn_blocking(move || wait_for_line(&rx, "second"))
+        .await
+        .unwrap();
+    assert!(seen.last().unwrap().contains("Pending"), "{seen:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_create_conflict_paging_and_selectors() {
+    let s = start().await;
+    let base = "/apis/apps/v1/namespaces/default/deployments";
+    let (code, d) = s.post(base, deployment("a", 1)).await;
+    assert_eq!(code, 201);
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert!(d["metadata"]["uid"].as_str().unwrap().len() == 36);
+    let rv = d["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // generateName, and a namespace that does not exist.
+    let mut g = deployment("", 1);
+    g["metadata"] = json!({"generateName": "gen-", "labels": {"app": "gen"}});
+    let (code, created) = s.post(base, g).await;
+    assert_eq!(code, 201);
+    assert!(created["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("gen-"));
+    let (code, st) = s
+        .post(
+            "/apis/apps/v1/namespaces/nope/deployments",
+            deployment("x", 1),
+        )
+        .await;
+    assert_eq!(code, 404);
+    assert_eq!(st["message"], "namespaces \"nope\" not found");
+
+    // PUT with the current resourceVersion succeeds and bumps generation; a stale one conflicts.
+    let mut upd = d.clone();
+    upd["spec"]["replicas"] = json!(4);
+    let (code, u) = s
+        .http(
+            "PUT",
+            &format!("{base}/a"),
+            Some("application/json"),
+            Some(upd.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200, "{u}");
+    assert_eq!(u["metadata"]["generation"], 2);
+    let mut stale = d.clone();
+    stale["metadata"]["resourceVersion"] = json!(rv);
+    let (code, st) = s
+        .http(
+            "PUT",
+            &format!("{base}/a"),
+            None,
+            Some(stale.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 409);
+    assert_eq!(st["reason"], "Conflict");
+    assert_eq!(
+        st["message"],
+        "Operation cannot be fulfilled on deployments.apps \"a\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+
+    for n in ["b", "c", "d"] {
+        assert_eq!(s.post(base, deployment(n, 1)).await.0, 201);
+    }
+    // Paging: 5 objects, 2 per page.
+    let mut names = Vec::new();
+    let mut cont = String::new();
+    for _ in 0..5 {
+        let (code, page) = s.get(&format!("{base}?limit=2&continue={cont}")).await;
+        assert_eq!(code, 200);
+        assert_eq!(page["kind"], "DeploymentList");
+        for i in page["items"].as_array().unwrap() {
+            names.push(i["metadata"]["name"].as_str().unwrap().to_string());
+        }
+        match page["metadata"]["continue"].as_str() {
+            Some(c) => cont = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(names.len(), 5, "{names:?}");
+    let (_, sel) = s
+        .get(&format!("{base}?labelSelector=app%20in%20(b,c)"))
+        .await;
+    assert_eq!(sel["items"].as_array().unwrap().len(), 2);
+    let (_, f) = s
+        .get(&format!("{base}?fieldSelector=metadata.name%3Dd"))
+        .await;
+    assert_eq!(f["items"][0]["metadata"]["name"], "d");
+    let (_, all) = s.get("/apis/apps/v1/deployments").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 5);
+
+    // dryRun never persists.
+    let (code, _) = s
+        .post(&format!("{base}?dryRun=All"), deployment("dry", 1))
+        .await;
+    assert_eq!(code, 201);
+    assert_eq!(s.get(&format!("{base}/dry")).await.0, 404);
+
+    // Bodies: too large, unknown type, malformed.
+    let big = vec![b' '; 3 * 1024 * 1024 + 10];
+    let (code, _) = s
+        .http("POST", base, Some("application/json"), Some(big))
+        .await;
+    assert_eq!(code, 413);
+    let (code, _) = s
+        .http(
+            "POST",
+            base,
+            Some("application/xml"),
+            Some(b"<x/>".to_vec()),
+        )
+        .await;
+    assert_eq!(code, 415);
+    let (code, st) = s.http("POST", base, None, Some(b"{nope".to_vec())).await;
+    assert_eq!((code, st["reason"].as_str()), (400, Some("BadRequest")));
+    let (code, _) = s
+        .http(
+            "PATCH",
+            base,
+            Some("application/merge-patch+json"),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(code, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_patches_status_scale_and_apply() {
+    let s = start().await;
+    let base = "/apis/apps/v1/namespaces/default/deployments";
+    let (_, d) = s.post(base, deployment("p", 1)).await;
+    assert_eq!(d["status"], json!({}));
+    let url = format!("{base}/p");
+    let patch = |ct: &'static str, body: Value| {
+        let url = url.clone();
+        let s = &s;
+        async move {
+            s.http("PATCH", &url, Some(ct), Some(body.to_string().into_bytes()))
+                .await
+        }
+    };
+    let (code, v) = patch(
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"m": "1"}}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["metadata"]["labels"]["m"], "1");
+    assert_eq!(v["metadata"]["generation"], 1);
+    let (code, v) = patch(
+        "application/strategic-merge-patch+json",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["metadata"]["generation"], 2);
+    assert_eq!(
+        v["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:2"
+    );
+    let (code, v) = patch(
+        "application/json-patch+json",
+        json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["spec"]["replicas"], 3);
+    // A patch carrying a stale resourceVersion conflicts.
+    let (code, _) = patch(
+        "application/merge-patch+json",
+        json!({"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 9}}),
+    )
+    .await;
+    assert_eq!(code, 409);
+    let (code, _) = patch("text/plain", json!({})).await;
+    assert_eq!(code, 415);
+
+    // Status: only status changes, through /status.
+    let (code, v) = s
+        .http(
+            "PATCH",
+            &format!("{url}/status"),
+            Some("application/merge-patch+json"),
+            Some(json!({"spec": {"replicas": 50}, "status": {"replicas": 3, "observedGeneration": 3}}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["status"]["replicas"], 3);
+    assert_eq!(v["spec"]["replicas"], 3);
+    // And a main-resource write cannot change status.
+    let (_, v) = patch(
+        "application/merge-patch+json",
+        json!({"status": {"replicas": 99}}),
+    )
+    .await;
+    assert_eq!(v["status"]["replicas"], 3);
+
+    // Scale.
+    let (code, sc) = s.get(&format!("{url}/scale")).await;
+    assert_eq!(code, 200);
+    assert_eq!(sc["kind"], "Scale");
+    assert_eq!(sc["status"]["selector"], "app=p");
+    let (code, sc) = s
+        .http(
+            "PUT",
+            &format!("{url}/scale"),
+            Some("application/json"),
+            Some(json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "p"}, "spec": {"replicas": 7}}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!((code, sc["spec"]["replicas"].as_i64()), (200, Some(7)));
+    let (code, sc) = s
+        .http(
+            "PATCH",
+            &format!("{url}/scale"),
+            Some("application/merge-patch+json"),
+            Some(br#"{"spec":{"replicas":-1}}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(code, 422, "{sc}");
+
+    // Server-side apply creates (201), then updates (200); YAML bodies are accepted.
+    let apply_url = format!("{base}/ssa?fieldManager=test");
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ssa\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: ssa}\n  template:\n    metadata:\n      labels: {app: ssa}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n";
+    let (code, v) = s
+        .http(
+            "PATCH",
+            &apply_url,
+            Some("application/apply-patch+yaml"),
+            Some(yaml.as_bytes().to_vec()),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["spec"]["replicas"], 2);
+    let (code, v) = s
+        .http(
+            "PATCH",
+            &apply_url,
+            Some("application/apply-patch+yaml"),
+            Some(yaml.replace("replicas: 2", "replicas: 4").into_bytes()),
+        )
+        .await;
+    assert_eq!((code, v["spec"]["replicas"].as_i64()), (200, Some(4)));
+    let (code, _) = s
+        .http(
+            "PATCH",
+            &format!("{base}/nosuch"),
+            Some("application/merge-patch+json"),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_services_get_unique_cluster_ips_and_node_ports() {
+    let s = start().await;
+    let base = "/api/v1/namespaces/default/services";
+    let mut ips = std::collections::HashSet::new();
+    for i in 0..20 {
+        let svc = json!({"metadata": {"name": format!("s{i}")}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+        let (code, v) = s.post(base, svc).await;
+        assert_eq!(code, 201, "{v}");
+        assert!(ips.insert(v["spec"]["clusterIP"].as_str().unwrap().to_string()));
+        assert_eq!(v["spec"]["ports"][0]["targetPort"], 80);
+    }
+    let (code, v) = s
+        .post(base, json!({"metadata": {"name": "dns"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}}))
+        .await;
+    assert_eq!(
+        (code, v["spec"]["clusterIP"].as_str()),
+        (201, Some("10.96.0.10"))
+    );
+    let (code, v) = s
+        .post(base, json!({"metadata": {"name": "dns2"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}}))
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("provided IP is already allocated"));
+    let (code, v) = s
+        .post(base, json!({"metadata": {"name": "headless"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}}))
+        .await;
+    assert_eq!(
+        (code, v["spec"]["clusterIPs"].clone()),
+        (201, json!(["None"]))
+    );
+    // NodePorts via kubectl apply, unique across services.
+    let out = s
+        .kubectl_ok(&["apply", "-f", &fixture("nodeport.yaml")])
+        .await;
+    assert!(out.contains("service/np created"), "{out}");
+    let (_, list) = s.get(base).await;
+    let mut ports = std::collections::HashSet::new();
+    for svc in list["items"].as_array().unwrap() {
+        if let Some(p) = svc["spec"]["ports"][0]["nodePort"].as_u64() {
+            assert!((30000..=32767).contains(&p));
+            assert!(ports.insert(p), "duplicate {p}");
+        }
+    }
+    assert_eq!(ports.len(), 21);
+    // Deleting frees the IP: it can be requested again.
+    assert_eq!(
+        s.http("DELETE", &format!("{base}/dns"), None, None).await.0,
+        200
+    );
+    let (code, _) = s
+        .post(base, json!({"metadata": {"name": "dns3"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}}))
+        .await;
+    assert_eq!(code, 201);
+}
+
+async fn put_node(store: &MemStore, name: &str, port: u16) {
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}});
+    store
+        .commit(Batch::one(Op::Put {
+            key: format!("/core/nodes//{name}"),
+            value: node,
+            precondition: Precondition::None,
+        }))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_deletion_rules() {
+    let s = start().await;
+    put_node(&s.store, "node1", 1).await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = |name: &str, node: Option<&str>| {
+        let mut p = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        if let Some(n) = node {
+            p["spec"]["nodeName"] = json!(n);
+        }
+        p
+    };
+    // Bound pod: graceful; unbound: at once; gone node: at once; grace 0: at once.
+    s.post(pods, pod("bound", Some("node1"))).await;
+    s.post(pods, pod("unbound", None)).await;
+    s.post(pods, pod("orphan", Some("gone-node"))).await;
+    s.post(pods, pod("forced", Some("node1"))).await;
+    let (code, v) = s.http("DELETE", &format!("{pods}/bound"), None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert!(v["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(s.get(&format!("{pods}/bound")).await.0, 200);
+    for n in ["unbound", "orphan"] {
+        assert_eq!(
+            s.http("DELETE", &format!("{pods}/{n}"), None, None).await.0,
+            200
+        );
+        assert_eq!(s.get(&format!("{pods}/{n}")).await.0, 404, "{n}");
+    }
+    let (code, _) = s
+        .http(
+            "DELETE",
+            &format!("{pods}/forced"),
+            Some("application/json"),
+            Some(br#"{"gracePeriodSeconds":0}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s.get(&format!("{pods}/forced")).await.0, 404);
+
+    // Eviction of a bound pod: 201 Success, the pod terminates gracefully.
+    s.post(pods, pod("ev", Some("node1"))).await;
+    let (code, st) = s
+        .post(&format!("{pods}/ev/eviction"), json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "ev"}, "deleteOptions": {}}))
+        .await;
+    assert_eq!((code, st["status"].as_str()), (201, Some("Success")));
+    assert!(s.get(&format!("{pods}/ev")).await.1["metadata"]["deletionTimestamp"].is_string());
+
+    // Foreground: the finalizer the garbage collector acts on; Background: gone at once.
+    let deps = "/apis/apps/v1/namespaces/default/deployments";
+    s.post(deps, deployment("fg", 1)).await;
+    s.post(deps, deployment("bg", 1)).await;
+    let (code, v) = s
+        .http(
+            "DELETE",
+            &format!("{deps}/fg"),
+            Some("application/json"),
+            Some(br#"{"propagationPolicy":"Foreground"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    assert!(v["metadata"]["deletionTimestamp"].is_string());
+    // When the collector removes the finalizer, the object goes.
+    let (code, _) = s
+        .http(
+            "PATCH",
+            &format!("{deps}/fg"),
+            Some("application/merge-patch+json"),
+            Some(br#"{"metadata":{"finalizers":null}}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s.get(&format!("{deps}/fg")).await.0, 404);
+    let (code, st) = s
+        .http(
+            "DELETE",
+            &format!("{deps}/bg"),
+            Some("application/json"),
+            Some(br#"{"propagationPolicy":"Background"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(
+        (code, st["status"].as_str(), st["details"]["kind"].as_str()),
+        (200, Some("Success"), Some("deployments"))
+    );
+    assert_eq!(s.get(&format!("{deps}/bg")).await.0, 404);
+
+    // Namespaces: Terminating, and no new content.
+    assert_eq!(
+        s.post("/api/v1/namespaces", json!({"metadata": {"name": "t"}}))
+            .await
+            .0,
+        201
+    );
+    let (code, v) = s.http("DELETE", "/api/v1/namespaces/t", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["status"]["phase"], "Terminating");
+    let (code, v) = s
+        .post(
+            "/api/v1/namespaces/t/configmaps",
+            json!({"metadata": {"name": "c"}}),
+        )
+        .await;
+    assert_eq!(code, 403, "{v}");
+    // The namespace controller finalizes it: then it is gone.
+    let (code, _) = s
+        .http(
+            "PUT",
+            "/api/v1/namespaces/t/finalize",
+            None,
+            Some(
+                json!({"metadata": {"name": "t"}, "spec": {"finalizers": []}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s.get("/api/v1/namespaces/t").await.0, 404);
+
+    // deletecollection by label.
+    let cms = "/api/v1/namespaces/default/configmaps";
+    for (n, l) in [("c1", "x"), ("c2", "x"), ("c3", "y")] {
+        s.post(cms, json!({"metadata": {"name": n, "labels": {"k": l}}}))
+            .await;
+    }
+    let (code, v) = s
+        .http("DELETE", &format!("{cms}?labelSelector=k%3Dx"), None, None)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    let (_, left) = s.get(cms).await;
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+}
+
+/// Reads watch lines from a streaming response until `n` events or the stream ends.
+async fn watch_lines(addr: SocketAddr, path: &str, accept: Option<&str>, n: usize) -> Vec<Value> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {}\r\nConnection: close\r\n\r\n",
+        accept.unwrap_or("application/json")
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await;
+        let Ok(Ok(k)) = read else { break };
+        if k == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..k]);
+        // Chunked framing: pick out the JSON lines between the size lines.
+        events = String::from_utf8_lossy(&buf)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect();
+        if events.len() >= n {
+            break;
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_watch_replays_filters_times_out_and_expires() {
+    let s = start().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let (_, a) = s
+        .post(
+            cms,
+            json!({"metadata": {"name": "a", "labels": {"k": "1"}}}),
+        )
+        .await;
+    s.post(
+        cms,
+        json!({"metadata": {"name": "b", "labels": {"k": "2"}}}),
+    )
+    .await;
+    let rv_a: u64 = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // No resourceVersion: the current objects as ADDED, then live events; the selector applies.
+    let watcher = {
+        let path = format!("{cms}?watch=true&labelSelector=k%3D1&timeoutSeconds=5");
+        let addr = s.addr;
+        tokio::spawn(async move { watch_lines(addr, &path, None, 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.http(
+        "PATCH",
+        &format!("{cms}/a"),
+        Some("application/merge-patch+json"),
+        Some(br#"{"data":{"x":"y"}}"#.to_vec()),
+    )
+    .await;
+    s.http(
+        "PATCH",
+        &format!("{cms}/b"),
+        Some("application/merge-patch+json"),
+        Some(br#"{"data":{"x":"y"}}"#.to_vec()),
+    )
+    .await;
+    let events = watcher.await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "a");
+    assert_eq!(events[1]["type"], "MODIFIED");
+    assert_eq!(events[1]["object"]["data"]["x"], "y");
+    assert_eq!(events[1]["object"]["kind"], "ConfigMap");
+
+    // From a resourceVersion: only later changes, including the delete.
+    s.http("DELETE", &format!("{cms}/b"), None, None).await;
+    let events = watch_lines(
+        s.addr,
+        &format!("{cms}?watch=1&resourceVersion={rv_a}&timeoutSeconds=1"),
+        None,
+        10,
+    )
+    .await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["ADDED", "MODIFIED", "MODIFIED", "DELETED"],
+        "{events:?}"
+    );
+
+    // Tables in watch events, as `kubectl get -w` asks; the first carries the columns.
+    let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let events = watch_lines(
+        s.addr,
+        &format!("{cms}?watch=true&timeoutSeconds=1"),
+        Some(table_accept),
+        1,
+    )
+    .await;
+    assert_eq!(events[0]["object"]["kind"], "Table");
+    assert!(events[0]["object"]["columnDefinitions"].is_array());
+
+    // A revision older than the window: ERROR 410 Expired.
+    for i in 0..10_010 {
+        s.store
+            .commit(Batch::one(Op::Put {
+                key: format!("/core/events/default/e{}", i % 3),
+                value: json!({"metadata": {"name": "e"}}),
+                precondition: Precondition::None,
+            }))
+            .await
+            .unwrap();
+    }
+    let events = watch_lines(
+        s.addr,
+        &format!("{cms}?watch=true&resourceVersion=1"),
+        None,
+        1,
+    )
+    .await;
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+
+    // Bookmarks carry the revision watched so far.
+    let start = std::time::Instant::now();
+    let events = watch_lines(
+        s.addr,
+        &format!(
+            "{cms}?watch=true&timeoutSeconds=2&allowWatchBookmarks=true&resourceVersion={}",
+            s.store.revision()
+        ),
+        None,
+        1,
+    )
+    .await;
+    assert!(
+        events.is_empty() || events[0]["type"] == "BOOKMARK",
+        "{events:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_openapi_and_version() {
+    let s = start().await;
+    let (code, v) = s.get("/version").await;
+    assert_eq!((code, v["minor"].as_str()), (200, Some("32")));
+    let agg =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let resp = client
+        .request(
+            http::Request::get(format!("http://{}/apis", s.addr))
+                .header("accept", agg)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let (_, v1) = s.get("/api/v1").await;
+    assert!(v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "pods/eviction"));
+    let (code, _) = s.get("/openapi/v2").await;
+    assert_eq!(code, 404);
+    let (_, idx) = s.get("/openapi/v3").await;
+    let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, doc) = s.get(&url).await;
+    assert_eq!(code, 200);
+    assert!(doc["paths"].as_object().unwrap().len() >= 2);
+    let out = s.kubectl_ok(&["api-resources"]).await;
+    assert!(
+        out.contains("deployments") && out.contains("deploy") && out.contains("leases"),
+        "{out}"
+    );
+    let out = s.kubectl_ok(&["version"]).await;
+    assert!(out.contains("Server Version: v1.32.0"), "{out}");
+}
+
+/// A fake node agent: answers one logs request, or upgrades one exec request and echoes bytes.
+async fn fake_agent() -> (u16, tokio::task::JoinHandle<String>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 1024];
+            let n = c.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_string();
+        let first = head.lines().next().unwrap().to_string();
+        if first.contains("/containerLogs/") {
+            let body = "line one\nline two\n";
+            let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            c.write_all(resp.as_bytes()).await.unwrap();
+        } else {
+            c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
+            let mut echo = [0u8; 64];
+            let n = c.read(&mut echo).await.unwrap();
+            c.write_all(&echo[..n]).await.unwrap();
+        }
+        c.shutdown().await.ok();
+        first
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_exec_are_proxied_to_the_agent() {
+    let s = start().await;
+    let (port, agent) = fake_agent().await;
+    put_node(&s.store, "node1", port).await;
+    let pod = json!({"metadata": {"name": "lp"}, "spec": {"nodeName": "node1", "containers": [{"name": "main", "image": "busybox"}]}});
+    assert_eq!(s.post("/api/v1/namespaces/default/pods", pod).await.0, 201);
+    let out = s.kubectl_ok(&["logs", "lp", "--tail=2"]).await;
+    assert_eq!(out, "line one\nline two\n");
+    let first = agent.await.unwrap();
+    assert!(
+        first.starts_with("GET /containerLogs/default/lp/main?"),
+        "{first}"
+    );
+    assert!(first.contains("tailLines=2"), "{first}");
+
+    let (port, agent) = fake_agent().await;
+    put_node(&s.store, "node1", port).await;
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(b"GET /api/v1/namespaces/default/pods/lp/exec?command=ls&command=%2F&stdout=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 1024];
+        let n = c.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: v5.channel.k8s.io"),
+        "{head}"
+    );
+    c.write_all(b"\x01ping").await.unwrap();
+    let mut echo = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"\x01ping");
+    let first = agent.await.unwrap();
+    assert!(
+        first.starts_with("GET /exec/default/lp/main?command=ls&command=%2F&stdout=true"),
+        "{first}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_kubernetes_client() {
+    let has_module = Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !has_module {
+        println!("skipped: python3 or its kubernetes module is missing (pip install kubernetes)");
+        return;
+    }
+    let s = start().await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python_client.py");
+    let url = format!("http://{}", s.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .arg(url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("python client: ok"), "{stdout}");
+}
