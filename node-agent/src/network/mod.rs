@@ -7,16 +7,20 @@
 
 mod cidr;
 pub mod cni;
+pub mod dns;
 pub mod fake;
 pub mod netlink;
 mod netns;
+pub mod node;
 pub mod overlay;
+pub mod services;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
 pub use cidr::Ipv4Cidr;
 pub use netns::{create_netns, delete_netns, in_netns, netns_name, netns_path};
+pub use node::{NodeNetwork, NodeNetworkConfig};
 
 /// Annotation that selects the pod network mode; the value `none` gives the pod a netns with loopback only.
 pub const NETWORK_ANNOTATION: &str = "berth.dev/network";
