@@ -8,8 +8,8 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 use super::{
-    Batch, BoxFuture, Committed, Consistency, Error, Event, EventWindow, Object, ObjectStore, Result,
-    StateMachine, WatchStream,
+    Batch, BoxFuture, Committed, Consistency, Error, Event, EventWindow, Object, ObjectStore,
+    Result, StateMachine, WatchStream,
 };
 
 struct Inner {
@@ -104,7 +104,11 @@ impl ObjectStore for MemStore {
         Box::pin(async move { Ok(self.inner.lock().expect("mem store lock").sm.get(key)) })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str, _: Consistency) -> BoxFuture<'a, Result<(Vec<Object>, u64)>> {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        _: Consistency,
+    ) -> BoxFuture<'a, Result<(Vec<Object>, u64)>> {
         Box::pin(async move {
             let inner = self.inner.lock().expect("mem store lock");
             Ok((inner.sm.list(prefix), inner.sm.applied()))

@@ -199,7 +199,11 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Committed>>;
 
     /// Reads one object.
-    fn get<'a>(&'a self, key: &'a str, consistency: Consistency) -> BoxFuture<'a, Result<Option<Object>>>;
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        consistency: Consistency,
+    ) -> BoxFuture<'a, Result<Option<Object>>>;
 
     /// Reads every object under `prefix`, and the revision the list is consistent at.
     fn list<'a>(
@@ -223,3 +227,12 @@ pub trait ObjectStore: Send + Sync + 'static {
 
 mod mem;
 pub use mem::MemStore;
+
+mod members;
+pub mod sled_storage;
+pub use members::{Member, Members};
+mod node;
+mod raft_store;
+pub mod transport;
+pub use node::{DriverConfig, Leadership, Status};
+pub use raft_store::{RaftStore, Start, StoreConfig};

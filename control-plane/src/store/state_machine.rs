@@ -225,7 +225,11 @@ impl EventWindow {
                 let old = self.events.pop_front().expect("non-empty");
                 // Events of one revision leave together, or a watch could see half a batch.
                 self.floor = old.revision;
-                while self.events.front().is_some_and(|e| e.revision == old.revision) {
+                while self
+                    .events
+                    .front()
+                    .is_some_and(|e| e.revision == old.revision)
+                {
                     self.events.pop_front();
                 }
             }
@@ -267,10 +271,16 @@ mod tests {
     #[test]
     fn put_stamps_resource_version_with_index() {
         let mut sm = StateMachine::new();
-        let (res, events) = sm.apply(7, &Batch::one(put("/core/pods/default/a", Precondition::Absent)));
+        let (res, events) = sm.apply(
+            7,
+            &Batch::one(put("/core/pods/default/a", Precondition::Absent)),
+        );
         let c = res.unwrap();
         assert_eq!(c.revision, 7);
-        assert_eq!(c.results[0].as_ref().unwrap()["metadata"]["resourceVersion"], "7");
+        assert_eq!(
+            c.results[0].as_ref().unwrap()["metadata"]["resourceVersion"],
+            "7"
+        );
         assert_eq!(events[0].kind, EventType::Added);
         assert_eq!(sm.get("/core/pods/default/a").unwrap().revision, 7);
     }
@@ -278,9 +288,14 @@ mod tests {
     #[test]
     fn failed_precondition_applies_nothing_but_consumes_index() {
         let mut sm = StateMachine::new();
-        sm.apply(1, &Batch::one(put("/a", Precondition::Absent))).0.unwrap();
+        sm.apply(1, &Batch::one(put("/a", Precondition::Absent)))
+            .0
+            .unwrap();
         let batch = Batch {
-            ops: vec![put("/b", Precondition::Absent), put("/a", Precondition::Absent)],
+            ops: vec![
+                put("/b", Precondition::Absent),
+                put("/a", Precondition::Absent),
+            ],
         };
         let (res, events) = sm.apply(2, &batch);
         assert_eq!(
@@ -300,10 +315,17 @@ mod tests {
     #[test]
     fn revision_precondition_detects_conflicts() {
         let mut sm = StateMachine::new();
-        sm.apply(1, &Batch::one(put("/a", Precondition::Absent))).0.unwrap();
-        sm.apply(2, &Batch::one(put("/a", Precondition::Revision(1)))).0.unwrap();
+        sm.apply(1, &Batch::one(put("/a", Precondition::Absent)))
+            .0
+            .unwrap();
+        sm.apply(2, &Batch::one(put("/a", Precondition::Revision(1))))
+            .0
+            .unwrap();
         let (res, _) = sm.apply(3, &Batch::one(put("/a", Precondition::Revision(1))));
-        assert!(matches!(res, Err(Error::PreconditionFailed { found: Some(2), .. })));
+        assert!(matches!(
+            res,
+            Err(Error::PreconditionFailed { found: Some(2), .. })
+        ));
     }
 
     #[test]
@@ -330,8 +352,13 @@ mod tests {
     #[test]
     fn list_is_prefix_bounded() {
         let mut sm = StateMachine::new();
-        for (i, k) in ["/core/pods/a/x", "/core/pods/b/y", "/core/podsx/a/z"].iter().enumerate() {
-            sm.apply(i as u64 + 1, &Batch::one(put(k, Precondition::None))).0.unwrap();
+        for (i, k) in ["/core/pods/a/x", "/core/pods/b/y", "/core/podsx/a/z"]
+            .iter()
+            .enumerate()
+        {
+            sm.apply(i as u64 + 1, &Batch::one(put(k, Precondition::None)))
+                .0
+                .unwrap();
         }
         let keys: Vec<_> = sm.list("/core/pods/").into_iter().map(|o| o.key).collect();
         assert_eq!(keys, vec!["/core/pods/a/x", "/core/pods/b/y"]);
@@ -345,7 +372,14 @@ mod tests {
             let (_, ev) = sm.apply(i, &Batch::one(put(&format!("/k{i}"), Precondition::None)));
             w.push(ev);
         }
-        assert_eq!(w.since(2).unwrap().iter().map(|e| e.revision).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(
+            w.since(2)
+                .unwrap()
+                .iter()
+                .map(|e| e.revision)
+                .collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
         assert_eq!(w.since(5).unwrap(), vec![]);
         assert!(matches!(w.since(1), Err(Error::Gone { .. })));
     }

@@ -1,0 +1,680 @@
+//! The Raft driver: one thread owns `RawNode<SledStorage>`, is fed by an mpsc of [`Msg`], batches every
+//! pending proposal and message into one `Ready` (one append, one fsync), applies committed entries to
+//! the state machine and completes the callers waiting on them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message};
+use raft::{RawNode, StateRole};
+use tokio::sync::{broadcast, oneshot, watch};
+
+use super::members::{Member, Members};
+use super::sled_storage::{ObjectWrites, SledStorage};
+use super::transport::Transport;
+use super::{Batch, Committed, Error, Event, EventWindow, Result, StateMachine};
+
+/// Requests to the driver thread.
+pub(crate) enum Msg {
+    /// A JSON-encoded [`Batch`] to replicate; answered when applied.
+    Propose {
+        data: Vec<u8>,
+        tx: oneshot::Sender<Result<Committed>>,
+    },
+    /// A message from a peer.
+    Raft(Box<Message>),
+    /// A linearizable read barrier: answered with the index to wait for.
+    ReadIndex(oneshot::Sender<Result<u64>>),
+    /// A membership change; answered when applied.
+    ConfChange {
+        cc: ConfChange,
+        tx: oneshot::Sender<Result<()>>,
+    },
+    /// The transport could not reach a peer.
+    Unreachable(u64),
+    /// The transport finished (or failed) sending a snapshot.
+    SnapshotSent { to: u64, ok: bool },
+    /// Raft status for tools and tests.
+    Status(oneshot::Sender<Status>),
+}
+
+/// A point-in-time view of this member's Raft state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// This member's id.
+    pub id: u64,
+    /// Known leader (0 when none).
+    pub leader_id: u64,
+    /// Current term.
+    pub term: u64,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+    /// First index still in the log (everything before is compacted into the snapshot).
+    pub first_index: u64,
+    /// Members of the configuration.
+    pub members: Vec<Member>,
+}
+
+/// Who leads, as last seen by this member.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// Leader id (0 when unknown).
+    pub leader_id: u64,
+    /// Whether this member is the leader.
+    pub is_leader: bool,
+}
+
+/// Applied state readers see: the state machine, the watch window and the event broadcast.
+pub(crate) struct Applied {
+    pub sm: StateMachine,
+    pub window: EventWindow,
+    pub events: broadcast::Sender<Arc<Vec<Event>>>,
+}
+
+/// State shared between the driver thread and the async store handle.
+pub(crate) struct Shared {
+    pub id: u64,
+    pub applied: RwLock<Applied>,
+    pub applied_index: watch::Sender<u64>,
+    pub leadership: watch::Sender<Leadership>,
+    pub is_leader: watch::Sender<bool>,
+    pub members: RwLock<Members>,
+    pub stopped: AtomicBool,
+}
+
+pub(crate) const EVENT_CHANNEL: usize = 4096;
+
+/// Tunables of the driver.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// One Raft tick.
+    pub tick: Duration,
+    /// Ticks without a heartbeat before an election.
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Compact the log every this many applied entries.
+    pub snapshot_every: u64,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            tick: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+/// The single owner of `RawNode`.
+pub(crate) struct Driver {
+    node: RawNode<SledStorage>,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    cfg: DriverConfig,
+    /// Random per process, so entries replayed from before a restart never match a new waiter.
+    nonce: u64,
+    next_seq: u64,
+    proposals: HashMap<u64, oneshot::Sender<Result<Committed>>>,
+    conf_changes: HashMap<u64, oneshot::Sender<Result<()>>>,
+    /// Read requests collected during this drain; they share one `read_index` round.
+    new_reads: Vec<oneshot::Sender<Result<u64>>>,
+    reads: HashMap<u64, Vec<oneshot::Sender<Result<u64>>>>,
+    next_read: u64,
+    leader_id: u64,
+    role: StateRole,
+}
+
+fn ctx(nonce: u64, seq: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&nonce.to_be_bytes());
+    v.extend_from_slice(&seq.to_be_bytes());
+    v
+}
+
+fn parse_ctx(nonce: u64, ctx: &[u8]) -> Option<u64> {
+    if ctx.len() != 16 || ctx[..8] != nonce.to_be_bytes() {
+        return None;
+    }
+    Some(u64::from_be_bytes(ctx[8..].try_into().expect("8 bytes")))
+}
+
+/// Forwards raft-rs's slog records to tracing.
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(
+        &self,
+        record: &slog::Record<'_>,
+        _: &slog::OwnedKVList,
+    ) -> std::result::Result<(), slog::Never> {
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(target: "raft", "{}", record.msg())
+            }
+            slog::Level::Warning => tracing::warn!(target: "raft", "{}", record.msg()),
+            slog::Level::Info => tracing::info!(target: "raft", "{}", record.msg()),
+            _ => tracing::trace!(target: "raft", "{}", record.msg()),
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn raft_logger(id: u64) -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!("raft_id" => id))
+}
+
+impl Driver {
+    pub(crate) fn new(
+        storage: SledStorage,
+        rx: Receiver<Msg>,
+        shared: Arc<Shared>,
+        transport: Arc<Transport>,
+        cfg: DriverConfig,
+    ) -> Result<Self> {
+        let raft_cfg = raft::Config {
+            id: shared.id,
+            election_tick: cfg.election_ticks,
+            heartbeat_tick: cfg.heartbeat_ticks,
+            applied: storage.applied(),
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        let node = RawNode::new(&raft_cfg, storage, &raft_logger(shared.id))
+            .map_err(|e| Error::Unavailable(format!("raft init: {e}")))?;
+        Ok(Driver {
+            node,
+            rx,
+            shared,
+            transport,
+            cfg,
+            nonce: rand::random(),
+            next_seq: 1,
+            proposals: HashMap::new(),
+            conf_changes: HashMap::new(),
+            new_reads: Vec::new(),
+            reads: HashMap::new(),
+            next_read: 1,
+            leader_id: 0,
+            role: StateRole::Follower,
+        })
+    }
+
+    /// Runs until the store is stopped or every sender is gone. Blocking: call on a dedicated thread.
+    pub(crate) fn run(mut self) {
+        let mut next_tick = Instant::now() + self.cfg.tick;
+        loop {
+            if self.shared.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(m) => {
+                    self.handle(m);
+                    // Drain everything queued so many writes share one Ready and one fsync.
+                    let mut n = 0;
+                    while n < 16_384 {
+                        match self.rx.try_recv() {
+                            Ok(m) => self.handle(m),
+                            Err(_) => break,
+                        }
+                        n += 1;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.start_reads();
+            let now = Instant::now();
+            if now >= next_tick {
+                self.node.tick();
+                next_tick = now + self.cfg.tick;
+                self.prune_abandoned();
+            }
+            self.on_ready();
+        }
+        self.fail_all(Error::Unavailable("store stopped".into()));
+        tracing::info!(id = self.shared.id, "raft driver stopped");
+    }
+
+    fn handle(&mut self, m: Msg) {
+        match m {
+            Msg::Propose { data, tx } => {
+                if self.role != StateRole::Leader {
+                    let _ = tx.send(Err(Error::NoLeader));
+                    return;
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                match self.node.propose(ctx(self.nonce, seq), data) {
+                    Ok(()) => {
+                        self.proposals.insert(seq, tx);
+                    }
+                    // Not appended anywhere, so the caller may retry safely.
+                    Err(_) => {
+                        let _ = tx.send(Err(Error::NoLeader));
+                    }
+                }
+            }
+            Msg::Raft(m) => {
+                if let Err(e) = self.node.step(*m) {
+                    tracing::debug!(error = %e, "dropped raft message");
+                }
+            }
+            Msg::ReadIndex(tx) => self.new_reads.push(tx),
+            Msg::ConfChange { cc, tx } => {
+                if self.role != StateRole::Leader {
+                    let _ = tx.send(Err(Error::NoLeader));
+                    return;
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                match self.node.propose_conf_change(ctx(self.nonce, seq), cc) {
+                    Ok(()) => {
+                        self.conf_changes.insert(seq, tx);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::Invalid(format!("conf change rejected: {e}"))));
+                    }
+                }
+            }
+            Msg::Unreachable(id) => self.node.report_unreachable(id),
+            Msg::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    raft::SnapshotStatus::Finish
+                } else {
+                    raft::SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+            Msg::Status(tx) => {
+                let store = self.node.store();
+                let _ = tx.send(Status {
+                    id: self.shared.id,
+                    leader_id: self.node.raft.leader_id,
+                    term: self.node.raft.term,
+                    commit: self.node.raft.raft_log.committed,
+                    applied: store.applied(),
+                    first_index: store.snapshot_index() + 1,
+                    members: self
+                        .shared
+                        .members
+                        .read()
+                        .expect("members lock")
+                        .iter()
+                        .cloned()
+                        .collect(),
+                });
+            }
+        }
+    }
+
+    fn start_reads(&mut self) {
+        if self.new_reads.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut self.new_reads);
+        if self.node.raft.leader_id == raft::INVALID_ID {
+            for tx in waiters {
+                let _ = tx.send(Err(Error::NoLeader));
+            }
+            return;
+        }
+        let id = self.next_read;
+        self.next_read += 1;
+        self.node.read_index(id.to_be_bytes().to_vec());
+        self.reads.insert(id, waiters);
+    }
+
+    /// Forgets waiters whose callers gave up (timed out), so the maps do not grow without bound.
+    fn prune_abandoned(&mut self) {
+        self.reads.retain(|_, ws| {
+            ws.retain(|w| !w.is_closed());
+            !ws.is_empty()
+        });
+        self.proposals.retain(|_, tx| !tx.is_closed());
+        self.conf_changes.retain(|_, tx| !tx.is_closed());
+    }
+
+    fn fail_all(&mut self, err: Error) {
+        for (_, tx) in self.proposals.drain() {
+            let _ = tx.send(Err(err.clone()));
+        }
+        for (_, tx) in self.conf_changes.drain() {
+            let _ = tx.send(Err(err.clone()));
+        }
+        for (_, ws) in self.reads.drain() {
+            for w in ws {
+                let _ = w.send(Err(err.clone()));
+            }
+        }
+    }
+
+    fn on_soft_state(&mut self, leader_id: u64, role: StateRole) {
+        let was_leader = self.role == StateRole::Leader;
+        let leader_changed = leader_id != self.leader_id;
+        self.role = role;
+        self.leader_id = leader_id;
+        if was_leader && role != StateRole::Leader {
+            self.fail_all(Error::Dropped("leadership lost before commit".into()));
+        } else if leader_changed {
+            // raft-rs forgets pending read-index requests when the leader changes.
+            for (_, ws) in self.reads.drain() {
+                for w in ws {
+                    let _ = w.send(Err(Error::Dropped("leader changed".into())));
+                }
+            }
+        }
+        let is_leader = role == StateRole::Leader;
+        tracing::info!(
+            id = self.shared.id,
+            leader_id,
+            ?role,
+            "raft leadership changed"
+        );
+        self.shared.leadership.send_replace(Leadership {
+            leader_id,
+            is_leader,
+        });
+        self.shared.is_leader.send_if_modified(|v| {
+            let changed = *v != is_leader;
+            *v = is_leader;
+            changed
+        });
+    }
+
+    fn send(&self, msgs: Vec<Message>) {
+        if !msgs.is_empty() {
+            self.transport.send(msgs);
+        }
+    }
+
+    fn on_ready(&mut self) {
+        if !self.node.has_ready() {
+            return;
+        }
+        let mut rd = self.node.ready();
+        if let Some(ss) = rd.ss() {
+            let (leader, role) = (ss.leader_id, ss.raft_state);
+            self.on_soft_state(leader, role);
+        }
+        // A leader's messages can go out before its own fsync (raft thesis 10.2.1).
+        self.send(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().clone());
+        }
+        self.apply_entries(rd.take_committed_entries());
+        let mut must_flush = false;
+        if !rd.entries().is_empty() {
+            self.node
+                .mut_store()
+                .append(rd.entries())
+                .unwrap_or_else(|e| panic!("raft log append failed: {e}"));
+            must_flush = true;
+        }
+        if let Some(hs) = rd.hs() {
+            self.node
+                .mut_store()
+                .set_hard_state(hs)
+                .unwrap_or_else(|e| panic!("hard state write failed: {e}"));
+            must_flush = true;
+        }
+        for rs in rd.take_read_states() {
+            let id = rs
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if let Some(ws) = self.reads.remove(&id) {
+                for w in ws {
+                    let _ = w.send(Ok(rs.index));
+                }
+            }
+        }
+        if must_flush || rd.must_sync() {
+            self.node
+                .store()
+                .flush()
+                .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
+        }
+        // Votes and append acks promise durability: only after the fsync.
+        self.send(rd.take_persisted_messages());
+        let mut light = self.node.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.node
+                .mut_store()
+                .set_commit(commit)
+                .unwrap_or_else(|e| panic!("commit index write failed: {e}"));
+        }
+        self.send(light.take_messages());
+        self.apply_entries(light.take_committed_entries());
+        self.node.advance_apply();
+        self.maybe_compact();
+    }
+
+    fn install_snapshot(&mut self, snap: raft::eraftpb::Snapshot) {
+        let index = snap.get_metadata().index;
+        let data = self
+            .node
+            .mut_store()
+            .apply_snapshot(&snap)
+            .unwrap_or_else(|e| panic!("installing snapshot at {index} failed: {e}"));
+        let shared = self.shared.clone();
+        {
+            let mut applied = shared.applied.write().expect("applied lock");
+            applied.sm = StateMachine::restore(
+                data.objects.into_iter().map(|(k, r, v)| (k, v, r)),
+                data.applied,
+            );
+            applied.window.reset(data.applied);
+            // Replacing the sender ends every live watch: they cannot see the changes the snapshot
+            // skipped, so clients must re-list (and get Gone if they ask for a revision before it).
+            let (events, _) = broadcast::channel(EVENT_CHANNEL);
+            applied.events = events;
+        }
+        self.set_members(data.members);
+        shared.applied_index.send_replace(data.applied);
+        tracing::info!(id = shared.id, index, "installed snapshot");
+    }
+
+    fn set_members(&self, members: Members) {
+        self.transport.set_peers(&members);
+        *self.shared.members.write().expect("members lock") = members;
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let mut writes = ObjectWrites::default();
+        let mut events: Vec<Event> = Vec::new();
+        let mut done: Vec<(oneshot::Sender<Result<Committed>>, Result<Committed>)> = Vec::new();
+        let mut cc_done = Vec::new();
+        let mut applied = shared.applied.write().expect("applied lock");
+        for entry in entries {
+            let index = entry.index;
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => applied.sm.skip(index),
+                EntryType::EntryNormal => {
+                    let batch: Batch = serde_json::from_slice(&entry.data)
+                        .unwrap_or_else(|e| panic!("entry {index} holds no valid batch: {e}"));
+                    let (result, evs) = applied.sm.apply(index, &batch);
+                    if let Ok(c) = &result {
+                        for (op, res) in batch.ops.iter().zip(&c.results) {
+                            match (op, res) {
+                                (super::Op::Put { key, .. }, Some(v)) => writes.put(key, index, v),
+                                (super::Op::Delete { key, .. }, _) => writes.delete(key),
+                                (super::Op::Put { .. }, None) => unreachable!("put without result"),
+                            }
+                        }
+                    }
+                    events.extend(evs);
+                    if let Some(tx) = parse_ctx(self.nonce, &entry.context)
+                        .and_then(|s| self.proposals.remove(&s))
+                    {
+                        done.push((tx, result));
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let (cc1, cc2) = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        let cc = ConfChange::parse_from_bytes(&entry.data).unwrap_or_else(|e| {
+                            panic!("entry {index} holds no valid conf change: {e}")
+                        });
+                        (Some(cc), None)
+                    } else {
+                        let cc = ConfChangeV2::parse_from_bytes(&entry.data).unwrap_or_else(|e| {
+                            panic!("entry {index} holds no valid conf change: {e}")
+                        });
+                        (None, Some(cc))
+                    };
+                    let (changes, context): (Vec<(ConfChangeType, u64)>, &[u8]) = match (&cc1, &cc2)
+                    {
+                        (Some(cc), _) => (vec![(cc.get_change_type(), cc.node_id)], &cc.context),
+                        (_, Some(cc)) => (
+                            cc.changes
+                                .iter()
+                                .map(|c| (c.get_change_type(), c.node_id))
+                                .collect(),
+                            &cc.context,
+                        ),
+                        _ => unreachable!(),
+                    };
+                    let mut members = shared.members.read().expect("members lock").clone();
+                    for (ty, node_id) in changes {
+                        match ty {
+                            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                                match serde_json::from_slice::<Member>(context) {
+                                    Ok(m) if m.id == node_id => members.insert(m),
+                                    _ => tracing::warn!(
+                                        node = node_id,
+                                        "conf change without member info"
+                                    ),
+                                }
+                            }
+                            ConfChangeType::RemoveNode => {
+                                members.remove(node_id);
+                            }
+                        }
+                    }
+                    let applied_cc = match (&cc1, &cc2) {
+                        (Some(cc), _) => self.node.apply_conf_change(cc),
+                        (_, Some(cc)) => self.node.apply_conf_change(cc),
+                        _ => unreachable!(),
+                    };
+                    let result = match applied_cc {
+                        Ok(cs) => {
+                            self.node
+                                .mut_store()
+                                .stage_conf_change(&mut writes, &cs, &members);
+                            self.set_members(members);
+                            tracing::info!(index, voters = ?cs.voters, "applied conf change");
+                            Ok(())
+                        }
+                        Err(e) => {
+                            tracing::warn!(index, error = %e, "conf change not applied");
+                            Err(Error::Invalid(format!("conf change: {e}")))
+                        }
+                    };
+                    applied.sm.skip(index);
+                    if let Some(tx) = parse_ctx(self.nonce, &entry.context)
+                        .and_then(|s| self.conf_changes.remove(&s))
+                    {
+                        cc_done.push((tx, result));
+                    }
+                }
+            }
+        }
+        self.node
+            .mut_store()
+            .apply_writes(writes, last)
+            .unwrap_or_else(|e| panic!("applying up to {last} failed: {e}"));
+        if !events.is_empty() {
+            applied.window.push(events.iter().cloned());
+            // Sent under the lock so subscribers see batches in revision order.
+            let _ = applied.events.send(Arc::new(events));
+        }
+        drop(applied);
+        shared.applied_index.send_replace(last);
+        for (tx, r) in done {
+            let _ = tx.send(r);
+        }
+        for (tx, r) in cc_done {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Compacts the log every `snapshot_every` applied entries. The snapshot itself is the objects tree,
+    /// built on demand when a peer needs it; a leader keeps entries that live followers still miss.
+    fn maybe_compact(&mut self) {
+        let store = self.node.store();
+        let applied = store.applied();
+        if applied < store.snapshot_index() + self.cfg.snapshot_every {
+            return;
+        }
+        let mut index = applied;
+        if self.role == StateRole::Leader {
+            let floor = applied.saturating_sub(self.cfg.snapshot_every);
+            for (id, pr) in self.node.raft.prs().iter() {
+                if *id != self.shared.id && pr.recent_active && pr.matched > floor {
+                    index = index.min(pr.matched);
+                }
+            }
+        }
+        if index <= store.snapshot_index() {
+            return;
+        }
+        self.node
+            .mut_store()
+            .compact(index)
+            .unwrap_or_else(|e| panic!("log compaction at {index} failed: {e}"));
+        tracing::debug!(id = self.shared.id, index, "compacted raft log");
+    }
+}
+
+/// Shared-state constructor used by the store handle.
+pub(crate) fn new_shared(
+    id: u64,
+    sm: StateMachine,
+    window_capacity: usize,
+    members: Members,
+) -> Arc<Shared> {
+    let applied_index = sm.applied();
+    let (events, _) = broadcast::channel(EVENT_CHANNEL);
+    Arc::new(Shared {
+        id,
+        applied: RwLock::new(Applied {
+            // Index 1 is the bootstrap point, which carries no objects: a watch from 0 misses nothing.
+            window: EventWindow::new(
+                window_capacity,
+                if applied_index <= 1 { 0 } else { applied_index },
+            ),
+            sm,
+            events,
+        }),
+        applied_index: watch::channel(applied_index).0,
+        leadership: watch::channel(Leadership::default()).0,
+        is_leader: watch::channel(false).0,
+        members: RwLock::new(members),
+        stopped: AtomicBool::new(false),
+    })
+}
+
+/// The driver thread's join handle, shared so `shutdown` can wait for sled to close.
+pub(crate) type DriverThread = Mutex<Option<std::thread::JoinHandle<()>>>;

@@ -1,0 +1,327 @@
+//! Peer transport over gRPC (port 6444): the `RaftPeer` service (Step, Propose, Join, Status) and one
+//! outbound queue + task per peer, so a slow or dead peer never blocks the driver.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::raftpb::raft_peer_client::RaftPeerClient;
+use proto::raftpb::raft_peer_server::{RaftPeer, RaftPeerServer};
+use proto::raftpb::{
+    JoinRequest, JoinResponse, ProposeRequest, ProposeResponse, StatusRequest, StatusResponse,
+    StepRequest, StepResponse,
+};
+use protobuf::Message as _;
+use raft::eraftpb::{Message, MessageType};
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use super::members::{Member, Members};
+use super::node::Msg;
+use super::raft_store::RaftStore;
+use super::{Batch, Committed, Error, Result};
+
+/// Raft messages queued per peer before new ones are dropped (Raft retransmits).
+const PEER_QUEUE: usize = 8192;
+/// Largest gRPC message accepted or sent (snapshots carry the whole object set).
+pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+
+struct Peer {
+    addr: String,
+    queue: mpsc::Sender<Message>,
+    channel: Channel,
+}
+
+/// Outbound side of the transport: an address book and a sender task per peer.
+pub(crate) struct Transport {
+    self_id: u64,
+    runtime: tokio::runtime::Handle,
+    driver: std::sync::mpsc::Sender<Msg>,
+    peers: Mutex<HashMap<u64, Peer>>,
+}
+
+pub(crate) fn channel_to(addr: &str) -> Result<Channel> {
+    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| Error::Invalid(format!("peer address {addr}: {e}")))?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+pub(crate) fn client(channel: Channel) -> RaftPeerClient<Channel> {
+    RaftPeerClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+impl Transport {
+    pub(crate) fn new(
+        self_id: u64,
+        runtime: tokio::runtime::Handle,
+        driver: std::sync::mpsc::Sender<Msg>,
+    ) -> Self {
+        Transport {
+            self_id,
+            runtime,
+            driver,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes the address book match `members` (a member's own entry is skipped). An empty set keeps
+    /// the current peers: a joining member knows its peers from the join answer before any snapshot.
+    pub(crate) fn set_peers(&self, members: &Members) {
+        if members.by_id.is_empty() {
+            return;
+        }
+        let mut peers = self.peers.lock().expect("peers lock");
+        peers.retain(|id, _| members.by_id.contains_key(id));
+        for m in members.iter() {
+            self.add_locked(&mut peers, m.id, &m.peer_addr);
+        }
+    }
+
+    /// Adds one peer address (from a join answer).
+    pub(crate) fn add_peer(&self, id: u64, addr: &str) {
+        let mut peers = self.peers.lock().expect("peers lock");
+        self.add_locked(&mut peers, id, addr);
+    }
+
+    fn add_locked(&self, peers: &mut HashMap<u64, Peer>, id: u64, addr: &str) {
+        if id == self.self_id || peers.get(&id).is_some_and(|p| p.addr == addr) {
+            return;
+        }
+        let channel = match channel_to(addr) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(peer = id, error = %e, "bad peer address");
+                return;
+            }
+        };
+        let (queue, rx) = mpsc::channel(PEER_QUEUE);
+        let _guard = self.runtime.enter();
+        self.runtime.spawn(send_loop(
+            id,
+            client(channel.clone()),
+            rx,
+            self.driver.clone(),
+        ));
+        peers.insert(
+            id,
+            Peer {
+                addr: addr.to_string(),
+                queue,
+                channel,
+            },
+        );
+    }
+
+    /// Queues messages to their peers without blocking; a full queue drops (Raft resends).
+    pub(crate) fn send(&self, msgs: Vec<Message>) {
+        let peers = self.peers.lock().expect("peers lock");
+        for m in msgs {
+            let to = m.to;
+            let is_snap = m.get_msg_type() == MessageType::MsgSnapshot;
+            let sent = match peers.get(&to) {
+                Some(p) => p.queue.try_send(m).is_ok(),
+                None => false,
+            };
+            if !sent {
+                let _ = self.driver.send(Msg::Unreachable(to));
+                if is_snap {
+                    let _ = self.driver.send(Msg::SnapshotSent { to, ok: false });
+                }
+            }
+        }
+    }
+
+    /// A gRPC client for peer `id`, if its address is known.
+    pub(crate) fn client_for(&self, id: u64) -> Option<RaftPeerClient<Channel>> {
+        let peers = self.peers.lock().expect("peers lock");
+        peers.get(&id).map(|p| client(p.channel.clone()))
+    }
+}
+
+/// Sends one peer's queue in batches, one RPC at a time, backing off while the peer is unreachable.
+async fn send_loop(
+    id: u64,
+    mut client: RaftPeerClient<Channel>,
+    mut rx: mpsc::Receiver<Message>,
+    driver: std::sync::mpsc::Sender<Msg>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut buf = Vec::new();
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        buf.push(first);
+        while buf.len() < 4096 {
+            match rx.try_recv() {
+                Ok(m) => buf.push(m),
+                Err(_) => break,
+            }
+        }
+        let snapshots = buf
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+            .count();
+        let messages = buf
+            .iter()
+            .map(|m| m.write_to_bytes().expect("raft message encodes"))
+            .collect();
+        let mut req = Request::new(StepRequest { messages });
+        req.set_timeout(Duration::from_secs(if snapshots > 0 { 60 } else { 5 }));
+        match client.step(req).await {
+            Ok(_) => {
+                backoff = Duration::from_millis(50);
+                for _ in 0..snapshots {
+                    let _ = driver.send(Msg::SnapshotSent { to: id, ok: true });
+                }
+            }
+            Err(status) => {
+                tracing::debug!(peer = id, error = %status.message(), "raft peer unreachable");
+                let _ = driver.send(Msg::Unreachable(id));
+                for _ in 0..snapshots {
+                    let _ = driver.send(Msg::SnapshotSent { to: id, ok: false });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // What queued meanwhile is stale; Raft resends from its progress tracking.
+                while rx.try_recv().is_ok() {}
+            }
+        }
+    }
+}
+
+/// Asks the running member at `addr` to add this member. Returns the new id and every member.
+///
+/// # Errors
+/// `Unavailable` when the member cannot be reached or refuses.
+pub async fn join(
+    addr: &str,
+    name: &str,
+    peer_addr: &str,
+    api_addr: &str,
+) -> Result<(u64, Vec<Member>)> {
+    let mut c = client(channel_to(addr)?);
+    let mut req = Request::new(JoinRequest {
+        name: name.to_string(),
+        peer_addr: peer_addr.to_string(),
+    });
+    // COMPAT(raft.proto): JoinRequest has no api_addr field; it travels as metadata.
+    if let Ok(v) = api_addr.parse() {
+        req.metadata_mut().insert("x-berth-api-addr", v);
+    }
+    req.set_timeout(Duration::from_secs(30));
+    let resp = c
+        .join(req)
+        .await
+        .map_err(|s| Error::Unavailable(format!("join via {addr}: {}", s.message())))?
+        .into_inner();
+    Ok((
+        resp.id,
+        resp.members.into_iter().map(Member::from).collect(),
+    ))
+}
+
+/// Asks the member at `addr` for its Raft status.
+///
+/// # Errors
+/// `Unavailable` when it cannot be reached.
+pub async fn status(addr: &str) -> Result<StatusResponse> {
+    let mut c = client(channel_to(addr)?);
+    let mut req = Request::new(StatusRequest {});
+    req.set_timeout(Duration::from_secs(5));
+    Ok(c.status(req)
+        .await
+        .map_err(|s| Error::Unavailable(format!("status of {addr}: {}", s.message())))?
+        .into_inner())
+}
+
+/// Server side of the peer transport.
+pub struct PeerService {
+    store: Arc<RaftStore>,
+}
+
+impl PeerService {
+    /// The tonic service for `store`, with message limits large enough for snapshots.
+    pub fn server(store: Arc<RaftStore>) -> RaftPeerServer<PeerService> {
+        RaftPeerServer::new(PeerService { store })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+}
+
+fn to_status(e: &Error) -> Status {
+    match e {
+        Error::NoLeader | Error::Timeout | Error::Dropped(_) | Error::Unavailable(_) => {
+            Status::unavailable(e.to_string())
+        }
+        Error::Invalid(_) => Status::invalid_argument(e.to_string()),
+        Error::PreconditionFailed { .. } => Status::failed_precondition(e.to_string()),
+        Error::Gone { .. } => Status::out_of_range(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl RaftPeer for PeerService {
+    async fn step(&self, request: Request<StepRequest>) -> Result<Response<StepResponse>, Status> {
+        for bytes in request.into_inner().messages {
+            let m = Message::parse_from_bytes(&bytes)
+                .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+            self.store
+                .send_to_driver(Msg::Raft(Box::new(m)))
+                .map_err(|e| to_status(&e))?;
+        }
+        Ok(Response::new(StepResponse {}))
+    }
+
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeResponse>, Status> {
+        let batch: Batch = serde_json::from_slice(&request.into_inner().batch)
+            .map_err(|e| Status::invalid_argument(format!("bad batch: {e}")))?;
+        let result: Result<Committed> = self.store.propose_local(&batch).await;
+        let bytes = serde_json::to_vec(&result).expect("result encodes");
+        Ok(Response::new(ProposeResponse { result: bytes }))
+    }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let api_addr = request
+            .metadata()
+            .get("x-berth-api-addr")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let req = request.into_inner();
+        let (id, members) = self
+            .store
+            .add_member(&req.name, &req.peer_addr, &api_addr)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(JoinResponse {
+            id,
+            members: members.iter().map(proto::raftpb::Member::from).collect(),
+        }))
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let s = self.store.status().await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(StatusResponse {
+            id: s.id,
+            leader_id: s.leader_id,
+            term: s.term,
+            commit: s.commit,
+            applied: s.applied,
+            members: s.members.iter().map(proto::raftpb::Member::from).collect(),
+        }))
+    }
+}
