@@ -65,7 +65,7 @@ pub async fn handle(state: Arc<ApiState>, req: Request<Body>) -> Response {
     }
 }
 
-fn header_str<'a>(req: &'a Request<Body>, name: header::HeaderName) -> &'a str {
+fn header_str(req: &Request<Body>, name: header::HeaderName) -> &str {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
+use futures::StreamExt;
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -180,7 +181,17 @@ pub async fn logs(state: &Arc<ApiState>, pod: &Value, query: &Query) -> Result<R
             msg,
         ));
     }
-    let mut out = Response::new(Body::new(body));
+    // A followed log never ends by itself; shutdown must end it, or graceful shutdown would wait.
+    let shutdown = state.shutdown.clone().cancelled_owned();
+    let frames = http_body_util::BodyStream::new(body)
+        .filter_map(|frame| async move {
+            match frame {
+                Ok(f) => f.into_data().ok().map(Ok::<_, std::io::Error>),
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        })
+        .take_until(shutdown);
+    let mut out = Response::new(Body::from_stream(frames));
     out.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(out)

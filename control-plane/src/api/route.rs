@@ -99,18 +99,8 @@ fn resource_path(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
             group: group.to_string(),
             version: version.to_string(),
         }),
-        [res] => target(find(res)?, None, None, None).or_else(|| {
-            // A namespaced resource listed across all namespaces.
-            let info = find(res)?;
-            info.namespaced.then(|| {
-                Route::Resource(Target {
-                    info,
-                    namespace: None,
-                    name: None,
-                    subresource: None,
-                })
-            })
-        }),
+        // A namespaced resource without a namespace: the list across all namespaces.
+        [res] => target(find(res)?, None, None, None),
         ["namespaces", ns, res] if find(res).is_some_and(|i| i.namespaced) => {
             target(find(res)?, Some(ns), None, None)
         }
