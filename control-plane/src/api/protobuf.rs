@@ -899,6 +899,35 @@ mod tests {
     }
 
     #[test]
+    fn captured_more_generators() {
+        assert_eq!(
+            decode(include_bytes!("testdata/deployment_multi.bin")).unwrap(),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "multi", "namespace": "default", "labels": {"app": "multi"}},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "multi"}},
+                  "template": {"metadata": {"labels": {"app": "multi"}},
+                    "spec": {"containers": [{"name": "busybox", "image": "busybox"}, {"name": "nginx", "image": "nginx"}]}}}})
+        );
+        assert_eq!(
+            decode(include_bytes!("testdata/configmap_binary.bin")).unwrap(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bin", "namespace": "default"},
+                   "binaryData": {"blob": "AAEC/w=="}})
+        );
+        assert_eq!(
+            decode(include_bytes!("testdata/secret_docker.bin")).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "reg", "namespace": "default"},
+                   "type": "kubernetes.io/dockerconfigjson",
+                   "data": {".dockerconfigjson": "eyJhdXRocyI6eyJyZWdpc3RyeS5sb2NhbCI6eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InAiLCJhdXRoIjoiZFRwdyJ9fX0="}})
+        );
+        assert_eq!(
+            decode(include_bytes!("testdata/service_externalname.bin")).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "ext", "namespace": "default", "labels": {"app": "ext"}},
+                "spec": {"selector": {"app": "ext"}, "type": "ExternalName", "externalName": "example.com"}})
+        );
+    }
+
+    #[test]
     fn captured_drain_delete_options() {
         assert_eq!(
             decode(include_bytes!("testdata/drain.bin")).unwrap(),

@@ -102,6 +102,9 @@ def main():
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     server = "http://127.0.0.1:%d" % srv.server_address[1]
     cache = tempfile.mkdtemp()
+    blob = os.path.join(cache, "blob.bin")
+    with open(blob, "wb") as f:
+        f.write(bytes([0, 1, 2, 255]))
     cmds = {
         "namespace": ["create", "namespace", "foo"],
         "configmap": ["create", "configmap", "cfg", "--from-literal=a=1", "--from-literal=b=two"],
@@ -109,6 +112,11 @@ def main():
         "deployment": ["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "--port=80"],
         "service_clusterip": ["create", "service", "clusterip", "web", "--tcp=80:8080"],
         "service_nodeport": ["create", "service", "nodeport", "np", "--tcp=80:8080", "--node-port=30080"],
+        "deployment_multi": ["create", "deployment", "multi", "--image=busybox", "--image=nginx", "--replicas=0"],
+        "configmap_binary": ["create", "configmap", "bin", "--from-file=blob=" + blob],
+        "secret_docker": ["create", "secret", "docker-registry", "reg", "--docker-server=registry.local",
+                          "--docker-username=u", "--docker-password=p"],
+        "service_externalname": ["create", "service", "externalname", "ext", "--external-name=example.com"],
         "drain": ["drain", "node1", "--force", "--grace-period=10", "--timeout=20s"],
     }
     for name, args in cmds.items():
