@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use control_plane::api;
-use control_plane::store::{Batch, MemStore, ObjectStore, Op, Precondition};
+use control_plane::store::{
+    Batch, MemStore, Member, ObjectStore, Op, Precondition, RaftStore, Start, StoreConfig,
+};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +23,7 @@ const KUBECTL: &str = "/usr/bin/kubectl";
 
 struct Server {
     addr: SocketAddr,
-    store: Arc<MemStore>,
+    store: Arc<dyn ObjectStore>,
     shutdown: CancellationToken,
     dir: tempfile::TempDir,
 }
@@ -32,8 +34,43 @@ impl Drop for Server {
     }
 }
 
+/// Events a watch can replay in these tests: small, so that a 410 needs few writes.
+const EVENT_WINDOW: usize = 300;
+
+/// A single-member Raft store in `dir`, once it leads.
+async fn raft_store(dir: &Path) -> Arc<RaftStore> {
+    let me = Member {
+        id: 1,
+        name: "a".into(),
+        peer_addr: "127.0.0.1:1".into(),
+        api_addr: String::new(),
+    };
+    let mut cfg = StoreConfig::new(
+        dir.join("raft"),
+        "a",
+        "127.0.0.1:1",
+        "",
+        Start::InitialCluster(vec![me]),
+    );
+    cfg.driver.tick = Duration::from_millis(10);
+    cfg.event_window = EVENT_WINDOW;
+    let store = RaftStore::open(cfg).await.unwrap();
+    let mut leader = store.leadership();
+    tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l))
+        .await
+        .expect("leader elected")
+        .unwrap();
+    store
+}
+
+/// The API over a single-member Raft store, with the system namespaces.
 async fn start() -> Server {
-    let store = Arc::new(MemStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = raft_store(dir.path()).await;
+    start_with(store, dir).await
+}
+
+async fn start_with(store: Arc<dyn ObjectStore>, dir: tempfile::TempDir) -> Server {
     api::bootstrap(&*store).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -43,7 +80,7 @@ async fn start() -> Server {
         addr,
         store,
         shutdown,
-        dir: tempfile::tempdir().unwrap(),
+        dir,
     }
 }
 
@@ -784,7 +821,7 @@ async fn http_services_get_unique_cluster_ips_and_node_ports() {
     assert_eq!(code, 201);
 }
 
-async fn put_node(store: &MemStore, name: &str, port: u16) {
+async fn put_node(store: &dyn ObjectStore, name: &str, port: u16) {
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
         "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}});
@@ -801,7 +838,7 @@ async fn put_node(store: &MemStore, name: &str, port: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_deletion_rules() {
     let s = start().await;
-    put_node(&s.store, "node1", 1).await;
+    put_node(&*s.store, "node1", 1).await;
     let pods = "/api/v1/namespaces/default/pods";
     let pod = |name: &str, node: Option<&str>| {
         let mut p = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
@@ -1045,7 +1082,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     assert!(events[0]["object"]["columnDefinitions"].is_array());
 
     // A revision older than the window: ERROR 410 Expired.
-    for i in 0..10_010 {
+    for i in 0..EVENT_WINDOW + 10 {
         s.store
             .commit(Batch::one(Op::Put {
                 key: format!("/core/events/default/e{}", i % 3),
@@ -1087,7 +1124,8 @@ async fn http_watch_replays_filters_times_out_and_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_openapi_and_version() {
-    let s = start().await;
+    // Over the in-memory store: the API needs nothing Raft-specific.
+    let s = start_with(Arc::new(MemStore::new()), tempfile::tempdir().unwrap()).await;
     let (code, v) = s.get("/version").await;
     assert_eq!((code, v["minor"].as_str()), (200, Some("32")));
     let agg =
@@ -1167,7 +1205,7 @@ async fn fake_agent() -> (u16, tokio::task::JoinHandle<String>) {
 async fn logs_and_exec_are_proxied_to_the_agent() {
     let s = start().await;
     let (port, agent) = fake_agent().await;
-    put_node(&s.store, "node1", port).await;
+    put_node(&*s.store, "node1", port).await;
     let pod = json!({"metadata": {"name": "lp"}, "spec": {"nodeName": "node1", "containers": [{"name": "main", "image": "busybox"}]}});
     assert_eq!(s.post("/api/v1/namespaces/default/pods", pod).await.0, 201);
     let out = s.kubectl_ok(&["logs", "lp", "--tail=2"]).await;
@@ -1180,7 +1218,7 @@ async fn logs_and_exec_are_proxied_to_the_agent() {
     assert!(first.contains("tailLines=2"), "{first}");
 
     let (port, agent) = fake_agent().await;
-    put_node(&s.store, "node1", port).await;
+    put_node(&*s.store, "node1", port).await;
     let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     c.write_all(b"GET /api/v1/namespaces/default/pods/lp/exec?command=ls&command=%2F&stdout=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
     let mut buf = Vec::new();
