@@ -8,13 +8,21 @@
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
+pub mod bench;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
+pub mod gc;
 pub mod informer;
+pub mod namespace;
+pub mod node_lifecycle;
 pub mod object;
 pub mod replicaset;
+pub mod scheduling;
 
 #[cfg(test)]
+mod runner_tests;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -348,6 +356,7 @@ pub async fn run(
         for informer in ctx.caches.all() {
             tracker.spawn(informer.clone().run(store.clone(), term.clone()));
         }
+        tracker.spawn(namespace::ensure_defaults(ctx.clone(), term.clone()));
         tracker.spawn(drive(
             replicaset::ReplicaSetController,
             ctx.clone(),
@@ -358,6 +367,19 @@ pub async fn run(
             ctx.clone(),
             term.clone(),
         ));
+        tracker.spawn(drive(
+            endpoints::EndpointsController,
+            ctx.clone(),
+            term.clone(),
+        ));
+        tracker.spawn(drive(
+            node_lifecycle::NodeLifecycleController,
+            ctx.clone(),
+            term.clone(),
+        ));
+        tracker.spawn(namespace::run(ctx.clone(), term.clone()));
+        tracker.spawn(gc::run(ctx.clone(), term.clone()));
+        tracker.spawn(scheduling::run(store.clone(), config.clone(), term.clone()));
         tracker.close();
         let stop = loop {
             tokio::select! {

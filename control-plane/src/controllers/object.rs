@@ -279,9 +279,8 @@ pub fn set_condition(
 }
 
 /// Graceful deletion of a pod as the API does it: a bound pod gets `deletionTimestamp` (its node agent
-/// stops it and removes it); an unbound pod is removed at once.
-pub fn delete_pod(key: &str, pod: &Value, now: SystemTime) -> super::Action {
-    let rev = revision(pod);
+/// stops it and removes it); an unbound pod is removed at once. `rev` is the revision it was read at.
+pub fn delete_pod(key: &str, pod: &Value, rev: u64, now: SystemTime) -> super::Action {
     if pod_node(pod).is_none() {
         return super::Action::Delete {
             key: key.to_string(),

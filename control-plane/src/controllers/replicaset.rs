@@ -59,9 +59,9 @@ pub fn reconcile(
         }
     } else if active.len() > replicas {
         let mut ranked = active.clone();
-        ranked.sort_by(|a, b| deletion_rank(&a.value, now).cmp(&deletion_rank(&b.value, now)));
+        ranked.sort_by_key(|p| deletion_rank(&p.value, now));
         for p in ranked.into_iter().take(active.len() - replicas) {
-            out.push(delete_pod(&p.key, &p.value, now));
+            out.push(delete_pod(&p.key, &p.value, p.revision, now));
             out.push(Action::Event(EventRecord::about(
                 rs,
                 EventType::Normal,

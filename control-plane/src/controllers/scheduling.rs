@@ -1,0 +1,407 @@
+//! The scheduler runner: watches pods, nodes and claims, keeps a [`ClusterView`] up to date, and binds
+//! pending pods in batches (one Raft proposal per batch, a `Revision` precondition per pod). Pods that fit
+//! nowhere get `PodScheduled=False` (reason `Unschedulable`) and a `FailedScheduling` event, and wait for a
+//! node, pod or claim change to be retried.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::events::{EventRecord, EventType, Recorder};
+use super::object::{
+    condition, deleting, ensure_object, pod_node, set_condition, split_key, timestamp,
+};
+use super::ControllerConfig;
+use crate::scheduler::{schedule_batch, ClusterView, Node, Pod};
+use crate::store::{
+    self, Batch, Consistency, Error, EventType as Kind, ObjectStore, Op, Precondition,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Pods,
+    Nodes,
+    Claims,
+}
+
+/// Counters of one runner, for tests and the benchmark.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Pods bound.
+    pub bound: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Batches rejected by a precondition (and retried).
+    pub conflicts: u64,
+    /// Unschedulable reports written.
+    pub unschedulable: u64,
+}
+
+struct Runner {
+    store: Arc<dyn ObjectStore>,
+    config: ControllerConfig,
+    view: ClusterView,
+    /// Pods to try, by store key.
+    pending: BTreeMap<String, Arc<Value>>,
+    /// Pods that fit nowhere, with the message last reported; retried when the cluster changes.
+    parked: HashMap<String, (Arc<Value>, String)>,
+    recorder: Recorder,
+    rng: StdRng,
+    stats: Stats,
+}
+
+fn view_key(store_key: &str) -> Option<String> {
+    split_key(store_key).map(|(_, _, ns, name)| format!("{ns}/{name}"))
+}
+
+impl Runner {
+    fn ours(&self, pod: &Value) -> bool {
+        let name = pod
+            .pointer("/spec/schedulerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        pod_node(pod).is_none()
+            && !deleting(pod)
+            && (name.is_empty() || name == self.config.scheduler_name)
+            && !super::object::pod_terminal(pod)
+    }
+
+    fn unpark_all(&mut self) {
+        for (k, (v, _)) in self.parked.drain() {
+            self.pending.insert(k, v);
+        }
+    }
+
+    fn on_pod(&mut self, kind: Kind, key: &str, obj: Arc<Value>) {
+        let Some(vk) = view_key(key) else { return };
+        let was_bound = self.view.pod_node(&vk).is_some();
+        match kind {
+            Kind::Deleted => {
+                self.view.remove_pod(&vk);
+                self.pending.remove(key);
+                self.parked.remove(key);
+            }
+            Kind::Added | Kind::Modified => {
+                self.view.upsert_pod_json(&obj);
+                if self.ours(&obj) {
+                    if let Some((_, msg)) = self.parked.remove(key) {
+                        self.parked.insert(key.to_string(), (obj, msg));
+                    } else {
+                        self.pending.insert(key.to_string(), obj);
+                    }
+                } else {
+                    self.pending.remove(key);
+                    self.parked.remove(key);
+                }
+            }
+        }
+        if was_bound && self.view.pod_node(&vk).is_none() {
+            // Room was freed.
+            self.unpark_all();
+        }
+    }
+
+    fn on_node(&mut self, kind: Kind, obj: &Value) {
+        let Some(node) = Node::from_json(obj) else {
+            return;
+        };
+        let changed = match kind {
+            Kind::Deleted => {
+                self.view.remove_node(&node.name);
+                true
+            }
+            _ => {
+                let changed = self.view.node(&node.name) != Some(&node);
+                if changed {
+                    self.view.upsert_node(node);
+                }
+                changed
+            }
+        };
+        // Heartbeats change nothing the scheduler reads; only real changes retry parked pods.
+        if changed {
+            self.unpark_all();
+        }
+    }
+
+    fn on_claim(&mut self, kind: Kind, key: &str, obj: &Value) {
+        match kind {
+            Kind::Deleted => {
+                if let Some((_, _, ns, name)) = split_key(key) {
+                    self.view.remove_claim(ns, name);
+                }
+            }
+            _ => self.view.upsert_claim_json(obj),
+        }
+        self.unpark_all();
+    }
+
+    fn on_event(&mut self, src: Source, ev: store::Event) {
+        match src {
+            Source::Pods => self.on_pod(ev.kind, &ev.key, ev.object),
+            Source::Nodes => self.on_node(ev.kind, &ev.object),
+            Source::Claims => self.on_claim(ev.kind, &ev.key, &ev.object),
+        }
+    }
+
+    /// Schedules up to one batch of pending pods and commits it. Returns false when nothing was pending.
+    async fn schedule_once(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let n = self.config.scheduler_batch_size.max(1);
+        let mut taken = Vec::with_capacity(n.min(self.pending.len()));
+        while taken.len() < n {
+            let Some((k, v)) = self.pending.pop_first() else {
+                break;
+            };
+            taken.push((k, v));
+        }
+        let pods: Vec<Pod> = taken.iter().map(|(_, v)| Pod::from_json(v)).collect();
+        let results = schedule_batch(&mut self.view, pods);
+        let now = self.config.clock.now();
+        let now_s = timestamp(now);
+        let mut ops = Vec::new();
+        let mut events = Vec::new();
+        let mut placed = Vec::new();
+        let mut newly_parked = Vec::new();
+        for ((key, obj), (pod, result)) in taken.iter().zip(results) {
+            match result {
+                Ok(p) => {
+                    let mut v = (**obj).clone();
+                    ensure_object(&mut v, "spec").insert("nodeName".into(), json!(p.node));
+                    let status = ensure_object(&mut v, "status");
+                    set_condition(status, "PodScheduled", "True", "", "", &now_s, false);
+                    if let Some(c) = status
+                        .get_mut("conditions")
+                        .and_then(Value::as_array_mut)
+                        .and_then(|a| a.iter_mut().find(|c| c["type"] == "PodScheduled"))
+                    {
+                        if let Some(m) = c.as_object_mut() {
+                            m.remove("reason");
+                            m.remove("message");
+                        }
+                    }
+                    ops.push(Op::Put {
+                        key: key.clone(),
+                        value: v,
+                        precondition: Precondition::Revision(pod.revision),
+                    });
+                    if self.config.scheduled_events {
+                        events.push(EventRecord::about(
+                            obj,
+                            EventType::Normal,
+                            "Scheduled",
+                            format!(
+                                "Successfully assigned {}/{} to {}",
+                                pod.namespace, pod.name, p.node
+                            ),
+                        ));
+                    }
+                    placed.push(pod.key());
+                }
+                Err(u) => {
+                    let reported = condition(obj, "PodScheduled").is_some_and(|c| {
+                        c["status"] == "False"
+                            && c["reason"] == "Unschedulable"
+                            && c["message"] == u.message.as_str()
+                    });
+                    if !reported {
+                        let mut v = (**obj).clone();
+                        let status = ensure_object(&mut v, "status");
+                        status.entry("phase").or_insert(json!("Pending"));
+                        set_condition(
+                            status,
+                            "PodScheduled",
+                            "False",
+                            "Unschedulable",
+                            &u.message,
+                            &now_s,
+                            false,
+                        );
+                        ops.push(Op::Put {
+                            key: key.clone(),
+                            value: v,
+                            precondition: Precondition::Revision(pod.revision),
+                        });
+                        events.push(EventRecord::about(
+                            obj,
+                            EventType::Warning,
+                            "FailedScheduling",
+                            u.message.clone(),
+                        ));
+                        self.stats.unschedulable += 1;
+                    }
+                    newly_parked.push((key.clone(), obj.clone(), u.message));
+                }
+            }
+        }
+        for e in &events {
+            ops.push(self.recorder.op(e, now, &mut self.rng));
+        }
+        if ops.is_empty() {
+            for (k, v, m) in newly_parked {
+                self.parked.insert(k, (v, m));
+            }
+            return true;
+        }
+        match self.store.commit(Batch { ops }).await {
+            Ok(_) => {
+                self.stats.batches += 1;
+                self.stats.bound += placed.len() as u64;
+                for (k, v, m) in newly_parked {
+                    self.parked.insert(k, (v, m));
+                }
+            }
+            Err(e) => {
+                // Nothing applied: forget the bindings made in the view and try again with fresh pods.
+                for vk in &placed {
+                    self.view.remove_pod(vk);
+                }
+                let stale = match &e {
+                    Error::PreconditionFailed { key, .. } => {
+                        self.stats.conflicts += 1;
+                        Some(key.clone())
+                    }
+                    _ => None,
+                };
+                for (k, v) in taken {
+                    if Some(&k) != stale.as_ref() {
+                        self.pending.insert(k, v);
+                    }
+                }
+                if let Some(k) = stale {
+                    if let Ok(Some(o)) = self.store.get(&k, Consistency::Linearizable).await {
+                        let v = Arc::new(o.value);
+                        if self.ours(&v) {
+                            self.pending.insert(k, v);
+                        }
+                    }
+                } else {
+                    tracing::debug!(error = %e, "binding batch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Runs the scheduler runner until `shutdown` (the caller runs it only on the leader).
+pub async fn run(
+    store: Arc<dyn ObjectStore>,
+    config: ControllerConfig,
+    shutdown: CancellationToken,
+) {
+    run_with_stats(store, config, shutdown, None).await;
+}
+
+/// [`run`], publishing its [`Stats`] after every batch.
+pub async fn run_with_stats(
+    store: Arc<dyn ObjectStore>,
+    config: ControllerConfig,
+    shutdown: CancellationToken,
+    stats: Option<tokio::sync::watch::Sender<Stats>>,
+) {
+    let rng = match config.seed {
+        Some(s) => StdRng::seed_from_u64(s ^ 0x5ced),
+        None => StdRng::from_entropy(),
+    };
+    let mut r = Runner {
+        store: store.clone(),
+        recorder: Recorder::new(&config.scheduler_name),
+        config,
+        view: ClusterView::new(),
+        pending: BTreeMap::new(),
+        parked: HashMap::new(),
+        rng,
+        stats: Stats::default(),
+    };
+    let prefixes = [
+        (Source::Nodes, store::prefix("core", "nodes", None)),
+        (
+            Source::Claims,
+            store::prefix("core", "persistentvolumeclaims", None),
+        ),
+        (Source::Pods, store::prefix("core", "pods", None)),
+    ];
+    'relist: loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        r.view = ClusterView::new();
+        r.pending.clear();
+        r.parked.clear();
+        let mut streams = Vec::new();
+        for (src, prefix) in &prefixes {
+            let listed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                l = store.list(prefix, Consistency::Linearizable) => l,
+            };
+            let (objects, at) = match listed {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "scheduler list failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue 'relist;
+                }
+            };
+            for o in objects {
+                r.on_event(
+                    *src,
+                    store::Event {
+                        kind: Kind::Added,
+                        key: o.key,
+                        object: Arc::new(o.value),
+                        revision: o.revision,
+                    },
+                );
+            }
+            match store.watch(prefix, at).await {
+                Ok(s) => {
+                    let src = *src;
+                    streams.push(s.map(move |e| (src, e)).boxed());
+                }
+                Err(_) => continue 'relist,
+            }
+        }
+        let mut events = futures::stream::select_all(streams);
+        loop {
+            // Keep the view current with whatever already arrived, then bind one batch.
+            while let Some(next) = events.next().now_or_never() {
+                match next {
+                    Some((src, Ok(ev))) => r.on_event(src, ev),
+                    _ => continue 'relist,
+                }
+            }
+            if r.schedule_once().await {
+                if let Some(s) = &stats {
+                    let _ = s.send(r.stats.clone());
+                }
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            let retry = if r.parked.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_secs(10)
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(retry) => r.unpark_all(),
+                next = events.next() => match next {
+                    Some((src, Ok(ev))) => r.on_event(src, ev),
+                    _ => continue 'relist,
+                },
+            }
+        }
+    }
+}
