@@ -1280,3 +1280,83 @@ async fn python_kubernetes_client() {
     );
     assert!(stdout.contains("python client: ok"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_node_and_everyday_verbs() {
+    let s = start().await;
+    put_node(&*s.store, "node1", 1).await;
+    s.kubectl_ok(&["apply", "-f", &fixture("web.yaml")]).await;
+    let pod = json!({"metadata": {"name": "onnode", "ownerReferences": []},
+        "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "busybox"}]}});
+    assert_eq!(s.post("/api/v1/namespaces/default/pods", pod).await.0, 201);
+
+    let out = s.kubectl_ok(&["cordon", "node1"]).await;
+    assert!(out.contains("node/node1 cordoned"), "{out}");
+    let u = s
+        .kubectl_ok(&[
+            "get",
+            "node",
+            "node1",
+            "-o",
+            "jsonpath={.spec.unschedulable}",
+        ])
+        .await;
+    assert_eq!(u, "true");
+    let r = s
+        .kubectl(&[
+            "drain",
+            "node1",
+            "--force",
+            "--grace-period=0",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("node/node1 drained"), "{}", r.stdout);
+    assert!(r.stdout.contains("pod/onnode evicted"), "{}", r.stdout);
+    let out = s.kubectl_ok(&["uncordon", "node1"]).await;
+    assert!(out.contains("node/node1 uncordoned"), "{out}");
+
+    let out = s.kubectl_ok(&["label", "deploy", "web", "tier=fe"]).await;
+    assert!(out.contains("deployment.apps/web labeled"), "{out}");
+    let out = s.kubectl_ok(&["annotate", "svc", "web", "note=x"]).await;
+    assert!(out.contains("service/web annotated"), "{out}");
+    let out = s
+        .kubectl_ok(&[
+            "patch",
+            "deploy",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+        ])
+        .await;
+    assert!(out.contains("deployment.apps/web patched"), "{out}");
+    let out = s.kubectl_ok(&["rollout", "restart", "deploy/web"]).await;
+    assert!(out.contains("deployment.apps/web restarted"), "{out}");
+    let out = s.kubectl_ok(&["replace", "-f", &fixture("web.yaml")]).await;
+    assert!(out.contains("deployment.apps/web replaced"), "{out}");
+    let out = s.kubectl_ok(&["describe", "deploy", "web"]).await;
+    assert!(out.contains("Name:") && out.contains("web"), "{out}");
+
+    let out = s
+        .kubectl_ok(&["create", "deployment", "d2", "--image=busybox:1.36"])
+        .await;
+    assert!(out.contains("deployment.apps/d2 created"), "{out}");
+    let out = s
+        .kubectl_ok(&["expose", "deployment", "d2", "--port=80"])
+        .await;
+    assert!(out.contains("service/d2 exposed"), "{out}");
+    let out = s
+        .kubectl_ok(&["create", "secret", "generic", "sec", "--from-literal=a=b"])
+        .await;
+    assert!(out.contains("secret/sec created"), "{out}");
+    let out = s.kubectl_ok(&["run", "r1", "--image=busybox"]).await;
+    assert!(out.contains("pod/r1 created"), "{out}");
+    let out = s.kubectl_ok(&["get", "pods", "-A"]).await;
+    assert!(out.contains("NAMESPACE") && out.contains("r1"), "{out}");
+    let out = s.kubectl_ok(&["delete", "pod", "r1"]).await;
+    assert!(out.contains("pod \"r1\" deleted"), "{out}");
+    let out = s.kubectl_ok(&["cluster-info"]).await;
+    assert!(out.contains("is running at"), "{out}");
+}
