@@ -342,6 +342,27 @@ mod tests {
         rand::rngs::StdRng::seed_from_u64(7)
     }
 
+    proptest::proptest! {
+        /// Whatever is in use and wherever probing starts, a pick is free, inside the range, and
+        /// never one of the addresses kept for fixed Services.
+        #[test]
+        fn picks_are_free_and_in_range(
+            used_ips in proptest::collection::hash_set(0u32..SERVICE_SIZE, 0..200),
+            used_ports in proptest::collection::hash_set(NODE_PORT_MIN..=NODE_PORT_MAX, 0..200),
+            start in proptest::prelude::any::<u32>(),
+            port_start in proptest::prelude::any::<u16>(),
+        ) {
+            let ips: HashSet<Ipv4Addr> = used_ips.iter().map(|o| Ipv4Addr::from(SERVICE_NET + o)).collect();
+            let ip = pick_ip(&ips, start).unwrap();
+            proptest::prop_assert!(!ips.contains(&ip));
+            proptest::prop_assert!(in_service_cidr(ip));
+            proptest::prop_assert!(u32::from(ip) - SERVICE_NET >= STATIC_BLOCK);
+            let port = pick_port(&used_ports, port_start).unwrap();
+            proptest::prop_assert!(!used_ports.contains(&port));
+            proptest::prop_assert!((NODE_PORT_MIN..=NODE_PORT_MAX).contains(&port));
+        }
+    }
+
     #[test]
     fn picks_skip_used_and_reserved() {
         let mut used = HashSet::new();
