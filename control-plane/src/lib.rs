@@ -11,4 +11,5 @@ pub mod agents;
 pub mod api;
 pub mod controllers;
 pub mod scheduler;
+pub mod server;
 pub mod store;

@@ -1,5 +1,104 @@
 //! `berth-server`: one member of the berth control plane.
 
-fn main() {
-    println!("berth-server");
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use control_plane::server::{self, Hooks, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// One member of the berth control plane: the Raft-replicated store, the Kubernetes API and the controllers.
+#[derive(Debug, Parser)]
+#[command(name = "berth-server", version)]
+struct Cli {
+    /// Member name, unique in the cluster.
+    #[arg(long, env = "BERTH_NAME", default_value = "server-1")]
+    name: String,
+    /// Data directory (the Raft log, snapshots and objects).
+    #[arg(long, default_value = "/var/lib/berth/server")]
+    data_dir: PathBuf,
+    /// Address of the peer gRPC port (Raft and agents).
+    #[arg(long, default_value = "0.0.0.0:6444")]
+    listen_peer: SocketAddr,
+    /// Address of the Kubernetes API.
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    listen_api: SocketAddr,
+    /// Peer address other members dial (default: this member's --initial-cluster entry).
+    #[arg(long)]
+    advertise_peer: Option<String>,
+    /// API address clients are sent to (default: the advertised peer host with the API port).
+    #[arg(long)]
+    advertise_api: Option<String>,
+    /// Initial members as name=peer-addr,... (ids follow the order). Ignored when the data dir has state.
+    #[arg(long, default_value = "")]
+    initial_cluster: String,
+    /// Peer address of a running member: ask it to add this member, then catch up from the leader.
+    #[arg(long)]
+    join: Option<String>,
+    /// Compact the Raft log every N applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
+    /// Raft tick in milliseconds (elections take 10-20 ticks).
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+    /// Cluster token node agents must present.
+    #[arg(long, env = "BERTH_TOKEN")]
+    token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut config = ServerConfig::new(&cli.name);
+    config.data_dir = cli.data_dir;
+    config.listen_peer = cli.listen_peer;
+    config.listen_api = cli.listen_api;
+    config.advertise_peer = cli.advertise_peer;
+    config.advertise_api = cli.advertise_api;
+    config.initial_cluster = server::parse_initial_cluster(&cli.initial_cluster)
+        .context("failed to parse --initial-cluster")?;
+    config.join = cli.join;
+    config.driver.snapshot_every = cli.snapshot_every.max(1);
+    config.driver.tick = std::time::Duration::from_millis(cli.tick_ms.max(1));
+    config.token = cli.token;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    // Extension point: the API (`api::serve`), the agents gRPC service and the leader-only controllers
+    // are attached here through `Hooks` (see `server::Hooks`).
+    let hooks = Hooks::default();
+    server::run(config, hooks, shutdown).await
+}
+
+/// First SIGTERM/ctrl-c: graceful shutdown. Second: exit at once.
+async fn signals(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("shutdown requested; signal again to force");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("forced exit");
+            std::process::exit(130);
+        }
+    }
 }

@@ -99,6 +99,8 @@ impl Transport {
         if id == self.self_id || peers.get(&id).is_some_and(|p| p.addr == addr) {
             return;
         }
+        // Called from the driver thread: tonic needs the runtime to build a channel.
+        let _guard = self.runtime.enter();
         let channel = match channel_to(addr) {
             Ok(c) => c,
             Err(e) => {
@@ -107,7 +109,6 @@ impl Transport {
             }
         };
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
-        let _guard = self.runtime.enter();
         self.runtime.spawn(send_loop(
             id,
             client(channel.clone()),

@@ -1,0 +1,316 @@
+//! Process wiring of `berth-server`: opens the Raft store, serves the peer gRPC port, and runs the
+//! pieces the lead attaches through [`Hooks`] (the Kubernetes API, agent gRPC services, leader-only
+//! controllers) until shutdown. No logic of its own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::store::{BoxFuture, DriverConfig, Member, RaftStore, Start, StoreConfig};
+
+/// Settings of one `berth-server` member (the command-line flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Member name, unique in the cluster.
+    pub name: String,
+    /// sled data directory.
+    pub data_dir: PathBuf,
+    /// Where the peer gRPC port (Raft + agents) listens.
+    pub listen_peer: SocketAddr,
+    /// Where the Kubernetes API listens.
+    pub listen_api: SocketAddr,
+    /// Peer address others dial; defaults to this member's `--initial-cluster` entry, else `listen_peer`.
+    pub advertise_peer: Option<String>,
+    /// API address clients are sent to; defaults to the advertised peer host with the API port.
+    pub advertise_api: Option<String>,
+    /// `(name, peer address)` of every initial member, in order (ids are 1-based positions).
+    pub initial_cluster: Vec<(String, String)>,
+    /// Peer address of a running member to join through (instead of `initial_cluster`).
+    pub join: Option<String>,
+    /// Raft timing and compaction.
+    pub driver: DriverConfig,
+    /// Cluster token node agents present when joining.
+    pub token: Option<String>,
+}
+
+impl ServerConfig {
+    /// A config with the default ports and data dir for member `name`.
+    pub fn new(name: &str) -> Self {
+        ServerConfig {
+            name: name.to_string(),
+            data_dir: PathBuf::from("/var/lib/berth/server"),
+            listen_peer: ([0, 0, 0, 0], 6444).into(),
+            listen_api: ([0, 0, 0, 0], 6443).into(),
+            advertise_peer: None,
+            advertise_api: None,
+            initial_cluster: Vec::new(),
+            join: None,
+            driver: DriverConfig::default(),
+            token: None,
+        }
+    }
+
+    /// The peer address this member advertises.
+    pub fn peer_addr(&self) -> String {
+        if let Some(a) = &self.advertise_peer {
+            return a.clone();
+        }
+        if let Some((_, a)) = self.initial_cluster.iter().find(|(n, _)| *n == self.name) {
+            return a.clone();
+        }
+        self.listen_peer.to_string()
+    }
+
+    /// The API address this member advertises.
+    pub fn api_addr(&self) -> String {
+        if let Some(a) = &self.advertise_api {
+            return a.clone();
+        }
+        let peer = self.peer_addr();
+        let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(&peer);
+        if host.is_empty() || host == "0.0.0.0" {
+            return self.listen_api.to_string();
+        }
+        format!("{host}:{}", self.listen_api.port())
+    }
+
+    fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        let start = match (&self.join, self.initial_cluster.is_empty()) {
+            (Some(via), _) => Start::Join(via.clone()),
+            (None, false) => Start::InitialCluster(
+                self.initial_cluster
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, peer))| Member {
+                        id: i as u64 + 1,
+                        name: name.clone(),
+                        peer_addr: peer.clone(),
+                        // Other members are assumed to use the same API port on their peer host.
+                        api_addr: if *name == self.name {
+                            self.api_addr()
+                        } else {
+                            let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
+                            format!("{host}:{}", self.listen_api.port())
+                        },
+                    })
+                    .collect(),
+            ),
+            // A lone member with no flags is a one-member cluster of itself.
+            (None, true) => Start::InitialCluster(vec![Member {
+                id: 1,
+                name: self.name.clone(),
+                peer_addr: self.peer_addr(),
+                api_addr: self.api_addr(),
+            }]),
+        };
+        let mut cfg = StoreConfig::new(
+            &self.data_dir,
+            &self.name,
+            &self.peer_addr(),
+            &self.api_addr(),
+            start,
+        );
+        cfg.driver = self.driver.clone();
+        Ok(cfg)
+    }
+}
+
+/// Parses `--initial-cluster name=addr,name=addr`.
+///
+/// # Errors
+/// When an entry is not `name=addr` or a name repeats.
+pub fn parse_initial_cluster(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, addr)) = part.split_once('=') else {
+            bail!("initial cluster entry {part:?} is not name=addr");
+        };
+        if out.iter().any(|(n, _)| n == name) {
+            bail!("initial cluster names {name} twice");
+        }
+        out.push((name.to_string(), addr.to_string()));
+    }
+    Ok(out)
+}
+
+/// What the attached pieces get: the store and the member's settings.
+#[derive(Clone)]
+pub struct Context {
+    /// The replicated store (also usable as `Arc<dyn ObjectStore>`).
+    pub store: Arc<RaftStore>,
+    /// The member's settings (token, addresses).
+    pub config: Arc<ServerConfig>,
+}
+
+/// Adds gRPC services next to `RaftPeer` on the peer port.
+pub type GrpcHook = Box<dyn FnOnce(&Context, &mut tonic::service::RoutesBuilder) + Send>;
+/// Serves the Kubernetes API on the bound listener until the token is cancelled.
+pub type ApiHook = Box<
+    dyn FnOnce(Context, TcpListener, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>
+        + Send,
+>;
+/// Leader-only work: started each time this member becomes leader, its token cancelled when it stops leading.
+pub type LeaderHook =
+    Arc<dyn Fn(Context, CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Extension points where the lead attaches the API, the agents service and the controllers.
+#[derive(Default)]
+pub struct Hooks {
+    /// Extra gRPC services on the peer port (e.g. the agents service).
+    pub grpc: Option<GrpcHook>,
+    /// The Kubernetes API (e.g. `|ctx, l, t| Box::pin(api::serve(l, ctx.store, t))`).
+    pub api: Option<ApiHook>,
+    /// Leader-only controllers and scheduler.
+    pub on_leader: Option<LeaderHook>,
+}
+
+/// Runs one member until `shutdown` is cancelled: opens (or bootstraps, or joins) the store, serves the
+/// peer port and the hooks, then stops everything in order and closes the store.
+///
+/// # Errors
+/// When a port cannot be bound or the store cannot be opened.
+pub async fn run(
+    config: ServerConfig,
+    hooks: Hooks,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let peer_listener = TcpListener::bind(config.listen_peer)
+        .await
+        .with_context(|| format!("failed to bind peer port {}", config.listen_peer))?;
+    let api_listener = TcpListener::bind(config.listen_api)
+        .await
+        .with_context(|| format!("failed to bind API port {}", config.listen_api))?;
+    run_with_listeners(config, peer_listener, api_listener, hooks, shutdown).await
+}
+
+/// [`run`] over listeners the caller bound (tests bind `127.0.0.1:0`).
+///
+/// # Errors
+/// When the store cannot be opened.
+pub async fn run_with_listeners(
+    config: ServerConfig,
+    peer_listener: TcpListener,
+    api_listener: TcpListener,
+    hooks: Hooks,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store_config = config.store_config()?;
+    tracing::info!(name = %config.name, peer = %store_config.peer_addr, api = %store_config.api_addr,
+        data_dir = %config.data_dir.display(), "starting berth-server");
+    let tracker = TaskTracker::new();
+    // Peers that send before the peer port serves (a joining member) see refused connections and retry.
+    let store = RaftStore::open(store_config)
+        .await
+        .with_context(|| format!("failed to open store in {}", config.data_dir.display()))?;
+    let ctx = Context {
+        store: store.clone(),
+        config: Arc::new(config),
+    };
+
+    let mut routes = tonic::service::RoutesBuilder::default();
+    routes.add_service(store.peer_service());
+    if let Some(grpc) = hooks.grpc {
+        grpc(&ctx, &mut routes);
+    }
+    let grpc_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
+        let result = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled())
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "peer gRPC server failed");
+        }
+    });
+
+    if let Some(api) = hooks.api {
+        let fut = api(ctx.clone(), api_listener, shutdown.clone());
+        tracker.spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!(error = %e, "API server failed");
+            }
+        });
+    }
+
+    if let Some(on_leader) = hooks.on_leader {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        let inner = tracker.clone();
+        tracker.spawn(async move {
+            let mut leading = ctx.store.leadership();
+            let mut current: Option<CancellationToken> = None;
+            loop {
+                let is_leader = *leading.borrow_and_update();
+                match (is_leader, &current) {
+                    (true, None) => {
+                        tracing::info!("became leader: starting leader-only work");
+                        let token = shutdown.child_token();
+                        inner.spawn(on_leader(ctx.clone(), token.clone()));
+                        current = Some(token);
+                    }
+                    (false, Some(token)) => {
+                        tracing::info!("lost leadership: stopping leader-only work");
+                        token.cancel();
+                        current = None;
+                    }
+                    _ => {}
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    changed = leading.changed() => if changed.is_err() { break },
+                }
+            }
+            if let Some(t) = current {
+                t.cancel();
+            }
+        });
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    tracker.close();
+    tracker.wait().await;
+    ctx.store.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parses_in_order() {
+        let c = parse_initial_cluster("a=10.0.0.1:6444, b=10.0.0.2:6444").unwrap();
+        assert_eq!(
+            c,
+            vec![
+                ("a".to_string(), "10.0.0.1:6444".to_string()),
+                ("b".to_string(), "10.0.0.2:6444".to_string())
+            ]
+        );
+        assert!(parse_initial_cluster("a=x,a=y").is_err());
+        assert!(parse_initial_cluster("a").is_err());
+    }
+
+    #[test]
+    fn advertised_addresses_default_from_initial_cluster() {
+        let mut c = ServerConfig::new("b");
+        c.initial_cluster = parse_initial_cluster("a=127.0.0.1:7001,b=127.0.0.2:7002").unwrap();
+        assert_eq!(c.peer_addr(), "127.0.0.2:7002");
+        assert_eq!(c.api_addr(), "127.0.0.2:6443");
+        match c.store_config().unwrap().start {
+            Start::InitialCluster(ms) => {
+                assert_eq!(ms.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2])
+            }
+            Start::Join(_) => panic!("expected initial cluster"),
+        }
+    }
+}
