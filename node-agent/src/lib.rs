@@ -5,10 +5,14 @@
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] trait; crun/runc with one supervisor per container, and a fake.
 //! - [`network`]: pod network (CNI bridge), VXLAN overlay, nftables services, node-local DNS.
 //! - [`pod`]: the pod manager: sandboxes, container lifecycle, restarts, probes, volumes, pod status.
+//! - [`agent`]: Join, the Sync stream with failover, heartbeats, the pod manager thread.
+//! - [`server`]: HTTP on 10250: container logs, exec (WebSocket v5.channel.k8s.io), image load.
 //! - `sys`: the few raw syscalls (the only `unsafe` code).
 
+pub mod agent;
 pub mod images;
-pub mod pod;
 pub mod network;
+pub mod pod;
 pub mod runtime;
+pub mod server;
 mod sys;

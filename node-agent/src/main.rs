@@ -1,13 +1,39 @@
 //! `berth-agent`: runs the pods bound to this node.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "berth-agent", about = "berth node agent")]
+#[command(
+    name = "berth-agent",
+    about = "berth node agent",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
+    /// Server gRPC addresses (host:6444), comma-separated; the agent fails over between them.
+    #[arg(long, value_delimiter = ',', env = "BERTH_SERVER")]
+    server: Vec<String>,
+    /// Cluster join token.
+    #[arg(long, env = "BERTH_TOKEN", default_value = "")]
+    token: String,
+    /// Node name (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// State directory.
+    #[arg(long, default_value = "/var/lib/berth/agent")]
+    data_dir: PathBuf,
+    /// This node's IP (InternalIP, VXLAN underlay).
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: String,
+    /// Address of the logs/exec/images endpoint.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    listen: std::net::SocketAddr,
+    /// Pod network: `cni` (bridge, overlay, services, DNS) or `none` (loopback only).
+    #[arg(long, default_value = "cni")]
+    network: String,
 }
 
 #[derive(Subcommand)]
@@ -28,21 +54,54 @@ enum Mode {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.mode {
-        Some(Mode::Supervise {
+    if let Some(Mode::Supervise {
+        dir,
+        runtime,
+        log_max,
+    }) = cli.mode
+    {
+        let args = node_agent::runtime::supervisor::SuperviseArgs {
             dir,
             runtime,
             log_max,
-        }) => {
-            let code = node_agent::runtime::supervisor::run(
-                node_agent::runtime::supervisor::SuperviseArgs {
-                    dir,
-                    runtime,
-                    log_max,
-                },
-            );
-            std::process::exit(code);
-        }
-        None => Ok(()),
+        };
+        std::process::exit(node_agent::runtime::supervisor::run(args));
     }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    anyhow::ensure!(!cli.server.is_empty(), "--server is required");
+    let node_name = match cli.node_name {
+        Some(n) => n,
+        None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
+    };
+    let cfg = node_agent::agent::AgentConfig {
+        servers: cli.server,
+        token: cli.token,
+        node_name,
+        data_dir: cli.data_dir,
+        node_ip: cli.node_ip,
+        listen: cli.listen,
+        network: cli.network,
+        supervisor_exe: std::env::current_exe().context("cannot locate the berth-agent binary")?,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("sigterm handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            // Containers keep running: they belong to their supervisors, not to the agent.
+            s.cancel();
+        });
+        node_agent::agent::run(cfg, shutdown).await
+    })
 }

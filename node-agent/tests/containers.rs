@@ -194,3 +194,376 @@ fn runtime_runs_httpd_in_own_namespaces() {
     assert!(!netns.exists());
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/pod{uid}")).exists());
 }
+
+// ---- the whole agent against an in-process agents service ------------------------------------------------
+
+use control_plane::store::{Batch, Consistency, MemStore, ObjectStore, Op, Precondition};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+struct Cluster {
+    store: Arc<dyn ObjectStore>,
+    grpc: std::net::SocketAddr,
+    data: tempfile::TempDir,
+    http: std::net::SocketAddr,
+    agent: Option<std::process::Child>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc = listener.local_addr().unwrap();
+        let svc = control_plane::agents::service(
+            store.clone(),
+            control_plane::agents::AgentsConfig {
+                token: "secret".into(),
+                ..Default::default()
+            },
+        );
+        let server = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        let mut c = Cluster {
+            store,
+            grpc,
+            data: tempfile::tempdir().unwrap(),
+            http: free_port(),
+            agent: None,
+            _server: server,
+        };
+        c.start_agent();
+        c
+    }
+
+    fn start_agent(&mut self) {
+        let child = std::process::Command::new(supervisor())
+            .args([
+                "--server",
+                &self.grpc.to_string(),
+                "--token",
+                "secret",
+                "--node-name",
+                "n1",
+            ])
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args([
+                "--node-ip",
+                "127.0.0.1",
+                "--network",
+                "none",
+                "--listen",
+                &self.http.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+
+    fn kill_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+
+    async fn get(&self, key: &str) -> Option<Value> {
+        self.store
+            .get(key, Consistency::Local)
+            .await
+            .unwrap()
+            .map(|o| o.value)
+    }
+
+    async fn put(&self, key: &str, v: Value) {
+        self.store
+            .commit(Batch::one(Op::Put {
+                key: key.into(),
+                value: v,
+                precondition: Precondition::None,
+            }))
+            .await
+            .unwrap();
+    }
+
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        secs: u64,
+        mut f: impl FnMut(Option<Value>) -> Option<T>,
+        key: &str,
+    ) -> T {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.get(key).await;
+            if let Some(t) = f(v.clone()) {
+                return t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last {v:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn http_get(&self, path: &str) -> (u16, String) {
+        let http = self.http;
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(http).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            let code = out.split(' ').nth(1).unwrap().parse().unwrap();
+            let body = out
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default();
+            (code, body)
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn load_image(&self) {
+        let (oci_tar, _, _) = images();
+        let http = self.http;
+        let body = std::fs::read(oci_tar).unwrap();
+        let resp = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            for _ in 0..100 {
+                if let Ok(mut s) = std::net::TcpStream::connect(http) {
+                    write!(s, "POST /images/load HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+                    s.write_all(&body).unwrap();
+                    let mut out = String::new();
+                    s.read_to_string(&mut out).unwrap();
+                    return out;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("agent http endpoint never came up");
+        })
+        .await
+        .unwrap();
+        assert!(resp.contains("docker.io/berth/busybox:latest"), "{resp}");
+    }
+
+    /// Marks a pod deleted the way the API does, and waits until the agents service removed it.
+    async fn delete_pod(&self, name: &str) {
+        let key = format!("/core/pods/default/{name}");
+        if let Some(mut p) = self.get(&key).await {
+            p["metadata"]["deletionTimestamp"] = json!("2026-11-25T08:00:00Z");
+            p["metadata"]["deletionGracePeriodSeconds"] = json!(2);
+            self.put(&key, p).await;
+            self.wait_for("pod removal", 30, |v| v.is_none().then_some(()), &key)
+                .await;
+        }
+    }
+}
+
+fn pod(name: &str, uid: &str, container: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "default", "uid": uid, "creationTimestamp": "2026-11-25T07:00:00Z"},
+           "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 2, "containers": [container]}})
+}
+
+fn running(v: Option<Value>) -> Option<Value> {
+    let v = v?;
+    (v["status"]["containerStatuses"][0]["state"]["running"].is_object()).then_some(v)
+}
+
+fn state_of(data: &Path, container_id: &str) -> Value {
+    let id = container_id.trim_start_matches("berth://");
+    serde_json::from_slice(
+        &std::fs::read(data.join("containers").join(id).join("state.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_runs_restarts_adopts_and_keeps_volumes() {
+    require_root!();
+    let mut c = Cluster::start().await;
+    c.load_image().await;
+    c.wait_for(
+        "node Ready",
+        30,
+        |v| {
+            v.filter(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+        },
+        "/core/nodes//n1",
+    )
+    .await;
+
+    // 1. httpd with a memory limit: running, own namespaces, limit in its cgroup, logs served.
+    let web = json!({"name": "web", "image": "berth/busybox:latest", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "echo serving; exec httpd -f -p 8080 -h /var/www"],
+        "resources": {"limits": {"memory": "32Mi"}},
+        "readinessProbe": {"httpGet": {"port": 8080, "path": "/"}, "periodSeconds": 1}});
+    c.put("/core/pods/default/web", pod("web", "uid-web", web))
+        .await;
+    let p = c
+        .wait_for(
+            "web running and ready",
+            60,
+            |v| running(v).filter(|p| p["status"]["containerStatuses"][0]["ready"] == true),
+            "/core/pods/default/web",
+        )
+        .await;
+    assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(p["status"]["hostIP"], "127.0.0.1");
+    assert!(p["status"]["startTime"].is_string());
+    let cid = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let st = state_of(c.data.path(), &cid);
+    let pid = st["pid"].as_i64().unwrap();
+    for ns in ["pid", "mnt"] {
+        assert_ne!(
+            std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap(),
+            std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap()
+        );
+    }
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth/poduid-web/{}/memory.limit_in_bytes",
+        cid.trim_start_matches("berth://")
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), (32u64 << 20).to_string());
+    let (code, body) = c.http_get("/containerLogs/default/web/web").await;
+    assert_eq!((code, body.as_str()), (200, "serving\n"));
+
+    // 2. A container exiting 1 restarts with back-off; CrashLoopBackOff; --previous serves the earlier log.
+    let crash = json!({"name": "crash", "image": "berth/busybox:latest", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "echo attempt; exit 1"]});
+    c.put("/core/pods/default/crash", pod("crash", "uid-crash", crash))
+        .await;
+    let p = c
+        .wait_for(
+            "CrashLoopBackOff",
+            60,
+            |v| {
+                v.filter(|p| {
+                    p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                        == "CrashLoopBackOff"
+                })
+            },
+            "/core/pods/default/crash",
+        )
+        .await;
+    let cs = &p["status"]["containerStatuses"][0];
+    assert!(cs["restartCount"].as_u64().unwrap() >= 1);
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+    let (code, body) = c
+        .http_get("/containerLogs/default/crash/crash?previous=true")
+        .await;
+    assert_eq!((code, body.as_str()), (200, "attempt\n"));
+
+    // 3. kill -9 the agent: the container keeps running; the new agent adopts it (same pid, same restarts).
+    let before = c.get("/core/pods/default/web").await.unwrap();
+    c.kill_agent();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "container survived the agent"
+    );
+    c.start_agent();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = c
+        .wait_for("web still running", 30, running, "/core/pods/default/web")
+        .await;
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["restartCount"],
+        before["status"]["containerStatuses"][0]["restartCount"]
+    );
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["containerID"],
+        cid.as_str()
+    );
+    assert_eq!(state_of(c.data.path(), &cid)["pid"].as_i64().unwrap(), pid);
+    let (code, body) = c
+        .http_get("/containerLogs/default/web/web?tailLines=1")
+        .await;
+    assert_eq!((code, body.as_str()), (200, "serving\n"));
+
+    // 4. A named volume (PVC) outlives the pod.
+    let mut vpod = pod(
+        "vol",
+        "uid-vol-1",
+        json!({"name": "w", "image": "berth/busybox:latest", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "cat /data/note 2>/dev/null || echo first > /data/note; sleep 3600"],
+        "volumeMounts": [{"name": "d", "mountPath": "/data"}]}),
+    );
+    vpod["spec"]["volumes"] =
+        json!([{"name": "d", "persistentVolumeClaim": {"claimName": "claim1"}}]);
+    c.put("/core/pods/default/vol", vpod.clone()).await;
+    c.wait_for("vol running", 60, running, "/core/pods/default/vol")
+        .await;
+    let note = c.data.path().join("volumes/default/claim1/note");
+    for _ in 0..50 {
+        if note.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&note).unwrap(), "first\n");
+    c.delete_pod("vol").await;
+    vpod["metadata"]["uid"] = json!("uid-vol-2");
+    c.put("/core/pods/default/vol", vpod).await;
+    c.wait_for("vol recreated", 60, running, "/core/pods/default/vol")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = c.http_get("/containerLogs/default/vol/w").await;
+    assert_eq!(
+        body, "first\n",
+        "the new pod read the file the old one wrote"
+    );
+
+    // Clean up: every pod deleted through the protocol, then the agent stops.
+    for name in ["web", "crash", "vol"] {
+        c.delete_pod(name).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.kill_agent();
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "web container stopped"
+    );
+    let left: Vec<_> = std::fs::read_dir(c.data.path().join("containers"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "containers left: {left:?}");
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains("uid"),
+        "netns left"
+    );
+}

@@ -179,6 +179,22 @@ pub struct PodManager {
     reported: BTreeMap<String, Value>,
 }
 
+/// One container in a [`Lookup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerLookup {
+    /// Container name.
+    pub name: String,
+    /// Runtime ID of the running instance.
+    pub current: Option<String>,
+    /// Log of the current (or last) instance.
+    pub log: Option<PathBuf>,
+    /// Log of the instance before it (`kubectl logs --previous`).
+    pub previous_log: Option<PathBuf>,
+}
+
+/// Containers of every pod by (namespace, name), in spec order.
+pub type Lookup = BTreeMap<(String, String), Vec<ContainerLookup>>;
+
 /// Default grace period when neither the pod nor the deletion specifies one.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
@@ -259,6 +275,51 @@ impl PodManager {
             p.pod["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
                 && p.pod["metadata"]["name"] == name
         })
+    }
+
+    /// A snapshot of every pod's containers for the HTTP endpoints (logs, exec), so they never wait on `sync`.
+    pub fn lookup(&self) -> Lookup {
+        let mut out = Lookup::new();
+        for p in self.pods.values() {
+            let md = &p.pod["metadata"];
+            let key = (
+                md["namespace"].as_str().unwrap_or("default").to_string(),
+                md["name"].as_str().unwrap_or("").to_string(),
+            );
+            let mut cs = Vec::new();
+            for cspec in container_specs(&p.pod) {
+                let name = cspec["name"].as_str().unwrap_or("").to_string();
+                let c = p.containers.get(&name).cloned().unwrap_or_default();
+                cs.push(ContainerLookup {
+                    current: c.current.clone(),
+                    log: c
+                        .status
+                        .as_ref()
+                        .or(c.last.as_ref())
+                        .map(|s| s.config.log_path.clone()),
+                    previous_log: c
+                        .last
+                        .as_ref()
+                        .filter(|_| c.status.is_some())
+                        .map(|s| s.config.log_path.clone())
+                        .or_else(|| {
+                            // Between instances `last` is the one just ended; the previous one is an attempt earlier.
+                            c.last.as_ref().and_then(|s| {
+                                let a = s.config.attempt.checked_sub(1)?;
+                                Some(s.config.log_path.with_file_name(format!("{a}.log")))
+                            })
+                        }),
+                    name,
+                });
+            }
+            out.insert(key, cs);
+        }
+        out
+    }
+
+    /// Forgets what was reported, so the next `sync` reports every pod (after a reconnect).
+    pub fn reset_reported(&mut self) {
+        self.reported.clear();
     }
 
     /// UIDs of the pods the manager currently runs or stops.

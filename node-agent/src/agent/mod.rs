@@ -1,0 +1,394 @@
+//! The agent's main loop: Join, then a Sync stream to one of the servers (failing over to the next),
+//! heartbeats every 2 s, desired pods into the pod manager, pod status changes back, network views into
+//! the node network.
+
+pub mod node_info;
+
+use crate::images::ImageStore;
+use crate::network::node::{NodeNetwork, NodeNetworkConfig};
+use crate::pod::{ClusterSettings, DesiredPod, Lookup, PodManager, StoreImages};
+use crate::runtime::linux::LinuxRuntime;
+use crate::runtime::netns_basic::{LoopbackOnly, Network, NetworkHook};
+use crate::runtime::ContainerRuntime;
+use proto::agentpb::agent_service_client::AgentServiceClient;
+use proto::agentpb::{
+    agent_message, AgentMessage, Heartbeat, Hello, JoinRequest, JoinResponse, PodStatus,
+    ServerMessage,
+};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How the agent runs; mirrors the `berth-agent` flags.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// gRPC addresses of the servers (`host:6444`), tried in order.
+    pub servers: Vec<String>,
+    /// Cluster token.
+    pub token: String,
+    /// This node's name.
+    pub node_name: String,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Address of this node.
+    pub node_ip: String,
+    /// Address of the logs/exec/images HTTP endpoint.
+    pub listen: SocketAddr,
+    /// `cni` (bridge + overlay + services + DNS from `crate::network`) or `none` (loopback-only pods).
+    pub network: String,
+    /// The binary started as `supervise` for each container (normally this executable).
+    pub supervisor_exe: PathBuf,
+}
+
+/// Commands to the pod manager thread.
+pub enum Command {
+    /// A full desired state.
+    Full(Vec<DesiredPod>),
+    /// Deltas: upserts and removals (by UID).
+    Delta(Vec<DesiredPod>, Vec<String>),
+    /// Report every pod again (after a reconnect).
+    ResendAll,
+    /// New cluster settings.
+    Settings(ClusterSettings),
+}
+
+/// Shared state of a running agent: what the HTTP endpoints need.
+#[derive(Clone)]
+pub struct AgentState {
+    /// Container runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Image store.
+    pub images: Arc<ImageStore>,
+    /// Latest pod/container table from the pod manager.
+    pub lookup: Arc<Mutex<Lookup>>,
+}
+
+fn desired(u: &proto::agentpb::PodUpdate) -> Option<DesiredPod> {
+    let pod: Value = serde_json::from_str(&u.pod_json).ok()?;
+    let objects = u
+        .objects_json
+        .iter()
+        .filter_map(|o| serde_json::from_str(o).ok())
+        .collect();
+    Some(DesiredPod { pod, objects })
+}
+
+/// Runs the pod manager on its own thread: applies commands, syncs every 250 ms (sooner on a command),
+/// and sends status reports to `reports`.
+pub fn spawn_pod_manager(
+    mut manager: PodManager,
+    commands: std::sync::mpsc::Receiver<Command>,
+    reports: mpsc::UnboundedSender<PodStatus>,
+    lookup: Arc<Mutex<Lookup>>,
+    shutdown: CancellationToken,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        // Without a desired state the manager must not stop adopted pods; wait for the first full one.
+        let mut have_full = false;
+        while !shutdown.is_cancelled() {
+            match commands.recv_timeout(Duration::from_millis(250)) {
+                Ok(cmd) => {
+                    let mut next = Some(cmd);
+                    while let Some(c) = next {
+                        match c {
+                            Command::Full(pods) => {
+                                have_full = true;
+                                manager.set_desired(pods);
+                            }
+                            Command::Delta(up, rm) => {
+                                for d in up {
+                                    manager.upsert(d);
+                                }
+                                for uid in rm {
+                                    manager.remove(&uid);
+                                }
+                            }
+                            Command::ResendAll => manager.reset_reported(),
+                            Command::Settings(s) => manager.set_settings(s),
+                        }
+                        next = commands.try_recv().ok();
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            if !have_full {
+                continue;
+            }
+            #[allow(clippy::disallowed_methods)]
+            let now = SystemTime::now();
+            for r in manager.sync(now) {
+                let _ = reports.send(PodStatus {
+                    namespace: r.namespace,
+                    name: r.name,
+                    uid: r.uid,
+                    status_json: r.status.to_string(),
+                });
+            }
+            *lookup.lock().expect("lookup poisoned") = manager.lookup();
+        }
+    })
+}
+
+async fn join(
+    cfg: &AgentConfig,
+    addr: &str,
+) -> anyhow::Result<(AgentServiceClient<tonic::transport::Channel>, JoinResponse)> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true);
+    let mut client = AgentServiceClient::new(endpoint.connect().await?);
+    let status = node_info::node_status(&cfg.node_name, &cfg.node_ip, "crun");
+    let node_json = serde_json::json!({"metadata": {"labels": {"kubernetes.io/hostname": cfg.node_name}}, "status": status});
+    let resp = client
+        .join(JoinRequest {
+            token: cfg.token.clone(),
+            node_name: cfg.node_name.clone(),
+            node_ip: cfg.node_ip.clone(),
+            node_json: node_json.to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok((client, resp))
+}
+
+/// Runs the agent until `shutdown`: the HTTP endpoint, the pod manager and the server connection.
+///
+/// # Errors
+/// The runtime or image store cannot be opened, or the HTTP port cannot be bound.
+pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let images = Arc::new(ImageStore::open(&cfg.data_dir)?);
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(LinuxRuntime::new(
+        &cfg.data_dir,
+        cfg.supervisor_exe.clone(),
+    )?);
+    let lookup = Arc::new(Mutex::new(Lookup::new()));
+    let state = AgentState {
+        runtime: runtime.clone(),
+        images: images.clone(),
+        lookup: lookup.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    tokio::spawn(crate::server::serve(listener, state, shutdown.clone()));
+
+    // Join first: the pod network needs the pod CIDR, and the pod manager needs the network.
+    let mut servers = cfg.servers.clone();
+    let (joined, idx) = loop {
+        let mut found = None;
+        for (i, s) in servers.iter().enumerate() {
+            match join(&cfg, s).await {
+                Ok(j) => {
+                    found = Some((j, i));
+                    break;
+                }
+                Err(e) => tracing::warn!(server = %s, error = %e, "join failed"),
+            }
+        }
+        if let Some(f) = found {
+            break f;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    };
+    let resp = joined.1.clone();
+    for s in &resp.servers {
+        if !servers.contains(s) {
+            servers.push(s.clone());
+        }
+    }
+    tracing::info!(node = %cfg.node_name, pod_cidr = %resp.pod_cidr, "joined");
+    let (net, node_net): (Arc<dyn NetworkHook>, Option<Arc<NodeNetwork>>) =
+        match cfg.network.as_str() {
+            "none" => (Arc::new(LoopbackOnly), None),
+            _ => match setup_network(&cfg, &resp) {
+                Ok(n) => {
+                    let n = Arc::new(n);
+                    start_dns(&n, shutdown.clone());
+                    (Arc::new(Network(n.pod_network())), Some(n))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "pod network setup failed; pods get loopback only");
+                    (Arc::new(LoopbackOnly), None)
+                }
+            },
+        };
+    let settings = ClusterSettings {
+        cluster_dns: node_net
+            .as_ref()
+            .map(|n| n.gateway().to_string())
+            .unwrap_or_else(|| resp.cluster_dns.clone()),
+        cluster_domain: resp.cluster_domain.clone(),
+        node_ip: cfg.node_ip.clone(),
+    };
+    let source = Arc::new(StoreImages {
+        store: images.clone(),
+        handle: tokio::runtime::Handle::current(),
+    });
+    let manager = tokio::task::spawn_blocking({
+        let (rt, dir) = (runtime.clone(), cfg.data_dir.clone());
+        move || PodManager::new(rt, net, source, &dir, settings)
+    })
+    .await?;
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
+    let pm = spawn_pod_manager(manager, cmd_rx, rep_tx, lookup, shutdown.clone());
+
+    let mut last_rev = 0u64;
+    let mut client = Some(joined.0);
+    let mut i = idx;
+    while !shutdown.is_cancelled() {
+        let addr = servers[i % servers.len()].clone();
+        let c = match client.take() {
+            Some(c) => Ok(c),
+            None => join(&cfg, &addr).await.map(|(c, _)| c),
+        };
+        match c {
+            Ok(c) => {
+                let _ = cmd_tx.send(Command::ResendAll);
+                match session(
+                    &cfg,
+                    c,
+                    &mut last_rev,
+                    &cmd_tx,
+                    &mut rep_rx,
+                    node_net.clone(),
+                    &shutdown,
+                )
+                .await
+                {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(server = %addr, error = %e, "sync stream ended"),
+                }
+            }
+            Err(e) => tracing::warn!(server = %addr, error = %e, "reconnect failed"),
+        }
+        i += 1;
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    drop(cmd_tx);
+    let _ = tokio::task::spawn_blocking(move || pm.join()).await;
+    Ok(())
+}
+
+fn setup_network(cfg: &AgentConfig, resp: &JoinResponse) -> anyhow::Result<NodeNetwork> {
+    let mut nc = NodeNetworkConfig::new(
+        &cfg.node_name,
+        cfg.node_ip.parse()?,
+        resp.pod_cidr.parse()?,
+        cfg.data_dir.clone(),
+    );
+    nc.cluster_cidr = resp.cluster_cidr.parse()?;
+    nc.service_cidr = resp.service_cidr.parse().ok();
+    nc.cluster_domain = resp.cluster_domain.clone();
+    nc.cluster_dns = resp.cluster_dns.parse().ok();
+    Ok(NodeNetwork::setup(
+        nc,
+        crate::network::netlink::IpTool::host(),
+    )?)
+}
+
+fn start_dns(n: &Arc<NodeNetwork>, shutdown: CancellationToken) {
+    let server = n.dns_server(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    match crate::network::dns::bind_dns(SocketAddr::from((n.gateway(), 53))) {
+        Ok((udp, tcp)) => {
+            tokio::spawn(async move {
+                let (Ok(udp), Ok(tcp)) = (
+                    tokio::net::UdpSocket::from_std(udp),
+                    tokio::net::TcpListener::from_std(tcp),
+                ) else {
+                    return;
+                };
+                if let Err(e) = server.run(udp, tcp, shutdown).await {
+                    tracing::warn!(error = %e, "dns server stopped");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot bind the node DNS server"),
+    }
+}
+
+/// One Sync session: returns when the stream breaks.
+async fn session(
+    cfg: &AgentConfig,
+    mut client: AgentServiceClient<tonic::transport::Channel>,
+    last_rev: &mut u64,
+    cmds: &std::sync::mpsc::Sender<Command>,
+    reports: &mut mpsc::UnboundedReceiver<PodStatus>,
+    node_net: Option<Arc<NodeNetwork>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (out_tx, out_rx) = mpsc::channel::<AgentMessage>(256);
+    out_tx
+        .send(AgentMessage {
+            msg: Some(agent_message::Msg::Hello(Hello {
+                node_name: cfg.node_name.clone(),
+                token: cfg.token.clone(),
+                resume_revision: *last_rev,
+            })),
+        })
+        .await?;
+    let mut inbound = client
+        .sync(tokio_stream::wrappers::ReceiverStream::new(out_rx))
+        .await?
+        .into_inner();
+    let mut beat = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = beat.tick() => {
+                let status = node_info::node_status(&cfg.node_name, &cfg.node_ip, "crun");
+                out_tx.send(AgentMessage { msg: Some(agent_message::Msg::Heartbeat(Heartbeat { node_status_json: status.to_string() })) }).await?;
+            }
+            Some(r) = reports.recv() => {
+                out_tx.send(AgentMessage { msg: Some(agent_message::Msg::PodStatus(r)) }).await?;
+            }
+            msg = inbound.message() => {
+                let Some(m) = msg? else { anyhow::bail!("server closed the stream") };
+                apply(m, last_rev, cmds, node_net.clone());
+            }
+        }
+    }
+}
+
+fn apply(
+    m: ServerMessage,
+    last_rev: &mut u64,
+    cmds: &std::sync::mpsc::Sender<Command>,
+    node_net: Option<Arc<NodeNetwork>>,
+) {
+    *last_rev = m.revision.max(*last_rev);
+    if m.full {
+        let _ = cmds.send(Command::Full(m.pods.iter().filter_map(desired).collect()));
+    } else if !m.pods.is_empty() {
+        let removed = m
+            .pods
+            .iter()
+            .filter(|u| u.deleted)
+            .map(|u| u.uid.clone())
+            .collect();
+        let up = m
+            .pods
+            .iter()
+            .filter(|u| !u.deleted)
+            .filter_map(desired)
+            .collect();
+        let _ = cmds.send(Command::Delta(up, removed));
+    }
+    if let (Some(view), Some(n)) = (m.network, node_net) {
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = n.apply_view(&view) {
+                tracing::warn!(error = %e, "network view not applied");
+            }
+        });
+    }
+}

@@ -1,0 +1,171 @@
+//! `GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&previous=&timestamps=`.
+
+use super::text;
+use crate::agent::AgentState;
+use crate::runtime::logs::{parse_record, read_lines};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use std::io::{BufRead, Seek};
+
+/// Query parameters kubectl sends.
+#[derive(Debug, Deserialize, Default)]
+pub struct LogQuery {
+    follow: Option<String>,
+    #[serde(rename = "tailLines")]
+    tail_lines: Option<usize>,
+    previous: Option<String>,
+    timestamps: Option<String>,
+}
+
+fn truthy(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("true") | Some("1") | Some(""))
+}
+
+pub(super) async fn container_logs(
+    State(state): State<AgentState>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    Query(q): Query<LogQuery>,
+) -> axum::response::Response {
+    let entry = {
+        let lookup = state.lookup.lock().expect("lookup poisoned");
+        lookup
+            .get(&(ns.clone(), pod.clone()))
+            .and_then(|cs| cs.iter().find(|c| c.name == container).cloned())
+    };
+    let Some(c) = entry else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("container {container} in pod {ns}/{pod} not found"),
+        );
+    };
+    let previous = truthy(&q.previous);
+    let path = if previous { c.previous_log } else { c.log };
+    let Some(path) = path.filter(|p| p.exists()) else {
+        let what = if previous {
+            "previous terminated container"
+        } else {
+            "container"
+        };
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("{what} \"{container}\" in pod \"{pod}\" not found"),
+        );
+    };
+    let ts = truthy(&q.timestamps);
+    if !truthy(&q.follow) || previous {
+        let p = path.clone();
+        let tail = q.tail_lines;
+        let body = tokio::task::spawn_blocking(move || {
+            let mut out = String::new();
+            if ts {
+                for l in read_records(&p, tail) {
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            } else {
+                for l in read_lines(&p, tail) {
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default();
+        return text(StatusCode::OK, body);
+    }
+    // Follow: existing lines (tail), then poll the file for appended records until the client goes away.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
+    let tail = q.tail_lines;
+    tokio::task::spawn_blocking(move || {
+        let lines = if ts {
+            read_records(&path, tail)
+        } else {
+            read_lines(&path, tail)
+        };
+        for l in lines {
+            if tx.blocking_send(Ok(format!("{l}\n"))).is_err() {
+                return;
+            }
+        }
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return;
+        };
+        let mut pos = f.seek(std::io::SeekFrom::End(0)).unwrap_or(0);
+        let mut partial = String::new();
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            // Rotation replaces the file: reopen from its start when it shrank.
+            if std::fs::metadata(&path)
+                .map(|m| m.len() < pos)
+                .unwrap_or(false)
+            {
+                if let Ok(nf) = std::fs::File::open(&path) {
+                    f = nf;
+                    pos = 0;
+                }
+            }
+            let _ = f.seek(std::io::SeekFrom::Start(pos));
+            let mut r = std::io::BufReader::new(&f);
+            let mut line = String::new();
+            let mut progressed = false;
+            while let Ok(n) = r.read_line(&mut line) {
+                if n == 0 || !line.ends_with('\n') {
+                    break;
+                }
+                pos += n as u64;
+                progressed = true;
+                if let Some(rec) = parse_record(&line) {
+                    partial.push_str(&rec.content);
+                    if !rec.partial {
+                        let out = if ts {
+                            format!("{} {}\n", rec.time, partial)
+                        } else {
+                            format!("{partial}\n")
+                        };
+                        partial.clear();
+                        if tx.blocking_send(Ok(out)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                line.clear();
+            }
+            if !progressed {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    axum::response::IntoResponse::into_response((
+        [("content-type", "text/plain")],
+        axum::body::Body::from_stream(stream),
+    ))
+}
+
+/// Lines with their RFC3339Nano timestamps (`timestamps=true`).
+fn read_records(path: &std::path::Path, tail: Option<usize>) -> Vec<String> {
+    let mut out = vec![];
+    for p in [crate::runtime::logs::rotated(path), path.to_path_buf()] {
+        let Ok(f) = std::fs::File::open(&p) else {
+            continue;
+        };
+        let mut cur = String::new();
+        for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if let Some(r) = parse_record(&l) {
+                cur.push_str(&r.content);
+                if !r.partial {
+                    out.push(format!("{} {}", r.time, std::mem::take(&mut cur)));
+                }
+            }
+        }
+    }
+    if let Some(n) = tail {
+        let skip = out.len().saturating_sub(n);
+        out.drain(..skip);
+    }
+    out
+}
