@@ -1028,7 +1028,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     let watcher = {
         let path = format!("{cms}?watch=true&labelSelector=k%3D1&timeoutSeconds=5");
         let addr = s.addr;
-        tokio::spawn(async move { watch_lines(addr, &path, None, 2).await })
+        tokio::spawn(async move { watch_lines(addr, &path, None, 3).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.http(
@@ -1045,8 +1045,17 @@ async fn http_watch_replays_filters_times_out_and_expires() {
         Some(br#"{"data":{"x":"y"}}"#.to_vec()),
     )
     .await;
+    // Leaving the selection is a DELETED event for this watcher.
+    s.http(
+        "PATCH",
+        &format!("{cms}/a"),
+        Some("application/merge-patch+json"),
+        Some(br#"{"metadata":{"labels":{"k":"3"}}}"#.to_vec()),
+    )
+    .await;
     let events = watcher.await.unwrap();
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[2]["type"], "DELETED");
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"]["metadata"]["name"], "a");
     assert_eq!(events[1]["type"], "MODIFIED");
@@ -1065,7 +1074,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
-        ["ADDED", "MODIFIED", "MODIFIED", "DELETED"],
+        ["ADDED", "MODIFIED", "MODIFIED", "MODIFIED", "DELETED"],
         "{events:?}"
     );
 

@@ -2,6 +2,7 @@
 //! current objects first as ADDED when no version (or `0`) is given, selectors, Table objects,
 //! bookmarks, `timeoutSeconds`, and 410 Gone as an ERROR event.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -140,6 +141,35 @@ enum Step {
     Bookmark,
 }
 
+/// The event type a watcher with selectors sees for a store event, or `None` when the change is
+/// outside its selection. An object that stops matching is DELETED for the watcher; one that starts
+/// matching is ADDED when the watcher's view is `complete` (seeded from a list).
+fn classify(
+    kind: EventType,
+    matches: bool,
+    key: &str,
+    known: &mut HashSet<String>,
+    complete: bool,
+) -> Option<&'static str> {
+    if !matches {
+        return known.remove(key).then_some("DELETED");
+    }
+    match kind {
+        EventType::Deleted => {
+            known.remove(key);
+            Some("DELETED")
+        }
+        EventType::Added | EventType::Modified => {
+            let seen = !known.insert(key.to_string());
+            Some(match (seen, complete, kind) {
+                (true, _, _) => "MODIFIED",
+                (false, true, _) | (false, false, EventType::Added) => "ADDED",
+                (false, false, _) => "MODIFIED",
+            })
+        }
+    }
+}
+
 /// The event stream of one watch, as chunks of JSON lines. It ends at the timeout, at shutdown,
 /// when the store stream ends, or after an ERROR event.
 pub fn stream(
@@ -165,13 +195,19 @@ pub fn stream(
                 None => obj.clone(),
             }
         };
+        // Keys whose last event matched the selectors; `complete` when it was seeded from a list,
+        // so that an object entering the selection is reported as ADDED and one leaving it as DELETED.
+        let mut known: HashSet<String> = HashSet::new();
+        let mut complete = false;
         let start = match from {
             Some(rv) => rv,
             None => match store.list(&prefix, Consistency::Local).await {
                 Ok((objects, rev)) => {
                     for o in objects.iter().filter(|o| selectors.matches(&o.value)) {
+                        known.insert(o.key.clone());
                         yield Ok(line("ADDED", encode(&o.value, o.revision)));
                     }
+                    complete = true;
                     rev
                 }
                 Err(e) => {
@@ -213,17 +249,67 @@ pub fn stream(
                 }
                 Step::Event(Ok(e)) => {
                     last = e.revision;
-                    if !selectors.matches(&e.object) {
+                    let matches = selectors.matches(&e.object);
+                    let Some(kind) = classify(e.kind, matches, &e.key, &mut known, complete) else {
                         continue;
-                    }
-                    let kind = match e.kind {
-                        EventType::Added => "ADDED",
-                        EventType::Modified => "MODIFIED",
-                        EventType::Deleted => "DELETED",
                     };
                     yield Ok(line(kind, encode(&e.object, e.revision)));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_changes_become_added_and_deleted() {
+        let mut known = HashSet::new();
+        // Seeded from a list: a modified object entering the selection is ADDED …
+        assert_eq!(
+            classify(EventType::Modified, true, "a", &mut known, true),
+            Some("ADDED")
+        );
+        assert_eq!(
+            classify(EventType::Modified, true, "a", &mut known, true),
+            Some("MODIFIED")
+        );
+        // … and leaving it is DELETED, once.
+        assert_eq!(
+            classify(EventType::Modified, false, "a", &mut known, true),
+            Some("DELETED")
+        );
+        assert_eq!(
+            classify(EventType::Modified, false, "a", &mut known, true),
+            None
+        );
+        assert_eq!(
+            classify(EventType::Added, false, "b", &mut known, true),
+            None
+        );
+        assert_eq!(
+            classify(EventType::Added, true, "b", &mut known, true),
+            Some("ADDED")
+        );
+        assert_eq!(
+            classify(EventType::Deleted, true, "b", &mut known, true),
+            Some("DELETED")
+        );
+        assert!(known.is_empty());
+        // From a resourceVersion the earlier state is unknown: the store's type stands.
+        assert_eq!(
+            classify(EventType::Modified, true, "c", &mut known, false),
+            Some("MODIFIED")
+        );
+        assert_eq!(
+            classify(EventType::Added, true, "d", &mut known, false),
+            Some("ADDED")
+        );
+        assert_eq!(
+            classify(EventType::Modified, false, "e", &mut known, false),
+            None
+        );
     }
 }
