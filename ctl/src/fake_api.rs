@@ -134,14 +134,15 @@ fn discovery(core: bool) -> Value {
 }
 
 /// Parses `/api/v1/...` or `/apis/g/v/...` into (kind, namespace, name, subresource).
-fn route(
-    path: &str,
-) -> Option<(
+/// A parsed request path: kind, namespace, name, subresource.
+type Route = (
     &'static Kind,
     Option<String>,
     Option<String>,
     Option<String>,
-)> {
+);
+
+fn route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match segs.as_slice() {
         ["api", "v1", rest @ ..] => ("", rest),

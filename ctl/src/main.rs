@@ -22,8 +22,22 @@ enum Command {
     Get(commands::get::Args),
     /// Delete resources by file or by type and name
     Delete(commands::delete::Args),
+    /// Show details of a resource, with its events
+    Describe(commands::describe::Args),
     /// Set a new size for a deployment or replica set
     Scale(commands::scale::Args),
+    /// Manage the rollout of a deployment
+    Rollout(commands::rollout::Args),
+    /// Print the logs of a container in a pod
+    Logs(commands::logs::Args),
+    /// Mark a node unschedulable
+    Cordon(commands::node::CordonArgs),
+    /// Mark a node schedulable
+    Uncordon(commands::node::CordonArgs),
+    /// Cordon a node and evict its pods
+    Drain(commands::node::DrainArgs),
+    /// Load images onto the nodes
+    Image(commands::image::Args),
     /// Print the client and server version
     Version(commands::version::Args),
     /// Local lab clusters in network namespaces, and fault drills
@@ -56,7 +70,14 @@ fn main() {
             Command::Apply(a) => commands::apply::run(&g, a).await,
             Command::Get(a) => commands::get::run(&g, a).await,
             Command::Delete(a) => commands::delete::run(&g, a).await,
+            Command::Describe(a) => commands::describe::run(&g, a).await,
             Command::Scale(a) => commands::scale::run(&g, a).await,
+            Command::Rollout(a) => commands::rollout::run(&g, a).await,
+            Command::Logs(a) => commands::logs::run(&g, a).await,
+            Command::Cordon(a) => commands::node::cordon(&g, a, true).await,
+            Command::Uncordon(a) => commands::node::cordon(&g, a, false).await,
+            Command::Drain(a) => commands::node::drain(&g, a).await,
+            Command::Image(a) => commands::image::run(&g, a).await,
             Command::Version(a) => commands::version::run(&g, a).await,
             Command::Lab(a) => commands::lab::run(a).await,
         }

@@ -159,7 +159,7 @@ impl Catalog {
                 && (i.ar.plural == base
                     || i.singular == base
                     || i.ar.kind.to_lowercase() == base
-                    || i.short_names.iter().any(|s| *s == base))
+                    || i.short_names.contains(&base))
         };
         if let Some(i) = self.items.iter().find(matches) {
             return Ok(i);

@@ -154,6 +154,78 @@ pub fn align(grid: &[Vec<String>]) -> Vec<String> {
         .collect()
 }
 
+/// Go's `text/tabwriter` (flags 0, pad char ' '), which kubectl's `describe` and `rollout history` use: cells
+/// are separated by `\t`, a column is aligned over each run of consecutive lines that have a cell in it, and the
+/// text after a line's last tab is not aligned.
+pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let mut out = String::new();
+    let mut widths = Vec::new();
+    tab_format(
+        &lines,
+        0,
+        lines.len(),
+        &mut widths,
+        minwidth,
+        padding,
+        &mut out,
+    );
+    out
+}
+
+fn tab_format(
+    lines: &[Vec<&str>],
+    mut line0: usize,
+    line1: usize,
+    widths: &mut Vec<usize>,
+    minwidth: usize,
+    padding: usize,
+    out: &mut String,
+) {
+    let column = widths.len();
+    let mut this = line0;
+    while this < line1 {
+        if column + 1 >= lines[this].len() {
+            this += 1;
+            continue;
+        }
+        tab_write_lines(lines, line0, this, widths, out);
+        line0 = this;
+        let mut width = minwidth;
+        while this < line1 && column + 1 < lines[this].len() {
+            width = width.max(lines[this][column].chars().count() + padding);
+            this += 1;
+        }
+        widths.push(width);
+        tab_format(lines, line0, this, widths, minwidth, padding, out);
+        widths.pop();
+        line0 = this;
+    }
+    tab_write_lines(lines, line0, line1, widths, out);
+}
+
+fn tab_write_lines(
+    lines: &[Vec<&str>],
+    line0: usize,
+    line1: usize,
+    widths: &[usize],
+    out: &mut String,
+) {
+    for line in &lines[line0..line1] {
+        for (j, cell) in line.iter().enumerate() {
+            out.push_str(cell);
+            if j + 1 < line.len() {
+                let w = widths.get(j).copied().unwrap_or(0);
+                out.extend(std::iter::repeat_n(
+                    ' ',
+                    w.saturating_sub(cell.chars().count()),
+                ));
+            }
+        }
+        out.push('\n');
+    }
+}
+
 /// kubectl's `HumanDuration` (`5s`, `3m2s`, `45m`, `5h3m`, `3d4h`, `400d`, `3y20d`).
 pub fn human_duration(secs: i64) -> String {
     if secs < -1 {
@@ -322,6 +394,15 @@ mod tests {
         later.rows.truncate(1);
         let lines = render(&later, &cols, &PrintOptions::default(), Some("pod"));
         assert_eq!(lines, ["pod/web-7d9c5-abcde   1/1   Running   0     3s"]);
+    }
+
+    #[test]
+    fn tabwriter_aligns_runs_of_lines() {
+        let text = "Name:\tweb\nNamespace:\tdefault\nPod Template:\n  Labels:\tapp=web\n  Containers:\n   web:\n    Image:\tbusybox\n    Port:\t8080/TCP\nConditions:\n  Type\tStatus\tReason\n  ----\t------\t------\n  Available\tTrue\tMinimumReplicasAvailable\n";
+        assert_eq!(
+            tabwrite(text, 0, 2),
+            "Name:       web\nNamespace:  default\nPod Template:\n  Labels:  app=web\n  Containers:\n   web:\n    Image:  busybox\n    Port:   8080/TCP\nConditions:\n  Type       Status  Reason\n  ----       ------  ------\n  Available  True    MinimumReplicasAvailable\n"
+        );
     }
 
     #[test]

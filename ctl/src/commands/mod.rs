@@ -2,8 +2,13 @@
 
 pub mod apply;
 pub mod delete;
+pub mod describe;
 pub mod get;
+pub mod image;
 pub mod lab;
+pub mod logs;
+pub mod node;
+pub mod rollout;
 pub mod scale;
 pub mod version;
 

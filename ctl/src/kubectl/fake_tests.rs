@@ -166,3 +166,158 @@ async fn delete_and_scale() {
         .await
         .unwrap();
 }
+
+fn deployment(image: &str, rev: &str) -> serde_json::Value {
+    json!({"apiVersion":"apps/v1","kind":"Deployment",
+        "metadata":{"name":"web","namespace":"default","uid":"dep-uid","generation":2,
+            "annotations":{"deployment.kubernetes.io/revision":rev}},
+        "spec":{"replicas":3,"selector":{"matchLabels":{"app":"web"}},
+            "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":image}]}}},
+        "status":{"observedGeneration":2,"replicas":3,"updatedReplicas":3,"availableReplicas":3,"readyReplicas":3}})
+}
+
+fn replica_set(name: &str, image: &str, rev: &str) -> serde_json::Value {
+    json!({"apiVersion":"apps/v1","kind":"ReplicaSet",
+        "metadata":{"name":name,"namespace":"default","labels":{"app":"web","pod-template-hash":name},
+            "annotations":{"deployment.kubernetes.io/revision":rev},
+            "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"web","uid":"dep-uid","controller":true}]},
+        "spec":{"replicas":0,"selector":{"matchLabels":{"app":"web"}},
+            "template":{"metadata":{"labels":{"app":"web","pod-template-hash":name}},"spec":{"containers":[{"name":"web","image":image}]}}}})
+}
+
+#[tokio::test]
+async fn rollout_verbs() {
+    use crate::kubectl::rollout;
+    let (f, s, c) = setup().await;
+    f.put(deployment("v2", "2"));
+    f.put(replica_set("web-a", "v1", "1"));
+    f.put(replica_set("web-b", "v2", "2"));
+    let mut out = Vec::new();
+    rollout::status(&s, &c, "web", std::time::Duration::from_secs(5), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "deployment \"web\" successfully rolled out\n"
+    );
+    assert_eq!(
+        rollout::history(&s, &c, "web", 0).await.unwrap(),
+        "deployment.apps/web\nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n"
+    );
+    assert_eq!(
+        rollout::undo(&s, &c, "web", 0).await.unwrap(),
+        "deployment.apps/web rolled back"
+    );
+    let d = f
+        .object("/apis/apps/v1/namespaces/default/deployments/web")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "v1"
+    );
+    assert!(d["spec"]["template"]["metadata"]["labels"]
+        .get("pod-template-hash")
+        .is_none());
+    assert_eq!(
+        rollout::undo(&s, &c, "web", 1).await.unwrap(),
+        "deployment.apps/web skipped rollback (current template already matches revision 1)"
+    );
+    assert_eq!(
+        rollout::restart(&s, &c, "web").await.unwrap(),
+        "deployment.apps/web restarted"
+    );
+    let d = f
+        .object("/apis/apps/v1/namespaces/default/deployments/web")
+        .unwrap();
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+    let err = rollout::history(&s, &c, "nope", 0).await.unwrap_err();
+    assert_eq!(
+        crate::errors::render(&err, None),
+        "Error from server (NotFound): deployments.apps \"nope\" not found"
+    );
+}
+
+#[tokio::test]
+async fn describe_includes_events_by_uid() {
+    let (f, s, c) = setup().await;
+    f.put(deployment("v2", "2"));
+    f.put(replica_set("web-b", "v2", "2"));
+    f.put(json!({"apiVersion":"v1","kind":"Event","metadata":{"name":"e1","namespace":"default"},
+        "involvedObject":{"kind":"Deployment","name":"web","uid":"dep-uid"},"type":"Normal","reason":"ScalingReplicaSet",
+        "message":"Scaled up replica set web-b to 3","source":{"component":"deployment-controller"},
+        "lastTimestamp":"2024-01-01T00:00:00Z"}));
+    f.put(json!({"apiVersion":"v1","kind":"Event","metadata":{"name":"e2","namespace":"default"},
+        "involvedObject":{"kind":"Pod","name":"x","uid":"other"},"type":"Normal","reason":"Other","message":"not mine"}));
+    let text = crate::kubectl::describe::describe(&s, &c, "deploy", "web")
+        .await
+        .unwrap();
+    assert!(text.starts_with("Name:"), "{text}");
+    assert!(
+        text.contains("NewReplicaSet:    web-b (0/0 replicas created)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ScalingReplicaSet") && text.contains("deployment-controller"),
+        "{text}"
+    );
+    assert!(!text.contains("not mine"), "{text}");
+    assert!(f
+        .log()
+        .iter()
+        .any(|l| l.contains("fieldSelector=involvedObject.uid%3Ddep-uid")));
+}
+
+#[tokio::test]
+async fn logs_cordon_and_drain() {
+    use crate::kubectl::logs::{self, LogOptions};
+    use crate::kubectl::node::{self, DrainOptions};
+    let (f, s, c) = setup().await;
+    f.put(json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"a1"},"spec":{}}));
+    let owned = json!([{"kind":"ReplicaSet","name":"web-b","controller":true,"uid":"r"}]);
+    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"default","labels":{"app":"web"},"ownerReferences":owned,"uid":"p1"},
+        "spec":{"nodeName":"a1","containers":[{"name":"web"}]},"status":{"phase":"Running"}}));
+    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"db-1","namespace":"default","ownerReferences":owned,"uid":"p2"},
+        "spec":{"nodeName":"a2","containers":[{"name":"db"}]},"status":{"phase":"Running"}}));
+    let mut out = Vec::new();
+    logs::logs(&s, &c, "web-1", &LogOptions::default(), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "log of web-1 container=web\n"
+    );
+
+    assert_eq!(
+        node::set_unschedulable(&s, "a1", true).await.unwrap(),
+        "node/a1 cordoned"
+    );
+    assert_eq!(
+        node::set_unschedulable(&s, "a1", true).await.unwrap(),
+        "node/a1 already cordoned"
+    );
+    assert_eq!(
+        node::set_unschedulable(&s, "a1", false).await.unwrap(),
+        "node/a1 uncordoned"
+    );
+    let opts = DrainOptions {
+        force: false,
+        ignore_daemonsets: false,
+        delete_emptydir_data: false,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut out = Vec::new();
+    node::drain(&s, "a1", &opts, &mut out).await.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "node/a1 cordoned\nevicting pod default/web-1\npod/web-1 evicted\nnode/a1 drained\n"
+    );
+    assert!(f.object("/api/v1/namespaces/default/pods/web-1").is_none());
+    assert!(f.object("/api/v1/namespaces/default/pods/db-1").is_some());
+    assert_eq!(
+        f.object("/api/v1/nodes/a1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+}

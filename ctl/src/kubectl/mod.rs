@@ -2,7 +2,12 @@
 
 pub mod apply;
 pub mod delete;
+pub mod describe;
 pub mod get;
+pub mod image;
+pub mod logs;
+pub mod node;
+pub mod rollout;
 pub mod scale;
 pub mod version;
 

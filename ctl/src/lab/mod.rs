@@ -355,20 +355,18 @@ pub async fn wait_ready(state: &LabState, timeout: Duration) -> Result<()> {
     loop {
         for n in &state.nodes {
             let bin = n.binary_name();
-            if n.pid.is_some() {
-                if n.live_pid().is_none() {
-                    if tty {
-                        eprintln!();
-                    }
-                    bail!(
-                        "{} on node {} exited; last lines of {}:\n{}\n(the lab is left as is: inspect it, then `berthctl lab down --name {}`)",
-                        bin,
-                        n.name,
-                        n.log.display(),
-                        tail(&n.log, 20),
-                        state.plan.name
-                    );
+            if n.pid.is_some() && n.live_pid().is_none() {
+                if tty {
+                    eprintln!();
                 }
+                bail!(
+                    "{} on node {} exited; last lines of {}:\n{}\n(the lab is left as is: inspect it, then `berthctl lab down --name {}`)",
+                    bin,
+                    n.name,
+                    n.log.display(),
+                    tail(&n.log, 20),
+                    state.plan.name
+                );
             }
         }
         let api = tokio::time::timeout(Duration::from_secs(2), client.apiserver_version())
@@ -491,10 +489,10 @@ pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
     }
     let bridge = plan::bridge_name(name);
     for l in host::link_list() {
-        if l == bridge || plan::is_lab_veth(name, &l) {
-            if host::run_quiet(&["ip", "link", "del", &l]) {
-                report.links.push(l);
-            }
+        if (l == bridge || plan::is_lab_veth(name, &l))
+            && host::run_quiet(&["ip", "link", "del", &l])
+        {
+            report.links.push(l);
         }
     }
 

@@ -1,0 +1,514 @@
+//! `rollout status|history|undo|restart` for Deployments. The status message logic and the choice of the
+//! rollback revision are pure functions mirroring kubectl's.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::core::WatchEvent;
+use serde_json::Value;
+
+use crate::kubeconfig::Session;
+use crate::resources::Catalog;
+use crate::rest;
+use crate::table::tabwrite;
+
+/// The annotation holding a ReplicaSet's (and Deployment's) revision number.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// The annotation `rollout restart` bumps.
+pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+/// The annotation `rollout history` shows.
+pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
+
+/// kubectl's `DeploymentStatusViewer`: the message for the current state and whether the rollout is done.
+///
+/// # Errors
+/// `deployment "x" exceeded its progress deadline` when the Progressing condition says so.
+pub fn status_message(d: &Deployment) -> Result<(String, bool)> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    let st = d.status.clone().unwrap_or_default();
+    if generation > st.observed_generation.unwrap_or(0) {
+        return Ok((
+            "Waiting for deployment spec update to be observed...".into(),
+            false,
+        ));
+    }
+    let progressing = st
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing");
+    if progressing.is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
+        bail!("deployment {name:?} exceeded its progress deadline");
+    }
+    let updated = st.updated_replicas.unwrap_or(0);
+    let replicas = st.replicas.unwrap_or(0);
+    let available = st.available_replicas.unwrap_or(0);
+    if let Some(want) = d.spec.as_ref().and_then(|s| s.replicas) {
+        if updated < want {
+            return Ok((
+                format!(
+                    "Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."
+                ),
+                false,
+            ));
+        }
+    }
+    if replicas > updated {
+        return Ok((
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
+                replicas - updated
+            ),
+            false,
+        ));
+    }
+    if available < updated {
+        return Ok((
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."
+            ),
+            false,
+        ));
+    }
+    Ok((format!("deployment {name:?} successfully rolled out"), true))
+}
+
+/// The revision number of an object (its revision annotation), 0 when absent or malformed.
+pub fn revision_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> i64 {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION_ANNOTATION))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The ReplicaSets the Deployment controls (owner reference with its uid), sorted by revision.
+pub fn owned_replica_sets(d: &Deployment, all: Vec<ReplicaSet>) -> Vec<ReplicaSet> {
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    let mut v: Vec<ReplicaSet> = all
+        .into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
+        .collect();
+    v.sort_by_key(|rs| revision_of(&rs.metadata));
+    v
+}
+
+/// `rollout history` text.
+pub fn history_text(kind_name: &str, owned: &[ReplicaSet]) -> String {
+    let mut t = String::from("REVISION\tCHANGE-CAUSE\n");
+    for rs in owned {
+        let rev = revision_of(&rs.metadata);
+        if rev == 0 {
+            continue;
+        }
+        let cause = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CHANGE_CAUSE_ANNOTATION))
+            .cloned()
+            .unwrap_or_else(|| "<none>".into());
+        t.push_str(&format!("{rev}\t{cause}\n"));
+    }
+    format!("{kind_name}\n{}", tabwrite(&t, 0, 2))
+}
+
+/// What `rollout undo` should do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rollback {
+    /// Replace the Deployment's pod template with this one (from revision `.0`).
+    To(i64, Value),
+    /// The current template already equals revision `.0`.
+    Skip(i64),
+}
+
+fn template_without_hash(rs: &ReplicaSet) -> Result<Value> {
+    let mut t = serde_json::to_value(
+        rs.spec
+            .as_ref()
+            .and_then(|s| s.template.clone())
+            .unwrap_or_default(),
+    )?;
+    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    Ok(t)
+}
+
+/// Chooses the rollback target like kubectl: `to_revision` 0 = the newest revision before the current one.
+///
+/// # Errors
+/// `no rollout history found` / `unable to find specified revision N in history`.
+pub fn plan_rollback(d: &Deployment, owned: &[ReplicaSet], to_revision: i64) -> Result<Rollback> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let revisions: Vec<(i64, &ReplicaSet)> = owned
+        .iter()
+        .map(|rs| (revision_of(&rs.metadata), rs))
+        .filter(|(r, _)| *r > 0)
+        .collect();
+    if revisions.is_empty() {
+        bail!("no rollout history found for deployment {name:?}");
+    }
+    let current = revisions.iter().map(|(r, _)| *r).max().unwrap_or(0);
+    let target = if to_revision == 0 {
+        revisions
+            .iter()
+            .filter(|(r, _)| *r < current)
+            .max_by_key(|(r, _)| *r)
+            .ok_or_else(|| {
+                anyhow::anyhow!("no revision found for deployment {name:?} to roll back to")
+            })?
+    } else {
+        revisions
+            .iter()
+            .find(|(r, _)| *r == to_revision)
+            .ok_or_else(|| {
+                anyhow::anyhow!("unable to find specified revision {to_revision} in history")
+            })?
+    };
+    let wanted = template_without_hash(target.1)?;
+    let mut current_t = serde_json::to_value(
+        d.spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default(),
+    )?;
+    if let Some(labels) = current_t["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    if wanted == current_t {
+        return Ok(Rollback::Skip(target.0));
+    }
+    Ok(Rollback::To(target.0, wanted))
+}
+
+async fn get_deployment(
+    session: &Session,
+    catalog: &Catalog,
+    name: &str,
+) -> Result<(String, Deployment)> {
+    let info = catalog.resolve("deployments.apps")?;
+    let path = info.object_path(Some(&session.namespace), name);
+    let v = rest::get(&session.client, &path).await?;
+    Ok((
+        path,
+        serde_json::from_value(v).context("invalid Deployment")?,
+    ))
+}
+
+async fn list_owned(
+    session: &Session,
+    catalog: &Catalog,
+    d: &Deployment,
+) -> Result<Vec<ReplicaSet>> {
+    let info = catalog.resolve("replicasets.apps")?;
+    let selector = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let uri = rest::with_query(
+        &info.collection_path(Some(&session.namespace)),
+        &[("labelSelector", selector)],
+    );
+    let list = rest::get(&session.client, &uri).await?;
+    let items: Vec<ReplicaSet> = serde_json::from_value(list["items"].clone()).unwrap_or_default();
+    Ok(owned_replica_sets(d, items))
+}
+
+/// Accepts `deploy/NAME`, `deployment/NAME`, `deployments.apps/NAME` or a bare name.
+pub fn deployment_name(arg: &str) -> Result<&str> {
+    match arg.split_once('/') {
+        Some((
+            "deploy" | "deployment" | "deployments" | "deployment.apps" | "deployments.apps",
+            n,
+        )) => Ok(n),
+        Some((k, _)) => bail!("no status viewer has been implemented for {k}"),
+        None => Ok(arg),
+    }
+}
+
+/// `rollout status`: prints each new message until done; `timeout` zero = no bound (like kubectl).
+pub async fn status(
+    session: &Session,
+    catalog: &Catalog,
+    name: &str,
+    timeout: Duration,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let (path, d) = get_deployment(session, catalog, name).await?;
+        let (msg, done) = status_message(&d)?;
+        if msg != last {
+            writeln!(out, "{msg}")?;
+            out.flush()?;
+            last = msg;
+        }
+        if done {
+            return Ok(());
+        }
+        let rv = d.metadata.resource_version.clone().unwrap_or_default();
+        let collection = path
+            .rsplit_once('/')
+            .map(|(c, _)| c)
+            .unwrap_or(&path)
+            .to_string();
+        let uri = rest::with_query(
+            &collection,
+            &[
+                ("fieldSelector", format!("metadata.name={name}")),
+                ("resourceVersion", rv),
+                ("watch", "true".into()),
+                ("timeoutSeconds", "60".into()),
+            ],
+        );
+        let mut stream = rest::watch(&session.client, &uri, "application/json").await?;
+        loop {
+            let remaining = if timeout.is_zero() {
+                Duration::from_secs(3600)
+            } else {
+                timeout
+                    .checked_sub(start.elapsed())
+                    .ok_or_else(|| anyhow::anyhow!("timed out waiting for the condition"))?
+            };
+            let ev = match tokio::time::timeout(remaining, stream.next()).await {
+                Ok(Some(ev)) => ev?,
+                // The stream ended: re-read and watch again.
+                Ok(None) => break,
+                Err(_) if timeout.is_zero() => break,
+                Err(_) => bail!("timed out waiting for the condition"),
+            };
+            let obj = match ev {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => o,
+                WatchEvent::Deleted(_) => bail!("object has been deleted"),
+                WatchEvent::Bookmark(_) => continue,
+                // A too-old resourceVersion (410): start over from a fresh read.
+                WatchEvent::Error(_) => break,
+            };
+            let d: Deployment = serde_json::from_value(obj)?;
+            let (msg, done) = status_message(&d)?;
+            if msg != last {
+                writeln!(out, "{msg}")?;
+                out.flush()?;
+                last = msg;
+            }
+            if done {
+                return Ok(());
+            }
+        }
+        if !timeout.is_zero() && start.elapsed() > timeout {
+            bail!("timed out waiting for the condition");
+        }
+    }
+}
+
+/// `rollout history` (with `revision` > 0: that revision's pod template).
+pub async fn history(
+    session: &Session,
+    catalog: &Catalog,
+    name: &str,
+    revision: i64,
+) -> Result<String> {
+    let (_, d) = get_deployment(session, catalog, name).await?;
+    let owned = list_owned(session, catalog, &d).await?;
+    let kind_name = format!("deployment.apps/{name}");
+    if revision > 0 {
+        let rs = owned
+            .iter()
+            .find(|rs| revision_of(&rs.metadata) == revision)
+            .ok_or_else(|| anyhow::anyhow!("unable to find the specified revision"))?;
+        let t = template_without_hash(rs)?;
+        let yaml = serde_yaml::to_string(&t)?;
+        let body: String = yaml.lines().map(|l| format!("  {l}\n")).collect();
+        return Ok(format!(
+            "{kind_name} with revision #{revision}\nPod Template:\n{body}"
+        ));
+    }
+    Ok(history_text(&kind_name, &owned))
+}
+
+/// `rollout undo [--to-revision N]`.
+pub async fn undo(
+    session: &Session,
+    catalog: &Catalog,
+    name: &str,
+    to_revision: i64,
+) -> Result<String> {
+    let (path, d) = get_deployment(session, catalog, name).await?;
+    let owned = list_owned(session, catalog, &d).await?;
+    match plan_rollback(&d, &owned, to_revision)? {
+        Rollback::Skip(r) => Ok(format!(
+            "deployment.apps/{name} skipped rollback (current template already matches revision {r})"
+        )),
+        Rollback::To(_, template) => {
+            let patch = serde_json::json!([{"op": "replace", "path": "/spec/template", "value": template}]);
+            match rest::patch(&session.client, &path, &patch, "application/json-patch+json").await {
+                Err(e) if rest::is_unsupported_media(&e) => {
+                    let merge = serde_json::json!({"spec": {"template": template}});
+                    rest::patch(&session.client, &path, &merge, "application/merge-patch+json").await?;
+                }
+                r => {
+                    r?;
+                }
+            }
+            Ok(format!("deployment.apps/{name} rolled back"))
+        }
+    }
+}
+
+/// The patch `rollout restart` sends (a new `restartedAt` makes a new pod template, hence a new rollout).
+pub fn restart_patch(now_rfc3339: &str) -> Value {
+    serde_json::json!({"spec":{"template":{"metadata":{"annotations":{RESTARTED_AT_ANNOTATION: now_rfc3339}}}}})
+}
+
+/// `rollout restart`.
+pub async fn restart(session: &Session, catalog: &Catalog, name: &str) -> Result<String> {
+    let info = catalog.resolve("deployments.apps")?;
+    let path = info.object_path(Some(&session.namespace), name);
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    rest::patch_merge(&session.client, &path, &restart_patch(&now)).await?;
+    Ok(format!("deployment.apps/{name} restarted"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(generation: i64, status: Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "uid": "u1", "generation": generation},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "v2"}]}}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn status_messages_follow_kubectl() {
+        let cases = [
+            (2, json!({"observedGeneration": 1}), "Waiting for deployment spec update to be observed...", false),
+            (2, json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1}),
+             "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...", false),
+            (2, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3}),
+             "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...", false),
+            (2, json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}),
+             "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available...", false),
+            (2, json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+             "deployment \"web\" successfully rolled out", true),
+        ];
+        for (g, st, want, done) in cases {
+            assert_eq!(
+                status_message(&deploy(g, st)).unwrap(),
+                (want.to_string(), done)
+            );
+        }
+        let stuck = deploy(
+            1,
+            json!({"observedGeneration": 1, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+        );
+        assert_eq!(
+            status_message(&stuck).unwrap_err().to_string(),
+            "deployment \"web\" exceeded its progress deadline"
+        );
+    }
+
+    fn rs(name: &str, rev: &str, owner: &str, image: &str) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {REVISION_ANNOTATION: rev},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": owner, "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": name}},
+                                  "spec": {"containers": [{"name": "web", "image": image}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn history_lists_owned_revisions_in_order() {
+        let d = deploy(1, json!({}));
+        let owned = owned_replica_sets(
+            &d,
+            vec![
+                rs("b", "2", "u1", "v2"),
+                rs("a", "1", "u1", "v1"),
+                rs("x", "9", "other", "v9"),
+            ],
+        );
+        assert_eq!(owned.len(), 2);
+        assert_eq!(
+            history_text("deployment.apps/web", &owned),
+            "deployment.apps/web\nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n"
+        );
+    }
+
+    #[test]
+    fn rollback_picks_previous_or_named_revision() {
+        let mut d = deploy(1, json!({}));
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = Some("v3".into());
+        let owned = vec![
+            rs("a", "1", "u1", "v1"),
+            rs("b", "2", "u1", "v2"),
+            rs("c", "3", "u1", "v3"),
+        ];
+        match plan_rollback(&d, &owned, 0).unwrap() {
+            Rollback::To(r, t) => {
+                assert_eq!(r, 2);
+                assert!(t["metadata"]["labels"].get("pod-template-hash").is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            plan_rollback(&d, &owned, 1).unwrap(),
+            Rollback::To(1, _)
+        ));
+        assert_eq!(
+            plan_rollback(&d, &owned, 7).unwrap_err().to_string(),
+            "unable to find specified revision 7 in history"
+        );
+        // The deployment runs v2 already: rolling back to revision 2 is a no-op.
+        let d = deploy(1, json!({}));
+        let on_v2 = vec![rs("b", "2", "u1", "v2"), rs("c", "3", "u1", "v3")];
+        assert_eq!(plan_rollback(&d, &on_v2, 2).unwrap(), Rollback::Skip(2));
+        assert!(plan_rollback(&d, &[], 0).is_err());
+        assert!(plan_rollback(&d, &[rs("a", "1", "u1", "v1")], 0).is_err());
+    }
+
+    #[test]
+    fn names_and_restart_patch() {
+        assert_eq!(deployment_name("deploy/web").unwrap(), "web");
+        assert_eq!(deployment_name("web").unwrap(), "web");
+        assert!(deployment_name("svc/web").is_err());
+        assert_eq!(
+            restart_patch("2024-01-01T00:00:00Z")["spec"]["template"]["metadata"]["annotations"]
+                [RESTARTED_AT_ANNOTATION],
+            "2024-01-01T00:00:00Z"
+        );
+    }
+}
