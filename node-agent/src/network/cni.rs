@@ -124,6 +124,7 @@ impl CniConfig {
                 "type": "bridge",
                 "bridge": self.bridge,
                 "isGateway": true,
+                // Adds the pod's default route via the gateway (so IPAM must not list one too).
                 "isDefaultGateway": true,
                 // Masquerading lives in berth's own nft table; the plugin's iptables rules would bypass it.
                 "ipMasq": false,
@@ -133,7 +134,6 @@ impl CniConfig {
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{ "subnet": subnet.to_string(), "gateway": subnet.nth(1).to_string() }]],
-                    "routes": [{ "dst": "0.0.0.0/0" }],
                     "dataDir": self.state_dir.join("networks").to_string_lossy(),
                 }
             }]
@@ -280,7 +280,7 @@ impl PodNetwork for CniPodNetwork {
             }
         }
         self.loopback("ADD", pod_uid, netns_path)?;
-        let args = format!("K8S_POD_NAMESPACE={pod_ns};K8S_POD_NAME={pod_name};K8S_POD_INFRA_CONTAINER_ID={pod_uid}");
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={pod_ns};K8S_POD_NAME={pod_name};K8S_POD_INFRA_CONTAINER_ID={pod_uid}");
         let env = Self::env("ADD", pod_uid, netns_path, "eth0", &args);
         let result = match self.run_list("ADD", &env) {
             Ok(r) => r,

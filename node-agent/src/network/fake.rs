@@ -149,6 +149,7 @@ struct FakeKernel {
     neigh: BTreeMap<String, Vec<Neighbour>>,
     routes: BTreeMap<String, Vec<Route>>,
     sysctls: BTreeMap<String, String>,
+    dev_routes: BTreeMap<Ipv4Cidr, String>,
     nft: Vec<String>,
     fail_nft: bool,
 }
@@ -195,6 +196,11 @@ impl FakeNetlink {
     /// Makes every later `nft` call fail (to test error paths).
     pub fn fail_nft(&self, fail: bool) {
         self.st.lock().unwrap().fail_nft = fail;
+    }
+
+    /// The device a direct route to `dst` points at.
+    pub fn dev_route(&self, dst: Ipv4Cidr) -> Option<String> {
+        self.st.lock().unwrap().dev_routes.get(&dst).cloned()
     }
 
     /// The value written to a sysctl.
@@ -385,6 +391,12 @@ impl Netlink for FakeNetlink {
             .entry(dev.into())
             .or_default()
             .retain(|x| x.dst != r.dst);
+        Ok(())
+    }
+
+    fn route_replace_dev(&self, dev: &str, dst: Ipv4Cidr) -> Result<()> {
+        let mut st = self.log(format!("route_replace_dev {dev} {dst}"));
+        st.dev_routes.insert(dst.trunc(), dev.into());
         Ok(())
     }
 

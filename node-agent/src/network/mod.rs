@@ -14,6 +14,7 @@ mod netns;
 pub mod node;
 pub mod overlay;
 pub mod services;
+pub mod testbed;
 
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -114,6 +114,8 @@ pub trait Netlink: Send + Sync {
     fn route_replace(&self, dev: &str, r: &Route) -> Result<()>;
     /// Deletes a route through `dev`.
     fn route_delete(&self, dev: &str, r: &Route) -> Result<()>;
+    /// Adds or replaces a direct route `dst dev DEV` (scope link), e.g. the service CIDR onto the bridge.
+    fn route_replace_dev(&self, dev: &str, dst: Ipv4Cidr) -> Result<()>;
     /// Writes a sysctl such as `net.ipv4.ip_forward`.
     fn sysctl(&self, key: &str, value: &str) -> Result<()>;
     /// Applies an nftables script as one atomic transaction (`nft -f -`).
@@ -457,6 +459,11 @@ impl Netlink for IpTool {
             "dev",
             dev,
         ]))
+    }
+
+    fn route_replace_dev(&self, dev: &str, dst: Ipv4Cidr) -> Result<()> {
+        self.ip(&["route", "replace", &dst.trunc().to_string(), "dev", dev])
+            .map(drop)
     }
 
     fn sysctl(&self, key: &str, value: &str) -> Result<()> {

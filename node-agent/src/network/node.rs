@@ -29,6 +29,9 @@ pub struct NodeNetworkConfig {
     pub pod_cidr: Ipv4Cidr,
     /// Cluster pod CIDR (JoinResponse.cluster_cidr), default 10.244.0.0/16.
     pub cluster_cidr: Ipv4Cidr,
+    /// Service CIDR (JoinResponse.service_cidr), routed onto the bridge so the node itself (and host-network pods)
+    /// can reach ClusterIPs even without a default route; DNAT rewrites the destination before it matters.
+    pub service_cidr: Option<Ipv4Cidr>,
     /// DNS domain (JoinResponse.cluster_domain), default `cluster.local`.
     pub cluster_domain: String,
     /// Cluster DNS VIP (JoinResponse.cluster_dns, 10.96.0.10): redirected to this node's DNS server.
@@ -58,6 +61,7 @@ impl NodeNetworkConfig {
             node_ip,
             pod_cidr: pod_cidr.trunc(),
             cluster_cidr: Ipv4Cidr::new(Ipv4Addr::new(10, 244, 0, 0), 16),
+            service_cidr: Some(Ipv4Cidr::new(Ipv4Addr::new(10, 96, 0, 0), 16)),
             cluster_domain: "cluster.local".into(),
             cluster_dns: Some(Ipv4Addr::new(10, 96, 0, 10)),
             data_dir: data_dir.into(),
@@ -139,7 +143,17 @@ impl NodeNetwork {
             tracing::warn!(error = %e, "br_netfilter unavailable; same-node service replies may bypass conntrack");
         }
         netlink.add_bridge(BRIDGE, mtu)?;
+        // Service traffic is routed back out of the bridge it came in on; ICMP redirects for it would be wrong (the
+        // pod cannot reach a ClusterIP directly) and eat the per-host ICMP budget that rejects need.
+        for dev in ["all", BRIDGE] {
+            if let Err(e) = netlink.sysctl(&format!("net.ipv4.conf.{dev}.send_redirects"), "0") {
+                tracing::warn!(error = %e, "cannot disable icmp redirects");
+            }
+        }
         netlink.add_address(BRIDGE, Ipv4Cidr::new(cfg.gateway(), cfg.pod_cidr.prefix))?;
+        if let Some(svc) = cfg.service_cidr {
+            netlink.route_replace_dev(BRIDGE, svc)?;
+        }
         let overlay = if cfg.overlay {
             let o = Overlay::new(netlink.clone(), cfg.node_ip, cfg.pod_cidr, mtu);
             o.ensure_device()?;

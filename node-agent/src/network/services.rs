@@ -212,11 +212,11 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
         );
     }
     s.push_str("  }\n");
-    s.push_str("  chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept; jump services; }\n");
-    s.push_str("  chain nat-output { type nat hook output priority dstnat; policy accept; jump services; }\n");
+    s.push_str("  chain nat-prerouting { type nat hook prerouting priority -100; policy accept; jump services; }\n");
+    s.push_str("  chain nat-output { type nat hook output priority -100; policy accept; jump services; }\n");
     let _ = writeln!(
         s,
-        "  chain nat-postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+        "  chain nat-postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
          \x20   ip saddr {pod} ip daddr != {cluster} oifname != \"{br}\" masquerade\n\
          \x20   meta mark & {MASQ_MARK:#x} == 0 return\n\
          \x20   meta mark set meta mark ^ {MASQ_MARK:#x}\n\
@@ -225,10 +225,12 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
         cluster = cfg.cluster_cidr.trunc(),
         br = cfg.bridge,
     );
+    // TCP gets a reset: ICMP errors to a pod are rate limited per host and may be dropped.
+    s.push_str("  chain reject-chain { meta l4proto tcp reject with tcp reset; reject; }\n");
     s.push_str(
         "  chain endpoints-check {\n\
-         \x20   ip daddr . meta l4proto . th dport @no-endpoint-services reject\n\
-         \x20   fib daddr type local meta l4proto . th dport @no-endpoint-nodeports reject\n  }\n",
+         \x20   ip daddr . meta l4proto . th dport @no-endpoint-services goto reject-chain\n\
+         \x20   fib daddr type local meta l4proto . th dport @no-endpoint-nodeports goto reject-chain\n  }\n",
     );
     for hook in ["input", "forward", "output"] {
         let _ = writeln!(
@@ -564,9 +566,9 @@ mod tests {
     fn base_table_has_hooks_masquerade_and_dns_redirect() {
         let b = render_base(&cfg());
         for needle in [
-            "type nat hook prerouting priority dstnat",
-            "type nat hook output priority dstnat",
-            "type nat hook postrouting priority srcnat",
+            "type nat hook prerouting priority -100",
+            "type nat hook output priority -100",
+            "type nat hook postrouting priority 100",
             "ip saddr 10.244.1.0/24 ip daddr != 10.244.0.0/16 oifname != \"berth0\" masquerade",
             "ip daddr 10.96.0.10 meta l4proto { tcp, udp } th dport 53 dnat to 10.244.1.1",
             "type filter hook forward priority -110",
@@ -627,6 +629,36 @@ mod tests {
             "{rm}"
         );
         assert!(rm.find("delete element").unwrap() < rm.find("delete chain").unwrap());
+    }
+
+    #[test]
+    fn dump_scripts_for_nft_check() {
+        let Ok(dir) = std::env::var("BERTH_NFT_DUMP") else {
+            return;
+        };
+        let fake = Arc::new(FakeNetlink::new());
+        let mut p = ServiceProxy::new(fake.clone(), cfg());
+        let mut a = svc(
+            "a",
+            "10.96.0.20",
+            "NodePort",
+            vec![ep("10.244.1.2", true), ep("10.244.2.2", true)],
+        );
+        a.session_affinity = "ClientIP".into();
+        let b = svc(
+            "b",
+            "10.96.0.21",
+            "ClusterIP",
+            vec![ep("10.244.1.3", false)],
+        );
+        p.apply(&[a.clone(), b.clone()]).unwrap();
+        let mut a2 = a.clone();
+        a2.endpoints[1].ready = false;
+        p.apply(&[a2, b.clone()]).unwrap();
+        p.apply(std::slice::from_ref(&b)).unwrap();
+        for (i, s) in fake.nft_scripts().iter().enumerate() {
+            std::fs::write(format!("{dir}/{i}.nft"), s).unwrap();
+        }
     }
 
     #[test]
