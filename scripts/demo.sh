@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The main job: set up this machine, build berth, start a 3-server + 3-agent lab cluster in network namespaces,
+# load the offline sample image, run the sample web app behind a NodePort and show which pods answer.
+# `./target/debug/berthctl lab down --name demo` removes everything it made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --workspace --bins
+IMAGE_TAR=$(bash tests/images/build.sh | tail -1)
+B=./target/debug/berthctl
+$B lab down --name demo >/dev/null 2>&1 || true
+$B lab up --name demo --servers 3 --agents 3
+export KUBECONFIG=/var/lib/berth/labs/demo/kubeconfig
+$B image load "$IMAGE_TAR"
+$B apply -f manifests/web.yaml
+$B rollout status deployment/web --timeout 120s
+$B get pods -o wide
+NODE_IP=$($B get nodes -o jsonpath='{.items[0].status.addresses[0].address}' 2>/dev/null || true)
+for i in 1 2 3 4 5 6; do
+  curl -s --max-time 2 "http://${NODE_IP}:30080/" || true
+done
+echo
+echo "export KUBECONFIG=$KUBECONFIG   # then try: $B scale deploy/web --replicas 6; $B lab kill demo-a1; $B get pods -w"
