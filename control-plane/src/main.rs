@@ -5,7 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
+use std::sync::Arc;
+
+use control_plane::agents::{self, AgentsConfig};
+use control_plane::api;
+use control_plane::controllers::{self, ControllerConfig};
 use control_plane::server::{self, Hooks, ServerConfig};
+use control_plane::store::ObjectStore;
 use tokio_util::sync::CancellationToken;
 
 /// One member of the berth control plane: the Raft-replicated store, the Kubernetes API and the controllers.
@@ -45,6 +51,12 @@ struct Cli {
     /// Cluster token node agents must present.
     #[arg(long, env = "BERTH_TOKEN")]
     token: Option<String>,
+    /// A node whose heartbeats stop for this long becomes NotReady.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// Pods on a NotReady node are replaced elsewhere after this long (labs: 5 s; Kubernetes: 5 min).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pod_eviction_timeout: std::time::Duration,
 }
 
 #[tokio::main]
@@ -73,10 +85,45 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
-    // Extension point: the API (`api::serve`), the agents gRPC service and the leader-only controllers
-    // are attached here through `Hooks` (see `server::Hooks`).
-    let hooks = Hooks::default();
+    let hooks = hooks(cli.node_monitor_grace_period, cli.pod_eviction_timeout);
     server::run(config, hooks, shutdown).await
+}
+
+/// Attaches the Kubernetes API, the agents service and the leader-only controllers to the member.
+fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
+    let api: server::ApiHook = Box::new(|ctx, listener, shutdown| {
+        let store: Arc<dyn ObjectStore> = ctx.store.clone();
+        Box::pin(api::serve(listener, store, shutdown))
+    });
+    let grpc: server::GrpcHook = Box::new(|ctx, routes| {
+        let store: Arc<dyn ObjectStore> = ctx.store.clone();
+        let config = AgentsConfig {
+            token: ctx.config.token.clone().unwrap_or_default(),
+            servers: ctx
+                .store
+                .members()
+                .by_id
+                .values()
+                .map(|m| m.peer_addr.clone())
+                .collect(),
+            ..AgentsConfig::default()
+        };
+        routes.add_service(agents::service(store, config));
+    });
+    let on_leader: server::LeaderHook = Arc::new(move |ctx, shutdown| {
+        let store: Arc<dyn ObjectStore> = ctx.store.clone();
+        let config = ControllerConfig {
+            node_monitor_grace_period: grace,
+            pod_eviction_timeout: eviction,
+            ..ControllerConfig::default()
+        };
+        Box::pin(controllers::run(store, config, shutdown))
+    });
+    Hooks {
+        grpc: Some(grpc),
+        api: Some(api),
+        on_leader: Some(on_leader),
+    }
 }
 
 /// First SIGTERM/ctrl-c: graceful shutdown. Second: exit at once.
