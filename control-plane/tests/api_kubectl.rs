@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use control_plane::api;
 use control_plane::store::{
-    Batch, MemStore, Member, ObjectStore, Op, Precondition, RaftStore, Start, StoreConfig,
+    Batch, BoxFuture, Committed, Consistency, Error as StoreError, MemStore, Member, Object,
+    ObjectStore, Op, Precondition, RaftStore, Result as StoreResult, Start, StoreConfig,
+    WatchStream,
 };
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -279,10 +281,7 @@ async fn kubectl_apply_configure_unchanged_server_side_scale_delete() {
     // The Service's ClusterIP was released with it.
     let (ips, _) = s
         .store
-        .list(
-            "/core/ipallocations/",
-            control_plane::store::Consistency::Local,
-        )
+        .list("/core/ipallocations/", Consistency::Local)
         .await
         .unwrap();
     assert!(ips.is_empty(), "{ips:?}");
@@ -1368,4 +1367,64 @@ async fn kubectl_node_and_everyday_verbs() {
     assert!(out.contains("pod \"r1\" deleted"), "{out}");
     let out = s.kubectl_ok(&["cluster-info"]).await;
     assert!(out.contains("is running at"), "{out}");
+}
+
+/// A store whose cluster has no leader: every call fails with a retryable error.
+struct Leaderless;
+
+impl ObjectStore for Leaderless {
+    fn commit(&self, _: Batch) -> BoxFuture<'_, StoreResult<Committed>> {
+        Box::pin(async { Err(StoreError::NoLeader) })
+    }
+    fn get<'a>(&'a self, _: &'a str, _: Consistency) -> BoxFuture<'a, StoreResult<Option<Object>>> {
+        Box::pin(async { Err(StoreError::Timeout) })
+    }
+    fn list<'a>(
+        &'a self,
+        _: &'a str,
+        _: Consistency,
+    ) -> BoxFuture<'a, StoreResult<(Vec<Object>, u64)>> {
+        Box::pin(async { Err(StoreError::NoLeader) })
+    }
+    fn watch<'a>(&'a self, _: &'a str, _: u64) -> BoxFuture<'a, StoreResult<WatchStream>> {
+        Box::pin(async { Err(StoreError::NoLeader) })
+    }
+    fn revision(&self) -> u64 {
+        0
+    }
+    fn is_leader(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_unavailability_is_retryable() {
+    let store: Arc<dyn ObjectStore> = Arc::new(Leaderless);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(api::serve(listener, store.clone(), shutdown.clone()));
+    let s = Server {
+        addr,
+        store,
+        shutdown,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let (code, st) = s.get("/api/v1/namespaces/default/pods").await;
+    assert_eq!(
+        (code, st["reason"].as_str()),
+        (503, Some("ServiceUnavailable"))
+    );
+    assert_eq!(st["details"]["retryAfterSeconds"], 1);
+    let (code, st) = s.get("/api/v1/namespaces/default/pods/x").await;
+    assert_eq!((code, st["reason"].as_str()), (504, Some("Timeout")));
+    let events = watch_lines(
+        addr,
+        "/api/v1/namespaces/default/pods?watch=true&resourceVersion=5",
+        None,
+        1,
+    )
+    .await;
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 503);
 }
