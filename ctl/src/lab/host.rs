@@ -80,8 +80,10 @@ pub fn netns_pids(netns: &str) -> Vec<u32> {
 }
 
 /// Starts `bin args` inside `netns`, in its own session (it outlives berthctl and the terminal), with stdout
-/// and stderr appended to `log`. Returns the PID (`setsid` and `ip netns exec` both exec, so it is the
-/// binary's PID).
+/// and stderr appended to `log`. Returns the PID (`setsid` and `nsenter` both exec, so it is the
+/// binary's PID). `nsenter --net` rather than `ip netns exec`: the latter also remounts `/sys` in a private
+/// mount namespace, which hides the host's cgroup hierarchy from the agent's OCI runtime and keeps the pod
+/// network namespaces the agent creates out of the host's `/run/netns`.
 pub fn spawn_in_netns(netns: &str, bin: &Path, args: &[String], log: &Path) -> Result<u32> {
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -89,7 +91,9 @@ pub fn spawn_in_netns(netns: &str, bin: &Path, args: &[String], log: &Path) -> R
         .open(log)
         .with_context(|| format!("failed to open {}", log.display()))?;
     let child = Command::new("setsid")
-        .args(["ip", "netns", "exec", netns])
+        .arg("nsenter")
+        .arg(format!("--net=/run/netns/{netns}"))
+        .arg("--")
         .arg(bin)
         .args(args)
         .stdin(Stdio::null())
