@@ -1,0 +1,156 @@
+//! `agent-bench`: time from "pod bound" (handed to the pod manager) to Running, for 1 and for 30 pods,
+//! next to `crun run --detach` of the same bundle, and `docker run` when a Docker engine answers.
+//! Writes `bench-results/agent.md`. Needs root and crun.
+
+use node_agent::images::ImageStore;
+use node_agent::pod::{ClusterSettings, DesiredPod, PodManager, StoreImages};
+use node_agent::runtime::linux::{oci_command, LinuxRuntime};
+use node_agent::runtime::netns_basic::LoopbackOnly;
+use node_agent::runtime::{bundle, ContainerConfig, ContainerRuntime};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+fn pods(n: usize, round: usize) -> Vec<DesiredPod> {
+    (0..n)
+        .map(|i| DesiredPod {
+            pod: json!({"metadata": {"name": format!("b{round}-{i}"), "namespace": "bench", "uid": format!("bench{round}x{i}")},
+                "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "berth/busybox:latest",
+                "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]}}),
+            objects: vec![],
+        })
+        .collect()
+}
+
+/// Seconds from handing `n` pods to the manager until every one reports Running.
+fn agent_round(m: &mut PodManager, n: usize, round: usize) -> Duration {
+    let t0 = Instant::now();
+    m.set_desired(pods(n, round));
+    let mut running = std::collections::BTreeSet::new();
+    while running.len() < n {
+        #[allow(clippy::disallowed_methods)]
+        for r in m.sync(SystemTime::now()) {
+            if r.status["phase"] == "Running" {
+                running.insert(r.uid);
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "pods did not start");
+    }
+    let took = t0.elapsed();
+    m.set_desired(vec![]);
+    while !m.pod_uids().is_empty() {
+        #[allow(clippy::disallowed_methods)]
+        m.sync(SystemTime::now());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    took
+}
+
+/// Seconds for `n` sequential `crun run --detach` of prepared bundles (rootfs already mounted).
+fn crun_round(oci: &Path, dir: &Path, layers: &[PathBuf], n: usize) -> Duration {
+    let mut bundles = vec![];
+    for i in 0..n {
+        let b = dir.join(format!("crun-{i}"));
+        for d in ["rootfs", "upper", "work"] {
+            std::fs::create_dir_all(b.join(d)).unwrap();
+        }
+        let lower: Vec<String> = layers.iter().rev().map(|p| p.display().to_string()).collect();
+        let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), b.join("upper").display(), b.join("work").display());
+        nix::mount::mount(Some("overlay"), &b.join("rootfs"), Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str())).unwrap();
+        let cfg = ContainerConfig {
+            id: format!("crunbench{i}"),
+            pod_uid: "crunbench".into(),
+            args: vec!["sleep".into(), "3600".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            hostname: "bench".into(),
+            ..Default::default()
+        };
+        bundle::build_spec(&cfg, &b.join("rootfs")).save(b.join("config.json")).unwrap();
+        bundles.push((cfg.id, b));
+    }
+    let t0 = Instant::now();
+    for (id, b) in &bundles {
+        let st = oci_command(oci).args(["run", "--detach", "--bundle"]).arg(b).arg(id).status().unwrap();
+        assert!(st.success());
+    }
+    let took = t0.elapsed();
+    for (id, b) in &bundles {
+        let _ = oci_command(oci).args(["delete", "-f", id]).status();
+        let _ = nix::mount::umount2(&b.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(b);
+    }
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join("berth/podcrunbench"));
+        let _ = std::fs::remove_dir(h.path().join("berth"));
+    }
+    took
+}
+
+fn main() -> anyhow::Result<()> {
+    anyhow::ensure!(nix::unistd::Uid::effective().is_root(), "agent-bench needs root");
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let out = Command::new(ws.join("tests/images/build.sh")).arg(ws.join("target/test-images")).output()?;
+    anyhow::ensure!(out.status.success(), "build.sh failed");
+    let oci_tar = PathBuf::from(String::from_utf8(out.stdout)?.lines().next().unwrap_or_default());
+    let data = tempfile::tempdir()?;
+    let store = Arc::new(ImageStore::open(data.path())?);
+    let rec = store.import_path(&oci_tar)?.remove(0);
+    let layers = store.layer_dirs(&rec)?;
+    let exe = std::env::current_exe()?.parent().unwrap().join("berth-agent");
+    let rt = Arc::new(LinuxRuntime::new(data.path(), exe)?);
+    let oci = rt.oci_runtime().to_path_buf();
+    let tokio_rt = tokio::runtime::Runtime::new()?;
+    let images = Arc::new(StoreImages { store: store.clone(), handle: tokio_rt.handle().clone() });
+    let rtd: Arc<dyn ContainerRuntime> = rt.clone();
+    let mut m = PodManager::new(rtd, Arc::new(LoopbackOnly), images, data.path(), ClusterSettings::default());
+
+    let rounds = 3;
+    let mut rows = vec![];
+    for n in [1usize, 30] {
+        let mut a = vec![];
+        let mut c = vec![];
+        for r in 0..rounds {
+            a.push(agent_round(&mut m, n, r * 100 + n));
+            c.push(crun_round(&oci, data.path(), &layers, n));
+        }
+        let med = |v: &mut Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        rows.push((n, med(&mut a), med(&mut c)));
+    }
+    let docker = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
+    let mut md = String::from("# berth-agent: pod bound → Running\n\n");
+    md.push_str(&format!(
+        "Machine: {} CPUs, {} MiB RAM, OCI runtime `{}` (cgroup v1 hybrid host), debug build of the agent, \
+         `--network none` pods (netns with loopback; no CNI), image `berth/busybox:latest` already imported.\n\
+         Median of {rounds} rounds. \"berth-agent\" = from handing the pods to the pod manager until every pod \
+         reports phase Running (netns + overlay rootfs + bundle + supervisor + `crun run`, sequential). \
+         \"crun run\" = `crun run --detach` of prepared bundles (rootfs already mounted), sequential.\n\n",
+        node_agent::agent::node_info::cpus(),
+        node_agent::agent::node_info::mem_total_kib() / 1024,
+        oci.display()
+    ));
+    md.push_str("| pods | berth-agent | crun run --detach | per pod (agent) | per pod (crun) |\n|---|---|---|---|---|\n");
+    for (n, a, c) in &rows {
+        md.push_str(&format!(
+            "| {n} | {:.0} ms | {:.0} ms | {:.1} ms | {:.1} ms |\n",
+            a.as_secs_f64() * 1e3,
+            c.as_secs_f64() * 1e3,
+            a.as_secs_f64() * 1e3 / *n as f64,
+            c.as_secs_f64() * 1e3 / *n as f64
+        ));
+    }
+    md.push_str(if docker {
+        "\nDocker: an engine answered `docker info`, but `docker run` was not measured by this version.\n"
+    } else {
+        "\nDocker: not measured — `docker info` fails on this machine type (no Docker engine runs here; only the CLI is installed).\n"
+    });
+    std::fs::create_dir_all(ws.join("bench-results"))?;
+    std::fs::write(ws.join("bench-results/agent.md"), &md)?;
+    print!("{md}");
+    Ok(())
+}
