@@ -882,6 +882,28 @@ async fn http_deletion_rules() {
     assert_eq!((code, st["status"].as_str()), (201, Some("Success")));
     assert!(s.get(&format!("{pods}/ev")).await.1["metadata"]["deletionTimestamp"].is_string());
 
+    // Binding: an unbound pod gets its node once.
+    s.post(pods, pod("tobind", None)).await;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "tobind"},
+        "target": {"kind": "Node", "name": "node1"}});
+    let (code, _) = s
+        .post(&format!("{pods}/tobind/binding"), binding.clone())
+        .await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        s.get(&format!("{pods}/tobind")).await.1["spec"]["nodeName"],
+        "node1"
+    );
+    let (code, st) = s.post(&format!("{pods}/tobind/binding"), binding).await;
+    assert_eq!(code, 409);
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("is already assigned to node \"node1\""),
+        "{st}"
+    );
+
     // Foreground: the finalizer the garbage collector acts on; Background: gone at once.
     let deps = "/apis/apps/v1/namespaces/default/deployments";
     s.post(deps, deployment("fg", 1)).await;

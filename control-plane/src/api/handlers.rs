@@ -299,6 +299,10 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
             let body = read_body(req.into_body()).await?;
             evict(&ctx, &body).await
         }
+        (true, Some("binding")) if method == Method::POST => {
+            let body = read_body(req.into_body()).await?;
+            bind(&ctx, &body).await
+        }
         (true, Some("log")) if method == Method::GET => {
             let pod = ctx.load_existing().await?;
             proxy::logs(state, &pod.value, &ctx.query).await
@@ -1227,10 +1231,87 @@ async fn evict(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
     let opts = DeleteOptions::from_parts(eviction.get("deleteOptions"), &Query::default());
     let cur = ctx.load_existing().await?;
     delete_object(ctx, ctx.info, cur, &opts).await?;
-    Ok(json_response(
+    Ok(bound())
+}
+
+/// The `201 Status Success` answer of bindings and evictions.
+fn bound() -> Response {
+    json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
+    )
+}
+
+/// `POST pods/{name}/binding`: assigns an unbound pod to a node, as a scheduler does.
+async fn bind(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
+    let binding = decode_object(&ctx.content_type, body)?;
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                ctx.info,
+                &ctx.name,
+                &[(
+                    "FieldValueRequired".into(),
+                    "target.name".into(),
+                    "Required value".into(),
+                )],
+            )
+        })?
+        .to_string();
+    let binding_info = ResourceInfo {
+        resource: "pods/binding",
+        ..*ctx.info
+    };
+    for _ in 0..MAX_RETRIES {
+        let cur = ctx.load_existing().await?;
+        if is_terminating(&cur.value) {
+            return Err(ApiError::conflict_because(
+                &binding_info,
+                &ctx.name,
+                &format!(
+                    "pod {} is being deleted, cannot be assigned to a host",
+                    ctx.name
+                ),
+            ));
+        }
+        if let Some(assigned) = cur
+            .value
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiError::conflict_because(
+                &binding_info,
+                &ctx.name,
+                &format!(
+                    "pod {} is already assigned to node \"{assigned}\"",
+                    ctx.name
+                ),
+            ));
+        }
+        let mut pod = cur.value.clone();
+        pod["spec"]["nodeName"] = json!(node);
+        if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        if ctx.dry_run {
+            return Ok(bound());
+        }
+        let put = Op::Put {
+            key: cur.key.clone(),
+            value: pod,
+            precondition: Precondition::Revision(cur.revision),
+        };
+        match ctx.store().commit(Batch::one(put)).await {
+            Ok(_) => return Ok(bound()),
+            Err(store::Error::PreconditionFailed { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(e)),
+        }
+    }
+    Err(ApiError::conflict(&binding_info, &ctx.name))
 }
 
 async fn delete_collection(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {

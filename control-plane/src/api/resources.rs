@@ -137,6 +137,13 @@ pub static RESOURCES: &[ResourceInfo] = &[
                 verbs: &["create", "get"],
             },
             Subresource {
+                name: "binding",
+                group: "",
+                version: "v1",
+                kind: "Binding",
+                verbs: &["create"],
+            },
+            Subresource {
                 name: "eviction",
                 group: "policy",
                 version: "v1",
