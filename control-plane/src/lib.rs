@@ -6,10 +6,12 @@
 //! - [`scheduler`]: pure placement of pods on nodes.
 //! - [`controllers`]: Deployment, ReplicaSet, NodeLifecycle, Endpoints, Namespace, GarbageCollector.
 //! - [`agents`]: gRPC service the node agents talk to.
+//! - [`server`]: process wiring of `berth-server` (store, peer gRPC, hooks for the API and controllers).
 
 pub mod agents;
 pub mod api;
 pub mod controllers;
+pub mod leader_lease;
 pub mod scheduler;
 pub mod server;
 pub mod store;

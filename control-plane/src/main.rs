@@ -117,7 +117,15 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
             pod_eviction_timeout: eviction,
             ..ControllerConfig::default()
         };
-        Box::pin(controllers::run(store, config, shutdown))
+        let lease = control_plane::leader_lease::run(
+            store.clone(),
+            ctx.config.name.clone(),
+            std::time::Duration::from_secs(2),
+            shutdown.clone(),
+        );
+        Box::pin(async move {
+            tokio::join!(controllers::run(store, config, shutdown), lease);
+        })
     });
     Hooks {
         grpc: Some(grpc),
