@@ -53,6 +53,58 @@ fn images() -> (PathBuf, PathBuf, PathBuf) {
     .clone()
 }
 
+/// Removes whatever a failed test left behind under `data`: containers (kill, delete, unmount), their
+/// netns and cgroups. Runs from `Drop`, so panicking tests clean up too.
+fn force_cleanup(data: &Path) {
+    let Some(oci) = node_agent::runtime::linux::find_oci_runtime() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(data.join("containers")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let state: Option<Value> = std::fs::read(e.path().join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let _ = node_agent::runtime::linux::oci_command(&oci)
+            .args(["delete", "-f", &id])
+            .output();
+        if let Some(sup) = state.as_ref().and_then(|s| s["supervisor_pid"].as_i64()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(sup as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = nix::mount::umount2(&e.path().join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        if let Some(uid) = state
+            .as_ref()
+            .and_then(|s| s["config"]["pod_uid"].as_str().map(String::from))
+        {
+            let name = node_agent::network::netns_name(&uid);
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &name])
+                .output();
+            for h in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::remove_dir(h.path().join(format!("berth/pod{uid}/{id}")));
+                let _ = std::fs::remove_dir(h.path().join(format!("berth/pod{uid}")));
+            }
+        }
+    }
+}
+
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        force_cleanup(&self.0);
+    }
+}
+
 fn supervisor() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_berth-agent"))
 }
@@ -119,6 +171,7 @@ fn runtime_runs_httpd_in_own_namespaces() {
     let store = ImageStore::open(data.path()).unwrap();
     let rec = store.import_path(&oci_tar).unwrap().remove(0);
     let rt = LinuxRuntime::new(data.path(), supervisor()).unwrap();
+    let _cleanup = Cleanup(data.path().to_path_buf());
     let uid = format!("t{}", std::process::id());
     let netns = rt.create_sandbox(&uid).unwrap();
     let cfg = ContainerConfig {
@@ -215,6 +268,13 @@ fn free_port() -> std::net::SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_agent();
+        force_cleanup(self.data.path());
+    }
 }
 
 impl Cluster {
@@ -565,5 +625,95 @@ async fn agent_runs_restarts_adopts_and_keeps_volumes() {
     assert!(
         !String::from_utf8_lossy(&netns.stdout).contains("uid"),
         "netns left"
+    );
+}
+
+// ---- registry pull from a local docker-registry on 127.0.0.1 -------------------------------------------------
+
+struct Registry(std::process::Child);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_from_local_registry_over_plain_http() {
+    let reg = ["/usr/bin/docker-registry", "/usr/bin/skopeo"];
+    if let Some(missing) = reg.iter().find(|p| !Path::new(p).exists()) {
+        eprintln!("skipping: {missing} not installed (apt-get install docker-registry skopeo)");
+        return;
+    }
+    let (_, oci_dir, _) = images();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("storage").display()
+        ),
+    )
+    .unwrap();
+    let _registry = Registry(
+        std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let image = format!("{addr}/berth/busybox:1");
+    let push = std::process::Command::new("/usr/bin/skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--quiet"])
+        .arg(format!("oci:{}:latest", oci_dir.display()))
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "skopeo push: {}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let data = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(data.path()).unwrap();
+    assert!(
+        store.ensure(&image, PullPolicy::Never).await.is_err(),
+        "Never does not pull"
+    );
+    let rec = store
+        .ensure(&image, PullPolicy::IfNotPresent)
+        .await
+        .unwrap();
+    assert_eq!(rec.name, image);
+    assert_eq!(rec.layers.len(), 2);
+    let dirs = store.layer_dirs(&rec).unwrap();
+    assert!(dirs[0].join("bin/busybox").exists());
+    assert_eq!(store.config(&rec).unwrap().cmd, vec!["sh".to_string()]);
+    // Present now: IfNotPresent answers from the store, Always pulls again and gets the same image.
+    assert_eq!(
+        store
+            .ensure(&image, PullPolicy::IfNotPresent)
+            .await
+            .unwrap(),
+        rec
+    );
+    assert_eq!(
+        store
+            .ensure(&image, PullPolicy::Always)
+            .await
+            .unwrap()
+            .config_digest,
+        rec.config_digest
     );
 }

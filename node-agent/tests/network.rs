@@ -409,3 +409,88 @@ fn pod_teardown_releases_the_address_for_reuse() {
         "a's veth is gone"
     );
 }
+
+#[test]
+fn every_incremental_transaction_is_accepted_by_real_nft() {
+    if skip() {
+        return;
+    }
+    use node_agent::network::netlink::{IpTool, Netlink};
+    use node_agent::network::services::{ProxyConfig, ServiceProxy};
+    let ns = format!("btn{}-nftcheck", std::process::id());
+    node_agent::network::create_netns(&ns).unwrap();
+    struct Guard(String);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = node_agent::network::delete_netns(&self.0);
+        }
+    }
+    let _g = Guard(ns.clone());
+    let tool = IpTool::in_netns(&ns);
+    let cfg = ProxyConfig {
+        cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+        pod_cidr: "10.244.1.0/24".parse().unwrap(),
+        bridge: "berth0".into(),
+        dns_redirect: Some(("10.96.0.10".parse().unwrap(), "10.244.1.1".parse().unwrap())),
+    };
+    let mut proxy = ServiceProxy::new(std::sync::Arc::new(tool.clone()), cfg);
+    let ep = |ip: &str, ready| Endpoint {
+        ip: ip.into(),
+        pod_name: String::new(),
+        node_name: String::new(),
+        ready,
+    };
+    let a = service(
+        "a",
+        "10.96.0.20",
+        "NodePort",
+        "ClientIP",
+        vec![ep("10.244.1.2", true), ep("10.244.2.2", true)],
+    );
+    let b = service(
+        "b",
+        "10.96.0.21",
+        "ClusterIP",
+        "None",
+        vec![ep("10.244.1.3", false)],
+    );
+    let mut a2 = a.clone();
+    a2.endpoints[1].ready = false;
+    let mut b2 = b.clone();
+    b2.endpoints[0].ready = true;
+    let steps: Vec<Vec<ServiceView>> = vec![
+        vec![a.clone(), b.clone()],
+        vec![a2.clone(), b.clone()],
+        vec![a2.clone(), b2.clone()],
+        vec![b2.clone()],
+        vec![],
+        vec![a.clone(), b2.clone()],
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        proxy
+            .apply(step)
+            .unwrap_or_else(|e| panic!("step {i}: {e}"));
+    }
+    let listing = tool.nft_list(&["list", "table", "ip", "berth"]).unwrap();
+    assert!(
+        listing.contains("10.96.0.20 . tcp . 80 : goto svc-"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("10.96.0.21 . tcp . 80 : goto svc-"),
+        "{listing}"
+    );
+    assert!(listing.contains("tcp . 30080 : goto ext-"), "{listing}");
+    assert!(
+        !listing.contains(
+            "no-endpoint-services {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\telements"
+        ),
+        "{listing}"
+    );
+    proxy.remove().unwrap();
+    assert!(tool
+        .nft_list(&["list", "tables"])
+        .unwrap()
+        .trim()
+        .is_empty());
+}
