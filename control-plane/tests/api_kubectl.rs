@@ -1450,3 +1450,128 @@ async fn store_unavailability_is_retryable() {
     assert_eq!(events[0]["type"], "ERROR");
     assert_eq!(events[0]["object"]["code"], 503);
 }
+
+/// SHA-1 (RFC 3174), only to answer a WebSocket handshake in the fake agent below.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, x) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+/// A server-to-client WebSocket binary frame (unmasked) carrying one v5 channel message.
+fn ws_frame(channel: u8, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() + 1;
+    assert!(len < 126);
+    let mut f = vec![0x82, len as u8, channel];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A fake agent speaking just enough v5.channel.k8s.io for `kubectl exec` to print a line and exit.
+async fn fake_exec_agent() -> (u16, tokio::task::JoinHandle<String>) {
+    use base64::Engine;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 1024];
+            let n = c.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_string();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_string())
+            })
+            .expect("a websocket key");
+        let accept = base64::engine::general_purpose::STANDARD.encode(sha1(
+            format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+        ));
+        let resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n");
+        c.write_all(resp.as_bytes()).await.unwrap();
+        c.write_all(&ws_frame(1, b"hello from exec\n"))
+            .await
+            .unwrap();
+        c.write_all(&ws_frame(3, br#"{"metadata":{},"status":"Success"}"#))
+            .await
+            .unwrap();
+        c.write_all(&[0x88, 0x02, 0x03, 0xE8]).await.unwrap();
+        // Let kubectl close its side before we drop the connection.
+        let mut rest = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.read(&mut rest)).await;
+        head.lines().next().unwrap().to_string()
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_goes_through_the_websocket_proxy() {
+    assert_eq!(
+        sha1(b"abc")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+    let s = start().await;
+    let (port, agent) = fake_exec_agent().await;
+    put_node(&*s.store, "node1", port).await;
+    let pod = json!({"metadata": {"name": "ex"}, "spec": {"nodeName": "node1", "containers": [{"name": "main", "image": "busybox"}]}});
+    assert_eq!(s.post("/api/v1/namespaces/default/pods", pod).await.0, 201);
+    let out = s
+        .kubectl_ok(&["exec", "ex", "--", "echo", "hi there"])
+        .await;
+    assert_eq!(out, "hello from exec\n");
+    let first = agent.await.unwrap();
+    assert!(
+        first.starts_with("GET /exec/default/ex/main?command=echo&command=hi+there"),
+        "{first}"
+    );
+}
