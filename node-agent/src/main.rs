@@ -38,6 +38,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
+    /// Kill and remove every container, rootfs mount, cgroup and netns recorded under --data-dir.
+    Reset {
+        /// State directory of the agent to reset.
+        #[arg(long, default_value = "/var/lib/berth/agent")]
+        data_dir: PathBuf,
+    },
     /// Internal: supervise one container (started by the agent itself).
     Supervise {
         /// Container state directory.
@@ -54,6 +60,14 @@ enum Mode {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Mode::Reset { data_dir }) = &cli.mode {
+        let exe = std::env::current_exe()?;
+        let rt = node_agent::runtime::linux::LinuxRuntime::new(data_dir, exe)?;
+        for id in rt.reset() {
+            println!("removed {id}");
+        }
+        return Ok(());
+    }
     if let Some(Mode::Supervise {
         dir,
         runtime,

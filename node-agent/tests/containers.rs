@@ -441,6 +441,48 @@ impl Cluster {
     }
 }
 
+/// Runs an exec over the agent's WebSocket endpoint and returns the (channel, payload) frames.
+async fn exec_ws(
+    http: std::net::SocketAddr,
+    query: &str,
+    stdin: Option<&[u8]>,
+) -> Vec<(u8, String)> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut req = format!("ws://{http}/exec/default/web/web?{query}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        "v5.channel.k8s.io"
+    );
+    if let Some(data) = stdin {
+        let mut f = vec![0u8];
+        f.extend_from_slice(data);
+        ws.send(Message::Binary(f.into())).await.unwrap();
+        ws.send(Message::Binary(vec![255u8, 0].into()))
+            .await
+            .unwrap();
+    }
+    let mut out = vec![];
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match m {
+            Message::Binary(b) if !b.is_empty() => {
+                out.push((b[0], String::from_utf8_lossy(&b[1..]).into_owned()))
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    out
+}
+
 fn pod(name: &str, uid: &str, container: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "namespace": "default", "uid": uid, "creationTimestamp": "2026-11-25T07:00:00Z"},
@@ -518,6 +560,36 @@ async fn agent_runs_restarts_adopts_and_keeps_volumes() {
     assert_eq!(limit.trim(), (32u64 << 20).to_string());
     let (code, body) = c.http_get("/containerLogs/default/web/web").await;
     assert_eq!((code, body.as_str()), (200, "serving\n"));
+
+    // Exec over WebSocket (v5.channel.k8s.io): stdout, stderr, exit code; then stdin with close.
+    let frames = exec_ws(c.http, "command=sh&command=-c&command=echo%20hi%3B%20echo%20err%201%3E%262%3B%20exit%203&stdout=true&stderr=true", None).await;
+    assert!(
+        frames.iter().any(|(ch, d)| *ch == 1 && d == "hi\n"),
+        "{frames:?}"
+    );
+    assert!(
+        frames.iter().any(|(ch, d)| *ch == 2 && d == "err\n"),
+        "{frames:?}"
+    );
+    let status: Value =
+        serde_json::from_str(&frames.iter().find(|(ch, _)| *ch == 3).unwrap().1).unwrap();
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+    let frames = exec_ws(
+        c.http,
+        "command=cat&stdin=true&stdout=true&stderr=true",
+        Some(b"from stdin"),
+    )
+    .await;
+    assert!(
+        frames.iter().any(|(ch, d)| *ch == 1 && d == "from stdin"),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|(ch, d)| *ch == 3 && d.contains("Success")),
+        "{frames:?}"
+    );
 
     // 2. A container exiting 1 restarts with back-off; CrashLoopBackOff; --previous serves the earlier log.
     let crash = json!({"name": "crash", "image": "berth/busybox:latest", "imagePullPolicy": "Never",

@@ -111,6 +111,35 @@ impl LinuxRuntime {
         &self.oci_runtime
     }
 
+    /// Kills and removes every container recorded under the data dir, and their pod sandboxes: what
+    /// `berth-agent reset` does when a node is decommissioned (containers otherwise outlive the agent).
+    /// Returns the IDs removed.
+    pub fn reset(&self) -> Vec<String> {
+        let all = self.list();
+        for st in &all {
+            if st.state == RunState::Running {
+                let _ = run_cmd(oci_command(&self.oci_runtime).args(["kill", &st.config.id, "9"]));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && self.list().iter().any(|s| s.state == RunState::Running)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut pods = std::collections::BTreeSet::new();
+        let mut removed = vec![];
+        for st in all {
+            if self.remove(&st.config.id).is_ok() {
+                removed.push(st.config.id.clone());
+            }
+            pods.insert(st.config.pod_uid);
+        }
+        for uid in pods {
+            let _ = self.remove_sandbox(&uid);
+        }
+        removed
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.containers.join(id)
     }
