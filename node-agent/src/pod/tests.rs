@@ -47,7 +47,7 @@ fn manager(rt: Arc<FakeRuntime>, dir: &Path) -> PodManager {
     )
 }
 
-fn cstatus<'a>(reports: &'a [StatusReport], c: usize) -> &'a Value {
+fn cstatus(reports: &[StatusReport], c: usize) -> &Value {
     &reports.last().expect("a report").status["containerStatuses"][c]
 }
 
