@@ -1,10 +1,13 @@
 //! Restart back-off of crashing containers, as the kubelet's: immediate first restart, then 10 s doubling
-//! up to 5 min.
+//! up to 5 min; a run of 10 min resets it.
 
 use std::time::Duration;
 
 /// Maximum back-off.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A run this long forgets earlier crashes.
+pub const RESET_AFTER: Duration = Duration::from_secs(600);
 
 /// Delay before restart number `restart_count + 1`.
 pub fn restart_delay(restart_count: u32) -> Duration {

@@ -120,6 +120,8 @@ struct Ctr {
     /// Last terminated instance (`lastState`).
     last: Option<ContainerStatus>,
     restart_count: u32,
+    /// Crashes since the last long run: drives the back-off, reset after a 10 min run.
+    crashes: u32,
     /// Do not start before this time (back-off).
     not_before: Option<SystemTime>,
     /// Waiting reason/message while not running.

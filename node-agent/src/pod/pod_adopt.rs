@@ -39,6 +39,8 @@ impl PodManager {
                 .entry(st.config.container_name.clone())
                 .or_default();
             c.restart_count = c.restart_count.max(st.config.attempt);
+            // The crash history is not persisted: an adopted container backs off as if it crashed each time.
+            c.crashes = c.restart_count;
             match st.state {
                 RunState::Running | RunState::Created => {
                     if let Some(old) = c.current.replace(st.config.id.clone()) {

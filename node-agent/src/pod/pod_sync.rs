@@ -147,7 +147,18 @@ impl PodManager {
                 c.waiting = None;
                 continue;
             }
-            let delay = super::restart_delay(c.restart_count);
+            let ran = match (st.started_at.as_deref(), st.finished_at.as_deref()) {
+                (Some(a), Some(b)) => humantime::parse_rfc3339(b)
+                    .ok()
+                    .zip(humantime::parse_rfc3339(a).ok())
+                    .and_then(|(b, a)| b.duration_since(a).ok()),
+                _ => None,
+            };
+            if ran.is_some_and(|d| d >= super::backoff::RESET_AFTER) {
+                c.crashes = 0;
+            }
+            let delay = super::restart_delay(c.crashes);
+            c.crashes += 1;
             c.not_before = Some(now + delay);
             if !delay.is_zero() {
                 let pod = format!(

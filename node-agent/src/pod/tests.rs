@@ -341,3 +341,38 @@ fn liveness_failure_restarts_container() {
     let r = m.sync(t(2));
     assert_eq!(cstatus(&r, 0)["restartCount"], 1);
 }
+
+#[test]
+fn a_long_run_resets_the_back_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    m.set_desired(vec![pod("u1", "Always", &["c"])]);
+    rt.set_now("2027-01-15T08:00:00Z");
+    m.sync(t(0));
+    rt.exit("c", 1);
+    m.sync(t(1));
+    rt.exit("c", 1);
+    let r = m.sync(t(2));
+    assert!(cstatus(&r, 0)["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("back-off 10s"));
+    m.sync(t(12));
+    // This instance runs for an hour before crashing: the next restart is immediate again.
+    rt.set_now("2027-01-15T09:00:00Z");
+    rt.exit("c", 1);
+    rt.clear_calls();
+    let r = m.sync(t(3600));
+    assert_eq!(
+        rt.calls(),
+        vec![
+            Call::Remove("c".into()),
+            Call::Start {
+                name: "c".into(),
+                attempt: 3
+            }
+        ]
+    );
+    assert_eq!(cstatus(&r, 0)["restartCount"], 3);
+}
