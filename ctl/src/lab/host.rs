@@ -238,3 +238,15 @@ pub fn random_token() -> Result<String> {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Takes an exclusive `flock` on `path` (created if needed); released when the guard drops.
+pub fn lock_file(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("failed to open {}", path.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("failed to lock {}: {e}", path.display()))
+}

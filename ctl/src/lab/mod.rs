@@ -211,6 +211,8 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
             opts.name
         );
     }
+    // Two `lab up`s at once would pick the same free subnet: hold a host-wide lock until the bridge owns it.
+    let lock = host::lock_file(Path::new("/run/berthctl-lab.lock"))?;
     let routes = plan::parse_routes(&host::host_routes()?);
     let subnet = match opts.subnet {
         Some(s) => {
@@ -252,7 +254,9 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
     };
     // Record intent before touching the host, so `down` can clean up after a crash part-way.
     state.save()?;
-    if let Err(e) = build_network(&state).and_then(|()| start_all(&mut state)) {
+    let built = build_network(&state);
+    drop(lock);
+    if let Err(e) = built.and_then(|()| start_all(&mut state)) {
         eprintln!("lab up failed, cleaning up: {e:#}");
         let _ = down(&opts.name, Some(&dir));
         return Err(e);
