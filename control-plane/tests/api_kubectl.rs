@@ -503,6 +503,8 @@ async fn kubectl_get_watch_prints_new_objects() {
         .await
         .unwrap();
     assert!(seen.last().unwrap().contains("Pending"), "{seen:?}");
+    // Rows only: the watch's first Table event must not make kubectl print a second header.
+    assert!(!seen.iter().any(|l| l.starts_with("NAME")), "{seen:?}");
     child.kill().unwrap();
     child.wait().unwrap();
 }
