@@ -1,1 +1,272 @@
-//! Shared helpers for berth end-to-end tests.
+//! Shared helpers for berth end-to-end tests: a lab cluster guard over `berthctl lab`, command runners,
+//! a tiny HTTP client for the API, and bounded polling.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+/// The workspace root (`tests/..`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where cargo put the workspace binaries (`target/debug`, or `$CARGO_TARGET_DIR/debug`).
+pub fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target.join("debug")
+}
+
+/// Why an end-to-end test cannot run here, if it cannot (not root, a binary or tool missing).
+pub fn skip_reason() -> Option<String> {
+    if !nix_is_root() {
+        return Some("needs root (network namespaces, containers)".into());
+    }
+    for b in ["berthctl", "berth-server", "berth-agent"] {
+        if !bin_dir().join(b).exists() {
+            return Some(format!("{b} not built (run `cargo build --workspace --bins`)"));
+        }
+    }
+    for tool in ["/usr/bin/crun", "/usr/sbin/nft", "/usr/lib/cni/bridge", "/usr/bin/kubectl"] {
+        if !Path::new(tool).exists() && !(tool.ends_with("crun") && Path::new("/usr/bin/runc").exists()) {
+            let why = format!("{tool} missing (run scripts/setup.sh)");
+            // In CI a missing tool is a broken setup, not a reason to pass quietly.
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            return Some(why);
+        }
+    }
+    None
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command, failing with its output when it exits non-zero.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let out = output(cmd)?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed ({}): {}{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command and returns its output whatever the exit status.
+pub fn output(cmd: &mut Command) -> Result<Output> {
+    cmd.output().with_context(|| format!("failed to run {cmd:?}"))
+}
+
+/// Polls `check` every `every` until it returns `Ok(Some(_))`, or fails after `limit` with the last
+/// error or "not yet" state. Every wait in the suite is bounded this way.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    let mut last = String::from("condition never held");
+    loop {
+        match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}: {last}");
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// An HTTP response: status code and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Body (de-chunked).
+    pub body: String,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_str(&self.body).with_context(|| format!("not JSON: {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 request (one connection per request, bounded by `timeout`). Enough for tests that
+/// must see exactly which member answered and when, without a client library's retries.
+pub fn http(method: &str, addr: SocketAddr, path: &str, body: Option<&str>, timeout: Duration) -> Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed response: {text}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no status line: {head}"))?;
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    Ok(Response { status, body })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A running lab cluster made by `berthctl lab up`; dropping it runs `lab down`.
+pub struct Lab {
+    /// Lab name.
+    pub name: String,
+    /// Kubeconfig path.
+    pub kubeconfig: PathBuf,
+    /// Bridge gateway on the host side (the lab subnet's .1).
+    pub state: Value,
+    kubectl_cache: tempfile::TempDir,
+}
+
+impl Lab {
+    /// `berthctl lab up --name NAME --servers S --agents A`, after removing any leftover of the same name.
+    pub fn up(name: &str, servers: usize, agents: usize) -> Result<Lab> {
+        let _ = output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", name]));
+        run(Command::new(bin_dir().join("berthctl")).args([
+            "lab",
+            "up",
+            "--name",
+            name,
+            "--servers",
+            &servers.to_string(),
+            "--agents",
+            &agents.to_string(),
+            "--timeout",
+            "120s",
+        ]))?;
+        let dir = PathBuf::from(format!("/var/lib/berth/labs/{name}"));
+        let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json"))?)?;
+        Ok(Lab {
+            name: name.to_string(),
+            kubeconfig: dir.join("kubeconfig"),
+            state,
+            kubectl_cache: tempfile::tempdir()?,
+        })
+    }
+
+    /// Nodes of a role (`server` or `agent`) as (name, ip).
+    pub fn nodes(&self, role: &str) -> Vec<(String, String)> {
+        self.state["plan"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["role"].as_str().is_some_and(|r| r.eq_ignore_ascii_case(role)))
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap_or_default().to_string(),
+                    n["ip"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// API addresses of every server.
+    pub fn api_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes("server")
+            .into_iter()
+            .filter_map(|(_, ip)| format!("{ip}:6443").parse().ok())
+            .collect()
+    }
+
+    /// `berthctl ARGS` against this lab.
+    pub fn berthctl(&self, args: &[&str]) -> Result<String> {
+        run(Command::new(bin_dir().join("berthctl"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args))
+    }
+
+    /// `berthctl lab VERB --name NAME [NODE]`.
+    pub fn lab(&self, verb: &str, node: Option<&str>) -> Result<String> {
+        let mut args = vec!["lab", verb, "--name", &self.name];
+        if let Some(n) = node {
+            args.push(n);
+        }
+        run(Command::new(bin_dir().join("berthctl")).args(&args))
+    }
+
+    /// Stock `kubectl ARGS` against this lab (fresh discovery cache per lab).
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        run(Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.kubectl_cache.path())
+            .arg("--request-timeout=10s")
+            .args(args))
+    }
+
+    /// GET a JSON document from the first server that answers.
+    pub fn get_json(&self, path: &str) -> Result<Value> {
+        let mut last = anyhow!("no servers");
+        for addr in self.api_addrs() {
+            match http("GET", addr, path, None, Duration::from_secs(3)) {
+                Ok(r) if r.status == 200 => return r.json(),
+                Ok(r) => last = anyhow!("{addr}: {} {}", r.status, r.body),
+                Err(e) => last = anyhow!("{addr}: {e}"),
+            }
+        }
+        Err(last)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::env::var_os("BERTH_KEEP_LAB").is_some() {
+            eprintln!("BERTH_KEEP_LAB set: leaving lab {} up", self.name);
+            return;
+        }
+        let _ = output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", &self.name]));
+    }
+}

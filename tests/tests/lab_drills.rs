@@ -1,0 +1,344 @@
+//! End-to-end fault drills on a real lab: 3 servers and 3 agents in network namespaces, real containers.
+//! One scenario, in order, because each step needs the cluster the previous one left: apply, scale, rolling
+//! update, kill an agent node, kill the leader server, partition a minority server, restart everything.
+//! A writer creates ConfigMaps throughout; every write the API acknowledged must exist at the end.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use berth_tests::{http, skip_reason, wait_for, workspace, Lab};
+use serde_json::Value;
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// Writes ConfigMaps `ack-N` round-robin over the servers until stopped (at most `MAX_WRITES`), recording
+/// every name the API acknowledged with 201 and the longest gap between two acknowledgements.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+    longest_gap: Arc<Mutex<Duration>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+const MAX_WRITES: usize = 5_000;
+
+impl Writer {
+    fn start(servers: Vec<SocketAddr>) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let longest_gap = Arc::new(Mutex::new(Duration::ZERO));
+        let (s, a, g) = (stop.clone(), acked.clone(), longest_gap.clone());
+        let handle = std::thread::spawn(move || {
+            let mut last_ack = Instant::now();
+            let mut server = 0usize;
+            for n in 0..MAX_WRITES {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let name = format!("ack-{n}");
+                let body = format!(
+                    r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"n":"{n}"}}}}"#
+                );
+                // A write is retried on other servers until acknowledged or refused as a duplicate (an
+                // earlier attempt that timed out may have committed).
+                let started = Instant::now();
+                while !s.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+                    let addr = servers[server % servers.len()];
+                    match http(
+                        "POST",
+                        addr,
+                        "/api/v1/namespaces/default/configmaps",
+                        Some(&body),
+                        Duration::from_secs(2),
+                    ) {
+                        Ok(r) if r.status == 201 => {
+                            a.lock().unwrap().push(name.clone());
+                            let gap = last_ack.elapsed();
+                            let mut longest = g.lock().unwrap();
+                            *longest = (*longest).max(gap);
+                            last_ack = Instant::now();
+                            break;
+                        }
+                        Ok(r) if r.status == 409 => break,
+                        _ => server += 1,
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Writer {
+            stop,
+            acked,
+            longest_gap,
+            handle: Some(handle),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Resets the gap measurement (call right before a fault).
+    fn reset_gap(&self) {
+        *self.longest_gap.lock().unwrap() = Duration::ZERO;
+    }
+
+    fn longest_gap(&self) -> Duration {
+        *self.longest_gap.lock().unwrap()
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn deployment(lab: &Lab) -> Result<Value> {
+    lab.get_json("/apis/apps/v1/namespaces/default/deployments/web")
+}
+
+/// Pods of the web app that are not being deleted.
+fn live_pods(lab: &Lab) -> Result<Vec<Value>> {
+    let list = lab.get_json("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")?;
+    Ok(list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect())
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running"
+        && pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Waits until the Deployment has rolled out `replicas` available pods of its current template, and exactly
+/// that many live pods, all ready.
+fn wait_rolled_out(lab: &Lab, replicas: i64, limit: Duration) -> Result<Vec<Value>> {
+    wait_for(&format!("web rolled out at {replicas} replicas"), limit, POLL, || {
+        let d = deployment(lab)?;
+        let s = &d["status"];
+        let done = d["metadata"]["generation"].as_i64() <= s["observedGeneration"].as_i64()
+            && s["updatedReplicas"].as_i64() == Some(replicas)
+            && s["availableReplicas"].as_i64() == Some(replicas)
+            && s["replicas"].as_i64() == Some(replicas);
+        let pods = live_pods(lab)?;
+        if done && pods.len() as i64 == replicas && pods.iter().all(is_ready) {
+            Ok(Some(pods))
+        } else {
+            Ok(None)
+        }
+    })
+    .with_context(|| diagnostics(lab))
+}
+
+fn node_of(pod: &Value) -> String {
+    pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string()
+}
+
+fn diagnostics(lab: &Lab) -> String {
+    let pods = lab
+        .berthctl(&["get", "pods", "-o", "wide"])
+        .unwrap_or_else(|e| format!("{e:#}"));
+    let nodes = lab.berthctl(&["get", "nodes"]).unwrap_or_else(|e| format!("{e:#}"));
+    format!("cluster state:\n{nodes}\n{pods}")
+}
+
+/// The member that holds the leader Lease.
+fn leader(lab: &Lab) -> Result<String> {
+    let lease = lab.get_json("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-leader")?;
+    Ok(lease["spec"]["holderIdentity"]
+        .as_str()
+        .context("lease without holder")?
+        .to_string())
+}
+
+fn node_ready(lab: &Lab, node: &str) -> Result<bool> {
+    let n = lab.get_json(&format!("/api/v1/nodes/{node}"))?;
+    Ok(n["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+}
+
+/// Every agent's NodePort answers with a pod name.
+fn check_nodeports(lab: &Lab) -> Result<BTreeSet<String>> {
+    let mut answered = BTreeSet::new();
+    for (node, ip) in lab.nodes("agent") {
+        let addr: SocketAddr = format!("{ip}:30080").parse()?;
+        for _ in 0..6 {
+            let r = http("GET", addr, "/", None, Duration::from_secs(3))
+                .with_context(|| format!("NodePort on {node}"))?;
+            let who = r.body.trim().strip_prefix("hello from ").map(str::to_string);
+            match who {
+                Some(pod) if r.status == 200 => {
+                    answered.insert(pod);
+                }
+                _ => bail!("NodePort on {node} answered {} {:?}", r.status, r.body),
+            }
+        }
+    }
+    Ok(answered)
+}
+
+#[test]
+fn lab_fault_drills() -> Result<()> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping lab_fault_drills: {why}");
+        return Ok(());
+    }
+    let images = berth_tests::run(std::process::Command::new("bash").arg(workspace().join("tests/images/build.sh")))?;
+    let image = images
+        .lines()
+        .find(|l| l.ends_with("busybox-oci.tar"))
+        .context("build.sh printed no OCI tar")?
+        .to_string();
+
+    eprintln!("== up: 3 servers, 3 agents");
+    let lab = Lab::up("e2e", 3, 3)?;
+    lab.berthctl(&["image", "load", &image])?;
+
+    eprintln!("== apply: web, 3 replicas spread over the agents");
+    let manifest = workspace().join("manifests/web.yaml");
+    let out = lab.berthctl(&["apply", "-f", manifest.to_str().unwrap()])?;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let pods = wait_rolled_out(&lab, 3, Duration::from_secs(120))?;
+    let nodes: BTreeSet<_> = pods.iter().map(node_of).collect();
+    assert_eq!(nodes.len(), 3, "replicas not spread over 3 agents: {nodes:?}");
+    let answered = wait_for("NodePort answers on every agent", Duration::from_secs(30), POLL, || {
+        Ok(check_nodeports(&lab).ok())
+    })?;
+    assert!(!answered.is_empty());
+
+    let writer = Writer::start(lab.api_addrs());
+
+    eprintln!("== scale 3 -> 6 -> 2 with stock kubectl");
+    lab.kubectl(&["scale", "deployment/web", "--replicas=6"])?;
+    wait_rolled_out(&lab, 6, Duration::from_secs(90))?;
+    lab.kubectl(&["scale", "deployment/web", "--replicas=2"])?;
+    wait_rolled_out(&lab, 2, Duration::from_secs(90))?;
+    lab.kubectl(&["scale", "deployment/web", "--replicas=3"])?;
+    wait_rolled_out(&lab, 3, Duration::from_secs(90))?;
+
+    eprintln!("== rolling update (rollout restart)");
+    let before: BTreeSet<String> = live_pods(&lab)?
+        .iter()
+        .map(|p| p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap_or("").to_string())
+        .collect();
+    lab.berthctl(&["rollout", "restart", "deployment/web"])?;
+    let pods = wait_for("pods of a new template", Duration::from_secs(120), POLL, || {
+        let pods = wait_rolled_out(&lab, 3, Duration::from_secs(1)).ok();
+        Ok(pods.filter(|ps| {
+            ps.iter().all(|p| {
+                !before.contains(p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap_or(""))
+            })
+        }))
+    })
+    .with_context(|| diagnostics(&lab))?;
+    assert_eq!(pods.len(), 3);
+    let history = lab.kubectl(&["rollout", "history", "deployment/web"])?;
+    assert!(history.contains('2'), "rollout history shows no second revision: {history}");
+
+    eprintln!("== kill an agent: its pods are replaced on the others");
+    let victim = node_of(&pods[0]);
+    lab.lab("kill", Some(&victim))?;
+    let healed = Instant::now();
+    wait_for(&format!("{victim} NotReady"), Duration::from_secs(30), POLL, || {
+        Ok((!node_ready(&lab, &victim)?).then_some(()))
+    })?;
+    let pods = wait_for("replacements on healthy agents", Duration::from_secs(90), POLL, || {
+        let pods = wait_rolled_out(&lab, 3, Duration::from_secs(1)).ok();
+        Ok(pods.filter(|ps| ps.iter().all(|p| node_of(p) != victim)))
+    })
+    .with_context(|| diagnostics(&lab))?;
+    eprintln!("   replaced in {:?} after the kill", healed.elapsed());
+    assert!(pods.iter().all(|p| node_of(p) != victim));
+    lab.lab("restart", Some(&victim))?;
+    wait_for(&format!("{victim} Ready again"), Duration::from_secs(60), POLL, || {
+        Ok(node_ready(&lab, &victim)?.then_some(()))
+    })?;
+
+    eprintln!("== kill the leader server while writing");
+    let old_leader = leader(&lab)?;
+    let acked_before = writer.count();
+    writer.reset_gap();
+    lab.lab("kill", Some(&old_leader))?;
+    wait_for("a new leader", Duration::from_secs(20), POLL, || {
+        Ok(leader(&lab).ok().filter(|l| *l != old_leader))
+    })?;
+    wait_for("writes after the leader died", Duration::from_secs(20), POLL, || {
+        Ok((writer.count() > acked_before + 10).then_some(()))
+    })?;
+    eprintln!("   longest write gap around the leader kill: {:?}", writer.longest_gap());
+    lab.lab("restart", Some(&old_leader))?;
+
+    eprintln!("== partition a minority server");
+    let current = leader(&lab)?;
+    let follower = lab
+        .nodes("server")
+        .into_iter()
+        .map(|(n, _)| n)
+        .find(|n| *n != current)
+        .context("no follower")?;
+    let acked_before = writer.count();
+    lab.lab("partition", Some(&follower))?;
+    wait_for("writes during the partition", Duration::from_secs(20), POLL, || {
+        Ok((writer.count() > acked_before + 10).then_some(()))
+    })?;
+    lab.lab("heal", None)?;
+
+    eprintln!("== restart everything");
+    for (node, _) in lab.nodes("server").into_iter().chain(lab.nodes("agent")) {
+        lab.lab("restart", Some(&node))?;
+    }
+    wait_for("every node Ready after the restart", Duration::from_secs(90), POLL, || {
+        let all = lab
+            .nodes("agent")
+            .iter()
+            .map(|(n, _)| node_ready(&lab, n))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(all.into_iter().all(|r| r).then_some(()))
+    })?;
+    wait_rolled_out(&lab, 3, Duration::from_secs(120))?;
+    wait_for("NodePort answers after the restart", Duration::from_secs(60), POLL, || {
+        Ok(check_nodeports(&lab).ok())
+    })?;
+
+    eprintln!("== no acknowledged write lost");
+    let acked = writer.finish();
+    assert!(acked.len() > 50, "the writer made too little progress: {}", acked.len());
+    let list = lab.get_json("/api/v1/namespaces/default/configmaps")?;
+    let stored: BTreeSet<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|n| !stored.contains(*n)).collect();
+    assert!(lost.is_empty(), "{} acknowledged writes lost: {:?}", lost.len(), lost);
+    eprintln!("   {} acknowledged writes, all present", acked.len());
+
+    eprintln!("== down: nothing left behind");
+    drop(lab);
+    let netns = berth_tests::run(std::process::Command::new("ip").args(["netns", "list"]))?;
+    assert!(!netns.lines().any(|l| l.starts_with("e2e-")), "lab namespaces left: {netns}");
+    Ok(())
+}
