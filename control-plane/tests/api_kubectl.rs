@@ -1577,3 +1577,39 @@ async fn kubectl_exec_goes_through_the_websocket_proxy() {
         "{first}"
     );
 }
+
+/// Sequential create and get latency over a single-member Raft store (run with `--ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn measure_create_and_get_latency() {
+    let s = start().await;
+    let n = 300;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let (code, _) = s
+            .post(
+                "/api/v1/namespaces/default/configmaps",
+                json!({"metadata": {"name": format!("m{i}")}, "data": {"k": "v"}}),
+            )
+            .await;
+        assert_eq!(code, 201);
+    }
+    let create = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        assert_eq!(
+            s.get(&format!("/api/v1/namespaces/default/configmaps/m{i}"))
+                .await
+                .0,
+            200
+        );
+    }
+    let get = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    let (_, list) = s.get("/api/v1/namespaces/default/configmaps").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), n as usize);
+    println!(
+        "create {create:?}/op, get {get:?}/op, list of {n} {:?}",
+        t.elapsed()
+    );
+}
