@@ -219,7 +219,8 @@ pub async fn run_with_listeners(
     }
     let grpc_shutdown = shutdown.clone();
     tracker.spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(peer_listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_routes(routes.routes())
@@ -276,7 +277,13 @@ pub async fn run_with_listeners(
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     tracker.close();
-    tracker.wait().await;
+    // In-flight RPCs and reconciles get a bounded grace period (STYLE rule 27: a second signal forces exit).
+    if tokio::time::timeout(std::time::Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("tasks still running after 10 s; stopping the store anyway");
+    }
     ctx.store.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -46,7 +46,8 @@ async fn start(listener: TcpListener, cfg: StoreConfig) -> Node {
     let svc = store.peer_service();
     let token = stop.clone();
     let server = tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let _ = tonic::transport::Server::builder()
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, token.cancelled())

@@ -40,6 +40,8 @@ pub(crate) enum Msg {
     SnapshotSent { to: u64, ok: bool },
     /// Raft status for tools and tests.
     Status(oneshot::Sender<Status>),
+    /// The syncer made every Ready up to this number durable.
+    Persisted(u64),
 }
 
 /// A point-in-time view of this member's Raft state.
@@ -132,6 +134,44 @@ pub(crate) struct Driver {
     next_read: u64,
     leader_id: u64,
     role: StateRole,
+    /// Readies whose fsync is pending go to the syncer thread, so the driver keeps proposing,
+    /// sending and applying while the disk works (raft-rs "async ready").
+    syncer: Option<std::sync::mpsc::Sender<PersistJob>>,
+    syncer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One Ready's durability request: after the fsync, send its persisted messages and report its number.
+struct PersistJob {
+    number: u64,
+    messages: Vec<Message>,
+}
+
+/// Group commit: one fsync covers every Ready queued while the previous fsync ran.
+fn run_syncer(
+    db: sled::Db,
+    rx: Receiver<PersistJob>,
+    transport: Arc<Transport>,
+    driver: std::sync::mpsc::Sender<Msg>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(j) = rx.try_recv() {
+            jobs.push(j);
+        }
+        db.flush()
+            .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
+        let mut last = 0;
+        for j in jobs {
+            // Votes and append acks promise durability: only after the fsync.
+            if !j.messages.is_empty() {
+                transport.send(j.messages);
+            }
+            last = j.number;
+        }
+        if driver.send(Msg::Persisted(last)).is_err() {
+            break;
+        }
+    }
 }
 
 fn ctx(nonce: u64, seq: u64) -> Vec<u8> {
@@ -180,6 +220,7 @@ impl Driver {
     pub(crate) fn new(
         storage: SledStorage,
         rx: Receiver<Msg>,
+        driver_tx: std::sync::mpsc::Sender<Msg>,
         shared: Arc<Shared>,
         transport: Arc<Transport>,
         cfg: DriverConfig,
@@ -195,8 +236,15 @@ impl Driver {
             pre_vote: true,
             ..Default::default()
         };
+        let db = storage.db();
         let node = RawNode::new(&raft_cfg, storage, &raft_logger(shared.id))
             .map_err(|e| Error::Unavailable(format!("raft init: {e}")))?;
+        let (syncer, syncer_rx) = std::sync::mpsc::channel();
+        let syncer_transport = transport.clone();
+        let syncer_thread = std::thread::Builder::new()
+            .name(format!("raft-sync-{}", shared.id))
+            .spawn(move || run_syncer(db, syncer_rx, syncer_transport, driver_tx))
+            .map_err(|e| Error::Unavailable(format!("spawning syncer: {e}")))?;
         Ok(Driver {
             node,
             rx,
@@ -212,6 +260,8 @@ impl Driver {
             next_read: 1,
             leader_id: 0,
             role: StateRole::Follower,
+            syncer: Some(syncer),
+            syncer_thread: Some(syncer_thread),
         })
     }
 
@@ -249,6 +299,11 @@ impl Driver {
             self.on_ready();
         }
         self.fail_all(Error::Unavailable("store stopped".into()));
+        // The syncer holds a sled handle: wait for it so the database is closed when `run` returns.
+        drop(self.syncer.take());
+        if let Some(t) = self.syncer_thread.take() {
+            let _ = t.join();
+        }
         tracing::info!(id = self.shared.id, "raft driver stopped");
     }
 
@@ -293,6 +348,7 @@ impl Driver {
                     }
                 }
             }
+            Msg::Persisted(number) => self.node.on_persist_ready(number),
             Msg::Unreachable(id) => self.node.report_unreachable(id),
             Msg::SnapshotSent { to, ok } => {
                 let status = if ok {
@@ -419,20 +475,17 @@ impl Driver {
             self.install_snapshot(rd.snapshot().clone());
         }
         self.apply_entries(rd.take_committed_entries());
-        let mut must_flush = false;
         if !rd.entries().is_empty() {
             self.node
                 .mut_store()
                 .append(rd.entries())
                 .unwrap_or_else(|e| panic!("raft log append failed: {e}"));
-            must_flush = true;
         }
         if let Some(hs) = rd.hs() {
             self.node
                 .mut_store()
                 .set_hard_state(hs)
                 .unwrap_or_else(|e| panic!("hard state write failed: {e}"));
-            must_flush = true;
         }
         for rs in rd.take_read_states() {
             let id = rs
@@ -447,24 +500,17 @@ impl Driver {
                 }
             }
         }
-        if must_flush || rd.must_sync() {
-            self.node
-                .store()
-                .flush()
-                .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
-        }
-        // Votes and append acks promise durability: only after the fsync.
-        self.send(rd.take_persisted_messages());
-        let mut light = self.node.advance(rd);
-        if let Some(commit) = light.commit_index() {
-            self.node
-                .mut_store()
-                .set_commit(commit)
-                .unwrap_or_else(|e| panic!("commit index write failed: {e}"));
-        }
-        self.send(light.take_messages());
-        self.apply_entries(light.take_committed_entries());
+        let job = PersistJob {
+            number: rd.number(),
+            messages: rd.take_persisted_messages(),
+        };
+        // The entries are readable from sled already (not yet durable), as advance_append_async requires.
+        self.node.advance_append_async(rd);
         self.node.advance_apply();
+        if let Some(s) = &self.syncer {
+            s.send(job)
+                .unwrap_or_else(|_| panic!("raft syncer thread died"));
+        }
         self.maybe_compact();
     }
 

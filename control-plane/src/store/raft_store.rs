@@ -180,6 +180,7 @@ impl RaftStore {
         let driver = Driver::new(
             storage,
             rx,
+            tx.clone(),
             shared.clone(),
             transport.clone(),
             config.driver.clone(),
@@ -290,6 +291,11 @@ impl RaftStore {
     /// Proposes on this member, which must be the leader; `NoLeader` otherwise (nothing proposed).
     pub(crate) async fn propose_local(&self, batch: &Batch) -> Result<Committed> {
         let data = serde_json::to_vec(batch).map_err(|e| Error::Invalid(format!("batch: {e}")))?;
+        self.propose_data(data).await
+    }
+
+    /// [`propose_local`](Self::propose_local) of an already encoded (and validated) batch.
+    pub(crate) async fn propose_data(&self, data: Vec<u8>) -> Result<Committed> {
         let (tx, rx) = oneshot::channel();
         self.send_to_driver(Msg::Propose { data, tx })?;
         match tokio::time::timeout(self.commit_timeout, rx).await {

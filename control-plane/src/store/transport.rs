@@ -288,9 +288,21 @@ impl RaftPeer for PeerService {
         &self,
         request: Request<ProposeRequest>,
     ) -> Result<Response<ProposeResponse>, Status> {
-        let batch: Batch = serde_json::from_slice(&request.into_inner().batch)
+        let data = request.into_inner().batch;
+        // Decoded only to reject what the state machine could not apply; the bytes go into the log as sent.
+        let batch: Batch = serde_json::from_slice(&data)
             .map_err(|e| Status::invalid_argument(format!("bad batch: {e}")))?;
-        let result: Result<Committed> = self.store.propose_local(&batch).await;
+        if let Some(op) = batch
+            .ops
+            .iter()
+            .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
+        {
+            return Err(Status::invalid_argument(format!(
+                "invalid key {:?}",
+                op.key()
+            )));
+        }
+        let result: Result<Committed> = self.store.propose_data(data).await;
         let bytes = serde_json::to_vec(&result).expect("result encodes");
         Ok(Response::new(ProposeResponse { result: bytes }))
     }
