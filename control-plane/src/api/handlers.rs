@@ -1437,11 +1437,13 @@ fn watch(ctx: &Ctx<'_>) -> Result<Response> {
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
         ),
     };
-    // Without timeoutSeconds the real server picks 30-60 minutes; clients reconnect either way.
+    // Without timeoutSeconds (or with 0) the real server picks 30-60 minutes; clients reconnect
+    // either way.
     let timeout = ctx
         .query
         .non_empty("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
+        .filter(|t| *t > 0)
         .unwrap_or(1800);
     let req = WatchRequest {
         info: ctx.info,
