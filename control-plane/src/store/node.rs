@@ -471,7 +471,8 @@ impl Driver {
         }
         // A leader's messages can go out before its own fsync (raft thesis 10.2.1).
         self.send(rd.take_messages());
-        if !rd.snapshot().is_empty() {
+        let has_snapshot = !rd.snapshot().is_empty();
+        if has_snapshot {
             self.install_snapshot(rd.snapshot().clone());
         }
         self.apply_entries(rd.take_committed_entries());
@@ -499,6 +500,27 @@ impl Driver {
                     let _ = w.send(Ok(rs.index));
                 }
             }
+        }
+        if has_snapshot {
+            // Raft must learn the snapshot is durable before anything is applied past it, so this
+            // Ready takes the synchronous path (one sled flush covers every earlier Ready too).
+            self.node
+                .store()
+                .flush()
+                .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
+            self.send(rd.take_persisted_messages());
+            let mut light = self.node.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                self.node
+                    .mut_store()
+                    .set_commit(commit)
+                    .unwrap_or_else(|e| panic!("commit index write failed: {e}"));
+            }
+            self.send(light.take_messages());
+            self.apply_entries(light.take_committed_entries());
+            self.node.advance_apply();
+            self.maybe_compact();
+            return;
         }
         let job = PersistJob {
             number: rd.number(),
