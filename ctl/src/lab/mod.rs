@@ -442,6 +442,38 @@ pub struct DownReport {
     pub removed_dir: bool,
 }
 
+/// Pod network namespaces and container ids the lab's agents recorded under `dir/<node>/pods` and
+/// `dir/<node>/containers` (pod dirs are `{namespace}_{name}_{uid}`; the agent names a pod's namespace
+/// `berth-` + the first 12 alphanumerics of its uid).
+fn agent_leftovers(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let entries = |p: PathBuf| -> Vec<String> {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut netns = Vec::new();
+    let mut containers = Vec::new();
+    for node in entries(dir.to_path_buf()) {
+        for pod in entries(dir.join(&node).join("pods")) {
+            if let Some((_, uid)) = pod.rsplit_once('_') {
+                let short: String = uid
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .take(12)
+                    .collect();
+                netns.push(format!("berth-{short}"));
+            }
+        }
+        containers.extend(entries(dir.join(&node).join("containers")));
+    }
+    netns.sort();
+    netns.dedup();
+    (netns, containers)
+}
+
 /// `lab down`: stops every lab process, deletes namespaces, veths and the bridge, unmounts and removes the lab
 /// directory. Idempotent; works from `lab.json` and, for what a crash left unrecorded, from name patterns.
 pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
@@ -473,6 +505,11 @@ pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
     for n in &netns {
         pids.extend(host::netns_pids(n));
     }
+    // Containers live in their pods' namespaces, not the node's: find them from the agents' records.
+    let (pod_netns, container_ids) = agent_leftovers(&dir);
+    for n in &pod_netns {
+        pids.extend(host::netns_pids(n));
+    }
     if dir.exists() {
         let d = dir.canonicalize().unwrap_or(dir.clone());
         pids.extend(host::pids_matching(&format!("{}/", d.display())));
@@ -486,8 +523,14 @@ pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
         eprintln!("warning: processes still alive after SIGKILL: {left:?}");
     }
 
-    for n in &netns {
-        if host::run_quiet(&["ip", "netns", "del", n]) {
+    for id in &container_ids {
+        // The OCI runtime's state (and cgroups) outlive the killed processes until deleted.
+        for rt in ["crun", "runc"] {
+            host::run_quiet(&[rt, "delete", "--force", id]);
+        }
+    }
+    for n in netns.iter().chain(&pod_netns) {
+        if host::netns_list().contains(n) && host::run_quiet(&["ip", "netns", "del", n]) {
             report.netns.push(n.clone());
         }
     }
