@@ -33,11 +33,20 @@ pub fn skip_reason() -> Option<String> {
     }
     for b in ["berthctl", "berth-server", "berth-agent"] {
         if !bin_dir().join(b).exists() {
-            return Some(format!("{b} not built (run `cargo build --workspace --bins`)"));
+            return Some(format!(
+                "{b} not built (run `cargo build --workspace --bins`)"
+            ));
         }
     }
-    for tool in ["/usr/bin/crun", "/usr/sbin/nft", "/usr/lib/cni/bridge", "/usr/bin/kubectl"] {
-        if !Path::new(tool).exists() && !(tool.ends_with("crun") && Path::new("/usr/bin/runc").exists()) {
+    for tool in [
+        "/usr/bin/crun",
+        "/usr/sbin/nft",
+        "/usr/lib/cni/bridge",
+        "/usr/bin/kubectl",
+    ] {
+        if !Path::new(tool).exists()
+            && !(tool.ends_with("crun") && Path::new("/usr/bin/runc").exists())
+        {
             let why = format!("{tool} missing (run scripts/setup.sh)");
             // In CI a missing tool is a broken setup, not a reason to pass quietly.
             assert!(std::env::var_os("CI").is_none(), "{why}");
@@ -75,7 +84,8 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 
 /// Runs a command and returns its output whatever the exit status.
 pub fn output(cmd: &mut Command) -> Result<Output> {
-    cmd.output().with_context(|| format!("failed to run {cmd:?}"))
+    cmd.output()
+        .with_context(|| format!("failed to run {cmd:?}"))
 }
 
 /// Polls `check` every `every` until it returns `Ok(Some(_))`, or fails after `limit` with the last
@@ -119,7 +129,13 @@ impl Response {
 
 /// A minimal HTTP/1.1 request (one connection per request, bounded by `timeout`). Enough for tests that
 /// must see exactly which member answered and when, without a client library's retries.
-pub fn http(method: &str, addr: SocketAddr, path: &str, body: Option<&str>, timeout: Duration) -> Result<Response> {
+pub fn http(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -140,17 +156,24 @@ pub fn http(method: &str, addr: SocketAddr, path: &str, body: Option<&str>, time
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow!("no status line: {head}"))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok(Response { status, body })
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -174,7 +197,8 @@ pub struct Lab {
 impl Lab {
     /// `berthctl lab up --name NAME --servers S --agents A`, after removing any leftover of the same name.
     pub fn up(name: &str, servers: usize, agents: usize) -> Result<Lab> {
-        let _ = output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", name]));
+        let _ =
+            output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", name]));
         run(Command::new(bin_dir().join("berthctl")).args([
             "lab",
             "up",
@@ -203,7 +227,11 @@ impl Lab {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|n| n["role"].as_str().is_some_and(|r| r.eq_ignore_ascii_case(role)))
+            .filter(|n| {
+                n["role"]
+                    .as_str()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(role))
+            })
             .map(|n| {
                 (
                     n["name"].as_str().unwrap_or_default().to_string(),
@@ -267,6 +295,8 @@ impl Drop for Lab {
             eprintln!("BERTH_KEEP_LAB set: leaving lab {} up", self.name);
             return;
         }
-        let _ = output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", &self.name]));
+        let _ = output(
+            Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", &self.name]),
+        );
     }
 }

@@ -126,46 +126,58 @@ fn live_pods(lab: &Lab) -> Result<Vec<Value>> {
 
 fn is_ready(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running"
-        && pod["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 /// Waits until the Deployment has rolled out `replicas` available pods of its current template, and exactly
 /// that many live pods, all ready.
 fn wait_rolled_out(lab: &Lab, replicas: i64, limit: Duration) -> Result<Vec<Value>> {
-    wait_for(&format!("web rolled out at {replicas} replicas"), limit, POLL, || {
-        let d = deployment(lab)?;
-        let s = &d["status"];
-        let done = d["metadata"]["generation"].as_i64() <= s["observedGeneration"].as_i64()
-            && s["updatedReplicas"].as_i64() == Some(replicas)
-            && s["availableReplicas"].as_i64() == Some(replicas)
-            && s["replicas"].as_i64() == Some(replicas);
-        let pods = live_pods(lab)?;
-        if done && pods.len() as i64 == replicas && pods.iter().all(is_ready) {
-            Ok(Some(pods))
-        } else {
-            Ok(None)
-        }
-    })
+    wait_for(
+        &format!("web rolled out at {replicas} replicas"),
+        limit,
+        POLL,
+        || {
+            let d = deployment(lab)?;
+            let s = &d["status"];
+            let done = d["metadata"]["generation"].as_i64() <= s["observedGeneration"].as_i64()
+                && s["updatedReplicas"].as_i64() == Some(replicas)
+                && s["availableReplicas"].as_i64() == Some(replicas)
+                && s["replicas"].as_i64() == Some(replicas);
+            let pods = live_pods(lab)?;
+            if done && pods.len() as i64 == replicas && pods.iter().all(is_ready) {
+                Ok(Some(pods))
+            } else {
+                Ok(None)
+            }
+        },
+    )
     .with_context(|| diagnostics(lab))
 }
 
 fn node_of(pod: &Value) -> String {
-    pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string()
+    pod["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn diagnostics(lab: &Lab) -> String {
     let pods = lab
         .berthctl(&["get", "pods", "-o", "wide"])
         .unwrap_or_else(|e| format!("{e:#}"));
-    let nodes = lab.berthctl(&["get", "nodes"]).unwrap_or_else(|e| format!("{e:#}"));
+    let nodes = lab
+        .berthctl(&["get", "nodes"])
+        .unwrap_or_else(|e| format!("{e:#}"));
     format!("cluster state:\n{nodes}\n{pods}")
 }
 
 /// The member that holds the leader Lease.
 fn leader(lab: &Lab) -> Result<String> {
-    let lease = lab.get_json("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-leader")?;
+    let lease =
+        lab.get_json("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-leader")?;
     Ok(lease["spec"]["holderIdentity"]
         .as_str()
         .context("lease without holder")?
@@ -174,9 +186,10 @@ fn leader(lab: &Lab) -> Result<String> {
 
 fn node_ready(lab: &Lab, node: &str) -> Result<bool> {
     let n = lab.get_json(&format!("/api/v1/nodes/{node}"))?;
-    Ok(n["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+    Ok(n["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    }))
 }
 
 /// Every agent's NodePort answers with a pod name.
@@ -187,7 +200,11 @@ fn check_nodeports(lab: &Lab) -> Result<BTreeSet<String>> {
         for _ in 0..6 {
             let r = http("GET", addr, "/", None, Duration::from_secs(3))
                 .with_context(|| format!("NodePort on {node}"))?;
-            let who = r.body.trim().strip_prefix("hello from ").map(str::to_string);
+            let who = r
+                .body
+                .trim()
+                .strip_prefix("hello from ")
+                .map(str::to_string);
             match who {
                 Some(pod) if r.status == 200 => {
                     answered.insert(pod);
@@ -205,7 +222,9 @@ fn lab_fault_drills() -> Result<()> {
         eprintln!("skipping lab_fault_drills: {why}");
         return Ok(());
     }
-    let images = berth_tests::run(std::process::Command::new("bash").arg(workspace().join("tests/images/build.sh")))?;
+    let images = berth_tests::run(
+        std::process::Command::new("bash").arg(workspace().join("tests/images/build.sh")),
+    )?;
     let image = images
         .lines()
         .find(|l| l.ends_with("busybox-oci.tar"))
@@ -222,10 +241,17 @@ fn lab_fault_drills() -> Result<()> {
     assert!(out.contains("deployment.apps/web created"), "{out}");
     let pods = wait_rolled_out(&lab, 3, Duration::from_secs(120))?;
     let nodes: BTreeSet<_> = pods.iter().map(node_of).collect();
-    assert_eq!(nodes.len(), 3, "replicas not spread over 3 agents: {nodes:?}");
-    let answered = wait_for("NodePort answers on every agent", Duration::from_secs(30), POLL, || {
-        Ok(check_nodeports(&lab).ok())
-    })?;
+    assert_eq!(
+        nodes.len(),
+        3,
+        "replicas not spread over 3 agents: {nodes:?}"
+    );
+    let answered = wait_for(
+        "NodePort answers on every agent",
+        Duration::from_secs(30),
+        POLL,
+        || Ok(check_nodeports(&lab).ok()),
+    )?;
     assert!(!answered.is_empty());
 
     let writer = Writer::start(lab.api_addrs());
@@ -241,40 +267,68 @@ fn lab_fault_drills() -> Result<()> {
     eprintln!("== rolling update (rollout restart)");
     let before: BTreeSet<String> = live_pods(&lab)?
         .iter()
-        .map(|p| p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap_or("").to_string())
+        .map(|p| {
+            p["metadata"]["labels"]["pod-template-hash"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     lab.berthctl(&["rollout", "restart", "deployment/web"])?;
-    let pods = wait_for("pods of a new template", Duration::from_secs(120), POLL, || {
-        let pods = wait_rolled_out(&lab, 3, Duration::from_secs(1)).ok();
-        Ok(pods.filter(|ps| {
-            ps.iter().all(|p| {
-                !before.contains(p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap_or(""))
-            })
-        }))
-    })
+    let pods = wait_for(
+        "pods of a new template",
+        Duration::from_secs(120),
+        POLL,
+        || {
+            let pods = wait_rolled_out(&lab, 3, Duration::from_secs(1)).ok();
+            Ok(pods.filter(|ps| {
+                ps.iter().all(|p| {
+                    !before.contains(
+                        p["metadata"]["labels"]["pod-template-hash"]
+                            .as_str()
+                            .unwrap_or(""),
+                    )
+                })
+            }))
+        },
+    )
     .with_context(|| diagnostics(&lab))?;
     assert_eq!(pods.len(), 3);
     let history = lab.kubectl(&["rollout", "history", "deployment/web"])?;
-    assert!(history.contains('2'), "rollout history shows no second revision: {history}");
+    assert!(
+        history.contains('2'),
+        "rollout history shows no second revision: {history}"
+    );
 
     eprintln!("== kill an agent: its pods are replaced on the others");
     let victim = node_of(&pods[0]);
     lab.lab("kill", Some(&victim))?;
     let healed = Instant::now();
-    wait_for(&format!("{victim} NotReady"), Duration::from_secs(30), POLL, || {
-        Ok((!node_ready(&lab, &victim)?).then_some(()))
-    })?;
-    let pods = wait_for("replacements on healthy agents", Duration::from_secs(90), POLL, || {
-        let pods = wait_rolled_out(&lab, 3, Duration::from_secs(1)).ok();
-        Ok(pods.filter(|ps| ps.iter().all(|p| node_of(p) != victim)))
-    })
+    wait_for(
+        &format!("{victim} NotReady"),
+        Duration::from_secs(30),
+        POLL,
+        || Ok((!node_ready(&lab, &victim)?).then_some(())),
+    )?;
+    let pods = wait_for(
+        "replacements on healthy agents",
+        Duration::from_secs(90),
+        POLL,
+        || {
+            let pods = wait_rolled_out(&lab, 3, Duration::from_secs(1)).ok();
+            Ok(pods.filter(|ps| ps.iter().all(|p| node_of(p) != victim)))
+        },
+    )
     .with_context(|| diagnostics(&lab))?;
     eprintln!("   replaced in {:?} after the kill", healed.elapsed());
     assert!(pods.iter().all(|p| node_of(p) != victim));
     lab.lab("restart", Some(&victim))?;
-    wait_for(&format!("{victim} Ready again"), Duration::from_secs(60), POLL, || {
-        Ok(node_ready(&lab, &victim)?.then_some(()))
-    })?;
+    wait_for(
+        &format!("{victim} Ready again"),
+        Duration::from_secs(60),
+        POLL,
+        || Ok(node_ready(&lab, &victim)?.then_some(())),
+    )?;
 
     eprintln!("== kill the leader server while writing");
     let old_leader = leader(&lab)?;
@@ -284,10 +338,16 @@ fn lab_fault_drills() -> Result<()> {
     wait_for("a new leader", Duration::from_secs(20), POLL, || {
         Ok(leader(&lab).ok().filter(|l| *l != old_leader))
     })?;
-    wait_for("writes after the leader died", Duration::from_secs(20), POLL, || {
-        Ok((writer.count() > acked_before + 10).then_some(()))
-    })?;
-    eprintln!("   longest write gap around the leader kill: {:?}", writer.longest_gap());
+    wait_for(
+        "writes after the leader died",
+        Duration::from_secs(20),
+        POLL,
+        || Ok((writer.count() > acked_before + 10).then_some(())),
+    )?;
+    eprintln!(
+        "   longest write gap around the leader kill: {:?}",
+        writer.longest_gap()
+    );
     lab.lab("restart", Some(&old_leader))?;
 
     eprintln!("== partition a minority server");
@@ -300,31 +360,46 @@ fn lab_fault_drills() -> Result<()> {
         .context("no follower")?;
     let acked_before = writer.count();
     lab.lab("partition", Some(&follower))?;
-    wait_for("writes during the partition", Duration::from_secs(20), POLL, || {
-        Ok((writer.count() > acked_before + 10).then_some(()))
-    })?;
+    wait_for(
+        "writes during the partition",
+        Duration::from_secs(20),
+        POLL,
+        || Ok((writer.count() > acked_before + 10).then_some(())),
+    )?;
     lab.lab("heal", None)?;
 
     eprintln!("== restart everything");
     for (node, _) in lab.nodes("server").into_iter().chain(lab.nodes("agent")) {
         lab.lab("restart", Some(&node))?;
     }
-    wait_for("every node Ready after the restart", Duration::from_secs(90), POLL, || {
-        let all = lab
-            .nodes("agent")
-            .iter()
-            .map(|(n, _)| node_ready(&lab, n))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(all.into_iter().all(|r| r).then_some(()))
-    })?;
+    wait_for(
+        "every node Ready after the restart",
+        Duration::from_secs(90),
+        POLL,
+        || {
+            let all = lab
+                .nodes("agent")
+                .iter()
+                .map(|(n, _)| node_ready(&lab, n))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(all.into_iter().all(|r| r).then_some(()))
+        },
+    )?;
     wait_rolled_out(&lab, 3, Duration::from_secs(120))?;
-    wait_for("NodePort answers after the restart", Duration::from_secs(60), POLL, || {
-        Ok(check_nodeports(&lab).ok())
-    })?;
+    wait_for(
+        "NodePort answers after the restart",
+        Duration::from_secs(60),
+        POLL,
+        || Ok(check_nodeports(&lab).ok()),
+    )?;
 
     eprintln!("== no acknowledged write lost");
     let acked = writer.finish();
-    assert!(acked.len() > 50, "the writer made too little progress: {}", acked.len());
+    assert!(
+        acked.len() > 50,
+        "the writer made too little progress: {}",
+        acked.len()
+    );
     let list = lab.get_json("/api/v1/namespaces/default/configmaps")?;
     let stored: BTreeSet<String> = list["items"]
         .as_array()
@@ -333,12 +408,20 @@ fn lab_fault_drills() -> Result<()> {
         .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
         .collect();
     let lost: Vec<_> = acked.iter().filter(|n| !stored.contains(*n)).collect();
-    assert!(lost.is_empty(), "{} acknowledged writes lost: {:?}", lost.len(), lost);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {:?}",
+        lost.len(),
+        lost
+    );
     eprintln!("   {} acknowledged writes, all present", acked.len());
 
     eprintln!("== down: nothing left behind");
     drop(lab);
     let netns = berth_tests::run(std::process::Command::new("ip").args(["netns", "list"]))?;
-    assert!(!netns.lines().any(|l| l.starts_with("e2e-")), "lab namespaces left: {netns}");
+    assert!(
+        !netns.lines().any(|l| l.starts_with("e2e-")),
+        "lab namespaces left: {netns}"
+    );
     Ok(())
 }
