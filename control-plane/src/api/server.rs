@@ -23,7 +23,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut config = ApiConfig::default();
-    if let Ok(addr) = listener.local_addr() {
+    if let Ok(mut addr) = listener.local_addr() {
+        // A wildcard bind is no address a client can use; loopback at least is.
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         config.advertise_address = addr.to_string();
     }
     serve_with(listener, store, config, shutdown).await
