@@ -18,6 +18,8 @@ const PORT: u16 = 7000;
 const ROUND_TRIPS: usize = 5000;
 /// New connections (one request each) per scenario.
 const CONNECTIONS: usize = 1000;
+/// Interleaved repetitions of all scenarios; medians are reported.
+const ROUNDS: usize = 5;
 /// Hard cap per measurement loop, so a broken path cannot hang the run.
 const CAP: Duration = Duration::from_secs(20);
 
@@ -168,12 +170,34 @@ fn main() -> Result<()> {
             SocketAddr::new(n2_ip.into(), PORT),
         ),
     ];
-    let mut results = Vec::new();
-    for (name, from, to) in &scenarios {
-        let s = measure(from, *to).with_context(|| format!("scenario {name}"))?;
-        eprintln!("{name}: {s:?}");
-        results.push((*name, s));
+    // Rounds interleave the scenarios so background load (shared CPUs) hits them alike; the median is reported.
+    let mut runs: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
+    for round in 0..ROUNDS {
+        for (i, (name, from, to)) in scenarios.iter().enumerate() {
+            let s = measure(from, *to).with_context(|| format!("scenario {name}"))?;
+            eprintln!("round {round} {name}: {s:?}");
+            runs[i].push(s);
+        }
     }
+    let median = |v: &[Sample], f: fn(&Sample) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+        x[x.len() / 2]
+    };
+    let results: Vec<(&str, Sample)> = scenarios
+        .iter()
+        .zip(&runs)
+        .map(|((name, _, _), v)| {
+            let s = Sample {
+                rps: median(v, |s| s.rps),
+                p50_us: median(v, |s| s.p50_us),
+                p99_us: median(v, |s| s.p99_us),
+                conn_per_s: median(v, |s| s.conn_per_s),
+            };
+            (*name, s)
+        })
+        .collect();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let r = |i: usize| results[i].1;
     let mut md = String::new();
     md.push_str("# berth network benchmark\n\n");
@@ -182,9 +206,12 @@ fn main() -> Result<()> {
          veth switch, pods attached by the CNI bridge plugin, VXLAN overlay, nftables Service DNAT. Each scenario: \
          {ROUND_TRIPS} round trips of {MSG}-byte request/response on one persistent TCP connection (req/s, RTT \
          percentiles), then {CONNECTIONS} fresh connections with one request each (conn/s; every new connection goes \
-         through conntrack and, for Service IPs, the DNAT chains). Single client thread, so numbers are latency-bound.\n\n",
+         through conntrack and, for Service IPs, the DNAT chains). Single client thread, so numbers are latency-bound. \
+         Median of {ROUNDS} interleaved rounds; load average at the end: {}. The CPUs are shared with other builds, so \
+         compare ratios rather than absolute numbers.\n\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     ));
     md.push_str("| scenario | req/s (persistent) | RTT p50 (µs) | RTT p99 (µs) | new conn/s |\n|---|---:|---:|---:|---:|\n");
     for (name, s) in &results {

@@ -632,36 +632,6 @@ mod tests {
     }
 
     #[test]
-    fn dump_scripts_for_nft_check() {
-        let Ok(dir) = std::env::var("BERTH_NFT_DUMP") else {
-            return;
-        };
-        let fake = Arc::new(FakeNetlink::new());
-        let mut p = ServiceProxy::new(fake.clone(), cfg());
-        let mut a = svc(
-            "a",
-            "10.96.0.20",
-            "NodePort",
-            vec![ep("10.244.1.2", true), ep("10.244.2.2", true)],
-        );
-        a.session_affinity = "ClientIP".into();
-        let b = svc(
-            "b",
-            "10.96.0.21",
-            "ClusterIP",
-            vec![ep("10.244.1.3", false)],
-        );
-        p.apply(&[a.clone(), b.clone()]).unwrap();
-        let mut a2 = a.clone();
-        a2.endpoints[1].ready = false;
-        p.apply(&[a2, b.clone()]).unwrap();
-        p.apply(std::slice::from_ref(&b)).unwrap();
-        for (i, s) in fake.nft_scripts().iter().enumerate() {
-            std::fs::write(format!("{dir}/{i}.nft"), s).unwrap();
-        }
-    }
-
-    #[test]
     fn failed_transaction_forces_full_rebuild() {
         let fake = Arc::new(FakeNetlink::new());
         let mut p = ServiceProxy::new(fake.clone(), cfg());
