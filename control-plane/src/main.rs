@@ -93,7 +93,11 @@ async fn main() -> anyhow::Result<()> {
 fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
     let api: server::ApiHook = Box::new(|ctx, listener, shutdown| {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
-        Box::pin(api::serve(listener, store, shutdown))
+        let config = api::ApiConfig {
+            advertise_address: ctx.config.api_addr(),
+            ..api::ApiConfig::default()
+        };
+        Box::pin(api::serve_with(listener, store, config, shutdown))
     });
     let grpc: server::GrpcHook = Box::new(|ctx, routes| {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
