@@ -172,8 +172,6 @@ fn swarm_bench(tar: &str) -> Result<(Duration, Duration)> {
             "many",
             "--replicas",
             &REPLICAS.to_string(),
-            "--network",
-            "none",
             "berth/busybox:latest",
             "sleep",
             "3600",
