@@ -770,7 +770,11 @@ async fn pull_from_local_registry_over_plain_http() {
     assert_eq!(rec.name, image);
     assert_eq!(rec.layers.len(), 2);
     let dirs = store.layer_dirs(&rec).unwrap();
-    assert!(dirs[0].join("bin/busybox").exists());
+    assert!(
+        dirs[0].join("bin/busybox").exists(),
+        "{rec:?} {:?}",
+        std::fs::read_dir(&dirs[0]).map(|d| d.count())
+    );
     assert_eq!(store.config(&rec).unwrap().cmd, vec!["sh".to_string()]);
     // Present now: IfNotPresent answers from the store, Always pulls again and gets the same image.
     assert_eq!(

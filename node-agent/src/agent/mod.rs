@@ -54,6 +54,8 @@ pub enum Command {
     ResendAll,
     /// New cluster settings.
     Settings(ClusterSettings),
+    /// Services from the network view (for service-link environment variables).
+    Services(Vec<crate::pod::spec::ServiceEnv>),
 }
 
 /// Shared state of a running agent: what the HTTP endpoints need.
@@ -109,6 +111,7 @@ pub fn spawn_pod_manager(
                             }
                             Command::ResendAll => manager.reset_reported(),
                             Command::Settings(s) => manager.set_settings(s),
+                            Command::Services(s) => manager.set_services(s),
                         }
                         next = commands.try_recv().ok();
                     }
@@ -383,6 +386,23 @@ fn apply(
             .filter_map(desired)
             .collect();
         let _ = cmds.send(Command::Delta(up, removed));
+    }
+    if let Some(view) = &m.network {
+        let services = view
+            .services
+            .iter()
+            .map(|s| crate::pod::spec::ServiceEnv {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                cluster_ip: s.cluster_ip.clone(),
+                ports: s
+                    .ports
+                    .iter()
+                    .map(|p| (p.name.clone(), p.port, p.protocol.clone()))
+                    .collect(),
+            })
+            .collect();
+        let _ = cmds.send(Command::Services(services));
     }
     if let (Some(view), Some(n)) = (m.network, node_net) {
         tokio::task::spawn_blocking(move || {

@@ -43,9 +43,21 @@ pub(super) async fn pull(store: &ImageStore, image: &str) -> Result<ImageRecord>
                 .collect()
         })
         .unwrap_or_default();
+    // The client fetches layers concurrently and returns them in completion order: store them all, then
+    // order them by the manifest (bottom first), which is also the order of the config's diff_ids.
+    let mut stored = std::collections::HashMap::new();
+    for l in &data.layers {
+        stored.insert(store.put_blob(&l.data)?, l);
+    }
+    let order: Vec<String> = match &data.manifest {
+        Some(m) => m.layers.iter().map(|d| d.digest.clone()).collect(),
+        None => return Err(fail("registry returned no manifest".into())),
+    };
     let mut layers = Vec::new();
-    for (i, l) in data.layers.iter().enumerate() {
-        let digest = store.put_blob(&l.data)?;
+    for (i, digest) in order.iter().enumerate() {
+        let l = stored
+            .get(digest)
+            .ok_or_else(|| fail(format!("layer {digest} missing from the pull")))?;
         // Registries without diff_ids in the config (rare) get them computed from the uncompressed layer.
         let diff_id = match ids.get(i) {
             Some(id) => id.clone(),
@@ -58,7 +70,10 @@ pub(super) async fn pull(store: &ImageStore, image: &str) -> Result<ImageRecord>
                 format!("sha256:{}", hex::encode(Sha256::digest(&raw)))
             }
         };
-        layers.push(LayerRef { digest, diff_id });
+        layers.push(LayerRef {
+            digest: digest.clone(),
+            diff_id,
+        });
     }
     let rec = ImageRecord {
         name: r.full(),

@@ -179,6 +179,8 @@ pub struct PodManager {
     adopted: BTreeMap<String, Vec<ContainerStatus>>,
     /// Last reported status JSON per pod UID, so only changes are reported.
     reported: BTreeMap<String, Value>,
+    /// Services for service-link environment variables, from the network view.
+    services: Vec<spec::ServiceEnv>,
 }
 
 /// One container in a [`Lookup`].
@@ -219,9 +221,15 @@ impl PodManager {
             pods: BTreeMap::new(),
             adopted: BTreeMap::new(),
             reported: BTreeMap::new(),
+            services: Vec::new(),
         };
         m.adopt_existing();
         m
+    }
+
+    /// Replaces the services used for `{NAME}_SERVICE_HOST` variables of containers started from now on.
+    pub fn set_services(&mut self, services: Vec<spec::ServiceEnv>) {
+        self.services = services;
     }
 
     /// Replaces cluster settings (after `Join`).

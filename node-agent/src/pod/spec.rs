@@ -45,13 +45,68 @@ pub fn object_key(objects: &[Value], kind: &str, name: &str, key: &str) -> Optio
     o["stringData"][key].as_str().map(String::from)
 }
 
-/// Environment: image env, then the container's env (later names override earlier ones).
+/// A Service as pods see it through environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEnv {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// ClusterIP (empty or `None` for headless services, which get no variables).
+    pub cluster_ip: String,
+    /// (port name, port, protocol).
+    pub ports: Vec<(String, u32, String)>,
+}
+
+/// Kubernetes service link variables (`DB_SERVICE_HOST`, `DB_PORT_5432_TCP`, …) for services in `ns`, plus
+/// the `kubernetes` service of `default`.
+pub fn service_links(services: &[ServiceEnv], ns: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for s in services {
+        let visible = s.namespace == ns || (s.namespace == "default" && s.name == "kubernetes");
+        if !visible || s.cluster_ip.is_empty() || s.cluster_ip == "None" || s.ports.is_empty() {
+            continue;
+        }
+        let n = s.name.to_uppercase().replace('-', "_");
+        let ip = &s.cluster_ip;
+        out.push((format!("{n}_SERVICE_HOST"), ip.clone()));
+        out.push((format!("{n}_SERVICE_PORT"), s.ports[0].1.to_string()));
+        for (pname, port, _) in &s.ports {
+            if !pname.is_empty() {
+                out.push((
+                    format!(
+                        "{n}_SERVICE_PORT_{}",
+                        pname.to_uppercase().replace('-', "_")
+                    ),
+                    port.to_string(),
+                ));
+            }
+        }
+        let (_, p0, proto0) = &s.ports[0];
+        out.push((
+            format!("{n}_PORT"),
+            format!("{}://{ip}:{p0}", proto0.to_lowercase()),
+        ));
+        for (_, port, proto) in &s.ports {
+            let (lp, up) = (proto.to_lowercase(), proto.to_uppercase());
+            let base = format!("{n}_PORT_{port}_{up}");
+            out.push((base.clone(), format!("{lp}://{ip}:{port}")));
+            out.push((format!("{base}_PROTO"), lp));
+            out.push((format!("{base}_PORT"), port.to_string()));
+            out.push((format!("{base}_ADDR"), ip.clone()));
+        }
+    }
+    out
+}
+
+/// Environment: image env, service links, then the container's env (later names override earlier ones).
 pub fn env(
     container: &Value,
     image: &ImageConfig,
     pod: &Value,
     pod_ip: Option<&str>,
     objects: &[Value],
+    services: &[ServiceEnv],
 ) -> Vec<String> {
     let mut out: Vec<(String, String)> = image
         .env
@@ -61,6 +116,15 @@ pub fn env(
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
+    if pod["spec"]["enableServiceLinks"].as_bool().unwrap_or(true) {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        out.extend(service_links(services, ns));
+    } else if let Some(k) = services
+        .iter()
+        .find(|s| s.namespace == "default" && s.name == "kubernetes")
+    {
+        out.extend(service_links(std::slice::from_ref(k), "default"));
+    }
     let mut set = |k: String, v: String| match out.iter_mut().find(|(n, _)| *n == k) {
         Some(e) => e.1 = v,
         None => out.push((k, v)),
@@ -69,6 +133,31 @@ pub fn env(
         "HOSTNAME".into(),
         pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
     );
+    for e in container["envFrom"].as_array().into_iter().flatten() {
+        let prefix = e["prefix"].as_str().unwrap_or("");
+        let (kind, name) = if let Some(n) = e["configMapRef"]["name"].as_str() {
+            ("ConfigMap", n)
+        } else if let Some(n) = e["secretRef"]["name"].as_str() {
+            ("Secret", n)
+        } else {
+            continue;
+        };
+        let Some(o) = objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        else {
+            continue;
+        };
+        let keys: Vec<String> = o["data"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for k in keys {
+            if let Some(v) = object_key(objects, kind, name, &k) {
+                set(format!("{prefix}{k}"), v);
+            }
+        }
+    }
     for e in container["env"].as_array().into_iter().flatten() {
         let Some(name) = e["name"].as_str() else {
             continue;
@@ -205,14 +294,41 @@ mod tests {
             json!({"kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "v"}}),
             json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"pw": base64::engine::general_purpose::STANDARD.encode("hunter2")}}),
         ];
-        let c = json!({"env": [
+        let c = json!({"envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}], "env": [
             {"name": "A", "value": "2"},
             {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}},
             {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}}
         ]});
-        let e = env(&c, &img(), &pod, Some("10.244.1.5"), &objs);
+        let svcs = vec![
+            ServiceEnv {
+                namespace: "ns".into(),
+                name: "my-db".into(),
+                cluster_ip: "10.96.0.12".into(),
+                ports: vec![("http".into(), 5432, "TCP".into())],
+            },
+            ServiceEnv {
+                namespace: "other".into(),
+                name: "x".into(),
+                cluster_ip: "10.96.0.13".into(),
+                ports: vec![("".into(), 1, "TCP".into())],
+            },
+        ];
+        let e = env(&c, &img(), &pod, Some("10.244.1.5"), &objs, &svcs);
+        for want in [
+            "MY_DB_SERVICE_HOST=10.96.0.12",
+            "MY_DB_SERVICE_PORT=5432",
+            "MY_DB_SERVICE_PORT_HTTP=5432",
+            "MY_DB_PORT=tcp://10.96.0.12:5432",
+            "MY_DB_PORT_5432_TCP_ADDR=10.96.0.12",
+        ] {
+            assert!(e.contains(&want.to_string()), "{want} in {e:?}");
+        }
+        assert!(
+            !e.iter().any(|v| v.starts_with("X_SERVICE_HOST")),
+            "other namespaces are not linked"
+        );
         for want in [
             "PATH=/bin",
             "A=2",
@@ -221,6 +337,7 @@ mod tests {
             "C=v",
             "S=hunter2",
             "HOSTNAME=p",
+            "CM_k=v",
         ] {
             assert!(e.contains(&want.to_string()), "{want} in {e:?}");
         }
