@@ -622,7 +622,7 @@ mod tests {
             .unwrap();
         assert!(flush < del);
 
-        p.apply(&[b.clone()]).unwrap();
+        p.apply(std::slice::from_ref(&b)).unwrap();
         let rm = fake.nft_scripts()[2].clone();
         assert!(
             rm.contains("delete element ip berth service-ips { 10.96.0.20 . tcp . 80 }"),
