@@ -33,6 +33,20 @@ impl Outcome {
         }
     }
 
+    /// Like [`Outcome::from_versions`], but a server that writes a new `resourceVersion` for a no-op apply
+    /// still yields `Unchanged` when nothing but bookkeeping (`resourceVersion`, `managedFields`, and the
+    /// controller-owned `status`) differs.
+    pub fn from_objects(before: Option<&Value>, after: &Value) -> Self {
+        let rv = |o: &Value| o["metadata"]["resourceVersion"].as_str().map(str::to_string);
+        match before {
+            None => Outcome::Created,
+            Some(b) => match Self::from_versions(rv(b).as_deref(), rv(after).as_deref()) {
+                Outcome::Configured if comparable(b) == comparable(after) => Outcome::Unchanged,
+                o => o,
+            },
+        }
+    }
+
     /// The word kubectl prints.
     pub fn word(self) -> &'static str {
         match self {
@@ -41,6 +55,18 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
         }
     }
+}
+
+fn comparable(o: &Value) -> Value {
+    let mut o = o.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+    }
+    o
 }
 
 /// Where an object goes: its resource type, namespace (for namespaced types) and the object with the
@@ -89,11 +115,6 @@ pub async fn apply_one(
             doc.source
         )
     })?;
-    let before_rv = before.as_ref().and_then(|b| {
-        b["metadata"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string)
-    });
     // An applied config must not pin a resourceVersion or carry server-owned fields.
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("resourceVersion");
@@ -117,8 +138,7 @@ pub async fn apply_one(
         }
         r => r.with_context(|| format!("error when applying {}", doc.source))?,
     };
-    let after_rv = after["metadata"]["resourceVersion"].as_str();
-    let outcome = Outcome::from_versions(before_rv.as_deref(), after_rv);
+    let outcome = Outcome::from_objects(before.as_ref(), &after);
     let word = if server_side {
         "serverside-applied"
     } else {
@@ -145,6 +165,18 @@ mod tests {
             Outcome::Configured
         );
         assert_eq!(Outcome::Configured.word(), "configured");
+    }
+
+    #[test]
+    fn outcome_ignores_bookkeeping_only_writes() {
+        let before = serde_json::json!({"metadata":{"name":"w","resourceVersion":"5","managedFields":[1]},"spec":{"replicas":3},"status":{"ready":1}});
+        let noop = serde_json::json!({"metadata":{"name":"w","resourceVersion":"9","managedFields":[2]},"spec":{"replicas":3},"status":{"ready":2}});
+        let changed = serde_json::json!({"metadata":{"name":"w","resourceVersion":"9"},"spec":{"replicas":4}});
+        let relabeled = serde_json::json!({"metadata":{"name":"w","resourceVersion":"9","labels":{"a":"b"}},"spec":{"replicas":3}});
+        assert_eq!(Outcome::from_objects(Some(&before), &noop), Outcome::Unchanged);
+        assert_eq!(Outcome::from_objects(Some(&before), &changed), Outcome::Configured);
+        assert_eq!(Outcome::from_objects(Some(&before), &relabeled), Outcome::Configured);
+        assert_eq!(Outcome::from_objects(None, &noop), Outcome::Created);
     }
 
     #[test]

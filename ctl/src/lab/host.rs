@@ -134,6 +134,47 @@ pub fn pids_matching(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// PIDs of processes in another mount namespace (containers) whose mounts reference `needle` (a lab directory
+/// with a trailing `/`): the overlay rootfs of a container names its layers and upper dir. This finds a lab's
+/// containers even when the agent that started them lost track of them.
+pub fn pids_with_mounts_under(needle: &str) -> Vec<u32> {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+    let mine = ns("self");
+    let skip = ancestors();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| !skip.contains(p))
+        .filter(|p| {
+            let other = ns(&p.to_string());
+            other.is_some() && other != mine
+        })
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
+                .is_ok_and(|m| m.contains(needle))
+        })
+        .filter(|&p| cmdline(p).is_some())
+        .collect()
+}
+
+/// The name under `/run/netns` of the network namespace `pid` is in, if it has one.
+pub fn netns_name_of(pid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    let ino: u64 = link
+        .to_string_lossy()
+        .trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    std::fs::read_dir("/run/netns")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find(|e| e.metadata().is_ok_and(|m| m.ino() == ino))
+        .and_then(|e| e.file_name().into_string().ok())
+}
+
 /// This process and its ancestors (`sudo berthctl lab down --dir X/` mentions the directory too).
 fn ancestors() -> Vec<u32> {
     let mut out = vec![std::process::id()];

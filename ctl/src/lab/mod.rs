@@ -346,6 +346,26 @@ async fn lab_client(state: &LabState) -> Result<kube::Client> {
     Ok(s.client)
 }
 
+/// A client for the first server whose API answers (status must work while s1 is down).
+async fn any_server_client(state: &LabState) -> Option<kube::Client> {
+    for url in state.plan.api_urls() {
+        let Ok(s) = crate::kubeconfig::connect(&crate::kubeconfig::ConnectOptions {
+            kubeconfig: Some(state.kubeconfig.clone()),
+            server: Some(url),
+            ..Default::default()
+        })
+        .await
+        else {
+            continue;
+        };
+        let ok = tokio::time::timeout(Duration::from_secs(2), s.client.apiserver_version()).await;
+        if matches!(ok, Ok(Ok(_))) {
+            return Some(s.client);
+        }
+    }
+    None
+}
+
 /// Waits (bounded) for the API to answer and every agent to be Ready, showing progress on stderr. A node
 /// process that exits meanwhile fails the wait with the end of its log.
 pub async fn wait_ready(state: &LabState, timeout: Duration) -> Result<()> {
@@ -510,10 +530,23 @@ pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
     for n in &pod_netns {
         pids.extend(host::netns_pids(n));
     }
+    let d = dir.canonicalize().unwrap_or(dir.clone());
+    let needle = format!("{}/", d.display().to_string().trim_end_matches('/'));
     if dir.exists() {
-        let d = dir.canonicalize().unwrap_or(dir.clone());
-        pids.extend(host::pids_matching(&format!("{}/", d.display())));
+        pids.extend(host::pids_matching(&needle));
     }
+    // Containers the agents lost track of (or whose records are gone): found by their rootfs mounts, and
+    // their pod namespaces by the namespace they run in.
+    let orphans = host::pids_with_mounts_under(&needle);
+    let mut pod_netns = pod_netns;
+    for &p in &orphans {
+        if let Some(n) = host::netns_name_of(p) {
+            if !netns.contains(&n) && !pod_netns.contains(&n) {
+                pod_netns.push(n);
+            }
+        }
+    }
+    pids.extend(orphans);
     pids.sort_unstable();
     pids.dedup();
     pids.retain(|&p| p != std::process::id());
@@ -530,6 +563,12 @@ pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
         }
     }
     for n in netns.iter().chain(&pod_netns) {
+        // A pod namespace that still holds a process is not ours to remove (or not dead yet).
+        let is_node = netns.contains(n);
+        if !is_node && !host::netns_pids(n).is_empty() {
+            eprintln!("warning: not deleting namespace {n}: processes still run in it");
+            continue;
+        }
         if host::netns_list().contains(n) && host::run_quiet(&["ip", "netns", "del", n]) {
             report.netns.push(n.clone());
         }
@@ -597,7 +636,7 @@ pub async fn status(name: &str, dir: Option<&Path>, out: &mut dyn Write) -> Resu
         state.plan.bridge,
         state.dir.display()
     )?;
-    let client = lab_client(&state).await.ok();
+    let client = any_server_client(&state).await;
     let ready = match &client {
         Some(c) => tokio::time::timeout(Duration::from_secs(3), ready_nodes(c))
             .await

@@ -387,16 +387,37 @@ impl LabPlan {
         format!("http://{ip}:6443")
     }
 
-    /// A kubeconfig for the lab (context `berth-{name}`, namespace `default`).
+    /// A kubeconfig for the lab: context `berth-{name}` talks to the first server; `berth-{name}-s2`... to
+    /// each other server (for drills that kill s1).
     pub fn kubeconfig(&self, token: &str) -> String {
         let n = format!("berth-{}", self.name);
+        let mut clusters = String::new();
+        let mut contexts = String::new();
+        for (i, s) in self.servers().enumerate() {
+            let cn = if i == 0 {
+                n.clone()
+            } else {
+                format!("{n}-{}", s.name)
+            };
+            clusters.push_str(&format!(
+                "- name: {cn}\n  cluster:\n    server: http://{}:6443\n",
+                s.ip
+            ));
+            contexts.push_str(&format!(
+                "- name: {cn}\n  context:\n    cluster: {cn}\n    user: {n}\n    namespace: default\n"
+            ));
+        }
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {n}\n  cluster:\n    server: {url}\n\
-             users:\n- name: {n}\n  user:\n    token: {token}\n\
-             contexts:\n- name: {n}\n  context:\n    cluster: {n}\n    user: {n}\n    namespace: default\n\
-             current-context: {n}\n",
-            url = self.api_url()
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n- name: {n}\n  user:\n    token: {token}\n\
+             contexts:\n{contexts}current-context: {n}\n"
         )
+    }
+
+    /// The API URL of every server.
+    pub fn api_urls(&self) -> Vec<String> {
+        self.servers()
+            .map(|s| format!("http://{}:6443", s.ip))
+            .collect()
     }
 }
 
