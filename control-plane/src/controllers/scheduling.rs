@@ -54,6 +54,9 @@ struct Runner {
     recorder: Recorder,
     rng: StdRng,
     stats: Stats,
+    /// Bindings committed (or in flight) whose watch event has not come back yet: store key -> node.
+    /// Their echo need not be parsed again, the view already has them.
+    echo: HashMap<String, String>,
 }
 
 fn view_key(store_key: &str) -> Option<String> {
@@ -86,9 +89,19 @@ impl Runner {
                 self.view.remove_pod(&vk);
                 self.pending.remove(key);
                 self.parked.remove(key);
+                self.echo.remove(key);
             }
             Kind::Added | Kind::Modified => {
-                self.view.upsert_pod_json(&obj);
+                let node = pod_node(&obj);
+                let echo = match (self.echo.remove(key), node) {
+                    (Some(ours), Some(n)) => ours == n,
+                    _ => false,
+                };
+                // Parsing is the runner's main cost: skip it for the echo of our own binding and for
+                // pending pods the view never held.
+                if !echo && (node.is_some() || was_bound) {
+                    self.view.upsert_pod_json(&obj);
+                }
                 if self.ours(&obj) {
                     if let Some((_, msg)) = self.parked.remove(key) {
                         self.parked.insert(key.to_string(), (obj, msg));
@@ -150,10 +163,11 @@ impl Runner {
         }
     }
 
-    /// Schedules up to one batch of pending pods and commits it. Returns false when nothing was pending.
-    async fn schedule_once(&mut self) -> bool {
+    /// Schedules up to one batch of pending pods into a [`Prepared`] binding batch (the view already
+    /// counts the placements). `None` when nothing is pending.
+    fn prepare(&mut self) -> Option<Prepared> {
         if self.pending.is_empty() {
-            return false;
+            return None;
         }
         let n = self.config.scheduler_batch_size.max(1);
         let mut taken = Vec::with_capacity(n.min(self.pending.len()));
@@ -170,7 +184,8 @@ impl Runner {
         let mut ops = Vec::new();
         let mut events = Vec::new();
         let mut placed = Vec::new();
-        let mut newly_parked = Vec::new();
+        let mut parked = Vec::new();
+        let mut unschedulable = 0;
         for ((key, obj), (pod, result)) in taken.iter().zip(results) {
             match result {
                 Ok(p) => {
@@ -204,6 +219,7 @@ impl Runner {
                             ),
                         ));
                     }
+                    self.echo.insert(key.clone(), p.node.clone());
                     placed.push(pod.key());
                 }
                 Err(u) => {
@@ -236,62 +252,105 @@ impl Runner {
                             "FailedScheduling",
                             u.message.clone(),
                         ));
-                        self.stats.unschedulable += 1;
+                        unschedulable += 1;
                     }
-                    newly_parked.push((key.clone(), obj.clone(), u.message));
+                    parked.push((key.clone(), obj.clone(), u.message));
                 }
             }
         }
         for e in &events {
             ops.push(self.recorder.op(e, now, &mut self.rng));
         }
-        if ops.is_empty() {
-            for (k, v, m) in newly_parked {
-                self.parked.insert(k, (v, m));
-            }
-            return true;
-        }
-        match self.store.commit(Batch { ops }).await {
+        Some(Prepared {
+            ops,
+            meta: BatchMeta {
+                placed,
+                taken,
+                parked,
+                unschedulable,
+            },
+        })
+    }
+
+    /// Records the outcome of a committed (or rejected) batch. Returns the key of a pod that must be
+    /// re-read, when a precondition failed on it.
+    fn finish(
+        &mut self,
+        meta: BatchMeta,
+        result: store::Result<store::Committed>,
+    ) -> Option<String> {
+        match result {
             Ok(_) => {
                 self.stats.batches += 1;
-                self.stats.bound += placed.len() as u64;
-                for (k, v, m) in newly_parked {
+                self.stats.bound += meta.placed.len() as u64;
+                self.stats.unschedulable += meta.unschedulable;
+                for (k, v, m) in meta.parked {
                     self.parked.insert(k, (v, m));
                 }
+                None
             }
             Err(e) => {
                 // Nothing applied: forget the bindings made in the view and try again with fresh pods.
-                for vk in &placed {
+                for vk in &meta.placed {
                     self.view.remove_pod(vk);
+                }
+                for (k, _) in &meta.taken {
+                    self.echo.remove(k);
                 }
                 let stale = match &e {
                     Error::PreconditionFailed { key, .. } => {
                         self.stats.conflicts += 1;
                         Some(key.clone())
                     }
-                    _ => None,
+                    _ => {
+                        tracing::debug!(error = %e, "binding batch failed; retrying");
+                        None
+                    }
                 };
-                for (k, v) in taken {
+                for (k, v) in meta.taken {
                     if Some(&k) != stale.as_ref() {
                         self.pending.insert(k, v);
                     }
                 }
-                if let Some(k) = stale {
-                    if let Ok(Some(o)) = self.store.get(&k, Consistency::Linearizable).await {
-                        let v = Arc::new(o.value);
-                        if self.ours(&v) {
-                            self.pending.insert(k, v);
-                        }
-                    }
-                } else {
-                    tracing::debug!(error = %e, "binding batch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                stale
             }
         }
-        true
+    }
+
+    async fn refresh(&mut self, key: &str) {
+        if let Ok(Some(o)) = self.store.get(key, Consistency::Linearizable).await {
+            let v = Arc::new(o.value);
+            if self.ours(&v) {
+                self.pending.insert(key.to_string(), v);
+            }
+        }
     }
 }
+
+/// A binding batch ready to commit.
+struct Prepared {
+    ops: Vec<Op>,
+    meta: BatchMeta,
+}
+
+/// What [`Runner::finish`] needs to know about a batch in flight.
+struct BatchMeta {
+    /// View keys of the pods bound in the view.
+    placed: Vec<String>,
+    /// Every pod taken from `pending`, by store key.
+    taken: Vec<(String, Arc<Value>)>,
+    /// Pods that fit nowhere, with their message.
+    parked: Vec<(String, Arc<Value>, String)>,
+    /// Unschedulable reports written by the batch.
+    unschedulable: u64,
+}
+
+/// Most binding batches in flight at once: while one is being replicated the next is being placed.
+const MAX_IN_FLIGHT: usize = 4;
+
+type InFlight = futures::stream::FuturesUnordered<
+    futures::future::BoxFuture<'static, (BatchMeta, store::Result<store::Committed>)>,
+>;
 
 /// Runs the scheduler runner until `shutdown` (the caller runs it only on the leader).
 pub async fn run(
@@ -322,6 +381,7 @@ pub async fn run_with_stats(
         parked: HashMap::new(),
         rng,
         stats: Stats::default(),
+        echo: HashMap::new(),
     };
     let prefixes = [
         (Source::Nodes, store::prefix("core", "nodes", None)),
@@ -372,22 +432,49 @@ pub async fn run_with_stats(
             }
         }
         let mut events = futures::stream::select_all(streams);
+        let mut in_flight: InFlight = futures::stream::FuturesUnordered::new();
         loop {
-            // Keep the view current with whatever already arrived, then bind one batch.
+            // Keep the view current with whatever already arrived.
             while let Some(next) = events.next().now_or_never() {
                 match next {
                     Some((src, Ok(ev))) => r.on_event(src, ev),
                     _ => continue 'relist,
                 }
             }
-            if r.schedule_once().await {
+            while let Some(Some((meta, result))) = in_flight.next().now_or_never() {
+                if let Some(stale) = r.finish(meta, result) {
+                    r.refresh(&stale).await;
+                }
                 if let Some(s) = &stats {
                     let _ = s.send(r.stats.clone());
                 }
-                if shutdown.is_cancelled() {
-                    return;
+            }
+            if in_flight.len() < MAX_IN_FLIGHT {
+                if let Some(p) = r.prepare() {
+                    if p.ops.is_empty() {
+                        // Only pods already reported unschedulable: nothing to write.
+                        for (k, v, m) in p.meta.parked {
+                            r.parked.insert(k, (v, m));
+                        }
+                        continue;
+                    }
+                    let store = store.clone();
+                    let ops = p.ops;
+                    // A task per commit: with MemStore the commit is CPU work that can run on the
+                    // other core; with Raft it overlaps replication of one batch with placing the next.
+                    let handle = tokio::spawn(async move { store.commit(Batch { ops }).await });
+                    let meta = p.meta;
+                    in_flight.push(Box::pin(async move {
+                        let result = handle.await.unwrap_or_else(|e| {
+                            Err(Error::Unavailable(format!("commit task failed: {e}")))
+                        });
+                        (meta, result)
+                    }));
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
             }
             let retry = if r.parked.is_empty() {
                 Duration::from_secs(3600)
@@ -397,6 +484,14 @@ pub async fn run_with_stats(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(retry) => r.unpark_all(),
+                Some((meta, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some(stale) = r.finish(meta, result) {
+                        r.refresh(&stale).await;
+                    }
+                    if let Some(s) = &stats {
+                        let _ = s.send(r.stats.clone());
+                    }
+                }
                 next = events.next() => match next {
                     Some((src, Ok(ev))) => r.on_event(src, ev),
                     _ => continue 'relist,
