@@ -494,3 +494,80 @@ fn every_incremental_transaction_is_accepted_by_real_nft() {
         .trim()
         .is_empty());
 }
+
+#[test]
+fn agent_restart_re_setup_keeps_pods_and_services_working() {
+    if skip() {
+        return;
+    }
+    use node_agent::network::netlink::IpTool;
+    use node_agent::network::NodeNetwork;
+    let (tb, pods) = three_nodes();
+    let svc = service(
+        "web",
+        "10.96.0.70",
+        "ClusterIP",
+        "None",
+        vec![endpoint(&pods[4], true)],
+    );
+    tb.apply(std::slice::from_ref(&svc)).unwrap();
+    let vip = SocketAddr::new(Ipv4Addr::new(10, 96, 0, 70).into(), 80);
+    assert_eq!(
+        http_get(&netns_path(&pods[0].netns), vip).as_deref(),
+        Some("a3")
+    );
+
+    // A restarted agent sets the node up again from the same config and state dir.
+    let node = &tb.nodes[0];
+    let again =
+        NodeNetwork::setup(node.net.config().clone(), IpTool::in_netns(&node.netns)).unwrap();
+    let view = proto::agentpb::NetworkView {
+        nodes: tb.node_routes(),
+        services: vec![svc],
+    };
+    again.apply_view(&view).unwrap();
+    let ip = again
+        .pod_network()
+        .setup(
+            &pods[0].uid,
+            "default",
+            "a1",
+            &netns_path(&pods[0].netns),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        ip.ip, pods[0].ip,
+        "same pod keeps its address across restarts"
+    );
+    assert_eq!(
+        http_get(&netns_path(&pods[0].netns), vip).as_deref(),
+        Some("a3")
+    );
+    assert_eq!(
+        http_get(
+            &netns_path(&pods[0].netns),
+            SocketAddr::new(pods[3].ip.into(), 8080)
+        )
+        .as_deref(),
+        Some("b2")
+    );
+}
+
+#[test]
+fn network_mode_none_gives_loopback_only() {
+    if skip() {
+        return;
+    }
+    let tb = Testbed::new(1).expect("testbed");
+    let ns = format!("{}-iso", tb.prefix());
+    let path = node_agent::network::create_netns(&ns).unwrap();
+    let pn = tb.nodes[0].net.pod_network();
+    pn.setup_isolated("iso-uid", &path).unwrap();
+    let links = tb.exec(&ns, &["ip", "-o", "link"]).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout).to_string();
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    pn.teardown("iso-uid", &path).unwrap();
+    // The testbed's Drop removes every namespace with its prefix, this one included.
+}
