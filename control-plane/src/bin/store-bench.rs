@@ -483,6 +483,17 @@ async fn main() -> anyhow::Result<()> {
         note = format!("etcd comparison not made: {} not found", etcd_bin.display());
     }
 
+    // Other work on the machine skews both systems; record how busy it was.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load = load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        note = format!("{note}\n\nLoad average at the end of the run: {load} (2 cores).")
+            .trim()
+            .to_string();
+    }
     let tput = |sys: &str| {
         rows.iter()
             .find(|r| r.system == sys && r.clients == 64)

@@ -137,6 +137,8 @@ pub(crate) struct Driver {
     /// Readies whose fsync is pending go to the syncer thread, so the driver keeps proposing,
     /// sending and applying while the disk works (raft-rs "async ready").
     syncer: Option<std::sync::mpsc::Sender<PersistJob>>,
+    /// Log entries up to here are known to be deleted.
+    purged: u64,
     syncer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -261,6 +263,7 @@ impl Driver {
             leader_id: 0,
             role: StateRole::Follower,
             syncer: Some(syncer),
+            purged: 0,
             syncer_thread: Some(syncer_thread),
         })
     }
@@ -691,6 +694,16 @@ impl Driver {
     /// Compacts the log every `snapshot_every` applied entries. The snapshot itself is the objects tree,
     /// built on demand when a peer needs it; a leader keeps entries that live followers still miss.
     fn maybe_compact(&mut self) {
+        if self.node.store().snapshot_index() > self.purged {
+            let n = self
+                .node
+                .mut_store()
+                .purge_some(512)
+                .unwrap_or_else(|e| panic!("purging compacted log failed: {e}"));
+            if n == 0 {
+                self.purged = self.node.store().snapshot_index();
+            }
+        }
         let store = self.node.store();
         let applied = store.applied();
         if applied < store.snapshot_index() + self.cfg.snapshot_every {
