@@ -48,7 +48,7 @@ impl DnsServer {
         DnsServer { table, upstream }
     }
 
-    /// Computes the response to one raw query. `max_len` is the transport limit (512 or the EDNS size for UDP);
+    /// Computes the response to one raw query. With `udp` the reply is limited to 512 bytes (or the EDNS size, at most 1232);
     /// a larger answer is replaced by a truncated (TC) one. Returns `None` for garbage without a usable header.
     pub async fn answer(&self, raw: &[u8], udp: bool) -> Option<Vec<u8>> {
         let query = match wire::parse(raw) {
