@@ -158,13 +158,18 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
+    let mut last_sweep: Option<SystemTime> = None;
     loop {
         for rx in &mut rxs {
             rx.mark_unchanged();
         }
+        let now = ctx.now();
+        if last_sweep.is_none_or(|t| t + Duration::from_secs(60) <= now) {
+            last_sweep = Some(now);
+            sweep_events(&ctx, &recorder, now).await;
+        }
         let objects: Vec<Cached> = ctx.caches.all().iter().flat_map(|i| i.list()).collect();
         let live: HashSet<String> = objects.iter().map(|o| uid(&o.value).to_string()).collect();
-        let now = ctx.now();
         let plan = reconcile(&objects, &live, now);
         let mut wait = ctx.config.resync_interval;
         for a in plan.actions {
@@ -189,6 +194,52 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(wait) => {}
             _ = changed => tokio::time::sleep(Duration::from_millis(50)).await,
         }
+    }
+}
+
+/// Events last seen before `now - ttl`.
+pub fn expired_events(
+    events: &[crate::store::Object],
+    now: SystemTime,
+    ttl: Duration,
+) -> Vec<Action> {
+    events
+        .iter()
+        .filter(|e| {
+            let last = e
+                .value
+                .get("lastTimestamp")
+                .and_then(Value::as_str)
+                .or_else(|| {
+                    e.value
+                        .pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                })
+                .and_then(parse_time);
+            last.is_some_and(|t| t + ttl <= now)
+        })
+        .map(|e| Action::Delete {
+            key: e.key.clone(),
+            revision: Some(e.revision),
+        })
+        .collect()
+}
+
+/// Deletes expired events, in batches.
+async fn sweep_events(ctx: &Ctx, recorder: &Recorder, now: SystemTime) {
+    let Ok((events, _)) = ctx
+        .store
+        .list(
+            &crate::store::prefix("core", "events", None),
+            Consistency::Local,
+        )
+        .await
+    else {
+        return;
+    };
+    let expired = expired_events(&events, now, ctx.config.event_ttl);
+    for chunk in expired.chunks(500) {
+        let _ = ctx.apply(recorder, chunk.to_vec()).await;
     }
 }
 
@@ -238,6 +289,28 @@ mod tests {
 
     fn live(objs: &[Cached]) -> HashSet<String> {
         objs.iter().map(|o| uid(&o.value).to_string()).collect()
+    }
+
+    #[test]
+    fn events_expire_after_ttl() {
+        let ev = |name: &str, last: &str| crate::store::Object {
+            key: format!("/core/events/default/{name}"),
+            value: json!({"metadata": {"name": name}, "lastTimestamp": last}),
+            revision: 3,
+        };
+        let events = vec![
+            ev("old", "2026-01-01T00:00:00Z"),
+            ev("new", "2026-01-01T00:59:00Z"),
+        ];
+        let now = parse_time("2026-01-01T01:00:00Z").unwrap();
+        let got = expired_events(&events, now, Duration::from_secs(3600));
+        assert_eq!(
+            got,
+            vec![Action::Delete {
+                key: "/core/events/default/old".into(),
+                revision: Some(3)
+            }]
+        );
     }
 
     #[test]

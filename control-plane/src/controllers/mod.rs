@@ -155,6 +155,8 @@ pub struct ControllerConfig {
     pub leader_poll_interval: Duration,
     /// Every controller re-reconciles everything at least this often (default 30 s).
     pub resync_interval: Duration,
+    /// Events whose `lastTimestamp` is older than this are deleted (default 1 h, as Kubernetes' `--event-ttl`).
+    pub event_ttl: Duration,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Seed for generated names and uids; `None` draws one from the OS.
@@ -171,6 +173,7 @@ impl std::fmt::Debug for ControllerConfig {
             .field("scheduled_events", &self.scheduled_events)
             .field("leader_poll_interval", &self.leader_poll_interval)
             .field("resync_interval", &self.resync_interval)
+            .field("event_ttl", &self.event_ttl)
             .field("seed", &self.seed)
             .finish()
     }
@@ -186,6 +189,7 @@ impl Default for ControllerConfig {
             scheduled_events: true,
             leader_poll_interval: Duration::from_millis(200),
             resync_interval: Duration::from_secs(30),
+            event_ttl: Duration::from_secs(3600),
             clock: Arc::new(TokioClock::new()),
             seed: None,
         }
