@@ -116,6 +116,7 @@ fn swarm_bench(tar: &str) -> Result<(Duration, Duration)> {
             || std::path::Path::new("/usr/sbin/dockerd").exists(),
         "dockerd not installed"
     );
+    let gwbridge_existed = std::path::Path::new("/sys/class/net/docker_gwbridge").exists();
     let root = tempfile::tempdir()?;
     let sock = root.path().join("docker.sock");
     let host = format!("unix://{}", sock.display());
@@ -191,5 +192,9 @@ fn swarm_bench(tar: &str) -> Result<(Duration, Duration)> {
     let _ = docker(&["swarm", "leave", "--force"]);
     let _ = output(Command::new("kill").arg(daemon.id().to_string()));
     let _ = daemon.wait();
+    // Swarm's gateway bridge outlives the engine; remove it unless it was there before.
+    if !gwbridge_existed {
+        let _ = output(Command::new("ip").args(["link", "del", "docker_gwbridge"]));
+    }
     result
 }
