@@ -143,6 +143,10 @@ async fn join(
 ) -> anyhow::Result<(AgentServiceClient<tonic::transport::Channel>, JoinResponse)> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(2))
+        // A server that vanishes without closing TCP (partition, power loss) is noticed within ~6 s.
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(4))
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let mut client = AgentServiceClient::new(endpoint.connect().await?);
     let status = node_info::node_status(&cfg.node_name, &cfg.node_ip, "crun");
