@@ -416,3 +416,71 @@ async fn wiped_member_rejoins_and_catches_up_by_snapshot() {
     nodes.push(joined);
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_run_serves_hooks_and_shuts_down_gracefully() {
+    use control_plane::server::{self, Hooks, ServerConfig};
+    let root = tempfile::tempdir().unwrap();
+    let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let mut config = ServerConfig::new("solo");
+    config.data_dir = root.path().join("solo");
+    config.listen_peer = peer_addr;
+    config.driver.tick = Duration::from_millis(20);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let leading = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let leading2 = leading.clone();
+    let hooks = Hooks {
+        api: Some(Box::new(move |ctx, _listener, shutdown| {
+            let _ = tx.send(ctx.store.clone());
+            Box::pin(async move {
+                shutdown.cancelled().await;
+                Ok(())
+            })
+        })),
+        on_leader: Some(Arc::new(move |_ctx, token| {
+            leading2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move { token.cancelled().await })
+        })),
+        grpc: None,
+    };
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(server::run_with_listeners(
+        config,
+        peer,
+        api,
+        hooks,
+        shutdown.clone(),
+    ));
+    let store = timeout(Duration::from_secs(10), rx).await.unwrap().unwrap();
+    let mut l = store.leadership();
+    timeout(Duration::from_secs(10), l.wait_for(|v| *v))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .commit(put("/core/configmaps/default/s", Precondition::Absent))
+        .await
+        .unwrap();
+    // The peer port answers Status for tools.
+    let st = control_plane::store::transport::status(&peer_addr.to_string())
+        .await
+        .unwrap();
+    assert_eq!((st.id, st.leader_id), (1, 1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leading.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "leader hook never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    timeout(Duration::from_secs(15), run)
+        .await
+        .expect("graceful shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .commit(put("/core/configmaps/default/t", Precondition::None))
+        .await
+        .is_err());
+}
