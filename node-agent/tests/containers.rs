@@ -254,9 +254,66 @@ use control_plane::store::{Batch, Consistency, MemStore, ObjectStore, Op, Precon
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// Serves the agents service over `store` on a fresh loopback port.
+async fn serve_agents(
+    store: Arc<dyn ObjectStore>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let svc = control_plane::agents::service(
+        store,
+        control_plane::agents::AgentsConfig {
+            token: "secret".into(),
+            ..Default::default()
+        },
+    );
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    (addr, server)
+}
+
+/// A loopback TCP proxy that can be killed (all its connections dropped), standing for a failed server.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                t.lock().unwrap().push(conn);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Proxy { addr, tasks }
+    }
+
+    fn kill(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
 struct Cluster {
     store: Arc<dyn ObjectStore>,
-    grpc: std::net::SocketAddr,
+    /// `--server` value of the agent.
+    servers: String,
     data: tempfile::TempDir,
     http: std::net::SocketAddr,
     agent: Option<std::process::Child>,
@@ -280,25 +337,18 @@ impl Drop for Cluster {
 impl Cluster {
     async fn start() -> Cluster {
         let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let grpc = listener.local_addr().unwrap();
-        let svc = control_plane::agents::service(
-            store.clone(),
-            control_plane::agents::AgentsConfig {
-                token: "secret".into(),
-                ..Default::default()
-            },
-        );
-        let server = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await
-                .unwrap();
-        });
+        let (grpc, server) = serve_agents(store.clone()).await;
+        Cluster::with(store, grpc.to_string(), server)
+    }
+
+    fn with(
+        store: Arc<dyn ObjectStore>,
+        servers: String,
+        server: tokio::task::JoinHandle<()>,
+    ) -> Cluster {
         let mut c = Cluster {
             store,
-            grpc,
+            servers,
             data: tempfile::tempdir().unwrap(),
             http: free_port(),
             agent: None,
@@ -312,7 +362,7 @@ impl Cluster {
         let child = std::process::Command::new(supervisor())
             .args([
                 "--server",
-                &self.grpc.to_string(),
+                &self.servers,
                 "--token",
                 "secret",
                 "--node-name",
@@ -792,4 +842,58 @@ async fn pull_from_local_registry_over_plain_http() {
             .config_digest,
         rec.config_digest
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_fails_over_to_another_server() {
+    require_root!();
+    let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
+    let (a, _sa) = serve_agents(store.clone()).await;
+    let (b, sb) = serve_agents(store.clone()).await;
+    let proxy = Proxy::start(a).await;
+    let c = Cluster::with(store, format!("{},{b}", proxy.addr), sb);
+    c.load_image().await;
+    let pod_spec = |cmd: &str| json!({"name": "c", "image": "berth/busybox:latest", "imagePullPolicy": "Never", "command": ["sh", "-c", cmd]});
+    c.put(
+        "/core/pods/default/one",
+        pod("one", "uid-one", pod_spec("sleep 3600")),
+    )
+    .await;
+    c.wait_for("one running", 60, running, "/core/pods/default/one")
+        .await;
+    // Server A goes away: the agent moves to B, keeps heartbeating and takes new pods from it.
+    proxy.kill();
+    let beat = |v: &Value| {
+        v["status"]["conditions"][0]["lastHeartbeatTime"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let before = beat(&c.get("/core/nodes//n1").await.unwrap());
+    c.put(
+        "/core/pods/default/two",
+        pod("two", "uid-two", pod_spec("sleep 3600")),
+    )
+    .await;
+    c.wait_for(
+        "two running through server B",
+        60,
+        running,
+        "/core/pods/default/two",
+    )
+    .await;
+    c.wait_for(
+        "a newer heartbeat",
+        30,
+        |v| v.filter(|n| beat(n) > before),
+        "/core/nodes//n1",
+    )
+    .await;
+    let one = c.get("/core/pods/default/one").await.unwrap();
+    assert_eq!(
+        one["status"]["containerStatuses"][0]["restartCount"], 0,
+        "the failover restarted nothing"
+    );
+    c.delete_pod("one").await;
+    c.delete_pod("two").await;
 }
