@@ -44,9 +44,8 @@ pub fn skip_reason() -> Option<String> {
         "/usr/lib/cni/bridge",
         "/usr/bin/kubectl",
     ] {
-        if !Path::new(tool).exists()
-            && !(tool.ends_with("crun") && Path::new("/usr/bin/runc").exists())
-        {
+        let runc_instead = tool.ends_with("crun") && Path::new("/usr/bin/runc").exists();
+        if !Path::new(tool).exists() && !runc_instead {
             let why = format!("{tool} missing (run scripts/setup.sh)");
             // In CI a missing tool is a broken setup, not a reason to pass quietly.
             assert!(std::env::var_os("CI").is_none(), "{why}");
