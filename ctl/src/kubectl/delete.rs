@@ -73,6 +73,18 @@ async fn wait_gone(session: &Session, paths: &[String], timeout: Duration) -> Re
     Ok(())
 }
 
+/// kubectl's line for a failed delete of a manifest object:
+/// `Error from server (NotFound): error when deleting "web.yaml": deployments.apps "web" not found`.
+pub fn failed_line(e: &anyhow::Error, source: &str, server: &str) -> String {
+    match errors::api_status(e) {
+        Some(s) if !s.reason.is_empty() && s.code != 401 => format!(
+            "Error from server ({}): error when deleting \"{source}\": {}",
+            s.reason, s.message
+        ),
+        _ => errors::render(e, Some(server)),
+    }
+}
+
 /// Deletes the objects of manifest documents (in reverse order, so namespaces go last). Errors for single
 /// objects are printed and the rest still deleted; the first one is returned at the end.
 pub async fn delete_documents(
@@ -94,7 +106,7 @@ pub async fn delete_documents(
         }
         .await;
         if let Err(e) = r {
-            eprintln!("{}", errors::render(&e, Some(&session.server)));
+            eprintln!("{}", failed_line(&e, &d.source, &session.server));
             first_err.get_or_insert(e);
         }
     }
@@ -152,5 +164,12 @@ mod tests {
         );
         assert_eq!(delete_body(None)["propagationPolicy"], "Background");
         assert_eq!(delete_body(Some(0))["gracePeriodSeconds"], 0);
+        let nf = kube::core::Status::failure("deployments.apps \"web\" not found", "NotFound")
+            .with_code(404);
+        let e = anyhow::Error::new(kube::Error::Api(Box::new(nf)));
+        assert_eq!(
+            failed_line(&e, "web.yaml", "http://x"),
+            "Error from server (NotFound): error when deleting \"web.yaml\": deployments.apps \"web\" not found"
+        );
     }
 }

@@ -134,25 +134,29 @@ pub fn pids_matching(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// PIDs of processes in another mount namespace (containers) whose mounts reference `needle` (a lab directory
-/// with a trailing `/`): the overlay rootfs of a container names its layers and upper dir. This finds a lab's
-/// containers even when the agent that started them lost track of them.
-pub fn pids_with_mounts_under(needle: &str) -> Vec<u32> {
-    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
-    let mine = ns("self");
+/// Whether a process's root filesystem (the `/` entry of its mountinfo) references `needle`: true for a container
+/// whose overlay rootfs lives in the lab directory. Only the root entry counts: other namespaces (init's, other
+/// tools') see the lab's mounts propagated into them, and must never match.
+pub fn root_mount_references(mountinfo: &str, needle: &str) -> bool {
+    mountinfo
+        .lines()
+        .rfind(|l| l.split_whitespace().nth(4) == Some("/"))
+        .is_some_and(|l| l.contains(needle))
+}
+
+/// PIDs of container processes whose root filesystem lives under `needle` (a lab directory with a trailing
+/// `/`). This finds a lab's containers even when the agent that started them lost track of them. PID 1, this
+/// process and its ancestors are never returned.
+pub fn pids_with_root_under(needle: &str) -> Vec<u32> {
     let skip = ancestors();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| !skip.contains(p))
-        .filter(|p| {
-            let other = ns(&p.to_string());
-            other.is_some() && other != mine
-        })
+        .filter(|p| *p > 1 && !skip.contains(p))
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
-                .is_ok_and(|m| m.contains(needle))
+                .is_ok_and(|m| root_mount_references(&m, needle))
         })
         .filter(|&p| cmdline(p).is_some())
         .collect()
@@ -290,4 +294,34 @@ pub fn lock_file(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
         .with_context(|| format!("failed to open {}", path.display()))?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("failed to lock {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_root_mount_identifies_a_container() {
+        let container = "154 125 0:61 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/berth/labs/demo/a1/layers/x,upperdir=/var/lib/berth/labs/demo/a1/containers/c/upper\n155 154 0:64 / /proc rw - proc proc rw\n";
+        assert!(root_mount_references(
+            container,
+            "/var/lib/berth/labs/demo/"
+        ));
+        assert!(!root_mount_references(
+            container,
+            "/var/lib/berth/labs/dem/"
+        ));
+        // init (or any host process) sees the lab's overlays propagated below its own root: not a container.
+        let init = "22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n300 22 0:61 / /var/lib/berth/labs/demo/a1/containers/c/rootfs rw shared:9 - overlay overlay rw,upperdir=/var/lib/berth/labs/demo/a1/containers/c/upper\n";
+        assert!(!root_mount_references(init, "/var/lib/berth/labs/demo/"));
+        assert!(!root_mount_references("", "/x/"));
+    }
+
+    #[test]
+    fn pid_one_and_self_are_never_candidates() {
+        // Whatever the needle, init and this test process must not come back.
+        let p = pids_with_root_under("/");
+        assert!(!p.contains(&1));
+        assert!(!p.contains(&std::process::id()));
+    }
 }

@@ -537,7 +537,7 @@ pub fn down(name: &str, dir: Option<&Path>) -> Result<DownReport> {
     }
     // Containers the agents lost track of (or whose records are gone): found by their rootfs mounts, and
     // their pod namespaces by the namespace they run in.
-    let orphans = host::pids_with_mounts_under(&needle);
+    let orphans = host::pids_with_root_under(&needle);
     let mut pod_netns = pod_netns;
     for &p in &orphans {
         if let Some(n) = host::netns_name_of(p) {
