@@ -37,7 +37,11 @@ impl Outcome {
     /// still yields `Unchanged` when nothing but bookkeeping (`resourceVersion`, `managedFields`, and the
     /// controller-owned `status`) differs.
     pub fn from_objects(before: Option<&Value>, after: &Value) -> Self {
-        let rv = |o: &Value| o["metadata"]["resourceVersion"].as_str().map(str::to_string);
+        let rv = |o: &Value| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        };
         match before {
             None => Outcome::Created,
             Some(b) => match Self::from_versions(rv(b).as_deref(), rv(after).as_deref()) {
@@ -173,9 +177,18 @@ mod tests {
         let noop = serde_json::json!({"metadata":{"name":"w","resourceVersion":"9","managedFields":[2]},"spec":{"replicas":3},"status":{"ready":2}});
         let changed = serde_json::json!({"metadata":{"name":"w","resourceVersion":"9"},"spec":{"replicas":4}});
         let relabeled = serde_json::json!({"metadata":{"name":"w","resourceVersion":"9","labels":{"a":"b"}},"spec":{"replicas":3}});
-        assert_eq!(Outcome::from_objects(Some(&before), &noop), Outcome::Unchanged);
-        assert_eq!(Outcome::from_objects(Some(&before), &changed), Outcome::Configured);
-        assert_eq!(Outcome::from_objects(Some(&before), &relabeled), Outcome::Configured);
+        assert_eq!(
+            Outcome::from_objects(Some(&before), &noop),
+            Outcome::Unchanged
+        );
+        assert_eq!(
+            Outcome::from_objects(Some(&before), &changed),
+            Outcome::Configured
+        );
+        assert_eq!(
+            Outcome::from_objects(Some(&before), &relabeled),
+            Outcome::Configured
+        );
         assert_eq!(Outcome::from_objects(None, &noop), Outcome::Created);
     }
 
