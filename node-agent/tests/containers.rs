@@ -610,6 +610,17 @@ async fn agent_runs_restarts_adopts_and_keeps_volumes() {
     assert_eq!(limit.trim(), (32u64 << 20).to_string());
     let (code, body) = c.http_get("/containerLogs/default/web/web").await;
     assert_eq!((code, body.as_str()), (200, "serving\n"));
+    let (_, body) = c
+        .http_get("/containerLogs/default/web/web?sinceSeconds=3600&limitBytes=4")
+        .await;
+    assert_eq!(body, "serv");
+    let (_, body) = c
+        .http_get("/containerLogs/default/web/web?timestamps=true")
+        .await;
+    assert!(
+        body.ends_with("Z serving\n") && body.starts_with("20"),
+        "{body}"
+    );
 
     // Exec over WebSocket (v5.channel.k8s.io): stdout, stderr, exit code; then stdin with close.
     let frames = exec_ws(c.http, "command=sh&command=-c&command=echo%20hi%3B%20echo%20err%201%3E%262%3B%20exit%203&stdout=true&stderr=true", None).await;

@@ -16,6 +16,10 @@ pub struct LogQuery {
     tail_lines: Option<usize>,
     previous: Option<String>,
     timestamps: Option<String>,
+    #[serde(rename = "sinceSeconds")]
+    since_seconds: Option<u64>,
+    #[serde(rename = "limitBytes")]
+    limit_bytes: Option<usize>,
 }
 
 fn truthy(v: &Option<String>) -> bool {
@@ -56,18 +60,46 @@ pub(super) async fn container_logs(
     if !truthy(&q.follow) || previous {
         let p = path.clone();
         let tail = q.tail_lines;
+        let (since, limit) = (q.since_seconds, q.limit_bytes);
         let body = tokio::task::spawn_blocking(move || {
             let mut out = String::new();
-            if ts {
-                for l in read_records(&p, tail) {
-                    out.push_str(&l);
-                    out.push('\n');
-                }
+            let lines = if ts || since.is_some() {
+                read_records(&p, None)
             } else {
-                for l in read_lines(&p, tail) {
-                    out.push_str(&l);
-                    out.push('\n');
+                read_lines(&p, None)
+            };
+            #[allow(clippy::disallowed_methods)]
+            let cutoff =
+                since.map(|s| std::time::SystemTime::now() - std::time::Duration::from_secs(s));
+            let mut lines: Vec<String> = lines
+                .into_iter()
+                .filter(|l| match cutoff {
+                    None => true,
+                    Some(c) => l
+                        .split_once(' ')
+                        .and_then(|(t, _)| humantime::parse_rfc3339(t).ok())
+                        .is_some_and(|t| t >= c),
+                })
+                // Timestamps were read only to filter by time: drop them unless asked for.
+                .map(|l| match (since.is_some() && !ts, l.split_once(' ')) {
+                    (true, Some((_, rest))) => rest.to_string(),
+                    _ => l,
+                })
+                .collect();
+            if let Some(n) = tail {
+                let skip = lines.len().saturating_sub(n);
+                lines.drain(..skip);
+            }
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+            if let Some(n) = limit {
+                let mut cut = n.min(out.len());
+                while !out.is_char_boundary(cut) {
+                    cut -= 1;
                 }
+                out.truncate(cut);
             }
             out
         })
