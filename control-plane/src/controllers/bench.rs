@@ -27,6 +27,8 @@ pub struct Report {
     pub batches: u64,
     /// Batches rejected by a precondition (store runs only).
     pub conflicts: u64,
+    /// Time until the first batch committed: the runner's initial list and view build (store runs only).
+    pub startup: Duration,
 }
 
 impl Report {
@@ -90,6 +92,7 @@ pub fn pure_throughput(nodes: usize, pods: usize) -> Report {
         elapsed: start.elapsed(),
         batches: 0,
         conflicts: 0,
+        startup: Duration::ZERO,
     }
 }
 
@@ -157,7 +160,11 @@ pub async fn bind_throughput(
     ));
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
+    let mut startup = None;
     loop {
+        if startup.is_none() && rx.borrow().batches > 0 {
+            startup = Some(start.elapsed());
+        }
         if rx.borrow().bound as usize >= pods {
             break;
         }
@@ -177,6 +184,7 @@ pub async fn bind_throughput(
         elapsed,
         batches: stats.batches,
         conflicts: stats.conflicts,
+        startup: startup.unwrap_or(elapsed),
     })
 }
 

@@ -277,7 +277,7 @@ impl Runner {
     fn finish(
         &mut self,
         meta: BatchMeta,
-        result: store::Result<store::Committed>,
+        result: store::Result<u64>,
     ) -> Option<String> {
         match result {
             Ok(_) => {
@@ -349,7 +349,7 @@ struct BatchMeta {
 const MAX_IN_FLIGHT: usize = 4;
 
 type InFlight = futures::stream::FuturesUnordered<
-    futures::future::BoxFuture<'static, (BatchMeta, store::Result<store::Committed>)>,
+    futures::future::BoxFuture<'static, (BatchMeta, store::Result<u64>)>,
 >;
 
 /// Runs the scheduler runner until `shutdown` (the caller runs it only on the leader).
@@ -462,7 +462,10 @@ pub async fn run_with_stats(
                     let ops = p.ops;
                     // A task per commit: with MemStore the commit is CPU work that can run on the
                     // other core; with Raft it overlaps replication of one batch with placing the next.
-                    let handle = tokio::spawn(async move { store.commit(Batch { ops }).await });
+                    // Dropping the committed objects also happens on that task, off the runner's.
+                    let handle = tokio::spawn(async move {
+                        store.commit(Batch { ops }).await.map(|c| c.revision)
+                    });
                     let meta = p.meta;
                     in_flight.push(Box::pin(async move {
                         let result = handle.await.unwrap_or_else(|e| {
