@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventRecord, EventType, Recorder};
 use super::object::{
-    condition, deleting, ensure_object, pod_node, set_condition, split_key, timestamp,
+    annotation, condition, deleting, ensure_object, pod_node, revision, set_annotation,
+    set_condition, split_key, timestamp,
 };
 use super::ControllerConfig;
-use crate::scheduler::{schedule_batch, ClusterView, Node, Pod};
+use crate::scheduler::{schedule_batch, ClusterView, Node, Pod, PVC_NODE_ANNOTATION};
 use crate::store::{
     self, Batch, Consistency, Error, EventType as Kind, ObjectStore, Op, Precondition,
 };
@@ -57,6 +58,8 @@ struct Runner {
     /// Bindings committed (or in flight) whose watch event has not come back yet: store key -> node.
     /// Their echo need not be parsed again, the view already has them.
     echo: HashMap<String, String>,
+    /// PersistentVolumeClaims by store key, to pin a claim to the node of its first pod.
+    claims: HashMap<String, Arc<Value>>,
 }
 
 fn view_key(store_key: &str) -> Option<String> {
@@ -143,14 +146,18 @@ impl Runner {
         }
     }
 
-    fn on_claim(&mut self, kind: Kind, key: &str, obj: &Value) {
+    fn on_claim(&mut self, kind: Kind, key: &str, obj: Arc<Value>) {
         match kind {
             Kind::Deleted => {
                 if let Some((_, _, ns, name)) = split_key(key) {
                     self.view.remove_claim(ns, name);
                 }
+                self.claims.remove(key);
             }
-            _ => self.view.upsert_claim_json(obj),
+            _ => {
+                self.view.upsert_claim_json(&obj);
+                self.claims.insert(key.to_string(), obj);
+            }
         }
         self.unpark_all();
     }
@@ -159,7 +166,7 @@ impl Runner {
         match src {
             Source::Pods => self.on_pod(ev.kind, &ev.key, ev.object),
             Source::Nodes => self.on_node(ev.kind, &ev.object),
-            Source::Claims => self.on_claim(ev.kind, &ev.key, &ev.object),
+            Source::Claims => self.on_claim(ev.kind, &ev.key, ev.object),
         }
     }
 
@@ -186,6 +193,7 @@ impl Runner {
         let mut placed = Vec::new();
         let mut parked = Vec::new();
         let mut unschedulable = 0;
+        let mut pinned = Vec::new();
         for ((key, obj), (pod, result)) in taken.iter().zip(results) {
             match result {
                 Ok(p) => {
@@ -220,6 +228,27 @@ impl Runner {
                         ));
                     }
                     self.echo.insert(key.clone(), p.node.clone());
+                    // A local volume lives where its first pod runs: record that on the claim, so
+                    // the pod's replacements come back to this node after it is gone.
+                    for c in &pod.claims {
+                        let ck = store::key("core", "persistentvolumeclaims", &pod.namespace, c);
+                        let Some(claim) = self.claims.get(&ck).cloned() else {
+                            continue;
+                        };
+                        if annotation(&claim, PVC_NODE_ANNOTATION).is_some() {
+                            continue;
+                        }
+                        let mut v = (*claim).clone();
+                        set_annotation(&mut v, PVC_NODE_ANNOTATION, &p.node);
+                        ops.push(Op::Put {
+                            key: ck.clone(),
+                            value: v.clone(),
+                            precondition: Precondition::Revision(revision(&claim)),
+                        });
+                        self.view.upsert_claim_json(&v);
+                        self.claims.insert(ck, Arc::new(v));
+                        pinned.push(claim);
+                    }
                     placed.push(pod.key());
                 }
                 Err(u) => {
@@ -264,6 +293,7 @@ impl Runner {
         Some(Prepared {
             ops,
             meta: BatchMeta {
+                pinned,
                 placed,
                 taken,
                 parked,
@@ -274,11 +304,7 @@ impl Runner {
 
     /// Records the outcome of a committed (or rejected) batch. Returns the key of a pod that must be
     /// re-read, when a precondition failed on it.
-    fn finish(
-        &mut self,
-        meta: BatchMeta,
-        result: store::Result<u64>,
-    ) -> Option<String> {
+    fn finish(&mut self, meta: BatchMeta, result: store::Result<u64>) -> Option<String> {
         match result {
             Ok(_) => {
                 self.stats.batches += 1;
@@ -293,6 +319,16 @@ impl Runner {
                 // Nothing applied: forget the bindings made in the view and try again with fresh pods.
                 for vk in &meta.placed {
                     self.view.remove_pod(vk);
+                }
+                for claim in meta.pinned {
+                    self.view.upsert_claim_json(&claim);
+                    let ck = store::key(
+                        "core",
+                        "persistentvolumeclaims",
+                        super::object::namespace(&claim),
+                        super::object::name(&claim),
+                    );
+                    self.claims.insert(ck, claim);
                 }
                 for (k, _) in &meta.taken {
                     self.echo.remove(k);
@@ -335,6 +371,8 @@ struct Prepared {
 
 /// What [`Runner::finish`] needs to know about a batch in flight.
 struct BatchMeta {
+    /// Claims annotated by the batch, as they were before.
+    pinned: Vec<Arc<Value>>,
     /// View keys of the pods bound in the view.
     placed: Vec<String>,
     /// Every pod taken from `pending`, by store key.
@@ -382,6 +420,7 @@ pub async fn run_with_stats(
         rng,
         stats: Stats::default(),
         echo: HashMap::new(),
+        claims: HashMap::new(),
     };
     let prefixes = [
         (Source::Nodes, store::prefix("core", "nodes", None)),
