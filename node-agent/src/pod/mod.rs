@@ -297,7 +297,10 @@ impl PodManager {
                 md["name"].as_str().unwrap_or("").to_string(),
             );
             let mut cs = Vec::new();
-            for cspec in container_specs(&p.pod) {
+            for cspec in init_specs(&p.pod)
+                .into_iter()
+                .chain(container_specs(&p.pod))
+            {
                 let name = cspec["name"].as_str().unwrap_or("").to_string();
                 let c = p.containers.get(&name).cloned().unwrap_or_default();
                 cs.push(ContainerLookup {
@@ -340,6 +343,46 @@ impl PodManager {
 
 fn uid_of(pod: &Value) -> String {
     pod["metadata"]["uid"].as_str().unwrap_or("").to_string()
+}
+
+fn init_specs(pod: &Value) -> Vec<Value> {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Where a pod's init containers stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitState {
+    /// Every init container exited 0 (or there are none).
+    Done,
+    /// One is running, waiting to start, or backing off.
+    Running,
+    /// One failed and will not be restarted (`restartPolicy: Never`).
+    Failed,
+}
+
+impl PodRt {
+    fn init_state(&self) -> InitState {
+        for spec in init_specs(&self.pod) {
+            let c = self
+                .containers
+                .get(spec["name"].as_str().unwrap_or(""))
+                .cloned()
+                .unwrap_or_default();
+            let ok = c.done && c.last.as_ref().and_then(|l| l.exit_code) == Some(0);
+            if ok {
+                continue;
+            }
+            return if c.done {
+                InitState::Failed
+            } else {
+                InitState::Running
+            };
+        }
+        InitState::Done
+    }
 }
 
 fn container_specs(pod: &Value) -> Vec<Value> {

@@ -29,7 +29,10 @@ impl PodManager {
         adopted: Vec<ContainerStatus>,
     ) {
         let mut containers: BTreeMap<String, Ctr> = BTreeMap::new();
-        for c in container_specs(&pod) {
+        for c in super::init_specs(&pod)
+            .into_iter()
+            .chain(container_specs(&pod))
+        {
             containers.insert(c["name"].as_str().unwrap_or("").to_string(), Ctr::default());
         }
         let sandbox = self.read_sandbox(&pod);

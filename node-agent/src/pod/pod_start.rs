@@ -18,6 +18,22 @@ impl PodManager {
                 return;
             }
         }
+        // Init containers run one at a time, in order, each to success, before any app container.
+        for spec in super::init_specs(&self.pods[uid].pod) {
+            let name = spec["name"].as_str().unwrap_or("").to_string();
+            let c = self.pods[uid]
+                .containers
+                .get(&name)
+                .cloned()
+                .unwrap_or_default();
+            if c.done && c.last.as_ref().and_then(|l| l.exit_code) == Some(0) {
+                continue;
+            }
+            if !c.done && c.current.is_none() && !c.not_before.is_some_and(|t| t > now) {
+                self.start_container(uid, &name, c, now);
+            }
+            return;
+        }
         let names: Vec<String> = container_specs(&self.pods[uid].pod)
             .iter()
             .filter_map(|c| c["name"].as_str().map(String::from))
@@ -113,8 +129,9 @@ impl PodManager {
     fn start_container(&mut self, uid: &str, name: &str, mut c: Ctr, now: SystemTime) {
         let p = &self.pods[uid];
         let pod = p.pod.clone();
-        let Some(cspec) = container_specs(&pod)
+        let Some(cspec) = super::init_specs(&pod)
             .into_iter()
+            .chain(container_specs(&pod))
             .find(|c| c["name"] == name)
         else {
             return;

@@ -1,6 +1,6 @@
 //! Kubernetes pod status from the manager's records: phase, conditions, containerStatuses, IPs, times.
 
-use super::{container_specs, Ctr, PodManager};
+use super::{container_specs, Ctr, InitState, PodManager};
 use crate::runtime::{rfc3339, ContainerStatus, RunState};
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -81,7 +81,27 @@ impl PodManager {
             }
             statuses.push(s);
         }
-        let phase = if specs.is_empty() {
+        let init = p.init_state();
+        let mut init_statuses = Vec::new();
+        for cs in super::init_specs(&p.pod) {
+            let name = cs["name"].as_str().unwrap_or("");
+            let c = p.containers.get(name).cloned().unwrap_or_default();
+            let mut s = self.container_status(name, cs["image"].as_str().unwrap_or(""), &c);
+            s["ready"] = json!(c.done && c.last.as_ref().and_then(|l| l.exit_code) == Some(0));
+            init_statuses.push(s);
+        }
+        if init == InitState::Running {
+            for s in statuses.iter_mut() {
+                if s["state"]["waiting"].is_object()
+                    && s["state"]["waiting"]["reason"] == "ContainerCreating"
+                {
+                    s["state"] = json!({"waiting": {"reason": "PodInitializing"}});
+                }
+            }
+        }
+        let phase = if init == InitState::Failed {
+            "Failed"
+        } else if specs.is_empty() || init == InitState::Running {
             "Pending"
         } else if all_done {
             if any_failed {
@@ -114,7 +134,7 @@ impl PodManager {
             "phase": phase,
             "conditions": [
                 cond("PodReadyToStartContainers", p.netns.is_some() || p.stopped, None),
-                cond("Initialized", true, None),
+                cond("Initialized", init == InitState::Done, (init != InitState::Done).then_some("ContainersNotInitialized")),
                 cond("Ready", ready, not_ready),
                 cond("ContainersReady", ready, not_ready),
                 cond("PodScheduled", true, None),
@@ -124,6 +144,9 @@ impl PodManager {
             "containerStatuses": statuses,
             "qosClass": qos(&specs),
         });
+        if !init_statuses.is_empty() {
+            status["initContainerStatuses"] = json!(init_statuses);
+        }
         if let Some(t) = p.start_time {
             status["startTime"] = json!(rfc3339(t));
         }

@@ -136,8 +136,13 @@ impl PodManager {
                 tracing::warn!(container = %name, error = %e, "cannot remove exited container");
             }
             let code = st.exit_code.unwrap_or(0);
+            let is_init = super::init_specs(&p.pod)
+                .iter()
+                .any(|c| c["name"] == name.as_str());
             let restart = !stopping
                 && match policy.as_str() {
+                    // A successful init container is done; a failed one is retried unless the policy is Never.
+                    _ if is_init => code != 0 && policy != "Never",
                     "Never" => false,
                     "OnFailure" => code != 0,
                     _ => true,

@@ -376,3 +376,83 @@ fn a_long_run_resets_the_back_off() {
     );
     assert_eq!(cstatus(&r, 0)["restartCount"], 3);
 }
+
+#[test]
+fn init_containers_run_in_order_before_app_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["app"]);
+    d.pod["spec"]["initContainers"] =
+        json!([{"name": "i1", "image": "busybox"}, {"name": "i2", "image": "busybox"}]);
+    m.set_desired(vec![d]);
+    let r = m.sync(t(0));
+    assert_eq!(
+        rt.calls(),
+        vec![
+            Call::CreateSandbox("u1".into()),
+            Call::Start {
+                name: "i1".into(),
+                attempt: 0
+            }
+        ]
+    );
+    let s = &r[0].status;
+    assert_eq!(s["phase"], "Pending");
+    assert_eq!(s["conditions"][1]["status"], "False");
+    assert_eq!(
+        s["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    rt.exit("i1", 1);
+    m.sync(t(1));
+    assert!(
+        rt.calls().contains(&Call::Start {
+            name: "i1".into(),
+            attempt: 1
+        }),
+        "failed init container retried"
+    );
+    rt.exit("i1", 0);
+    m.sync(t(2));
+    assert!(rt.calls().contains(&Call::Start {
+        name: "i2".into(),
+        attempt: 0
+    }));
+    assert!(!rt
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Start { name, .. } if name == "app")));
+    rt.exit("i2", 0);
+    let r = m.sync(t(3));
+    assert!(rt.calls().contains(&Call::Start {
+        name: "app".into(),
+        attempt: 0
+    }));
+    let s = &r.last().unwrap().status;
+    assert_eq!(s["phase"], "Running");
+    assert_eq!(s["conditions"][1]["status"], "True");
+    assert_eq!(
+        s["initContainerStatuses"][1]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert_eq!(s["initContainerStatuses"][0]["restartCount"], 1);
+}
+
+#[test]
+fn failed_init_container_with_restart_never_fails_the_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Never", &["app"]);
+    d.pod["spec"]["initContainers"] = json!([{"name": "i1", "image": "busybox"}]);
+    m.set_desired(vec![d]);
+    m.sync(t(0));
+    rt.exit("i1", 2);
+    let r = m.sync(t(1));
+    assert_eq!(r.last().unwrap().status["phase"], "Failed");
+    assert!(!rt
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Start { name, .. } if name == "app")));
+}
