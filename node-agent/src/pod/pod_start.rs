@@ -29,7 +29,7 @@ impl PodManager {
             if c.done && c.last.as_ref().and_then(|l| l.exit_code) == Some(0) {
                 continue;
             }
-            if !c.done && c.current.is_none() && !c.not_before.is_some_and(|t| t > now) {
+            if !c.done && c.current.is_none() && c.not_before.is_none_or(|t| t <= now) {
                 self.start_container(uid, &name, c, now);
             }
             return;
