@@ -730,8 +730,14 @@ async fn agent_runs_restarts_adopts_and_keeps_volumes() {
     c.put("/core/pods/default/vol", vpod).await;
     c.wait_for("vol recreated", 60, running, "/core/pods/default/vol")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, body) = c.http_get("/containerLogs/default/vol/w").await;
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = c.http_get("/containerLogs/default/vol/w").await.1;
+        if !body.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         body, "first\n",
         "the new pod read the file the old one wrote"

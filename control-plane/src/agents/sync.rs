@@ -109,7 +109,9 @@ pub(super) async fn stream_desired(
     store: Arc<dyn ObjectStore>,
     node: String,
     tx: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
+    resume: u64,
 ) {
+    let mut resume = resume;
     loop {
         let (pods, rev) = match view::desired_pods(store.as_ref(), &node).await {
             Ok(x) => x,
@@ -129,21 +131,33 @@ pub(super) async fn stream_desired(
                     .map(|v| (store::key("", "pods", &u.namespace, &u.name), v))
             })
             .collect();
-        let network = view::network_view(store.as_ref()).await.ok();
-        if tx
-            .send(Ok(ServerMessage {
-                revision: rev,
-                full: true,
-                pods,
-                network,
-            }))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let Ok(mut watch) = store.watch("/core/", rev).await else {
-            continue;
+        // A reconnecting agent that applied up to `resume` gets only what changed since, replayed from the
+        // event window; when the window no longer reaches back that far it gets a full state instead.
+        let resumed = match std::mem::take(&mut resume) {
+            r if r > 0 && r <= rev => store.watch("/core/", r).await.ok(),
+            _ => None,
+        };
+        let mut watch = match resumed {
+            Some(w) => w,
+            None => {
+                let network = view::network_view(store.as_ref()).await.ok();
+                if tx
+                    .send(Ok(ServerMessage {
+                        revision: rev,
+                        full: true,
+                        pods,
+                        network,
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let Ok(w) = store.watch("/core/", rev).await else {
+                    continue;
+                };
+                w
+            }
         };
         // Events of one commit arrive together; batching what is ready keeps messages few.
         let mut chunks = (&mut watch).ready_chunks(256);
@@ -171,7 +185,10 @@ pub(super) async fn stream_desired(
                         if let Ok(u) = view::pod_update(store.as_ref(), &ev.object).await {
                             updates.push(u);
                         }
-                    } else if let Some(old) = known.remove(k) {
+                    } else if let Some(old) = known.remove(k).or_else(|| {
+                        (ev.object["spec"]["nodeName"] == node.as_str())
+                            .then(|| (*ev.object).clone())
+                    }) {
                         updates.push(PodUpdate {
                             namespace: old["metadata"]["namespace"]
                                 .as_str()
@@ -285,7 +302,12 @@ impl AgentsService {
             }
             drop(up_tx);
         });
-        tokio::spawn(stream_desired(self.store.clone(), node, tx));
+        tokio::spawn(stream_desired(
+            self.store.clone(),
+            node,
+            tx,
+            hello.resume_revision,
+        ));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }

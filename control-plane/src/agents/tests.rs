@@ -194,7 +194,7 @@ async fn desired_stream_sends_full_then_deltas_with_objects() {
     )
     .await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let task = tokio::spawn(stream_desired(store.clone(), "a".into(), tx));
+    let task = tokio::spawn(stream_desired(store.clone(), "a".into(), tx, 0));
     let full = rx.recv().await.unwrap().unwrap();
     assert!(full.full);
     assert_eq!(full.pods.len(), 1);
@@ -234,5 +234,50 @@ async fn desired_stream_sends_full_then_deltas_with_objects() {
         ("10.96.0.20", 8080)
     );
     drop(rx);
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_resuming_agent_gets_only_the_changes_it_missed() {
+    let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
+    svc(store.clone()).join(join_req("a")).await.unwrap();
+    let pod = |name: &str| {
+        json!({"kind": "Pod", "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+        "spec": {"nodeName": "a", "containers": [{"name": "c", "image": "busybox"}]}})
+    };
+    put(store.as_ref(), "/core/pods/default/old", pod("old")).await;
+    put(store.as_ref(), "/core/pods/default/gone", pod("gone")).await;
+    let seen = store.revision();
+    put(store.as_ref(), "/core/pods/default/missed", pod("missed")).await;
+    store
+        .commit(Batch::one(Op::Delete {
+            key: "/core/pods/default/gone".into(),
+            precondition: Precondition::None,
+        }))
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let task = tokio::spawn(stream_desired(store.clone(), "a".into(), tx, seen));
+    let mut names = vec![];
+    while names.len() < 2 {
+        let m = rx.recv().await.unwrap().unwrap();
+        assert!(!m.full, "no full state for a resumable agent");
+        names.extend(m.pods.iter().map(|p| (p.name.clone(), p.deleted)));
+    }
+    assert_eq!(
+        names,
+        vec![("missed".to_string(), false), ("gone".to_string(), true)]
+    );
+    drop(rx);
+    task.abort();
+    // Resuming from before the window (or from the future) falls back to a full state.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let task = tokio::spawn(stream_desired(
+        store.clone(),
+        "a".into(),
+        tx,
+        store.revision() + 100,
+    ));
+    assert!(rx.recv().await.unwrap().unwrap().full);
     task.abort();
 }

@@ -325,7 +325,10 @@ impl PodManager {
                     name,
                 });
             }
-            out.insert(key, cs);
+            // A pod being replaced under the same name (delete + create) must not shadow its successor.
+            if !p.forget || !out.contains_key(&key) {
+                out.insert(key, cs);
+            }
         }
         out
     }
