@@ -128,6 +128,19 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
             shutdown.clone(),
         );
         Box::pin(async move {
+            // The system namespaces exist before anything else runs, so early clients can use `default`.
+            for attempt in 0..50u32 {
+                match api::bootstrap(store.as_ref()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "bootstrap of system namespaces failed");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                        }
+                    }
+                }
+            }
             tokio::join!(controllers::run(store, config, shutdown), lease);
         })
     });

@@ -406,7 +406,15 @@ pub async fn wait_ready(state: &LabState, timeout: Duration) -> Result<()> {
             vec![]
         };
         let n_ready = agents.iter().filter(|a| ready.contains(a)).count();
-        let done = api && n_ready == agents.len();
+        // The leader creates the system namespaces; until then `apply` into `default` would fail.
+        let bootstrapped = api
+            && tokio::time::timeout(
+                Duration::from_secs(2),
+                crate::rest::get(&client, "/api/v1/namespaces/default"),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let done = bootstrapped && n_ready == agents.len();
         let secs = start.elapsed().as_secs();
         let status = format!(
             "API {}  nodes Ready {n_ready}/{}",
