@@ -15,9 +15,16 @@ $B image load "$IMAGE_TAR"
 $B apply -f manifests/web.yaml
 $B rollout status deployment/web --timeout 120s
 $B get pods -o wide
-NODE_IP=$($B get nodes -o jsonpath='{.items[0].status.addresses[0].address}' 2>/dev/null || true)
-for i in 1 2 3 4 5 6; do
-  curl -s --max-time 2 "http://${NODE_IP}:30080/" || true
+NODE_IPS=$($B get nodes -o json | python3 -c 'import json,sys
+for n in json.load(sys.stdin)["items"]:
+    print(next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"))')
+echo "asking the NodePort of every node (the answer names the pod that served it):"
+for ip in $NODE_IPS; do
+  for i in 1 2; do
+    printf '%s:30080 -> ' "$ip"; curl -s --max-time 2 "http://${ip}:30080/" || echo "(no answer)"
+  done
 done
 echo
-echo "export KUBECONFIG=$KUBECONFIG   # then try: $B scale deploy/web --replicas 6; $B lab kill demo-a1; $B get pods -w"
+echo "export KUBECONFIG=$KUBECONFIG"
+echo "then try: $B scale deploy/web --replicas 6; $B lab kill a1 --name demo; $B get pods -o wide -w"
+echo "remove it all with: $B lab down --name demo"
