@@ -216,6 +216,48 @@ fn check_nodeports(lab: &Lab) -> Result<BTreeSet<String>> {
     Ok(answered)
 }
 
+/// Kills or partitions one random server at a time (a minority of 3), restarts or heals it, for `span`.
+/// Returns, per fault, how long the writer went without an acknowledgement around it.
+fn server_chaos(lab: &Lab, writer: &Writer, span: Duration) -> Result<Vec<Duration>> {
+    let servers: Vec<String> = lab.nodes("server").into_iter().map(|(n, _)| n).collect();
+    // A fixed xorshift sequence: the drill is random in what it hits but the same on every run.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let start = Instant::now();
+    let mut gaps = Vec::new();
+    while start.elapsed() < span {
+        let victim = &servers[(next() % servers.len() as u64) as usize];
+        let kill = next() % 2 == 0;
+        let before = writer.count();
+        writer.reset_gap();
+        lab.lab(if kill { "kill" } else { "partition" }, Some(victim))?;
+        wait_for(
+            &format!(
+                "writes after {} {victim}",
+                if kill { "killing" } else { "partitioning" }
+            ),
+            Duration::from_secs(15),
+            Duration::from_millis(100),
+            || Ok((writer.count() > before + 5).then_some(())),
+        )?;
+        std::thread::sleep(Duration::from_secs(2));
+        gaps.push(writer.longest_gap());
+        if kill {
+            lab.lab("restart", Some(victim))?;
+        } else {
+            lab.lab("heal", Some(victim))?;
+        }
+        // Let the member catch up before the next fault, or two faults could make a majority.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    Ok(gaps)
+}
+
 #[test]
 fn lab_fault_drills() -> Result<()> {
     if let Some(why) = skip_reason() {
@@ -367,6 +409,15 @@ fn lab_fault_drills() -> Result<()> {
         || Ok((writer.count() > acked_before + 10).then_some(())),
     )?;
     lab.lab("heal", None)?;
+
+    eprintln!("== 60 s of random server faults, never a majority at once");
+    let gaps = server_chaos(&lab, &writer, Duration::from_secs(60))?;
+    let worst = gaps.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "   {} faults; longest write gap after a fault: {worst:?}",
+        gaps.len()
+    );
+    assert!(!gaps.is_empty());
 
     eprintln!("== restart everything");
     for (node, _) in lab.nodes("server").into_iter().chain(lab.nodes("agent")) {
