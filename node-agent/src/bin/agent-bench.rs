@@ -36,7 +36,10 @@ fn agent_round(m: &mut PodManager, n: usize, round: usize) -> Duration {
                 running.insert(r.uid);
             }
         }
-        assert!(t0.elapsed() < Duration::from_secs(300), "pods did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "pods did not start"
+        );
     }
     let took = t0.elapsed();
     m.set_desired(vec![]);
@@ -56,9 +59,25 @@ fn crun_round(oci: &Path, dir: &Path, layers: &[PathBuf], n: usize) -> Duration 
         for d in ["rootfs", "upper", "work"] {
             std::fs::create_dir_all(b.join(d)).unwrap();
         }
-        let lower: Vec<String> = layers.iter().rev().map(|p| p.display().to_string()).collect();
-        let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), b.join("upper").display(), b.join("work").display());
-        nix::mount::mount(Some("overlay"), &b.join("rootfs"), Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str())).unwrap();
+        let lower: Vec<String> = layers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            b.join("upper").display(),
+            b.join("work").display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &b.join("rootfs"),
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .unwrap();
         let cfg = ContainerConfig {
             id: format!("crunbench{i}"),
             pod_uid: "crunbench".into(),
@@ -68,12 +87,19 @@ fn crun_round(oci: &Path, dir: &Path, layers: &[PathBuf], n: usize) -> Duration 
             hostname: "bench".into(),
             ..Default::default()
         };
-        bundle::build_spec(&cfg, &b.join("rootfs")).save(b.join("config.json")).unwrap();
+        bundle::build_spec(&cfg, &b.join("rootfs"))
+            .save(b.join("config.json"))
+            .unwrap();
         bundles.push((cfg.id, b));
     }
     let t0 = Instant::now();
     for (id, b) in &bundles {
-        let st = oci_command(oci).args(["run", "--detach", "--bundle"]).arg(b).arg(id).status().unwrap();
+        let st = oci_command(oci)
+            .args(["run", "--detach", "--bundle"])
+            .arg(b)
+            .arg(id)
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     let took = t0.elapsed();
@@ -89,40 +115,187 @@ fn crun_round(oci: &Path, dir: &Path, layers: &[PathBuf], n: usize) -> Duration 
     took
 }
 
+/// A private Docker engine (own data root and socket, no iptables, no bridge) for `docker run` timings.
+struct Dockerd {
+    child: std::process::Child,
+    host: String,
+    _root: tempfile::TempDir,
+}
+
+impl Dockerd {
+    fn start() -> anyhow::Result<Dockerd> {
+        anyhow::ensure!(
+            Path::new("/usr/bin/dockerd").exists() || Path::new("/usr/sbin/dockerd").exists(),
+            "dockerd not installed"
+        );
+        let root = tempfile::tempdir()?;
+        let host = format!("unix://{}", root.path().join("docker.sock").display());
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(root.path().join("data"))
+            .arg("--exec-root")
+            .arg(root.path().join("exec"))
+            .arg("--pidfile")
+            .arg(root.path().join("docker.pid"))
+            .args([
+                "-H",
+                &host,
+                "--iptables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let d = Dockerd {
+            child,
+            host,
+            _root: root,
+        };
+        let t0 = Instant::now();
+        while !d
+            .docker(&["info"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        {
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(30),
+                "dockerd did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(d)
+    }
+
+    fn docker(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new("docker")
+            .arg("-H")
+            .arg(&self.host)
+            .args(args)
+            .output()
+    }
+
+    /// Seconds for `n` sequential `docker run -d` of the image (already loaded), then removes them.
+    fn round(&self, n: usize) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let o = self.docker(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--label",
+                "berth-bench=1",
+                "berth/busybox:latest",
+                "sleep",
+                "3600",
+            ])?;
+            anyhow::ensure!(
+                o.status.success(),
+                "docker run: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let took = t0.elapsed();
+        let ids = self.docker(&["ps", "-aq", "--filter", "label=berth-bench=1"])?;
+        let ids = String::from_utf8_lossy(&ids.stdout).to_string();
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.split_whitespace());
+        if args.len() > 2 {
+            let _ = self.docker(&args);
+        }
+        Ok(took)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    anyhow::ensure!(nix::unistd::Uid::effective().is_root(), "agent-bench needs root");
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let out = Command::new(ws.join("tests/images/build.sh")).arg(ws.join("target/test-images")).output()?;
+    anyhow::ensure!(
+        nix::unistd::Uid::effective().is_root(),
+        "agent-bench needs root"
+    );
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new(ws.join("tests/images/build.sh"))
+        .arg(ws.join("target/test-images"))
+        .output()?;
     anyhow::ensure!(out.status.success(), "build.sh failed");
-    let oci_tar = PathBuf::from(String::from_utf8(out.stdout)?.lines().next().unwrap_or_default());
+    let oci_tar = PathBuf::from(
+        String::from_utf8(out.stdout)?
+            .lines()
+            .next()
+            .unwrap_or_default(),
+    );
     let data = tempfile::tempdir()?;
     let store = Arc::new(ImageStore::open(data.path())?);
     let rec = store.import_path(&oci_tar)?.remove(0);
     let layers = store.layer_dirs(&rec)?;
-    let exe = std::env::current_exe()?.parent().unwrap().join("berth-agent");
+    let exe = std::env::current_exe()?
+        .parent()
+        .unwrap()
+        .join("berth-agent");
     let rt = Arc::new(LinuxRuntime::new(data.path(), exe)?);
     let oci = rt.oci_runtime().to_path_buf();
     let tokio_rt = tokio::runtime::Runtime::new()?;
-    let images = Arc::new(StoreImages { store: store.clone(), handle: tokio_rt.handle().clone() });
+    let images = Arc::new(StoreImages {
+        store: store.clone(),
+        handle: tokio_rt.handle().clone(),
+    });
     let rtd: Arc<dyn ContainerRuntime> = rt.clone();
-    let mut m = PodManager::new(rtd, Arc::new(LoopbackOnly), images, data.path(), ClusterSettings::default());
+    let mut m = PodManager::new(
+        rtd,
+        Arc::new(LoopbackOnly),
+        images,
+        data.path(),
+        ClusterSettings::default(),
+    );
 
+    let docker_tar = ws.join("target/test-images/busybox-docker.tar");
+    let dockerd = Dockerd::start().and_then(|d| {
+        let o = d.docker(&["load", "-i", &docker_tar.display().to_string()])?;
+        anyhow::ensure!(
+            o.status.success(),
+            "docker load: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Ok(d)
+    });
+    let docker_error = dockerd.as_ref().err().map(|e| format!("{e:#}"));
     let rounds = 3;
     let mut rows = vec![];
     for n in [1usize, 30] {
         let mut a = vec![];
         let mut c = vec![];
+        let mut d = vec![];
         for r in 0..rounds {
             a.push(agent_round(&mut m, n, r * 100 + n));
             c.push(crun_round(&oci, data.path(), &layers, n));
+            if let Ok(engine) = &dockerd {
+                d.push(engine.round(n)?);
+            }
         }
         let med = |v: &mut Vec<Duration>| {
             v.sort();
-            v[v.len() / 2]
+            v.get(v.len() / 2).copied()
         };
-        rows.push((n, med(&mut a), med(&mut c)));
+        rows.push((
+            n,
+            med(&mut a).unwrap_or_default(),
+            med(&mut c).unwrap_or_default(),
+            med(&mut d),
+        ));
     }
-    let docker = Command::new("docker").arg("info").output().map(|o| o.status.success()).unwrap_or(false);
+    drop(dockerd);
     let mut md = String::from("# berth-agent: pod bound → Running\n\n");
     md.push_str(&format!(
         "Machine: {} CPUs, {} MiB RAM, OCI runtime `{}` (cgroup v1 hybrid host), debug build of the agent, \
@@ -134,21 +307,29 @@ fn main() -> anyhow::Result<()> {
         node_agent::agent::node_info::mem_total_kib() / 1024,
         oci.display()
     ));
-    md.push_str("| pods | berth-agent | crun run --detach | per pod (agent) | per pod (crun) |\n|---|---|---|---|---|\n");
-    for (n, a, c) in &rows {
+    md.push_str("| pods | berth-agent | crun run --detach | docker run -d | per pod (agent) | per pod (crun) | per pod (docker) | agent / docker |\n|---|---|---|---|---|---|---|---|\n");
+    for (n, a, c, d) in &rows {
+        let ms = |x: &Duration| x.as_secs_f64() * 1e3;
+        let (dt, dp, ratio) = match d {
+            Some(d) => (
+                format!("{:.0} ms", ms(d)),
+                format!("{:.1} ms", ms(d) / *n as f64),
+                format!("{:.2}", ms(a) / ms(d)),
+            ),
+            None => ("n/a".into(), "n/a".into(), "n/a".into()),
+        };
         md.push_str(&format!(
-            "| {n} | {:.0} ms | {:.0} ms | {:.1} ms | {:.1} ms |\n",
-            a.as_secs_f64() * 1e3,
-            c.as_secs_f64() * 1e3,
-            a.as_secs_f64() * 1e3 / *n as f64,
-            c.as_secs_f64() * 1e3 / *n as f64
+            "| {n} | {:.0} ms | {:.0} ms | {dt} | {:.1} ms | {:.1} ms | {dp} | {ratio} |\n",
+            ms(a),
+            ms(c),
+            ms(a) / *n as f64,
+            ms(c) / *n as f64
         ));
     }
-    md.push_str(if docker {
-        "\nDocker: an engine answered `docker info`, but `docker run` was not measured by this version.\n"
-    } else {
-        "\nDocker: not measured — `docker info` fails on this machine type (no Docker engine runs here; only the CLI is installed).\n"
-    });
+    match &docker_error {
+        None => md.push_str("\nDocker: a private dockerd (Debian docker.io, own data root, `--bridge=none`), `docker run -d --network none` of the same image loaded from the docker-save tar, sequential.\n"),
+        Some(e) => md.push_str(&format!("\nDocker: not measured ({e}).\n")),
+    }
     std::fs::create_dir_all(ws.join("bench-results"))?;
     std::fs::write(ws.join("bench-results/agent.md"), &md)?;
     print!("{md}");
