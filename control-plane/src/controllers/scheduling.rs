@@ -384,7 +384,7 @@ struct BatchMeta {
 }
 
 /// Most binding batches in flight at once: while one is being replicated the next is being placed.
-const MAX_IN_FLIGHT: usize = 4;
+const MAX_IN_FLIGHT: usize = 8;
 
 type InFlight = futures::stream::FuturesUnordered<
     futures::future::BoxFuture<'static, (BatchMeta, store::Result<u64>)>,
