@@ -584,27 +584,73 @@ async fn claim_is_pinned_to_its_first_node() {
     let c = start(&["n1", "n2"]).await;
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                      "metadata": {"name": "data", "namespace": "default", "uid": "pvc-uid"}, "spec": {}});
-    put(&c.store, "/core/persistentvolumeclaims/default/data", pvc, Precondition::Absent).await.unwrap();
+    put(
+        &c.store,
+        "/core/persistentvolumeclaims/default/data",
+        pvc,
+        Precondition::Absent,
+    )
+    .await
+    .unwrap();
     let mut d = deployment("db", 1, "a", json!({"type": "Recreate"}));
-    d["spec"]["template"]["spec"]["volumes"] = json!([{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]);
-    put(&c.store, "/apps/deployments/default/db", d, Precondition::Absent).await.unwrap();
-    eventually(30, "db running", || async { running_pods(&c.store, "db").await.len() == 1 }).await;
+    d["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]);
+    put(
+        &c.store,
+        "/apps/deployments/default/db",
+        d,
+        Precondition::Absent,
+    )
+    .await
+    .unwrap();
+    eventually(30, "db running", || async {
+        running_pods(&c.store, "db").await.len() == 1
+    })
+    .await;
     let first = running_pods(&c.store, "db").await.remove(0);
     let node = pod_node(&first).unwrap().to_string();
-    let pvc = get(&c.store, "/core/persistentvolumeclaims/default/data").await.unwrap().value;
-    assert_eq!(annotation(&pvc, crate::scheduler::PVC_NODE_ANNOTATION), Some(node.as_str()));
+    let pvc = get(&c.store, "/core/persistentvolumeclaims/default/data")
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        annotation(&pvc, crate::scheduler::PVC_NODE_ANNOTATION),
+        Some(node.as_str())
+    );
     // Load the claim's node so that, unpinned, replacements would prefer the other one.
     let filler = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "filler", "namespace": "default", "uid": "filler-uid"},
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "3"}}}]}});
-    put(&c.store, "/core/pods/default/filler", filler, Precondition::Absent).await.unwrap();
+    put(
+        &c.store,
+        "/core/pods/default/filler",
+        filler,
+        Precondition::Absent,
+    )
+    .await
+    .unwrap();
     // The replacement of a deleted pod comes back to the claim's node.
     for _ in 0..3 {
         let pods = list(&c.store, "/core/pods/default/").await;
-        let p = pods.iter().find(|p| labels(p).get("app").map(String::as_str) == Some("db")).unwrap();
+        let p = pods
+            .iter()
+            .find(|p| labels(p).get("app").map(String::as_str) == Some("db"))
+            .unwrap();
         let key = format!("/core/pods/default/{}", name(p));
-        c.store.commit(Batch::one(Op::Delete { key, precondition: Precondition::None })).await.unwrap();
-        eventually(30, "replacement running", || async { running_pods(&c.store, "db").await.len() == 1 }).await;
-        assert_eq!(pod_node(&running_pods(&c.store, "db").await[0]), Some(node.as_str()));
+        c.store
+            .commit(Batch::one(Op::Delete {
+                key,
+                precondition: Precondition::None,
+            }))
+            .await
+            .unwrap();
+        eventually(30, "replacement running", || async {
+            running_pods(&c.store, "db").await.len() == 1
+        })
+        .await;
+        assert_eq!(
+            pod_node(&running_pods(&c.store, "db").await[0]),
+            Some(node.as_str())
+        );
     }
 }
