@@ -4,7 +4,7 @@
 //!   `berth-agent` from the target dir; skipped (with the reason printed) until they are built and take the
 //!   lab's flags.
 //! - `lab_drills_with_stand_in_binaries`: the same flow plus status/partition/heal/kill/restart, with busybox
-//!   httpd stand-ins that serve what `lab up` polls (`/version`, `/api/v1/nodes`), so the namespace plumbing is
+//!   httpd stand-ins that serve what `lab up` polls (`/version`, `/api/v1/nodes`, `/api/v1/namespaces/default`), so the namespace plumbing is
 //!   tested even before the real binaries work.
 //!
 //! Both tests take one lock so they never build two labs at once; all traffic goes to the labs' own bridge.
@@ -199,8 +199,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-mkdir -p "$dir/www/api/v1"
+mkdir -p "$dir/www/api/v1/namespaces"
 echo '{"major":"1","minor":"32","gitVersion":"v1.32.0-standin"}' > "$dir/www/version"
+echo '{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"default"}}' > "$dir/www/api/v1/namespaces/default"
 echo '{"kind":"NodeList","items":[{"metadata":{"name":"a1"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}]}' > "$dir/www/api/v1/nodes"
 if [ -n "$api" ]; then port=6443; else port=10250; fi
 exec BUSYBOX httpd -f -p "$port" -h "$dir/www"
