@@ -526,10 +526,22 @@ async fn exec_ws(
             Message::Binary(b) if !b.is_empty() => {
                 out.push((b[0], String::from_utf8_lossy(&b[1..]).into_owned()))
             }
-            Message::Close(_) => break,
+            Message::Close(frame) => {
+                // kubectl reports anything but a normal closure as an exec error.
+                let code = frame.map(|f| u16::from(f.code));
+                assert_eq!(code, Some(1000), "exec must end with a normal close frame");
+                out.push((255, "closed".into()));
+                break;
+            }
             _ => {}
         }
     }
+    assert_eq!(
+        out.last().map(|o| o.0),
+        Some(255),
+        "no close frame: {out:?}"
+    );
+    out.pop();
     out
 }
 

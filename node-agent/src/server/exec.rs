@@ -118,6 +118,15 @@ pub(super) async fn exec(
         .on_upgrade(move |socket| run_exec(socket, cmd, p.stdin))
 }
 
+/// A close frame with code 1000. kubectl (gorilla/websocket) treats a close without a status code (1005)
+/// as an error and prints "error reading from error stream" even after a successful command.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    }))
+}
+
 fn status_frame(code: Option<i32>) -> Vec<u8> {
     let body = match code {
         Some(0) => serde_json::json!({"metadata": {}, "status": "Success"}),
@@ -147,7 +156,7 @@ async fn run_exec(socket: WebSocket, cmd: std::process::Command, stdin: bool) {
             f.extend_from_slice(format!("exec failed: {e}\n").as_bytes());
             let _ = sink.send(Message::Binary(f.into())).await;
             let _ = sink.send(Message::Binary(status_frame(None).into())).await;
-            let _ = sink.close().await;
+            let _ = sink.send(normal_close()).await;
             return;
         }
     };
@@ -224,7 +233,7 @@ async fn run_exec(socket: WebSocket, cmd: std::process::Command, stdin: bool) {
         let _ = sink
             .send(Message::Binary(status_frame(status.or(Some(1))).into()))
             .await;
-        let _ = sink.close().await;
+        let _ = sink.send(normal_close()).await;
     }
 }
 
