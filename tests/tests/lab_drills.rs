@@ -296,6 +296,61 @@ fn lab_fault_drills() -> Result<()> {
     )?;
     assert!(!answered.is_empty());
 
+    eprintln!(
+        "== service name from inside a pod (kubectl exec, cluster DNS, ClusterIP over 3 nodes)"
+    );
+    let pod = pods[0]["metadata"]["name"]
+        .as_str()
+        .context("pod name")?
+        .to_string();
+    // The first lookups can fail while the node's DNS and service rules catch up with the new Service, so
+    // this asks up to 40 times and counts who answered.
+    let mut via_dns = BTreeSet::new();
+    let mut errors = Vec::new();
+    for _ in 0..40 {
+        if via_dns.len() == 3 {
+            break;
+        }
+        match lab.kubectl(&[
+            "exec",
+            &pod,
+            "--",
+            "wget",
+            // No `-T`: busybox-static's wget crashes with it.
+            "-qO-",
+            "http://web.default.svc.cluster.local",
+        ]) {
+            Ok(out) => {
+                if let Some(who) = out.trim().strip_prefix("hello from ") {
+                    via_dns.insert(who.to_string());
+                }
+            }
+            Err(e) => {
+                errors.push(format!("{e:#}"));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+    eprintln!(
+        "   answered by {via_dns:?}; {} failed attempts",
+        errors.len()
+    );
+    assert_eq!(
+        via_dns.len(),
+        3,
+        "the Service did not spread over the 3 replicas: {via_dns:?}; errors: {errors:?}"
+    );
+    let failed = berth_tests::output(
+        std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &lab.kubeconfig)
+            .args(["exec", &pod, "--", "sh", "-c", "exit 3"]),
+    )?;
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "exec exit code not propagated"
+    );
+
     let writer = Writer::start(lab.api_addrs());
 
     eprintln!("== scale 3 -> 6 -> 2 with stock kubectl");
