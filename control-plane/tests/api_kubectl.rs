@@ -676,6 +676,15 @@ async fn http_patches_status_scale_and_apply() {
     .await;
     assert_eq!(code, 200);
     assert_eq!(v["spec"]["replicas"], 3);
+    // A patch that changes nothing is not written: same resourceVersion, as Kubernetes.
+    let rv = v["metadata"]["resourceVersion"].clone();
+    let (code, same) = patch(
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": 3}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(same["metadata"]["resourceVersion"], rv);
     // A patch carrying a stale resourceVersion conflicts.
     let (code, _) = patch(
         "application/merge-patch+json",

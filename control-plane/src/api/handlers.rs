@@ -579,6 +579,11 @@ async fn write_update(
         }
     }
     validate(info, &new)?;
+    // As Kubernetes: an update that changes nothing is not written, so resourceVersion stays and
+    // watchers see no event (a re-run `apply` is a true no-op).
+    if !should_remove(info, &new) && same_but_version(&new, &cur.value) {
+        return Ok(cur.value.clone());
+    }
     let key = cur.key.clone();
     let mut explicit = vec![];
     let mut ops = vec![];
@@ -624,6 +629,18 @@ async fn write_update(
         }
         Err(e) => Err(WriteError::Api(ApiError::from_store(e))),
     }
+}
+
+/// Whether two versions of an object differ only in `metadata.resourceVersion`.
+fn same_but_version(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// The `autoscaling/v1 Scale` view of a Deployment or ReplicaSet.
