@@ -379,12 +379,26 @@ pub async fn wait_ready(state: &LabState, timeout: Duration) -> Result<()> {
     loop {
         for n in &state.nodes {
             let bin = n.binary_name();
-            if n.pid.is_some() && n.live_pid().is_none() {
+            // Gone or a zombie: `/proc/PID/cmdline` is briefly empty while setsid and nsenter exec the
+            // binary, so matching the command line here would report a starting node as exited.
+            if n.pid.is_some_and(|p| host::cmdline(p).is_none()) {
                 if tty {
                     eprintln!();
                 }
+                // `lab up` started it, so it is our child: its wait status says how it ended.
+                let how = n
+                    .pid
+                    .and_then(|p| {
+                        nix::sys::wait::waitpid(
+                            nix::unistd::Pid::from_raw(p as i32),
+                            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                        )
+                        .ok()
+                    })
+                    .map(|s| format!(" ({s:?})"))
+                    .unwrap_or_default();
                 bail!(
-                    "{} on node {} exited; last lines of {}:\n{}\n(the lab is left as is: inspect it, then `berthctl lab down --name {}`)",
+                    "{} on node {} exited{how}; last lines of {}:\n{}\n(the lab is left as is: inspect it, then `berthctl lab down --name {}`)",
                     bin,
                     n.name,
                     n.log.display(),
