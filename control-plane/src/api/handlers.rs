@@ -1182,7 +1182,7 @@ async fn delete_object(
         if ctx.dry_run {
             let shown = match &ops[0] {
                 Op::Put { value, .. } => value.clone(),
-                Op::Delete { .. } => obj.clone(),
+                Op::Merge { .. } | Op::Delete { .. } => obj.clone(),
             };
             return Ok(if pending {
                 Deleted::Pending(shown)

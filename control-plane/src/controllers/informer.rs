@@ -320,7 +320,7 @@ impl Caches {
     pub fn write_through(&self, batch: &Batch, committed: &Committed) {
         for (op, result) in batch.ops.iter().zip(&committed.results) {
             let value = match op {
-                Op::Put { .. } => result.clone(),
+                Op::Put { .. } | Op::Merge { .. } => result.clone(),
                 Op::Delete { .. } => None,
             };
             for i in self.all() {

@@ -211,9 +211,14 @@ impl Runner {
                             m.remove("message");
                         }
                     }
-                    ops.push(Op::Put {
+                    // A binding is a small merge, not the whole pod: a batch of 500 bindings stays a
+                    // small Raft entry (the revision precondition still guards against lost updates).
+                    ops.push(Op::Merge {
                         key: key.clone(),
-                        value: v,
+                        patch: json!({
+                            "spec": {"nodeName": p.node},
+                            "status": {"conditions": v["status"]["conditions"].clone()},
+                        }),
                         precondition: Precondition::Revision(pod.revision),
                     });
                     if self.config.scheduled_events {

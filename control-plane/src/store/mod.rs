@@ -79,6 +79,16 @@ pub enum Op {
         /// Condition for this write.
         precondition: Precondition,
     },
+    /// Merge `patch` (RFC 7386 JSON merge patch) into the stored object, which must exist. Small
+    /// writes to big objects (a pod binding) keep Raft entries small.
+    Merge {
+        /// Object key.
+        key: String,
+        /// The merge patch.
+        patch: Value,
+        /// Condition for this write (the object must exist whatever it says).
+        precondition: Precondition,
+    },
     /// Remove `key`.
     Delete {
         /// Object key.
@@ -92,7 +102,7 @@ impl Op {
     /// The key this operation touches.
     pub fn key(&self) -> &str {
         match self {
-            Op::Put { key, .. } | Op::Delete { key, .. } => key,
+            Op::Put { key, .. } | Op::Merge { key, .. } | Op::Delete { key, .. } => key,
         }
     }
 }
@@ -116,7 +126,7 @@ impl Batch {
 pub struct Committed {
     /// Raft index of the batch; the `resourceVersion` of every object it wrote.
     pub revision: u64,
-    /// Per operation: the stored object after a put, the removed object after a delete
+    /// Per operation: the stored object after a put or merge, the removed object after a delete
     /// (`None` when a delete with `Precondition::None` found nothing).
     pub results: Vec<Option<Value>>,
 }

@@ -590,9 +590,14 @@ impl Driver {
                     if let Ok(c) = &result {
                         for (op, res) in batch.ops.iter().zip(&c.results) {
                             match (op, res) {
-                                (super::Op::Put { key, .. }, Some(v)) => writes.put(key, index, v),
+                                (
+                                    super::Op::Put { key, .. } | super::Op::Merge { key, .. },
+                                    Some(v),
+                                ) => writes.put(key, index, v),
                                 (super::Op::Delete { key, .. }, _) => writes.delete(key),
-                                (super::Op::Put { .. }, None) => unreachable!("put without result"),
+                                (super::Op::Put { .. } | super::Op::Merge { .. }, None) => {
+                                    unreachable!("write without result")
+                                }
                             }
                         }
                     }

@@ -117,6 +117,24 @@ impl StateMachine {
                         revision: index,
                     });
                 }
+                Op::Merge { key, patch, .. } => {
+                    let (current, _) = self
+                        .objects
+                        .get(key)
+                        .expect("check() ensured the merge target exists");
+                    let mut value = (**current).clone();
+                    merge_patch(&mut value, patch);
+                    stamp_revision(&mut value, index);
+                    let value = Arc::new(value);
+                    self.objects.insert(key.clone(), (value.clone(), index));
+                    results.push(Some((*value).clone()));
+                    events.push(Event {
+                        kind: EventType::Modified,
+                        key: key.clone(),
+                        object: value,
+                        revision: index,
+                    });
+                }
                 Op::Delete { key, .. } => match self.objects.remove(key) {
                     Some((old, _)) => {
                         // Kubernetes reports a deleted object at the revision of the delete.
@@ -155,14 +173,18 @@ impl StateMachine {
                 None => self.objects.get(key).map(|(_, r)| *r),
             };
             let precondition = match op {
-                Op::Put { precondition, .. } | Op::Delete { precondition, .. } => *precondition,
+                Op::Put { precondition, .. }
+                | Op::Merge { precondition, .. }
+                | Op::Delete { precondition, .. } => *precondition,
             };
-            let ok = match precondition {
-                Precondition::None => true,
-                Precondition::Absent => found.is_none(),
-                Precondition::Exists => found.is_some(),
-                Precondition::Revision(r) => found == Some(r),
-            };
+            let merge_needs_object = matches!(op, Op::Merge { .. }) && found.is_none();
+            let ok = !merge_needs_object
+                && match precondition {
+                    Precondition::None => true,
+                    Precondition::Absent => found.is_none(),
+                    Precondition::Exists => found.is_some(),
+                    Precondition::Revision(r) => found == Some(r),
+                };
             if !ok {
                 return Err(Error::PreconditionFailed {
                     index,
@@ -174,12 +196,31 @@ impl StateMachine {
             // A put inside the batch gets the batch's revision, which no caller can know yet; u64::MAX
             // makes a later `Revision(_)` on the same key fail, as it would against the stored result.
             let after = match op {
-                Op::Put { .. } => Some(u64::MAX),
+                Op::Put { .. } | Op::Merge { .. } => Some(u64::MAX),
                 Op::Delete { .. } => None,
             };
             pending.insert(key, after);
         }
         Ok(())
+    }
+}
+
+/// RFC 7386: objects merge recursively, `null` removes a key, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let map = target.as_object_mut().expect("made an object above");
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
     }
 }
 
@@ -347,6 +388,38 @@ mod tests {
             events.iter().map(|e| e.kind).collect::<Vec<_>>(),
             vec![EventType::Added, EventType::Deleted, EventType::Added]
         );
+    }
+
+    #[test]
+    fn merge_patches_an_existing_object_only() {
+        let mut sm = StateMachine::new();
+        sm.apply(1, &Batch::one(put("/p", Precondition::Absent)))
+            .0
+            .unwrap();
+        let merge = |pre| {
+            Batch::one(Op::Merge {
+                key: "/p".into(),
+                patch: json!({"spec": {"nodeName": "n1"}, "metadata": {"name": null}}),
+                precondition: pre,
+            })
+        };
+        let (res, events) = sm.apply(2, &merge(Precondition::Revision(1)));
+        let stored = res.unwrap().results[0].clone().unwrap();
+        assert_eq!(stored["spec"]["nodeName"], "n1");
+        assert!(stored["metadata"].get("name").is_none());
+        assert_eq!(stored["metadata"]["resourceVersion"], "2");
+        assert_eq!(events[0].kind, EventType::Modified);
+        // A stale revision, or a missing object, fails like any precondition.
+        assert!(sm.apply(3, &merge(Precondition::Revision(1))).0.is_err());
+        let missing = Batch::one(Op::Merge {
+            key: "/nope".into(),
+            patch: json!({}),
+            precondition: Precondition::None,
+        });
+        assert!(matches!(
+            sm.apply(4, &missing).0,
+            Err(Error::PreconditionFailed { found: None, .. })
+        ));
     }
 
     #[test]
