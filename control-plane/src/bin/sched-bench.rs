@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use control_plane::controllers::bench::{bind_throughput, pure_throughput, Report};
 use control_plane::controllers::ControllerConfig;
-use control_plane::store::{MemStore, Member, ObjectStore, RaftStore, Start, StoreConfig};
-use tokio::net::TcpListener;
+use control_plane::store::{MemStore, ObjectStore, RaftStore};
 use tokio_util::sync::CancellationToken;
 
 /// A 3-member Raft store on loopback in a scratch directory; returns the leader and a guard.
@@ -16,42 +15,7 @@ async fn raft_cluster(
     dir: &std::path::Path,
     stop: &CancellationToken,
 ) -> anyhow::Result<Arc<RaftStore>> {
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await?);
-    }
-    let members: Vec<Member> = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Member {
-            id: i as u64 + 1,
-            name: format!("s{}", i + 1),
-            peer_addr: l.local_addr().expect("bound").to_string(),
-            api_addr: String::new(),
-        })
-        .collect();
-    let mut stores = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
-        let cfg = StoreConfig::new(
-            dir.join(&members[i].name),
-            &members[i].name,
-            &members[i].peer_addr,
-            "",
-            Start::InitialCluster(members.clone()),
-        );
-        let store = RaftStore::open(cfg).await?;
-        let svc = store.peer_service();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
-            let _ = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, token.cancelled())
-                .await;
-        });
-        stores.push(store);
-    }
+    let stores = control_plane::store::loopback::start_cluster(dir, 3, "s", stop).await?;
     for _ in 0..1000 {
         if let Some(s) = stores.iter().find(|s| s.is_leader()) {
             return Ok(s.clone());

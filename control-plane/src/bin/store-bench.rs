@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use control_plane::store::{
-    Batch, Committed, Member, Op, Precondition, RaftStore, Start, StoreConfig,
-};
+use control_plane::store::{Batch, Committed, Op, Precondition, RaftStore};
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
@@ -181,46 +178,15 @@ struct BerthCluster {
 
 async fn berth_cluster() -> anyhow::Result<BerthCluster> {
     let dir = TempDir::new()?;
-    let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await?);
-    }
-    let members: Vec<Member> = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Member {
-            id: i as u64 + 1,
-            name: format!("b{}", i + 1),
-            peer_addr: l.local_addr().expect("bound").to_string(),
-            api_addr: String::new(),
-        })
-        .collect();
     let stop = CancellationToken::new();
-    let mut stores = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
-        let cfg = StoreConfig::new(
-            dir.path().join(&members[i].name),
-            &members[i].name,
-            &members[i].peer_addr,
-            "",
-            Start::InitialCluster(members.clone()),
-        );
-        let store = RaftStore::open(cfg).await?;
-        let svc = store.peer_service();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
-            let _ = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, token.cancelled())
-                .await;
-        });
-        stores.push(store);
+    let stores = control_plane::store::loopback::start_cluster(dir.path(), 3, "b", &stop).await?;
+    let mut addrs = Vec::new();
+    for s in &stores {
+        addrs.push(s.members().by_id[&s.id()].peer_addr.clone());
     }
     Ok(BerthCluster {
         stores,
-        addrs: members.iter().map(|m| m.peer_addr.clone()).collect(),
+        addrs,
         stop,
         _dir: dir,
     })

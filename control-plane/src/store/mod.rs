@@ -241,6 +241,7 @@ pub use mem::MemStore;
 mod members;
 pub mod sled_storage;
 pub use members::{Member, Members};
+pub mod loopback;
 mod node;
 mod raft_store;
 pub mod transport;
