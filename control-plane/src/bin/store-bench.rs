@@ -13,6 +13,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+// The same allocator as berth-server, so the benchmark measures what a member runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENTS: [usize; 3] = [1, 16, 64];
 const VALUE_BYTES: usize = 256;
 

@@ -245,5 +245,6 @@ pub mod loopback;
 mod node;
 mod raft_store;
 pub mod transport;
+pub mod wal;
 pub use node::{DriverConfig, Leadership, Status};
 pub use raft_store::{RaftStore, Start, StoreConfig};

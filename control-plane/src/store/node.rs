@@ -14,7 +14,7 @@ use raft::{RawNode, StateRole};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::members::{Member, Members};
-use super::sled_storage::{ObjectWrites, SledStorage};
+use super::sled_storage::SledStorage;
 use super::transport::Transport;
 use super::{Batch, Committed, Error, Event, EventWindow, Result, StateMachine};
 
@@ -128,6 +128,8 @@ pub(crate) struct Driver {
     next_seq: u64,
     proposals: HashMap<u64, oneshot::Sender<Result<Committed>>>,
     conf_changes: HashMap<u64, oneshot::Sender<Result<()>>>,
+    /// Proposals collected during this drain; they go to Raft as one `MsgPropose`.
+    new_proposals: Vec<(Vec<u8>, oneshot::Sender<Result<Committed>>)>,
     /// Read requests collected during this drain; they share one `read_index` round.
     new_reads: Vec<oneshot::Sender<Result<u64>>>,
     reads: HashMap<u64, Vec<oneshot::Sender<Result<u64>>>>,
@@ -137,20 +139,22 @@ pub(crate) struct Driver {
     /// Readies whose fsync is pending go to the syncer thread, so the driver keeps proposing,
     /// sending and applying while the disk works (raft-rs "async ready").
     syncer: Option<std::sync::mpsc::Sender<PersistJob>>,
-    /// Log entries up to here are known to be deleted.
-    purged: u64,
     syncer_thread: Option<std::thread::JoinHandle<()>>,
+    /// A conf change was applied since the last checkpoint. Snapshots are built from the checkpoint,
+    /// and raft-rs drops a snapshot whose conf state lacks its receiver, so a new member needs one.
+    conf_changed: bool,
 }
 
 /// One Ready's durability request: after the fsync, send its persisted messages and report its number.
 struct PersistJob {
     number: u64,
     messages: Vec<Message>,
+    /// The WAL segment written last; older segments were synced when they were closed.
+    wal: Arc<std::fs::File>,
 }
 
 /// Group commit: one fsync covers every Ready queued while the previous fsync ran.
 fn run_syncer(
-    db: sled::Db,
     rx: Receiver<PersistJob>,
     transport: Arc<Transport>,
     driver: std::sync::mpsc::Sender<Msg>,
@@ -160,7 +164,10 @@ fn run_syncer(
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
         }
-        db.flush()
+        jobs.last()
+            .expect("one job")
+            .wal
+            .sync_data()
             .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
         let mut last = 0;
         for j in jobs {
@@ -238,14 +245,13 @@ impl Driver {
             pre_vote: true,
             ..Default::default()
         };
-        let db = storage.db();
         let node = RawNode::new(&raft_cfg, storage, &raft_logger(shared.id))
             .map_err(|e| Error::Unavailable(format!("raft init: {e}")))?;
         let (syncer, syncer_rx) = std::sync::mpsc::channel();
         let syncer_transport = transport.clone();
         let syncer_thread = std::thread::Builder::new()
             .name(format!("raft-sync-{}", shared.id))
-            .spawn(move || run_syncer(db, syncer_rx, syncer_transport, driver_tx))
+            .spawn(move || run_syncer(syncer_rx, syncer_transport, driver_tx))
             .map_err(|e| Error::Unavailable(format!("spawning syncer: {e}")))?;
         Ok(Driver {
             node,
@@ -256,6 +262,7 @@ impl Driver {
             nonce: rand::random(),
             next_seq: 1,
             proposals: HashMap::new(),
+            new_proposals: Vec::new(),
             conf_changes: HashMap::new(),
             new_reads: Vec::new(),
             reads: HashMap::new(),
@@ -263,8 +270,8 @@ impl Driver {
             leader_id: 0,
             role: StateRole::Follower,
             syncer: Some(syncer),
-            purged: 0,
             syncer_thread: Some(syncer_thread),
+            conf_changed: false,
         })
     }
 
@@ -292,6 +299,7 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.start_proposals();
             self.start_reads();
             let now = Instant::now();
             if now >= next_tick {
@@ -317,17 +325,7 @@ impl Driver {
                     let _ = tx.send(Err(Error::NoLeader));
                     return;
                 }
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                match self.node.propose(ctx(self.nonce, seq), data) {
-                    Ok(()) => {
-                        self.proposals.insert(seq, tx);
-                    }
-                    // Not appended anywhere, so the caller may retry safely.
-                    Err(_) => {
-                        let _ = tx.send(Err(Error::NoLeader));
-                    }
-                }
+                self.new_proposals.push((data, tx));
             }
             Msg::Raft(m) => {
                 if let Err(e) = self.node.step(*m) {
@@ -368,7 +366,7 @@ impl Driver {
                     leader_id: self.node.raft.leader_id,
                     term: self.node.raft.term,
                     commit: self.node.raft.raft_log.committed,
-                    applied: store.applied(),
+                    applied: *self.shared.applied_index.borrow(),
                     first_index: store.snapshot_index() + 1,
                     members: self
                         .shared
@@ -379,6 +377,44 @@ impl Driver {
                         .cloned()
                         .collect(),
                 });
+            }
+        }
+    }
+
+    /// Proposes every write collected in this drain as one message. `RawNode::propose` takes one
+    /// entry and broadcasts an append per call; with many clients that meant a message to every
+    /// follower per write (and an ack back for each). Each write is still its own entry, so its
+    /// resourceVersion (the entry index) stays unique.
+    fn start_proposals(&mut self) {
+        if self.new_proposals.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.new_proposals);
+        let mut entries = Vec::with_capacity(pending.len());
+        let mut seqs = Vec::with_capacity(pending.len());
+        let mut waiters = Vec::with_capacity(pending.len());
+        for (data, tx) in pending {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            entries.push(Entry {
+                data: data.into(),
+                context: ctx(self.nonce, seq).into(),
+                ..Default::default()
+            });
+            seqs.push(seq);
+            waiters.push(tx);
+        }
+        let mut m = Message::default();
+        m.set_msg_type(raft::eraftpb::MessageType::MsgPropose);
+        m.from = self.shared.id;
+        m.set_entries(entries.into());
+        match self.node.step(m) {
+            Ok(()) => self.proposals.extend(seqs.into_iter().zip(waiters)),
+            // Not appended anywhere, so the callers may retry safely.
+            Err(_) => {
+                for tx in waiters {
+                    let _ = tx.send(Err(Error::NoLeader));
+                }
             }
         }
     }
@@ -479,17 +515,11 @@ impl Driver {
             self.install_snapshot(rd.snapshot().clone());
         }
         self.apply_entries(rd.take_committed_entries());
-        if !rd.entries().is_empty() {
+        if !rd.entries().is_empty() || rd.hs().is_some() {
             self.node
                 .mut_store()
-                .append(rd.entries())
+                .append(rd.entries(), rd.hs())
                 .unwrap_or_else(|e| panic!("raft log append failed: {e}"));
-        }
-        if let Some(hs) = rd.hs() {
-            self.node
-                .mut_store()
-                .set_hard_state(hs)
-                .unwrap_or_else(|e| panic!("hard state write failed: {e}"));
         }
         for rs in rd.take_read_states() {
             let id = rs
@@ -506,10 +536,10 @@ impl Driver {
         }
         if has_snapshot {
             // Raft must learn the snapshot is durable before anything is applied past it, so this
-            // Ready takes the synchronous path (one sled flush covers every earlier Ready too).
+            // Ready takes the synchronous path (one fsync covers every earlier Ready too).
             self.node
                 .store()
-                .flush()
+                .sync()
                 .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
             self.send(rd.take_persisted_messages());
             let mut light = self.node.advance(rd);
@@ -528,8 +558,9 @@ impl Driver {
         let job = PersistJob {
             number: rd.number(),
             messages: rd.take_persisted_messages(),
+            wal: self.node.store().sync_handle(),
         };
-        // The entries are readable from sled already (not yet durable), as advance_append_async requires.
+        // The entries are readable from storage already (not yet durable), as advance_append_async requires.
         self.node.advance_append_async(rd);
         self.node.advance_apply();
         if let Some(s) = &self.syncer {
@@ -574,7 +605,6 @@ impl Driver {
             return;
         };
         let shared = self.shared.clone();
-        let mut writes = ObjectWrites::default();
         let mut events: Vec<Event> = Vec::new();
         let mut done: Vec<(oneshot::Sender<Result<Committed>>, Result<Committed>)> = Vec::new();
         let mut cc_done = Vec::new();
@@ -587,19 +617,10 @@ impl Driver {
                     let batch: Batch = serde_json::from_slice(&entry.data)
                         .unwrap_or_else(|e| panic!("entry {index} holds no valid batch: {e}"));
                     let (result, evs) = applied.sm.apply(index, &batch);
-                    if let Ok(c) = &result {
-                        for (op, res) in batch.ops.iter().zip(&c.results) {
-                            match (op, res) {
-                                (
-                                    super::Op::Put { key, .. } | super::Op::Merge { key, .. },
-                                    Some(v),
-                                ) => writes.put(key, index, v),
-                                (super::Op::Delete { key, .. }, _) => writes.delete(key),
-                                (super::Op::Put { .. } | super::Op::Merge { .. }, None) => {
-                                    unreachable!("write without result")
-                                }
-                            }
-                        }
+                    if result.is_ok() {
+                        self.node
+                            .mut_store()
+                            .note_written(batch.ops.iter().map(super::Op::key));
                     }
                     events.extend(evs);
                     if let Some(tx) = parse_ctx(self.nonce, &entry.context)
@@ -656,9 +677,8 @@ impl Driver {
                     };
                     let result = match applied_cc {
                         Ok(cs) => {
-                            self.node
-                                .mut_store()
-                                .stage_conf_change(&mut writes, &cs, &members);
+                            self.node.mut_store().set_conf_state(&cs);
+                            self.conf_changed = true;
                             self.set_members(members);
                             tracing::info!(index, voters = ?cs.voters, "applied conf change");
                             Ok(())
@@ -677,10 +697,6 @@ impl Driver {
                 }
             }
         }
-        self.node
-            .mut_store()
-            .apply_writes(writes, last)
-            .unwrap_or_else(|e| panic!("applying up to {last} failed: {e}"));
         if !events.is_empty() {
             applied.window.push(events.iter().cloned());
             // Sent under the lock so subscribers see batches in revision order.
@@ -696,24 +712,41 @@ impl Driver {
         }
     }
 
-    /// Compacts the log every `snapshot_every` applied entries. The snapshot itself is the objects tree,
-    /// built on demand when a peer needs it; a leader keeps entries that live followers still miss.
+    /// Every `snapshot_every` applied entries (or `CHECKPOINT_LOG_BYTES` of log), checkpoints the
+    /// objects into sled and compacts the log up to the checkpoint. A leader keeps the entries that
+    /// live followers still miss, so they catch up from the log rather than by snapshot.
     fn maybe_compact(&mut self) {
-        if self.node.store().snapshot_index() > self.purged {
-            let n = self
-                .node
-                .mut_store()
-                .purge_some(512)
-                .unwrap_or_else(|e| panic!("purging compacted log failed: {e}"));
-            if n == 0 {
-                self.purged = self.node.store().snapshot_index();
-            }
-        }
+        let applied = *self.shared.applied_index.borrow();
         let store = self.node.store();
-        let applied = store.applied();
-        if applied < store.snapshot_index() + self.cfg.snapshot_every {
+        let checkpoint = store.applied();
+        if applied <= checkpoint
+            || (applied < checkpoint + self.cfg.snapshot_every
+                && store.log_bytes() < CHECKPOINT_LOG_BYTES
+                && !self.conf_changed)
+        {
             return;
         }
+        self.conf_changed = false;
+        let dirty = self.node.mut_store().take_dirty();
+        let (changes, members) = {
+            let state = self.shared.applied.read().expect("applied lock");
+            debug_assert_eq!(state.sm.applied(), applied);
+            let changes: Vec<_> = dirty
+                .into_iter()
+                .map(|k| {
+                    let v = state.sm.get_shared(&k);
+                    (k, v)
+                })
+                .collect();
+            (
+                changes,
+                self.shared.members.read().expect("members lock").clone(),
+            )
+        };
+        self.node
+            .mut_store()
+            .checkpoint(applied, changes, &members)
+            .unwrap_or_else(|e| panic!("checkpoint at {applied} failed: {e}"));
         let mut index = applied;
         if self.role == StateRole::Leader {
             let floor = applied.saturating_sub(self.cfg.snapshot_every);
@@ -723,16 +756,24 @@ impl Driver {
                 }
             }
         }
-        if index <= store.snapshot_index() {
+        if index <= self.node.store().snapshot_index() {
             return;
         }
         self.node
             .mut_store()
             .compact(index)
             .unwrap_or_else(|e| panic!("log compaction at {index} failed: {e}"));
-        tracing::debug!(id = self.shared.id, index, "compacted raft log");
+        tracing::debug!(
+            id = self.shared.id,
+            applied,
+            index,
+            "checkpointed and compacted"
+        );
     }
 }
+
+/// Log size that triggers a checkpoint before `snapshot_every` entries (big batches, e.g. scheduling).
+const CHECKPOINT_LOG_BYTES: u64 = 64 << 20;
 
 /// Shared-state constructor used by the store handle.
 pub(crate) fn new_shared(

@@ -60,6 +60,11 @@ impl StateMachine {
         })
     }
 
+    /// One object's shared value and revision, without copying it (checkpoints).
+    pub fn get_shared(&self, key: &str) -> Option<(Arc<Value>, u64)> {
+        self.objects.get(key).map(|(v, r)| (v.clone(), *r))
+    }
+
     /// Every object whose key starts with `prefix`, in key order.
     pub fn list(&self, prefix: &str) -> Vec<Object> {
         self.objects

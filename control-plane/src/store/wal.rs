@@ -1,0 +1,468 @@
+//! The Raft write-ahead log: append-only segment files of checksummed records (log entries and hard
+//! states), like etcd's WAL. One `write` per Ready puts the records in the kernel; one `fdatasync`
+//! covers every Ready queued meanwhile (group commit, done by the syncer thread).
+//!
+//! A record is `len: u32 LE | crc32(kind ++ payload): u32 LE | kind: u8 | payload`. Replay reads the
+//! segments in order; an entry record at an index already seen replaces that suffix (a follower's
+//! conflicting log), exactly as the append did. A torn record at the end of the newest segment is a
+//! crash during a write that was never acknowledged, so it is cut off; anything else that does not
+//! decode is corruption and stops the member.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{Entry, HardState};
+
+use super::sled_storage::{Error, Result};
+
+/// Segments are rotated past this size, so compaction can delete whole files.
+const SEGMENT_BYTES: u64 = 64 << 20;
+const HEADER: usize = 9;
+const KIND_ENTRY: u8 = 1;
+const KIND_HARD_STATE: u8 = 2;
+
+fn io_err(what: &'static str, e: std::io::Error) -> Error {
+    Error::Corrupt {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn corrupt(what: &'static str, detail: impl Into<String>) -> Error {
+    Error::Corrupt {
+        what,
+        detail: detail.into(),
+    }
+}
+
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    /// Highest entry index written to this segment (0 when it holds none).
+    max_index: u64,
+}
+
+/// What replay recovered.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// The log, in index order, as the last appends left it.
+    pub entries: Vec<Entry>,
+    /// The newest hard state, if any was written.
+    pub hard_state: Option<HardState>,
+}
+
+/// The open log: every segment, the newest open for appending.
+pub struct Wal {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    file: Arc<File>,
+    size: u64,
+    buf: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.wal"))
+}
+
+fn encode(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(payload);
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&h.finalize().to_le_bytes());
+    buf.push(kind);
+    buf.extend_from_slice(payload);
+}
+
+/// Decodes the records of one segment into `out`; returns the length of the valid prefix.
+fn replay_segment(bytes: &[u8], out: &mut Replayed, max_index: &mut u64) -> Result<usize> {
+    let mut pos = 0;
+    while bytes.len() - pos >= HEADER {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4")) as usize;
+        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4"));
+        let kind = bytes[pos + 8];
+        let Some(payload) = bytes.get(pos + HEADER..pos + HEADER + len) else {
+            break;
+        };
+        let mut h = crc32fast::Hasher::new();
+        h.update(&[kind]);
+        h.update(payload);
+        if h.finalize() != crc {
+            break;
+        }
+        match kind {
+            KIND_ENTRY => {
+                let e = Entry::parse_from_bytes(payload)
+                    .map_err(|e| corrupt("wal entry", e.to_string()))?;
+                push_entry(&mut out.entries, e)?;
+                *max_index = (*max_index).max(out.entries.last().map_or(0, |e| e.index));
+            }
+            KIND_HARD_STATE => {
+                out.hard_state = Some(
+                    HardState::parse_from_bytes(payload)
+                        .map_err(|e| corrupt("wal hard state", e.to_string()))?,
+                );
+            }
+            k => return Err(corrupt("wal", format!("unknown record kind {k}"))),
+        }
+        pos += HEADER + len;
+    }
+    Ok(pos)
+}
+
+/// Appends `e` to an in-memory log, replacing any suffix from its index on.
+///
+/// # Errors
+/// When `e` would leave a gap.
+pub fn push_entry(log: &mut Vec<Entry>, e: Entry) -> Result<()> {
+    if let Some(first) = log.first().map(|f| f.index) {
+        let last = log.last().expect("non-empty").index;
+        if e.index <= last {
+            log.truncate(e.index.saturating_sub(first) as usize);
+        } else if e.index > last + 1 {
+            return Err(corrupt(
+                "wal",
+                format!("gap: entry {} after {last}", e.index),
+            ));
+        }
+    }
+    log.push(e);
+    Ok(())
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir` and replays it.
+    ///
+    /// # Errors
+    /// On I/O failure or a corrupt record before the end of the newest segment.
+    pub fn open(dir: &Path) -> Result<(Wal, Replayed)> {
+        fs::create_dir_all(dir).map_err(|e| io_err("wal dir", e))?;
+        let mut seqs: Vec<u64> = fs::read_dir(dir)
+            .map_err(|e| io_err("wal dir", e))?
+            .filter_map(|d| {
+                let name = d.ok()?.file_name().into_string().ok()?;
+                u64::from_str_radix(name.strip_suffix(".wal")?, 16).ok()
+            })
+            .collect();
+        seqs.sort_unstable();
+        let mut replayed = Replayed::default();
+        let mut segments = Vec::new();
+        for (i, &seq) in seqs.iter().enumerate() {
+            let path = segment_path(dir, seq);
+            let mut bytes = Vec::new();
+            File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(|e| io_err("wal segment", e))?;
+            let mut max_index = 0;
+            let valid = replay_segment(&bytes, &mut replayed, &mut max_index)?;
+            if valid < bytes.len() {
+                if i + 1 < seqs.len() {
+                    return Err(corrupt(
+                        "wal",
+                        format!("{} is damaged at byte {valid}", path.display()),
+                    ));
+                }
+                tracing::warn!(segment = %path.display(), at = valid, "cutting a torn WAL tail");
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| io_err("wal segment", e))?;
+                f.set_len(valid as u64)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| io_err("wal segment", e))?;
+            }
+            segments.push(Segment {
+                seq,
+                path,
+                max_index,
+            });
+        }
+        let mut wal = match segments.last() {
+            Some(last) => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(|e| io_err("wal segment", e))?;
+                let size = file.metadata().map_err(|e| io_err("wal segment", e))?.len();
+                Wal {
+                    dir: dir.to_path_buf(),
+                    segments,
+                    file: Arc::new(file),
+                    size,
+                    buf: Vec::new(),
+                }
+            }
+            None => {
+                let (file, seg) = Self::create_segment(dir, 1)?;
+                Wal {
+                    dir: dir.to_path_buf(),
+                    segments: vec![seg],
+                    file: Arc::new(file),
+                    size: 0,
+                    buf: Vec::new(),
+                }
+            }
+        };
+        wal.buf.reserve(64 << 10);
+        Ok((wal, replayed))
+    }
+
+    fn create_segment(dir: &Path, seq: u64) -> Result<(File, Segment)> {
+        let path = segment_path(dir, seq);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err("wal segment", e))?;
+        // The new name must survive a crash too, or replay would miss the segment.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err("wal dir", e))?;
+        Ok((
+            file,
+            Segment {
+                seq,
+                path,
+                max_index: 0,
+            },
+        ))
+    }
+
+    /// Writes entries (and the hard state, if given) with one `write`. Durable after [`sync`](Self::sync).
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>) -> Result<()> {
+        self.buf.clear();
+        let mut scratch = Vec::new();
+        for e in entries {
+            scratch.clear();
+            e.write_to_vec(&mut scratch).expect("entry encodes");
+            encode(&mut self.buf, KIND_ENTRY, &scratch);
+        }
+        if let Some(hs) = hs {
+            encode(
+                &mut self.buf,
+                KIND_HARD_STATE,
+                &hs.write_to_bytes().expect("hard state encodes"),
+            );
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        (&*self.file)
+            .write_all(&self.buf)
+            .map_err(|e| io_err("wal write", e))?;
+        self.size += self.buf.len() as u64;
+        if let Some(last) = entries.last() {
+            let seg = self.segments.last_mut().expect("one segment");
+            // A conflicting append lowers the last index but never what older records hold.
+            seg.max_index = seg.max_index.max(last.index);
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment once the current one is full; it opens with the hard state so deleting
+    /// older segments never loses it. The full segment is synced first: the syncer only syncs the newest.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn maybe_rotate(&mut self, hs: &HardState) -> Result<()> {
+        if self.size < SEGMENT_BYTES {
+            return Ok(());
+        }
+        self.rotate(hs)
+    }
+
+    fn rotate(&mut self, hs: &HardState) -> Result<()> {
+        self.sync()?;
+        let seq = self.segments.last().map_or(0, |s| s.seq) + 1;
+        let (file, seg) = Self::create_segment(&self.dir, seq)?;
+        self.file = Arc::new(file);
+        self.size = 0;
+        self.segments.push(seg);
+        self.append(&[], Some(hs))?;
+        self.sync()
+    }
+
+    /// The file the syncer must `fdatasync` to make every write so far durable.
+    pub fn sync_handle(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Makes every write so far durable.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| io_err("wal fsync", e))
+    }
+
+    /// Deletes the segments that hold only entries at or below `index` (a compaction point). The
+    /// newest segment is kept whatever it holds.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn purge(&mut self, index: u64) -> Result<usize> {
+        let keep_from = self
+            .segments
+            .iter()
+            .position(|s| s.max_index > index)
+            .unwrap_or(self.segments.len() - 1)
+            .min(self.segments.len() - 1);
+        let gone: Vec<Segment> = self.segments.drain(..keep_from).collect();
+        for s in &gone {
+            fs::remove_file(&s.path).map_err(|e| io_err("wal purge", e))?;
+        }
+        Ok(gone.len())
+    }
+
+    /// Drops the whole log (an installed snapshot replaces it): a fresh segment holding `hs`, synced,
+    /// then every older segment deleted.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn reset(&mut self, hs: &HardState) -> Result<()> {
+        self.rotate(hs)?;
+        let keep = self.segments.len() - 1;
+        for s in self.segments.drain(..keep) {
+            fs::remove_file(&s.path).map_err(|e| io_err("wal reset", e))?;
+        }
+        Ok(())
+    }
+
+    /// Number of segment files (for tests and status).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: vec![index as u8; 40].into(),
+            ..Default::default()
+        }
+    }
+
+    fn hs(term: u64, commit: u64) -> HardState {
+        HardState {
+            term,
+            vote: 1,
+            commit,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn replays_entries_and_newest_hard_state() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, r) = Wal::open(dir.path()).unwrap();
+            assert!(r.entries.is_empty() && r.hard_state.is_none());
+            w.append(&[ent(1, 1), ent(2, 1)], Some(&hs(1, 1))).unwrap();
+            w.append(&[ent(3, 1)], Some(&hs(1, 3))).unwrap();
+            w.sync().unwrap();
+        }
+        let (_, r) = Wal::open(dir.path()).unwrap();
+        assert_eq!(r.entries, vec![ent(1, 1), ent(2, 1), ent(3, 1)]);
+        assert_eq!(r.hard_state, Some(hs(1, 3)));
+    }
+
+    #[test]
+    fn a_conflicting_append_replaces_the_suffix_on_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            w.append(&[ent(1, 1), ent(2, 1), ent(3, 1)], None).unwrap();
+            w.append(&[ent(2, 2)], None).unwrap();
+        }
+        let (_, r) = Wal::open(dir.path()).unwrap();
+        assert_eq!(r.entries, vec![ent(1, 1), ent(2, 2)]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_appending_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            w.append(&[ent(1, 1), ent(2, 1)], None).unwrap();
+        }
+        let path = segment_path(dir.path(), 1);
+        let len = fs::metadata(&path).unwrap().len();
+        // A crash mid-write: the last record is only partly on disk.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        {
+            let (mut w, r) = Wal::open(dir.path()).unwrap();
+            assert_eq!(r.entries, vec![ent(1, 1)]);
+            w.append(&[ent(2, 3)], None).unwrap();
+        }
+        let (_, r) = Wal::open(dir.path()).unwrap();
+        assert_eq!(r.entries, vec![ent(1, 1), ent(2, 3)]);
+    }
+
+    #[test]
+    fn damage_before_the_newest_segment_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            w.append(&[ent(1, 1)], None).unwrap();
+            w.rotate(&hs(1, 1)).unwrap();
+            w.append(&[ent(2, 1)], None).unwrap();
+        }
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        assert!(Wal::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn purge_deletes_only_segments_below_the_compaction_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _) = Wal::open(dir.path()).unwrap();
+        w.append(&[ent(1, 1), ent(2, 1)], None).unwrap();
+        w.rotate(&hs(1, 2)).unwrap();
+        w.append(&[ent(3, 1), ent(4, 1)], None).unwrap();
+        w.rotate(&hs(1, 4)).unwrap();
+        w.append(&[ent(5, 1)], None).unwrap();
+        assert_eq!(w.purge(1).unwrap(), 0);
+        assert_eq!(w.purge(3).unwrap(), 1);
+        assert_eq!(w.segment_count(), 2);
+        assert_eq!(w.purge(10).unwrap(), 1);
+        assert_eq!(w.segment_count(), 1);
+        drop(w);
+        let (_, r) = Wal::open(dir.path()).unwrap();
+        assert_eq!(r.entries, vec![ent(5, 1)]);
+        assert_eq!(r.hard_state, Some(hs(1, 4)));
+    }
+
+    #[test]
+    fn reset_keeps_only_the_hard_state() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            w.append(&[ent(1, 1), ent(2, 1)], Some(&hs(1, 2))).unwrap();
+            w.reset(&hs(3, 9)).unwrap();
+            w.append(&[ent(10, 3)], None).unwrap();
+        }
+        let (w, r) = Wal::open(dir.path()).unwrap();
+        assert_eq!(w.segment_count(), 1);
+        assert_eq!(r.entries, vec![ent(10, 3)]);
+        assert_eq!(r.hard_state, Some(hs(3, 9)));
+    }
+}
