@@ -83,6 +83,14 @@ fn channel(addr: &str) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
+/// Client connections to the leader, shared round-robin by the clients (etcd's benchmark tool has
+/// `--conns` for the same reason: one HTTP/2 connection serializes every stream's frames).
+const CONNECTIONS: usize = 4;
+
+fn channels(addr: &str) -> anyhow::Result<Vec<Channel>> {
+    (0..CONNECTIONS).map(|_| channel(addr)).collect()
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 struct Row {
     system: String,
@@ -384,12 +392,12 @@ async fn main() -> anyhow::Result<()> {
 
     let cluster = berth_cluster().await?;
     let l = berth_leader(&cluster).await?;
-    let leader_channel = channel(&cluster.addrs[l])?;
+    let leader_channels = channels(&cluster.addrs[l])?;
     for &clients in &clients_list {
-        let ch = leader_channel.clone();
+        let chs = leader_channels.clone();
         rows.push(
             measure("berth", clients, secs, move |c, i| {
-                let ch = ch.clone();
+                let ch = chs[c % chs.len()].clone();
                 async move {
                     let batch = Batch::one(Op::Put {
                         key: format!("/core/configmaps/bench{clients}/c{c}-{i}"),
@@ -427,12 +435,12 @@ async fn main() -> anyhow::Result<()> {
         let etcd = start_etcd(&etcd_bin)?;
         match etcd_leader(&etcd).await {
             Ok(l) => {
-                let ch = channel(&etcd.clients[l])?;
+                let chs = channels(&etcd.clients[l])?;
                 for &clients in &clients_list {
-                    let ch = ch.clone();
+                    let chs = chs.clone();
                     rows.push(
                         measure("etcd", clients, secs, move |c, i| {
-                            let ch = ch.clone();
+                            let ch = chs[c % chs.len()].clone();
                             async move {
                                 let req = PutRequest {
                                     key: format!("/bench{clients}/c{c}-{i}").into_bytes(),

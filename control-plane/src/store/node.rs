@@ -14,7 +14,7 @@ use raft::{RawNode, StateRole};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::members::{Member, Members};
-use super::sled_storage::SledStorage;
+use super::sled_storage::{CheckpointJob, SledStorage};
 use super::transport::Transport;
 use super::{Batch, Committed, Error, Event, EventWindow, Result, StateMachine};
 
@@ -143,6 +143,10 @@ pub(crate) struct Driver {
     /// A conf change was applied since the last checkpoint. Snapshots are built from the checkpoint,
     /// and raft-rs drops a snapshot whose conf state lacks its receiver, so a new member needs one.
     conf_changed: bool,
+    /// Checkpoints are written by their own thread; it answers with the index written.
+    checkpointer: Option<std::sync::mpsc::Sender<CheckpointJob>>,
+    checkpoint_done: Receiver<std::result::Result<u64, String>>,
+    checkpointer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One Ready's durability request: after the fsync, send its persisted messages and report its number.
@@ -180,6 +184,15 @@ fn run_syncer(
         if driver.send(Msg::Persisted(last)).is_err() {
             break;
         }
+    }
+}
+
+/// Checkpoints are background work (the log already holds every change), so their thread runs at
+/// nice 19 and takes the CPU time client writes leave idle, like a database's compaction thread.
+fn lower_priority() {
+    // On Linux a thread id is a valid target of setpriority(PRIO_PROCESS).
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "could not lower the checkpointer's priority");
     }
 }
 
@@ -253,6 +266,19 @@ impl Driver {
             .name(format!("raft-sync-{}", shared.id))
             .spawn(move || run_syncer(syncer_rx, syncer_transport, driver_tx))
             .map_err(|e| Error::Unavailable(format!("spawning syncer: {e}")))?;
+        let (checkpointer, jobs) = std::sync::mpsc::channel::<CheckpointJob>();
+        let (done_tx, checkpoint_done) = std::sync::mpsc::channel();
+        let checkpointer_thread = std::thread::Builder::new()
+            .name(format!("raft-ckpt-{}", shared.id))
+            .spawn(move || {
+                lower_priority();
+                while let Ok(job) = jobs.recv() {
+                    if done_tx.send(job.run().map_err(|e| e.to_string())).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Unavailable(format!("spawning checkpointer: {e}")))?;
         Ok(Driver {
             node,
             rx,
@@ -272,6 +298,9 @@ impl Driver {
             syncer: Some(syncer),
             syncer_thread: Some(syncer_thread),
             conf_changed: false,
+            checkpointer: Some(checkpointer),
+            checkpoint_done,
+            checkpointer_thread: Some(checkpointer_thread),
         })
     }
 
@@ -310,9 +339,14 @@ impl Driver {
             self.on_ready();
         }
         self.fail_all(Error::Unavailable("store stopped".into()));
-        // The syncer holds a sled handle: wait for it so the database is closed when `run` returns.
+        // The syncer and checkpointer hold files and sled handles: wait for them so the database is
+        // closed (and any checkpoint written) when `run` returns.
         drop(self.syncer.take());
         if let Some(t) = self.syncer_thread.take() {
+            let _ = t.join();
+        }
+        drop(self.checkpointer.take());
+        if let Some(t) = self.checkpointer_thread.take() {
             let _ = t.join();
         }
         tracing::info!(id = self.shared.id, "raft driver stopped");
@@ -572,6 +606,15 @@ impl Driver {
 
     fn install_snapshot(&mut self, snap: raft::eraftpb::Snapshot) {
         let index = snap.get_metadata().index;
+        if self.node.store().checkpointing() {
+            // The snapshot replaces what the checkpoint is writing: let it finish first.
+            let done = self
+                .checkpoint_done
+                .recv()
+                .unwrap_or_else(|_| Err("checkpointer thread gone".into()))
+                .unwrap_or_else(|e| panic!("checkpoint failed: {e}"));
+            self.node.mut_store().finish_checkpoint(done);
+        }
         let data = self
             .node
             .mut_store()
@@ -712,10 +755,24 @@ impl Driver {
         }
     }
 
-    /// Every `snapshot_every` applied entries (or `CHECKPOINT_LOG_BYTES` of log), checkpoints the
-    /// objects into sled and compacts the log up to the checkpoint. A leader keeps the entries that
-    /// live followers still miss, so they catch up from the log rather than by snapshot.
+    /// Every `snapshot_every` applied entries (or `CHECKPOINT_LOG_BYTES` of log, or after a conf
+    /// change), checkpoints the objects into sled on the checkpointer thread; once written, compacts
+    /// the log up to it. A leader keeps the entries that live followers still miss, so they catch up
+    /// from the log rather than by snapshot.
     fn maybe_compact(&mut self) {
+        if self.node.store().checkpointing() {
+            match self.checkpoint_done.try_recv() {
+                Ok(done) => {
+                    let index = done.unwrap_or_else(|e| panic!("checkpoint failed: {e}"));
+                    self.node.mut_store().finish_checkpoint(index);
+                    self.compact_to(index);
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    panic!("checkpointer thread gone")
+                }
+            }
+        }
         let applied = *self.shared.applied_index.borrow();
         let store = self.node.store();
         let checkpoint = store.applied();
@@ -743,12 +800,22 @@ impl Driver {
                 self.shared.members.read().expect("members lock").clone(),
             )
         };
-        self.node
+        let job = self
+            .node
             .mut_store()
-            .checkpoint(applied, changes, &members)
+            .begin_checkpoint(applied, changes, &members)
             .unwrap_or_else(|e| panic!("checkpoint at {applied} failed: {e}"));
-        let mut index = applied;
+        if let Some(c) = &self.checkpointer {
+            c.send(job)
+                .unwrap_or_else(|_| panic!("checkpointer thread died"));
+        }
+    }
+
+    /// Compacts the log up to the checkpoint at `checkpoint`, keeping what live followers miss.
+    fn compact_to(&mut self, checkpoint: u64) {
+        let mut index = checkpoint;
         if self.role == StateRole::Leader {
+            let applied = *self.shared.applied_index.borrow();
             let floor = applied.saturating_sub(self.cfg.snapshot_every);
             for (id, pr) in self.node.raft.prs().iter() {
                 if *id != self.shared.id && pr.recent_active && pr.matched > floor {
@@ -763,12 +830,7 @@ impl Driver {
             .mut_store()
             .compact(index)
             .unwrap_or_else(|e| panic!("log compaction at {index} failed: {e}"));
-        tracing::debug!(
-            id = self.shared.id,
-            applied,
-            index,
-            "checkpointed and compacted"
-        );
+        tracing::debug!(id = self.shared.id, checkpoint, index, "compacted raft log");
     }
 }
 

@@ -80,6 +80,43 @@ pub fn decode_record(bytes: &[u8]) -> Result<(u64, Value)> {
     Ok((rev, value))
 }
 
+/// A checkpoint's writes, runnable on another thread: sled inserts of thousands of objects and a
+/// flush take hundreds of milliseconds, which on the driver thread stalled every write behind them.
+pub struct CheckpointJob {
+    db: sled::Db,
+    objects: sled::Tree,
+    wal: Arc<std::fs::File>,
+    applied: u64,
+    changes: Vec<(String, Option<SharedObject>)>,
+    conf_state: Vec<u8>,
+    members: Vec<u8>,
+}
+
+impl CheckpointJob {
+    /// Syncs the log (so it holds every entry up to the checkpoint and the commit index), then writes
+    /// the objects, applied index, conf state and members in one sled batch and flushes sled.
+    /// Returns the checkpoint index.
+    ///
+    /// # Errors
+    /// On I/O or sled failure.
+    pub fn run(self) -> Result<u64> {
+        self.wal.sync_data().map_err(|e| corrupt("wal fsync", e))?;
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.changes {
+            match value {
+                Some((v, rev)) => batch.insert(key.as_bytes(), encode_record(rev, &v)),
+                None => batch.remove(key.as_bytes()),
+            }
+        }
+        batch.insert(APPLIED, &self.applied.to_be_bytes());
+        batch.insert(CONF_STATE, self.conf_state);
+        batch.insert(MEMBERS, self.members);
+        self.objects.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(self.applied)
+    }
+}
+
 /// An object's current value and revision, shared with the state machine (no copy).
 pub type SharedObject = (Arc<Value>, u64);
 
@@ -155,6 +192,8 @@ pub struct SledStorage {
     applied: u64,
     /// Keys written since the last checkpoint.
     dirty: HashSet<String>,
+    /// A checkpoint job is writing sled.
+    checkpointing: bool,
 }
 
 impl SledStorage {
@@ -232,6 +271,7 @@ impl SledStorage {
             last_index,
             applied,
             dirty: HashSet::new(),
+            checkpointing: false,
         })
     }
 
@@ -415,9 +455,8 @@ impl SledStorage {
         self.conf_state = cs.clone();
     }
 
-    /// Stores the state as of `applied`: syncs the log first (so it holds every entry up to `applied`
-    /// and the commit index), then writes the changed objects (`None` = deleted), the applied index,
-    /// conf state and members in one sled batch, and flushes sled.
+    /// Stores the state as of `applied` before returning (bootstrap, tests); the driver uses
+    /// [`begin_checkpoint`](Self::begin_checkpoint) so the write happens off its thread.
     ///
     /// # Errors
     /// On I/O or sled failure.
@@ -427,34 +466,54 @@ impl SledStorage {
         changes: Vec<(String, Option<SharedObject>)>,
         members: &Members,
     ) -> Result<()> {
+        let job = self.begin_checkpoint(applied, changes, members)?;
+        let done = job.run()?;
+        self.finish_checkpoint(done);
+        Ok(())
+    }
+
+    /// Prepares a checkpoint at `applied`: the changed objects (`None` = deleted) with the applied
+    /// index, conf state and members. Until [`finish_checkpoint`](Self::finish_checkpoint), snapshots
+    /// are unavailable (sled is being written) and the log is not compacted.
+    ///
+    /// # Errors
+    /// On I/O failure writing the commit index.
+    pub fn begin_checkpoint(
+        &mut self,
+        applied: u64,
+        changes: Vec<(String, Option<SharedObject>)>,
+        members: &Members,
+    ) -> Result<CheckpointJob> {
+        assert!(!self.checkpointing, "one checkpoint at a time");
         if self.hard_state.commit < applied {
             let mut hs = self.hard_state.clone();
             hs.commit = applied;
             self.set_hard_state(&hs)?;
         }
-        self.wal.sync()?;
-        let mut batch = sled::Batch::default();
-        for (key, value) in changes {
-            match value {
-                Some((v, rev)) => batch.insert(key.as_bytes(), encode_record(rev, &v)),
-                None => batch.remove(key.as_bytes()),
-            }
-        }
-        batch.insert(APPLIED, &applied.to_be_bytes());
-        batch.insert(
-            CONF_STATE,
-            self.conf_state
+        self.checkpointing = true;
+        Ok(CheckpointJob {
+            db: self.db.clone(),
+            objects: self.objects.clone(),
+            wal: self.wal.sync_handle(),
+            applied,
+            changes,
+            conf_state: self
+                .conf_state
                 .write_to_bytes()
                 .expect("conf state encodes"),
-        );
-        batch.insert(
-            MEMBERS,
-            serde_json::to_vec(members).expect("members encode"),
-        );
-        self.objects.apply_batch(batch)?;
-        self.db.flush()?;
-        self.applied = applied;
-        Ok(())
+            members: serde_json::to_vec(members).expect("members encode"),
+        })
+    }
+
+    /// Records a checkpoint written by [`CheckpointJob::run`].
+    pub fn finish_checkpoint(&mut self, applied: u64) {
+        self.checkpointing = false;
+        self.applied = self.applied.max(applied);
+    }
+
+    /// Whether a checkpoint is being written.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpointing
     }
 
     /// Encoded size of the log kept in memory (and on disk) since the compaction point.
@@ -504,6 +563,7 @@ impl SledStorage {
     /// # Errors
     /// On sled failure or undecodable snapshot data.
     pub fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<SnapshotData> {
+        assert!(!self.checkpointing, "snapshot install during a checkpoint");
         let meta = snap.get_metadata();
         let data = SnapshotData::decode(&snap.data)?;
         let mut obj_batch = sled::Batch::default();
@@ -677,7 +737,7 @@ impl raft::Storage for SledStorage {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<raft::eraftpb::Snapshot> {
-        if self.applied < request_index {
+        if self.applied < request_index || self.checkpointing {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
