@@ -98,7 +98,14 @@ where
             precondition: Precondition::Revision(obj.revision),
         });
         match store.commit(batch).await {
-            Ok(c) => return Ok(c.results.into_iter().next().flatten()),
+            Ok(c) => {
+                return Ok(c
+                    .results
+                    .into_iter()
+                    .next()
+                    .flatten()
+                    .map(Arc::unwrap_or_clone))
+            }
             Err(store::Error::PreconditionFailed { .. }) => continue,
             Err(e) => return Err(e),
         }

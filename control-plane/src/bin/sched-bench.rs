@@ -99,6 +99,11 @@ async fn main() -> anyhow::Result<()> {
         .context("bind throughput through raft")?;
         raft_row = row("runner + 3-member Raft (fsync, loopback)", &r);
         println!("{raft_row}");
+        let steady = (r.pods as f64 - 500.0) / (r.elapsed - r.startup).as_secs_f64().max(1e-9);
+        println!(
+            "raft runner startup (list + view) {:.2} s; after it {steady:.0} pods/s",
+            r.startup.as_secs_f64()
+        );
         stop.cancel();
         tokio::time::sleep(Duration::from_millis(200)).await;
         std::fs::remove_dir_all(&dir).ok();

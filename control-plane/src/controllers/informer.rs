@@ -102,7 +102,7 @@ impl Informer {
     }
 
     /// Records a committed write to `key` (a put's stored object, or `None` for a delete).
-    pub fn write_through(&self, key: &str, value: Option<Value>, revision: u64) {
+    pub fn write_through(&self, key: &str, value: Option<Arc<Value>>, revision: u64) {
         if !key.starts_with(&self.prefix) {
             return;
         }
@@ -118,7 +118,7 @@ impl Informer {
                         key.to_string(),
                         Cached {
                             key: key.to_string(),
-                            value: Arc::new(v),
+                            value: v,
                             revision,
                         },
                     );

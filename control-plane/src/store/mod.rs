@@ -128,7 +128,9 @@ pub struct Committed {
     pub revision: u64,
     /// Per operation: the stored object after a put or merge, the removed object after a delete
     /// (`None` when a delete with `Precondition::None` found nothing).
-    pub results: Vec<Option<Value>>,
+    /// Shared with the state machine: most results are never read (followers, replay), and
+    /// copying every written object was the largest cost of applying scheduler bindings.
+    pub results: Vec<Option<std::sync::Arc<Value>>>,
 }
 
 /// A stored object and the revision that wrote it.

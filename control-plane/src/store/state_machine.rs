@@ -114,7 +114,7 @@ impl StateMachine {
                         EventType::Added
                     };
                     self.objects.insert(key.clone(), (value.clone(), index));
-                    results.push(Some((*value).clone()));
+                    results.push(Some(value.clone()));
                     events.push(Event {
                         kind,
                         key: key.clone(),
@@ -132,7 +132,7 @@ impl StateMachine {
                     stamp_revision(&mut value, index);
                     let value = Arc::new(value);
                     self.objects.insert(key.clone(), (value.clone(), index));
-                    results.push(Some((*value).clone()));
+                    results.push(Some(value.clone()));
                     events.push(Event {
                         kind: EventType::Modified,
                         key: key.clone(),
@@ -146,7 +146,7 @@ impl StateMachine {
                         let mut last = (*old).clone();
                         stamp_revision(&mut last, index);
                         let last = Arc::new(last);
-                        results.push(Some((*last).clone()));
+                        results.push(Some(last.clone()));
                         events.push(Event {
                             kind: EventType::Deleted,
                             key: key.clone(),
@@ -409,7 +409,7 @@ mod tests {
             })
         };
         let (res, events) = sm.apply(2, &merge(Precondition::Revision(1)));
-        let stored = res.unwrap().results[0].clone().unwrap();
+        let stored = (*res.unwrap().results[0].clone().unwrap()).clone();
         assert_eq!(stored["spec"]["nodeName"], "n1");
         assert!(stored["metadata"].get("name").is_none());
         assert_eq!(stored["metadata"]["resourceVersion"], "2");
