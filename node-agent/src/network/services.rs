@@ -225,6 +225,14 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
         cluster = cfg.cluster_cidr.trunc(),
         br = cfg.bridge,
     );
+    // VXLAN packets between nodes need no NAT and no state: skipping conntrack for them saves a
+    // lookup on each node and every nat hook on the way (the inner packets are still tracked).
+    let _ = writeln!(
+        s,
+        "  chain raw-prerouting {{ type filter hook prerouting priority raw; policy accept; udp dport {port} notrack; }}\n\
+         \x20 chain raw-output {{ type filter hook output priority raw; policy accept; udp dport {port} notrack; }}",
+        port = super::overlay::VXLAN_PORT,
+    );
     // TCP gets a reset: ICMP errors to a pod are rate limited per host and may be dropped.
     s.push_str("  chain reject-chain { meta l4proto tcp reject with tcp reset; reject; }\n");
     s.push_str(
@@ -569,6 +577,7 @@ mod tests {
             "type nat hook prerouting priority -100",
             "type nat hook output priority -100",
             "type nat hook postrouting priority 100",
+            "type filter hook prerouting priority raw; policy accept; udp dport 8472 notrack;",
             "ip saddr 10.244.1.0/24 ip daddr != 10.244.0.0/16 oifname != \"berth0\" masquerade",
             "ip daddr 10.96.0.10 meta l4proto { tcp, udp } th dport 53 dnat to 10.244.1.1",
             "type filter hook forward priority -110",

@@ -135,6 +135,12 @@ impl Testbed {
         let sw = tb.switch.clone();
         ip(&["-n", &sw, "link", "add", "sw0", "type", "bridge"])?;
         ip(&["-n", &sw, "link", "set", "sw0", "up"])?;
+        // The switch stands in for a physical L2 switch: with br_netfilter present (this host has it),
+        // every frame it forwards would also run the IP netfilter hooks of the switch namespace.
+        for table in ["iptables", "ip6tables", "arptables"] {
+            let key = format!("/proc/sys/net/bridge/bridge-nf-call-{table}");
+            let _ = in_netns(&netns_path(&sw), move || std::fs::write(&key, "0"));
+        }
         for i in 1..=n {
             let netns = format!("{}-n{i}", tb.prefix);
             create_netns(&netns)?;
