@@ -98,14 +98,7 @@ where
             precondition: Precondition::Revision(obj.revision),
         });
         match store.commit(batch).await {
-            Ok(c) => {
-                return Ok(c
-                    .results
-                    .into_iter()
-                    .next()
-                    .flatten()
-                    .map(Arc::unwrap_or_clone))
-            }
+            Ok(c) => return Ok(c.into_first()),
             Err(store::Error::PreconditionFailed { .. }) => continue,
             Err(e) => return Err(e),
         }

@@ -487,15 +487,7 @@ async fn create_object(ctx: &Ctx<'_>, obj: Value) -> Result<Value> {
             },
         );
         match ctx.store().commit(Batch { ops }).await {
-            Ok(c) => {
-                return Ok(c
-                    .results
-                    .into_iter()
-                    .next()
-                    .flatten()
-                    .map(Arc::unwrap_or_clone)
-                    .unwrap_or_default())
-            }
+            Ok(c) => return Ok(c.into_first().unwrap_or_default()),
             Err(store::Error::PreconditionFailed { key: k, .. }) if k == key => {
                 if generated {
                     continue;
@@ -628,13 +620,7 @@ async fn write_update(
         return Ok(new);
     }
     match ctx.store().commit(Batch { ops }).await {
-        Ok(c) => Ok(c
-            .results
-            .into_iter()
-            .next()
-            .flatten()
-            .map(Arc::unwrap_or_clone)
-            .unwrap_or_default()),
+        Ok(c) => Ok(c.into_first().unwrap_or_default()),
         Err(store::Error::PreconditionFailed { key: k, .. }) => {
             if let Some((_, text)) = explicit.iter().find(|(e, _)| *e == k) {
                 return Err(WriteError::Api(explicit_alloc_error(info, &ctx.name, text)));
@@ -1206,13 +1192,7 @@ async fn delete_object(
         }
         match ctx.store().commit(Batch { ops }).await {
             Ok(c) => {
-                let v = c
-                    .results
-                    .into_iter()
-                    .next()
-                    .flatten()
-                    .map(Arc::unwrap_or_clone)
-                    .unwrap_or_default();
+                let v = c.into_first().unwrap_or_default();
                 return Ok(if pending {
                     Deleted::Pending(v)
                 } else {

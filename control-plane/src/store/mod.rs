@@ -133,6 +133,17 @@ pub struct Committed {
     pub results: Vec<Option<std::sync::Arc<Value>>>,
 }
 
+impl Committed {
+    /// The first operation's object, owned (a copy only if the state machine still shares it).
+    pub fn into_first(self) -> Option<Value> {
+        self.results
+            .into_iter()
+            .next()
+            .flatten()
+            .map(std::sync::Arc::unwrap_or_clone)
+    }
+}
+
 /// A stored object and the revision that wrote it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Object {
