@@ -284,6 +284,8 @@ impl Netlink for IpTool {
             "dstport",
             &p.port.to_string(),
             "nolearning",
+            // RFC 7348: the outer UDP checksum SHOULD be zero; the inner packet carries its own.
+            "noudpcsum",
         ])?;
         self.ip(&[
             "link",
