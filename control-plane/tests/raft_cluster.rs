@@ -254,9 +254,20 @@ async fn precondition_failures_surface_through_followers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_loss_keeps_every_acknowledged_write_across_restart() {
+    leader_loss_case(10_000).await;
+}
+
+/// The same with a checkpoint and log compaction every 50 entries, so the restart replays a
+/// compacted WAL on top of checkpointed objects (and WAL segments are purged while writes go on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_loss_with_frequent_checkpoints_keeps_every_acknowledged_write() {
+    leader_loss_case(50).await;
+}
+
+async fn leader_loss_case(snapshot_every: u64) {
     let root = tempfile::tempdir().unwrap();
     let dirs = dirs(&root, 3);
-    let mut nodes = cluster(&dirs, 10_000).await;
+    let mut nodes = cluster(&dirs, snapshot_every).await;
     let l = leader(&nodes).await;
 
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -319,7 +330,13 @@ async fn leader_loss_keeps_every_acknowledged_write_across_restart() {
     for (name, dir, addr) in stopped {
         let l = TcpListener::bind(addr).await.unwrap();
         // The initial cluster is ignored on restart; pass a wrong one to prove it.
-        let cfg = config(&name, &dir, addr, Start::InitialCluster(Vec::new()), 10_000);
+        let cfg = config(
+            &name,
+            &dir,
+            addr,
+            Start::InitialCluster(Vec::new()),
+            snapshot_every,
+        );
         nodes.push(start(l, cfg).await);
     }
     let l3 = leader(&nodes).await;
