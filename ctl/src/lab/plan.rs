@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+/// Raft entries between checkpoints on lab servers (the server default is 10,000).
+pub const LAB_SNAPSHOT_EVERY: u64 = 1_000;
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cidr {
@@ -360,6 +362,10 @@ impl LabPlan {
                 self.initial_cluster(),
                 "--token".into(),
                 token.into(),
+                // A lab writes a few thousand entries in minutes: checkpoint often enough that
+                // kills and restarts in a lab replay a compacted log over checkpointed objects.
+                "--snapshot-every".into(),
+                LAB_SNAPSHOT_EVERY.to_string(),
             ],
             Role::Agent => vec![
                 "--server".into(),
@@ -511,7 +517,8 @@ broadcast 192.0.2.255 dev eth0 table local proto kernel scope link src 192.0.2.2
         assert_eq!(
             s.join(" "),
             "--name s2 --data-dir /d/s2 --listen-peer 172.29.5.12:6444 --listen-api 0.0.0.0:6443 \
-             --initial-cluster s1=172.29.5.11:6444,s2=172.29.5.12:6444,s3=172.29.5.13:6444 --token tok"
+             --initial-cluster s1=172.29.5.11:6444,s2=172.29.5.12:6444,s3=172.29.5.13:6444 --token tok \
+             --snapshot-every 1000"
         );
         assert_eq!(p.api_url(), "http://172.29.5.11:6443");
         let kc = kube::config::Kubeconfig::from_yaml(&p.kubeconfig("tok")).unwrap();
