@@ -10,6 +10,7 @@
 //! - `sys`: the few raw syscalls (the only `unsafe` code).
 
 pub mod agent;
+pub mod dockerd;
 pub mod images;
 pub mod network;
 pub mod pod;

@@ -2,6 +2,7 @@
 //! next to `crun run --detach` of the same bundle, and `docker run` when a Docker engine answers.
 //! Writes `bench-results/agent.md`. Needs root and crun.
 
+use node_agent::dockerd::Dockerd;
 use node_agent::images::ImageStore;
 use node_agent::pod::{ClusterSettings, DesiredPod, PodManager, StoreImages};
 use node_agent::runtime::linux::{oci_command, LinuxRuntime};
@@ -115,106 +116,36 @@ fn crun_round(oci: &Path, dir: &Path, layers: &[PathBuf], n: usize) -> Duration 
     took
 }
 
-/// A private Docker engine (own data root and socket, no iptables, no bridge) for `docker run` timings.
-struct Dockerd {
-    child: std::process::Child,
-    host: String,
-    _root: tempfile::TempDir,
-}
-
-impl Dockerd {
-    fn start() -> anyhow::Result<Dockerd> {
+/// Seconds for `n` sequential `docker run -d` of the image (already loaded), then removes them.
+fn docker_round(d: &Dockerd, n: usize) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let o = d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--label",
+            "berth-bench=1",
+            "berth/busybox:latest",
+            "sleep",
+            "3600",
+        ])?;
         anyhow::ensure!(
-            Path::new("/usr/bin/dockerd").exists() || Path::new("/usr/sbin/dockerd").exists(),
-            "dockerd not installed"
+            o.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&o.stderr)
         );
-        let root = tempfile::tempdir()?;
-        let host = format!("unix://{}", root.path().join("docker.sock").display());
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(root.path().join("data"))
-            .arg("--exec-root")
-            .arg(root.path().join("exec"))
-            .arg("--pidfile")
-            .arg(root.path().join("docker.pid"))
-            .args([
-                "-H",
-                &host,
-                "--iptables=false",
-                "--ip-masq=false",
-                "--bridge=none",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let d = Dockerd {
-            child,
-            host,
-            _root: root,
-        };
-        let t0 = Instant::now();
-        while !d
-            .docker(&["info"])
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-        {
-            anyhow::ensure!(
-                t0.elapsed() < Duration::from_secs(30),
-                "dockerd did not answer"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(d)
     }
-
-    fn docker(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        Command::new("docker")
-            .arg("-H")
-            .arg(&self.host)
-            .args(args)
-            .output()
+    let took = t0.elapsed();
+    let ids = d.docker(&["ps", "-aq", "--filter", "label=berth-bench=1"])?;
+    let ids = String::from_utf8_lossy(&ids.stdout).to_string();
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.split_whitespace());
+    if args.len() > 2 {
+        let _ = d.docker(&args);
     }
-
-    /// Seconds for `n` sequential `docker run -d` of the image (already loaded), then removes them.
-    fn round(&self, n: usize) -> anyhow::Result<Duration> {
-        let t0 = Instant::now();
-        for _ in 0..n {
-            let o = self.docker(&[
-                "run",
-                "-d",
-                "--network",
-                "none",
-                "--label",
-                "berth-bench=1",
-                "berth/busybox:latest",
-                "sleep",
-                "3600",
-            ])?;
-            anyhow::ensure!(
-                o.status.success(),
-                "docker run: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let took = t0.elapsed();
-        let ids = self.docker(&["ps", "-aq", "--filter", "label=berth-bench=1"])?;
-        let ids = String::from_utf8_lossy(&ids.stdout).to_string();
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.split_whitespace());
-        if args.len() > 2 {
-            let _ = self.docker(&args);
-        }
-        Ok(took)
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
+    Ok(took)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -281,7 +212,7 @@ fn main() -> anyhow::Result<()> {
             a.push(agent_round(&mut m, n, r * 100 + n));
             c.push(crun_round(&oci, data.path(), &layers, n));
             if let Ok(engine) = &dockerd {
-                d.push(engine.round(n)?);
+                d.push(docker_round(engine, n)?);
             }
         }
         let med = |v: &mut Vec<Duration>| {
@@ -298,14 +229,15 @@ fn main() -> anyhow::Result<()> {
     drop(dockerd);
     let mut md = String::from("# berth-agent: pod bound → Running\n\n");
     md.push_str(&format!(
-        "Machine: {} CPUs, {} MiB RAM, OCI runtime `{}` (cgroup v1 hybrid host), debug build of the agent, \
+        "Machine: {} CPUs, {} MiB RAM, OCI runtime `{}` (cgroup v1 hybrid host), {} build of the agent, \
          `--network none` pods (netns with loopback; no CNI), image `berth/busybox:latest` already imported.\n\
          Median of {rounds} rounds. \"berth-agent\" = from handing the pods to the pod manager until every pod \
          reports phase Running (netns + overlay rootfs + bundle + supervisor + `crun run`, sequential). \
          \"crun run\" = `crun run --detach` of prepared bundles (rootfs already mounted), sequential.\n\n",
         node_agent::agent::node_info::cpus(),
         node_agent::agent::node_info::mem_total_kib() / 1024,
-        oci.display()
+        oci.display(),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
     ));
     md.push_str("| pods | berth-agent | crun run --detach | docker run -d | per pod (agent) | per pod (crun) | per pod (docker) | agent / docker |\n|---|---|---|---|---|---|---|---|\n");
     for (n, a, c, d) in &rows {

@@ -111,48 +111,15 @@ fn main() -> Result<()> {
 /// Docker Swarm on this machine: `swarm init` on a private dockerd, then a 60-replica service of the same
 /// busybox image (loaded from the docker-save tar, never pulled). Returns (init time, service time).
 fn swarm_bench(tar: &str) -> Result<(Duration, Duration)> {
-    anyhow::ensure!(
-        std::path::Path::new("/usr/bin/dockerd").exists()
-            || std::path::Path::new("/usr/sbin/dockerd").exists(),
-        "dockerd not installed"
-    );
     let gwbridge_existed = std::path::Path::new("/sys/class/net/docker_gwbridge").exists();
-    let root = tempfile::tempdir()?;
-    let sock = root.path().join("docker.sock");
-    let host = format!("unix://{}", sock.display());
-    // A private engine: own data root and socket, no iptables changes, no bridge to the outside world.
-    let mut daemon = Command::new("dockerd")
-        .args([
-            "--data-root",
-            &root.path().join("data").display().to_string(),
-        ])
-        .args([
-            "--exec-root",
-            &root.path().join("exec").display().to_string(),
-        ])
-        .args([
-            "--pidfile",
-            &root.path().join("docker.pid").display().to_string(),
-        ])
-        .args([
-            "-H",
-            &host,
-            "--iptables=false",
-            "--ip-masq=false",
-            "--bridge=none",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(root.path().join("dockerd.log"))?)
-        .spawn()
-        .context("failed to start dockerd")?;
-    let docker = |args: &[&str]| run(Command::new("docker").arg("-H").arg(&host).args(args));
+    let engine = node_agent::dockerd::Dockerd::start()?;
+    let docker = |args: &[&str]| {
+        run(Command::new("docker")
+            .arg("-H")
+            .arg(engine.host())
+            .args(args))
+    };
     let result = (|| {
-        wait_for(
-            "dockerd",
-            Duration::from_secs(30),
-            Duration::from_millis(200),
-            || Ok(docker(&["info"]).ok()),
-        )?;
         docker(&["load", "-i", tar])?;
         let t = Instant::now();
         docker(&[
@@ -190,8 +157,7 @@ fn swarm_bench(tar: &str) -> Result<(Duration, Duration)> {
     })();
     let _ = docker(&["service", "rm", "many"]);
     let _ = docker(&["swarm", "leave", "--force"]);
-    let _ = output(Command::new("kill").arg(daemon.id().to_string()));
-    let _ = daemon.wait();
+    drop(engine);
     // Swarm's gateway bridge outlives the engine; remove it unless it was there before.
     if !gwbridge_existed {
         let _ = output(Command::new("ip").args(["link", "del", "docker_gwbridge"]));
