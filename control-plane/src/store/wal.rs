@@ -140,6 +140,12 @@ impl Wal {
     /// On I/O failure or a corrupt record before the end of the newest segment.
     pub fn open(dir: &Path) -> Result<(Wal, Replayed)> {
         fs::create_dir_all(dir).map_err(|e| io_err("wal dir", e))?;
+        // The directory's own name must be durable too, or a crash after the first fsync could lose it.
+        if let Some(parent) = dir.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_err("wal dir", e))?;
+        }
         let mut seqs: Vec<u64> = fs::read_dir(dir)
             .map_err(|e| io_err("wal dir", e))?
             .filter_map(|d| {
