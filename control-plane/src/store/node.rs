@@ -608,12 +608,7 @@ impl Driver {
         let index = snap.get_metadata().index;
         if self.node.store().checkpointing() {
             // The snapshot replaces what the checkpoint is writing: let it finish first.
-            let done = self
-                .checkpoint_done
-                .recv()
-                .unwrap_or_else(|_| Err("checkpointer thread gone".into()))
-                .unwrap_or_else(|e| panic!("checkpoint failed: {e}"));
-            self.node.mut_store().finish_checkpoint(done);
+            self.collect_checkpoint(true);
         }
         let data = self
             .node
@@ -761,16 +756,9 @@ impl Driver {
     /// from the log rather than by snapshot.
     fn maybe_compact(&mut self) {
         if self.node.store().checkpointing() {
-            match self.checkpoint_done.try_recv() {
-                Ok(done) => {
-                    let index = done.unwrap_or_else(|e| panic!("checkpoint failed: {e}"));
-                    self.node.mut_store().finish_checkpoint(index);
-                    self.compact_to(index);
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => return,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    panic!("checkpointer thread gone")
-                }
+            match self.collect_checkpoint(false) {
+                Some(index) => self.compact_to(index),
+                None => return,
             }
         }
         let applied = *self.shared.applied_index.borrow();
@@ -809,6 +797,26 @@ impl Driver {
             c.send(job)
                 .unwrap_or_else(|_| panic!("checkpointer thread died"));
         }
+    }
+
+    /// Records the checkpoint the checkpointer thread finished and returns its index; `None` while
+    /// it still runs, unless `wait` blocks until it is done.
+    fn collect_checkpoint(&mut self, wait: bool) -> Option<u64> {
+        use std::sync::mpsc::TryRecvError;
+        let done = if wait {
+            self.checkpoint_done.recv().ok()
+        } else {
+            match self.checkpoint_done.try_recv() {
+                Ok(done) => Some(done),
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => None,
+            }
+        };
+        let index = done
+            .unwrap_or_else(|| panic!("checkpointer thread gone"))
+            .unwrap_or_else(|e| panic!("checkpoint failed: {e}"));
+        self.node.mut_store().finish_checkpoint(index);
+        Some(index)
     }
 
     /// Compacts the log up to the checkpoint at `checkpoint`, keeping what live followers miss.

@@ -149,7 +149,8 @@ impl RaftStore {
         let mut applied = storage.applied();
         let mut hs = storage.hard_state().clone();
         if hs.commit < applied {
-            // The applied index and the hard state are written in different trees; an applied entry was committed.
+            // A crash between writing an installed snapshot's objects and resetting the log leaves the
+            // log's commit index behind the applied one; an applied entry was committed.
             hs.commit = applied;
             storage.set_hard_state(&hs).map_err(unavailable)?;
         }

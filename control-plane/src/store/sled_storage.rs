@@ -58,6 +58,14 @@ fn corrupt(what: &'static str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The conf state stored with the last checkpoint (or installed snapshot).
+fn stored_conf_state(objects: &sled::Tree) -> Result<ConfState> {
+    match objects.get(CONF_STATE)? {
+        Some(b) => ConfState::parse_from_bytes(&b).map_err(|e| corrupt("conf state", e)),
+        None => Ok(ConfState::default()),
+    }
+}
+
 fn raft_err(e: Error) -> raft::Error {
     raft::Error::Store(StorageError::Other(Box::new(e)))
 }
@@ -213,10 +221,7 @@ impl SledStorage {
     fn from_parts(db: sled::Db, wal_dir: &Path) -> Result<Self> {
         let raft = db.open_tree("raft")?;
         let objects = db.open_tree("objects")?;
-        let conf_state = match objects.get(CONF_STATE)? {
-            Some(b) => ConfState::parse_from_bytes(&b).map_err(|e| corrupt("conf state", e))?,
-            None => ConfState::default(),
-        };
+        let conf_state = stored_conf_state(&objects)?;
         let (snap_index, snap_term) = match raft.get(SNAP_META)? {
             Some(b) if b.len() == 16 => (
                 u64::from_be_bytes(b[..8].try_into().expect("8")),
@@ -644,10 +649,7 @@ impl SledStorage {
     fn build_snapshot(&self) -> Result<Snapshot> {
         let applied = self.applied;
         let term = self.term_of(applied)?;
-        let conf_state = match self.objects.get(CONF_STATE)? {
-            Some(b) => ConfState::parse_from_bytes(&b).map_err(|e| corrupt("conf state", e))?,
-            None => ConfState::default(),
-        };
+        let conf_state = stored_conf_state(&self.objects)?;
         let mut data = Vec::with_capacity(4096);
         data.extend_from_slice(SNAPSHOT_MAGIC);
         data.extend_from_slice(&applied.to_be_bytes());

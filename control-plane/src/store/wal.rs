@@ -340,8 +340,9 @@ impl Wal {
         Ok(())
     }
 
-    /// Number of segment files (for tests and status).
-    pub fn segment_count(&self) -> usize {
+    /// Number of segment files.
+    #[cfg(test)]
+    fn segment_count(&self) -> usize {
         self.segments.len()
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Raft entries between checkpoints on lab servers (the server default is 10,000).
 pub const LAB_SNAPSHOT_EVERY: u64 = 1_000;
+
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cidr {
