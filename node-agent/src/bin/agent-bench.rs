@@ -5,7 +5,7 @@
 use node_agent::dockerd::Dockerd;
 use node_agent::images::ImageStore;
 use node_agent::pod::{ClusterSettings, DesiredPod, PodManager, StoreImages};
-use node_agent::runtime::linux::{oci_command, LinuxRuntime};
+use node_agent::runtime::linux::{oci_command, overlay_options, LinuxRuntime};
 use node_agent::runtime::netns_basic::LoopbackOnly;
 use node_agent::runtime::{bundle, ContainerConfig, ContainerRuntime};
 use serde_json::json;
@@ -60,17 +60,7 @@ fn crun_round(oci: &Path, dir: &Path, layers: &[PathBuf], n: usize) -> Duration 
         for d in ["rootfs", "upper", "work"] {
             std::fs::create_dir_all(b.join(d)).unwrap();
         }
-        let lower: Vec<String> = layers
-            .iter()
-            .rev()
-            .map(|p| p.display().to_string())
-            .collect();
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.join(":"),
-            b.join("upper").display(),
-            b.join("work").display()
-        );
+        let opts = overlay_options(layers, &b);
         nix::mount::mount(
             Some("overlay"),
             &b.join("rootfs"),

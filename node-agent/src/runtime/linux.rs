@@ -76,6 +76,23 @@ fn run_cmd(cmd: &mut Command) -> std::result::Result<(), String> {
     }
 }
 
+/// Mount options of a container's overlay rootfs: the image layers (bottom first in `layers`) as
+/// lower dirs, `dir/upper` and `dir/work` for the container's writes.
+pub fn overlay_options(layers: &[PathBuf], dir: &Path) -> String {
+    // overlayfs wants the top layer first.
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    )
+}
+
 impl LinuxRuntime {
     /// A runtime keeping state under `data_dir`, starting supervisors as `supervisor_exe supervise …`
     /// (the `berth-agent` binary).
@@ -153,19 +170,7 @@ impl LinuxRuntime {
         if cfg.layers.is_empty() {
             return Err("image has no layers".into());
         }
-        // overlayfs wants the top layer first.
-        let lower: Vec<String> = cfg
-            .layers
-            .iter()
-            .rev()
-            .map(|p| p.display().to_string())
-            .collect();
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.join(":"),
-            dir.join("upper").display(),
-            dir.join("work").display()
-        );
+        let opts = overlay_options(&cfg.layers, &dir);
         if !is_mountpoint(&rootfs) {
             nix::mount::mount(
                 Some("overlay"),
