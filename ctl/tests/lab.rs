@@ -118,6 +118,32 @@ impl Drop for Down<'_> {
     }
 }
 
+/// `lab up` of 1 server and 1 agent from `bin_dir` into `dir`, checked to succeed and to print the
+/// kubeconfig export line.
+fn up_one_and_one(name: &str, dir: &str, bin_dir: &str, timeout: &str, limit: Duration) {
+    let up = run(
+        &[
+            "lab",
+            "up",
+            "--servers",
+            "1",
+            "--agents",
+            "1",
+            "--name",
+            name,
+            "--dir",
+            dir,
+            "--bin-dir",
+            bin_dir,
+            "--timeout",
+            timeout,
+        ],
+        limit,
+    );
+    assert!(up.status.success(), "lab up failed");
+    assert!(text(&up).contains(&format!("export KUBECONFIG={dir}/kubeconfig")));
+}
+
 fn lab_name(tag: char) -> String {
     format!("{tag}{}", std::process::id() % 10000)
 }
@@ -157,27 +183,7 @@ fn lab_smoke_with_real_binaries() {
             name: &name,
             dir: &dir,
         };
-        let up = run(
-            &[
-                "lab",
-                "up",
-                "--servers",
-                "1",
-                "--agents",
-                "1",
-                "--name",
-                &name,
-                "--dir",
-                &d,
-                "--bin-dir",
-                &b,
-                "--timeout",
-                "90s",
-            ],
-            Duration::from_secs(150),
-        );
-        assert!(up.status.success(), "lab up failed");
-        assert!(text(&up).contains(&format!("export KUBECONFIG={d}/kubeconfig")));
+        up_one_and_one(&name, &d, &b, "90s", Duration::from_secs(150));
         let st = run(
             &["lab", "status", "--name", &name, "--dir", &d],
             Duration::from_secs(30),
@@ -263,27 +269,7 @@ fn lab_drills_with_stand_in_binaries() {
             name: &name,
             dir: &dir,
         };
-        let up = run(
-            &[
-                "lab",
-                "up",
-                "--servers",
-                "1",
-                "--agents",
-                "1",
-                "--name",
-                &name,
-                "--dir",
-                &d,
-                "--bin-dir",
-                &b,
-                "--timeout",
-                "30s",
-            ],
-            Duration::from_secs(60),
-        );
-        assert!(up.status.success(), "lab up failed");
-        assert!(text(&up).contains(&format!("export KUBECONFIG={d}/kubeconfig")));
+        up_one_and_one(&name, &d, &b, "30s", Duration::from_secs(60));
         let state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
         let a1 = state["plan"]["nodes"][1]["ip"]
