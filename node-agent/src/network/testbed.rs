@@ -14,7 +14,7 @@ use proto::agentpb::{NetworkView, NodeRoute, ServiceView};
 use tokio_util::sync::CancellationToken;
 
 use super::dns::{bind_dns, wire};
-use super::netlink::IpTool;
+use super::netlink::{IpTool, Netlink as _};
 use super::netns::{output, run};
 use super::{
     create_netns, delete_netns, in_netns, netns_path, Error, Ipv4Cidr, NodeNetwork,
@@ -137,9 +137,10 @@ impl Testbed {
         ip(&["-n", &sw, "link", "set", "sw0", "up"])?;
         // The switch stands in for a physical L2 switch: with br_netfilter present (this host has it),
         // every frame it forwards would also run the IP netfilter hooks of the switch namespace.
+        // Best effort: without br_netfilter the keys do not exist and there is nothing to turn off.
+        let sw_tool = IpTool::in_netns(&sw);
         for table in ["iptables", "ip6tables", "arptables"] {
-            let key = format!("/proc/sys/net/bridge/bridge-nf-call-{table}");
-            let _ = in_netns(&netns_path(&sw), move || std::fs::write(&key, "0"));
+            let _ = sw_tool.sysctl(&format!("net.bridge.bridge-nf-call-{table}"), "0");
         }
         for i in 1..=n {
             let netns = format!("{}-n{i}", tb.prefix);
