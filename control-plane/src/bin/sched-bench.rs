@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("bind throughput through MemStore")?;
     println!("{}", row("runner + MemStore", &mem));
-    let steady = (mem.pods as f64 - 500.0) / (mem.elapsed - mem.startup).as_secs_f64().max(1e-9);
+    let steady = mem.steady_pods_per_sec(batch);
     println!(
         "runner startup (list + view) {:.2} s; after it {steady:.0} pods/s",
         mem.startup.as_secs_f64()
@@ -103,10 +103,10 @@ async fn main() -> anyhow::Result<()> {
             " Through 3-member Raft: **{:.0}x** ({:.2} s of list + view build, then {:.0} pods/s).",
             r.pods_per_sec() / 680.0,
             r.startup.as_secs_f64(),
-            (r.pods as f64 - 500.0) / (r.elapsed - r.startup).as_secs_f64().max(1e-9),
+            r.steady_pods_per_sec(batch),
         );
         println!("{raft_row}");
-        let steady = (r.pods as f64 - 500.0) / (r.elapsed - r.startup).as_secs_f64().max(1e-9);
+        let steady = r.steady_pods_per_sec(batch);
         println!(
             "raft runner startup (list + view) {:.2} s; after it {steady:.0} pods/s",
             r.startup.as_secs_f64()

@@ -36,6 +36,13 @@ impl Report {
     pub fn pods_per_sec(&self) -> f64 {
         self.pods as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// Pods per second after start-up (`startup` ends when the first batch of `first_batch` pods
+    /// committed), i.e. without the initial list and view build.
+    pub fn steady_pods_per_sec(&self, first_batch: usize) -> f64 {
+        self.pods.saturating_sub(first_batch) as f64
+            / (self.elapsed - self.startup).as_secs_f64().max(1e-9)
+    }
 }
 
 /// A simulated node: 32 CPUs, 128 GiB, 110 pods, Ready, with a zone label.
