@@ -178,6 +178,34 @@ impl Testbed {
         Ok(tb)
     }
 
+    /// Replaces the switch of a 2-node lab with one veth pair between the nodes, the cheapest wire two
+    /// namespaces can have. Benchmarks use it to measure the floor of a node-to-node path.
+    ///
+    /// # Errors
+    /// The lab has other than 2 nodes, or a link operation failed.
+    pub fn rewire_direct(&self) -> Result<()> {
+        let [a, b] = &self.nodes[..] else {
+            return Err(Error::InvalidConfig(format!(
+                "a direct wire joins 2 nodes, the lab has {}",
+                self.nodes.len()
+            )));
+        };
+        // Deleting a switch port deletes its peer, the node's eth0.
+        for port in ["v1", "v2"] {
+            ip(&["-n", &self.switch, "link", "del", port])?;
+        }
+        ip(&[
+            "-n", &a.netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+            &b.netns,
+        ])?;
+        for n in [a, b] {
+            let addr = format!("{}/24", n.ip);
+            ip(&["-n", &n.netns, "addr", "add", &addr, "dev", "eth0"])?;
+            ip(&["-n", &n.netns, "link", "set", "eth0", "up"])?;
+        }
+        Ok(())
+    }
+
     /// The lab's unique name prefix (all its namespaces start with it).
     pub fn prefix(&self) -> &str {
         &self.prefix
