@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`kubeconfig`]: kubeconfig/flag resolution into a connected [`kubeconfig::Session`].
 //! - [`resources`]: discovery catalog, type-name resolution (`po`, `deploy`, `deployments.apps`) and REST paths.
+//! - [`compose`]: Compose files as Kubernetes objects for `stack deploy` (pure).
 //! - [`manifest`]: reading `-f` files, directories and stdin (multi-document YAML/JSON).
 //! - [`rest`]: raw REST helpers (Tables, patches, subresources, watches).
 //! - [`table`]: kubectl-style printing of server-side Tables.
@@ -11,6 +12,7 @@
 //! - [`kubectl`]: the verbs (`apply`, `get`, `delete`, `scale`, ...).
 //! - [`lab`]: local clusters in network namespaces (`plan` is pure, `host` runs `ip` and processes).
 
+pub mod compose;
 pub mod errors;
 pub mod kubeconfig;
 pub mod kubectl;

@@ -38,6 +38,8 @@ enum Command {
     Drain(commands::node::DrainArgs),
     /// Load images onto the nodes
     Image(commands::image::Args),
+    /// Deploy and manage Compose files as stacks (Docker Swarm's `docker stack`)
+    Stack(commands::stack::Args),
     /// Print the client and server version
     Version(commands::version::Args),
     /// Local lab clusters in network namespaces, and fault drills
@@ -78,6 +80,7 @@ fn main() {
             Command::Uncordon(a) => commands::node::cordon(&g, a, false).await,
             Command::Drain(a) => commands::node::drain(&g, a).await,
             Command::Image(a) => commands::image::run(&g, a).await,
+            Command::Stack(a) => commands::stack::run(&g, a).await,
             Command::Version(a) => commands::version::run(&g, a).await,
             Command::Lab(a) => commands::lab::run(a).await,
         }

@@ -193,10 +193,10 @@ fn node_ready(lab: &Lab, node: &str) -> Result<bool> {
 }
 
 /// Every agent's NodePort answers with a pod name.
-fn check_nodeports(lab: &Lab) -> Result<BTreeSet<String>> {
+fn check_nodeports(lab: &Lab, port: u16) -> Result<BTreeSet<String>> {
     let mut answered = BTreeSet::new();
     for (node, ip) in lab.nodes("agent") {
-        let addr: SocketAddr = format!("{ip}:30080").parse()?;
+        let addr: SocketAddr = format!("{ip}:{port}").parse()?;
         for _ in 0..6 {
             let r = http("GET", addr, "/", None, Duration::from_secs(3))
                 .with_context(|| format!("NodePort on {node}"))?;
@@ -214,6 +214,75 @@ fn check_nodeports(lab: &Lab) -> Result<BTreeSet<String>> {
         }
     }
     Ok(answered)
+}
+
+/// The Compose sample through `berthctl stack`: 3 web replicas and a client that finds `web` by its Compose
+/// name, the published port on every agent, the Swarm-style listing, and `stack rm` taking it all down.
+fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
+    eprintln!("== stack deploy: the Compose sample, Swarm-style");
+    let compose = workspace().join("manifests/web-stack.compose.yaml");
+    let out = lab.berthctl(&["stack", "deploy", "-c", compose.to_str().unwrap(), "demo"])?;
+    assert!(out.contains("Creating service demo_web"), "{out}");
+    let pods = "/api/v1/namespaces/demo/pods";
+    let live = wait_for(
+        "the stack's 4 pods ready",
+        Duration::from_secs(120),
+        POLL,
+        || {
+            let items = lab.get_json(pods)?["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            Ok((items.len() == 4 && items.iter().all(is_ready)).then_some(items))
+        },
+    )?;
+    let answered = wait_for(
+        "published port 30081 answers on every agent",
+        Duration::from_secs(30),
+        POLL,
+        || Ok(check_nodeports(lab, 30081).ok()),
+    )?;
+    assert!(
+        answered.iter().all(|p| p.starts_with("web-")),
+        "{answered:?}"
+    );
+    let probe = live
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .find(|n| n.starts_with("probe-"))
+        .context("no probe pod")?
+        .to_string();
+    wait_for(
+        "probe reaches web by its Compose name",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            let last = lab.kubectl(&["exec", "-n", "demo", &probe, "--", "cat", "/tmp/last"]);
+            Ok(last.ok().filter(|l| l.starts_with("hello from web-")))
+        },
+    )?;
+    let services = lab.berthctl(&["stack", "services", "demo"])?;
+    assert!(
+        services.lines().any(|l| l.contains("demo_web")
+            && l.contains("3/3")
+            && l.contains("*:30081->8080/tcp")),
+        "{services}"
+    );
+    let rm = lab.berthctl(&["stack", "rm", "demo"])?;
+    assert!(rm.contains("Removing service demo_web"), "{rm}");
+    wait_for(
+        "the stack's pods gone",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            let items = lab.get_json(pods)?["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            Ok(items.is_empty().then_some(()))
+        },
+    )?;
+    Ok(())
 }
 
 /// Kills or partitions one random server at a time (a minority of 3), restarts or heals it, for `span`.
@@ -292,7 +361,7 @@ fn lab_fault_drills() -> Result<()> {
         "NodePort answers on every agent",
         Duration::from_secs(30),
         POLL,
-        || Ok(check_nodeports(&lab).ok()),
+        || Ok(check_nodeports(&lab, 30080).ok()),
     )?;
     assert!(!answered.is_empty());
 
@@ -350,6 +419,8 @@ fn lab_fault_drills() -> Result<()> {
         Some(3),
         "exec exit code not propagated"
     );
+
+    stack_deploy_and_rm(&lab)?;
 
     let writer = Writer::start(lab.api_addrs());
 
@@ -496,7 +567,7 @@ fn lab_fault_drills() -> Result<()> {
         "NodePort answers after the restart",
         Duration::from_secs(60),
         POLL,
-        || Ok(check_nodeports(&lab).ok()),
+        || Ok(check_nodeports(&lab, 30080).ok()),
     )?;
 
     eprintln!("== no acknowledged write lost");

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod node;
 pub mod rollout;
 pub mod scale;
+pub mod stack;
 pub mod version;
 
 use std::path::PathBuf;

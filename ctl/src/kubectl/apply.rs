@@ -110,6 +110,22 @@ pub async fn apply_one(
     server_side: bool,
     force_conflicts: bool,
 ) -> Result<String> {
+    let (info, outcome) = apply_document(session, catalog, doc, force_conflicts).await?;
+    let word = if server_side {
+        "serverside-applied"
+    } else {
+        outcome.word()
+    };
+    Ok(format!("{}/{} {word}", info.qualified_kind(), doc.name()))
+}
+
+/// Applies one object server-side and reports what that did to it.
+pub async fn apply_document<'c>(
+    session: &Session,
+    catalog: &'c Catalog,
+    doc: &Document,
+    force_conflicts: bool,
+) -> Result<(&'c ResourceInfo, Outcome)> {
     let (info, ns, mut obj) = place(catalog, doc, &session.namespace)?;
     let path = info.object_path(ns.as_deref(), doc.name());
     let client = &session.client;
@@ -142,13 +158,7 @@ pub async fn apply_one(
         }
         r => r.with_context(|| format!("error when applying {}", doc.source))?,
     };
-    let outcome = Outcome::from_objects(before.as_ref(), &after);
-    let word = if server_side {
-        "serverside-applied"
-    } else {
-        outcome.word()
-    };
-    Ok(format!("{}/{} {word}", info.qualified_kind(), doc.name()))
+    Ok((info, Outcome::from_objects(before.as_ref(), &after)))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod node;
 pub mod rollout;
 pub mod scale;
+pub mod stack;
 pub mod version;
 
 #[cfg(test)]

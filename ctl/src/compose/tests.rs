@@ -1,0 +1,326 @@
+use super::*;
+use proptest::prelude::*;
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "TAG" => Some("1.2".into()),
+        "EMPTY" => Some(String::new()),
+        "HOME" => Some("/home/u".into()),
+        "FROM_SHELL" => Some("shell-value".into()),
+        _ => None,
+    }
+}
+
+fn conv(yaml: &str) -> Result<Stack> {
+    let doc: Value = serde_yaml::from_str(yaml).unwrap();
+    convert(&doc, "demo", Path::new("/srv/app"), &env)
+}
+
+fn obj<'a>(s: &'a Stack, kind: &str, name: &str) -> &'a Value {
+    s.objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:#?}", s.objects))
+}
+
+const FULL: &str = r#"
+version: "3.8"
+services:
+  web:
+    image: berth/busybox:${TAG}
+    command: httpd -f -p 80 -h "/var/www html"
+    environment:
+      - GREETING=hello
+      - FROM_SHELL
+      - NOT_SET
+    ports:
+      - "30080:80"
+      - target: 53
+        published: 30053
+        protocol: udp
+    volumes:
+      - data:/var/www
+      - ./conf:/etc/conf:ro
+      - /scratch
+    healthcheck:
+      test: ["CMD", "wget", "-qO-", "http://localhost/"]
+      interval: 5s
+      timeout: 2s
+      retries: 3
+      start_period: 1m
+    deploy:
+      replicas: 3
+      labels: {tier: front}
+      resources:
+        limits: {cpus: "0.5", memory: 64M}
+        reservations: {memory: 16m}
+      update_config: {parallelism: 2, order: start-first}
+      placement:
+        constraints: [node.labels.disk == ssd]
+    stop_grace_period: 1m30s
+    build: .
+    depends_on: [db]
+  db:
+    image: berth/busybox:latest
+    entrypoint: ["sleep"]
+    command: ["3600"]
+volumes:
+  data: {}
+"#;
+
+#[test]
+fn full_service_maps_to_deployment_service_and_claim() {
+    let s = conv(FULL).unwrap();
+    let kinds: Vec<_> = s
+        .objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "PersistentVolumeClaim",
+            "Service",
+            "Service",
+            "Deployment",
+            "Deployment"
+        ]
+    );
+    assert_eq!(
+        s.warnings,
+        ["Ignoring unsupported options: build, depends_on"]
+    );
+    assert_eq!(
+        obj(&s, "Namespace", "demo")["metadata"]["labels"][STACK_LABEL],
+        "demo"
+    );
+    assert_eq!(
+        obj(&s, "PersistentVolumeClaim", "data")["metadata"]["namespace"],
+        "demo"
+    );
+
+    let d = obj(&s, "Deployment", "web");
+    assert_eq!(d["metadata"]["namespace"], "demo");
+    assert_eq!(d["metadata"]["labels"]["tier"], "front");
+    assert_eq!(d["spec"]["replicas"], 3);
+    let sel = &d["spec"]["selector"]["matchLabels"];
+    assert_eq!(sel, &d["spec"]["template"]["metadata"]["labels"]);
+    assert_eq!(sel[SERVICE_LABEL], "web");
+    assert_eq!(
+        d["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 2, "maxUnavailable": 0})
+    );
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 90);
+    assert_eq!(pod["nodeSelector"], json!({"disk": "ssd"}));
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "berth/busybox:1.2");
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        c["args"],
+        json!(["httpd", "-f", "-p", "80", "-h", "/var/www html"])
+    );
+    assert!(c.get("command").is_none());
+    assert_eq!(
+        c["env"],
+        json!([{"name": "FROM_SHELL", "value": "shell-value"}, {"name": "GREETING", "value": "hello"}])
+    );
+    assert_eq!(
+        c["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "64Mi"}, "requests": {"memory": "16Mi"}})
+    );
+    let probe = json!({"exec": {"command": ["wget", "-qO-", "http://localhost/"]},
+        "periodSeconds": 5, "timeoutSeconds": 2, "initialDelaySeconds": 60, "failureThreshold": 3});
+    assert_eq!(c["readinessProbe"], probe);
+    assert_eq!(c["livenessProbe"], probe);
+    assert_eq!(
+        pod["volumes"],
+        json!([
+            {"name": "vol-0", "persistentVolumeClaim": {"claimName": "data"}},
+            {"name": "vol-1", "hostPath": {"path": "/srv/app/conf"}},
+            {"name": "vol-2", "emptyDir": {}},
+        ])
+    );
+    assert_eq!(
+        c["volumeMounts"][1],
+        json!({"name": "vol-1", "mountPath": "/etc/conf", "readOnly": true})
+    );
+
+    let svc = obj(&s, "Service", "web");
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert_eq!(svc["spec"]["selector"], *sel);
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([
+            {"name": "tcp-80", "protocol": "TCP", "port": 80, "targetPort": 80, "nodePort": 30080},
+            {"name": "udp-53", "protocol": "UDP", "port": 53, "targetPort": 53, "nodePort": 30053},
+        ])
+    );
+    let db = obj(&s, "Deployment", "db");
+    assert_eq!(db["spec"]["replicas"], 1);
+    let dbc = &db["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(dbc["command"], json!(["sleep"]));
+    assert_eq!(dbc["args"], json!(["3600"]));
+    // No ports: a headless Service still gives the name, resolving to the tasks.
+    let dbs = obj(&s, "Service", "db");
+    assert_eq!(dbs["spec"]["clusterIP"], "None");
+    assert_eq!(dbs["spec"]["ports"], json!([]));
+}
+
+#[test]
+fn ports_outside_the_node_port_range_are_allocated_by_the_server_with_a_warning() {
+    let s = conv("services:\n  web:\n    image: x\n    ports: [\"8080:80\", \"9000\"]\n").unwrap();
+    let svc = obj(&s, "Service", "web");
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
+    assert_eq!(svc["spec"]["ports"][1]["port"], 9000);
+    assert_eq!(s.warnings.len(), 1);
+    assert!(
+        s.warnings[0].contains("published port 8080 is outside the node port range"),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn expose_gives_a_cluster_ip_service_and_dnsrr_a_headless_one() {
+    let s = conv("services:\n  db:\n    image: x\n    expose: [5432]\n").unwrap();
+    let svc = obj(&s, "Service", "db");
+    assert!(svc["spec"].get("type").is_none());
+    assert!(svc["spec"].get("clusterIP").is_none());
+    assert_eq!(svc["spec"]["ports"][0]["port"], 5432);
+    let s = conv(
+        "services:\n  db:\n    image: x\n    expose: [5432]\n    deploy: {endpoint_mode: dnsrr}\n",
+    )
+    .unwrap();
+    assert_eq!(obj(&s, "Service", "db")["spec"]["clusterIP"], "None");
+    let e = conv("services:\n  db:\n    image: x\n    ports: [\"30001:1\"]\n    deploy: {endpoint_mode: dnsrr}\n")
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("dnsrr"), "{e:#}");
+}
+
+#[test]
+fn network_modes_map_to_host_network_and_the_none_annotation() {
+    let s = conv("services:\n  a:\n    image: x\n    network_mode: host\n  b:\n    image: x\n    network_mode: none\n")
+        .unwrap();
+    assert_eq!(
+        obj(&s, "Deployment", "a")["spec"]["template"]["spec"]["hostNetwork"],
+        true
+    );
+    assert_eq!(
+        obj(&s, "Deployment", "b")["spec"]["template"]["metadata"]["annotations"]
+            ["berth.dev/network"],
+        "none"
+    );
+    let e = conv("services:\n  a:\n    image: x\n    network_mode: bridge\n").unwrap_err();
+    assert!(
+        format!("{e:#}").contains("network_mode bridge is not supported"),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn what_cannot_run_is_an_error_naming_the_service() {
+    for (yaml, want) in [
+        ("services:\n  web:\n    image: x\n    imgae: y\n", "service web: Additional property imgae is not allowed"),
+        ("services:\n  web:\n    build: .\n", "service web: no image"),
+        ("services:\n  Web_1:\n    image: x\n", "service name \"Web_1\" is not valid"),
+        ("services:\n  web:\n    image: x\n    deploy: {mode: global}\n", "deploy.mode global is not supported"),
+        ("services:\n  web:\n    image: x\n    ports: [\"8000-8001:80\"]\n", "port ranges"),
+        ("services:\n  web:\n    image: x\n    ports: [{target: 80, published: 30080, mode: host}]\n", "mode host"),
+        ("services:\n  web:\n    image: x\n    volumes: [\"undeclared:/data\"]\n", "not declared"),
+        ("services:\n  web:\n    image: x\n    user: nobody\n", "numeric ids"),
+        ("services: {}\n", "defines no services"),
+        ("servics:\n  web: {image: x}\n", "(root) Additional property servics"),
+        ("services:\n  web:\n    image: ${NOPE:?set NOPE to the image}\n", "required variable NOPE is missing a value: set NOPE to the image"),
+    ] {
+        let e = format!("{:#}", conv(yaml).unwrap_err());
+        assert!(e.contains(want), "{yaml}: {e}");
+    }
+    let doc: Value = serde_yaml::from_str("services:\n  web: {image: x}\n").unwrap();
+    let e = convert(&doc, "My_Stack", Path::new("."), &env).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("stack name \"My_Stack\""),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn interpolation_follows_compose() {
+    let i = |s: &str| interpolate_str(s, &env);
+    assert_eq!(i("a:${TAG}").unwrap(), "a:1.2");
+    assert_eq!(i("a:$TAG-x").unwrap(), "a:1.2-x");
+    assert_eq!(
+        i("${NOPE:-dflt} ${EMPTY:-dflt} ${EMPTY-dflt} ${NOPE-d2}").unwrap(),
+        "dflt dflt  d2"
+    );
+    assert_eq!(i("cost $$5").unwrap(), "cost $5");
+    assert_eq!(i("${EMPTY?x}").unwrap(), "");
+    assert!(i("${EMPTY:?needed}").is_err());
+    assert!(i("${TAG").is_err());
+    assert!(i("a $ b").is_err());
+    assert_eq!(i("${NOPE}").unwrap(), "");
+}
+
+#[test]
+fn later_files_override_earlier_ones_key_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yml");
+    let b = dir.path().join("b.yml");
+    std::fs::write(
+        &a,
+        "services:\n  web:\n    image: x\n    env_file: web.env\n    deploy: {replicas: 2}\n",
+    )
+    .unwrap();
+    std::fs::write(&b, "services:\n  web:\n    deploy: {replicas: 5}\n").unwrap();
+    std::fs::write(dir.path().join("web.env"), "# comment\nA=1\nFROM_SHELL\n\n").unwrap();
+    let files = [a.display().to_string(), b.display().to_string()];
+    let s = load(&files, "demo", &env).unwrap();
+    let d = obj(&s, "Deployment", "web");
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "x");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "A", "value": "1"}, {"name": "FROM_SHELL", "value": "shell-value"}])
+    );
+    assert_eq!(s.services(), BTreeSet::from(["web".to_string()]));
+}
+
+#[test]
+fn sizes_and_durations() {
+    assert_eq!(memory_quantity("512m").unwrap(), "512Mi");
+    assert_eq!(memory_quantity("1G").unwrap(), "1Gi");
+    assert_eq!(memory_quantity("100b").unwrap(), "100");
+    assert_eq!(memory_quantity("2048").unwrap(), "2048");
+    assert!(memory_quantity("lots").is_err());
+    assert_eq!(seconds(&json!("1m30s"), "x").unwrap(), 90);
+    assert_eq!(seconds(&json!("500ms"), "x").unwrap(), 1);
+    assert_eq!(seconds(&json!(7), "x").unwrap(), 7);
+    assert!(seconds(&json!("soon"), "x").is_err());
+}
+
+#[test]
+fn shell_splitting() {
+    assert_eq!(
+        split_words(r#"sh -c 'echo "hi there"' a\ b"#).unwrap(),
+        ["sh", "-c", "echo \"hi there\"", "a b"]
+    );
+    assert_eq!(split_words(r#"x "a\"b" '' "#).unwrap(), ["x", "a\"b", ""]);
+    assert!(split_words("'open").is_err());
+    assert!(split_words("\"open").is_err());
+    assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
+}
+
+/// Quotes a word the way a user would to keep it one word.
+fn quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
+proptest! {
+    #[test]
+    fn quoted_words_split_back(words in proptest::collection::vec("[ -~\t]{0,12}", 0..6)) {
+        let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
+        prop_assert_eq!(split_words(&line.join(" ")).unwrap(), words);
+    }
+}

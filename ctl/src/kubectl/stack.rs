@@ -1,0 +1,336 @@
+//! `stack deploy|ls|services|ps|rm`: Docker Swarm's stack verbs over the objects [`crate::compose`] makes. Output
+//! follows the `docker stack` commands (`Creating service demo_web`, `ID NAME MODE REPLICAS IMAGE PORTS`, ...).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::compose::{Stack, SERVICE_LABEL, STACK_LABEL};
+use crate::kubeconfig::Session;
+use crate::kubectl::apply::{apply_document, Outcome};
+use crate::kubectl::delete::delete_body;
+use crate::manifest::Document;
+use crate::resources::Catalog;
+use crate::table::{age, align};
+use crate::{errors, rest};
+
+fn selector(stack: &str) -> String {
+    format!("{STACK_LABEL}={stack}")
+}
+
+/// `{stack}_{service}`, the name Swarm gives a stack's service.
+fn swarm_name(stack: &str, service: &str) -> String {
+    format!("{stack}_{service}")
+}
+
+async fn list(session: &Session, path: &str, stack: &str) -> Result<Vec<Value>> {
+    let uri = rest::with_query(path, &[("labelSelector", selector(stack))]);
+    let v = rest::get(&session.client, &uri).await?;
+    Ok(v["items"].as_array().cloned().unwrap_or_default())
+}
+
+fn name_of(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// Applies every object of the stack; with `prune`, removes the stack's services the files no longer define.
+pub async fn deploy(
+    session: &Session,
+    catalog: &Catalog,
+    stack: &Stack,
+    prune: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    for w in &stack.warnings {
+        eprintln!("{w}");
+    }
+    for o in &stack.objects {
+        let doc = Document {
+            source: format!("stack {}", stack.name),
+            object: o.clone(),
+        };
+        if doc.kind() == "Service" {
+            replace_if_headless_changes(session, &stack.name, &doc.object).await?;
+        }
+        let (_, outcome) = apply_document(session, catalog, &doc, true).await?;
+        let name = swarm_name(&stack.name, doc.name());
+        match (doc.kind(), outcome) {
+            ("Namespace", Outcome::Created) => writeln!(out, "Creating namespace {}", stack.name)?,
+            ("PersistentVolumeClaim", Outcome::Created) => writeln!(out, "Creating volume {name}")?,
+            ("Deployment", Outcome::Created) => writeln!(out, "Creating service {name}")?,
+            ("Deployment", _) => writeln!(out, "Updating service {name}")?,
+            _ => {}
+        }
+        out.flush()?;
+    }
+    if prune {
+        let keep = stack.services();
+        remove(session, &stack.name, Some(&keep), out).await?;
+    }
+    Ok(())
+}
+
+/// A Service cannot turn headless or back in place (its cluster IP is immutable), but a Compose service gains
+/// and loses ports freely; Swarm just reconfigures. So the old Service goes first, and the apply recreates it.
+async fn replace_if_headless_changes(session: &Session, stack: &str, new: &Value) -> Result<()> {
+    let path = format!("/api/v1/namespaces/{stack}/services/{}", name_of(new));
+    let Some(old) = rest::get_opt(&session.client, &path).await? else {
+        return Ok(());
+    };
+    let headless = |s: &Value| s["spec"]["clusterIP"] == "None";
+    if headless(&old) != headless(new) {
+        delete_ignoring_absent(session, &path).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the stack's Deployments and Services (all, or those not in `keep`). Volumes stay, as in Swarm.
+/// Returns how many services went.
+async fn remove(
+    session: &Session,
+    stack: &str,
+    keep: Option<&BTreeSet<String>>,
+    out: &mut dyn Write,
+) -> Result<usize> {
+    let deps = list(
+        session,
+        &format!("/apis/apps/v1/namespaces/{stack}/deployments"),
+        stack,
+    )
+    .await?;
+    let svcs = list(
+        session,
+        &format!("/api/v1/namespaces/{stack}/services"),
+        stack,
+    )
+    .await?;
+    let gone = |o: &&Value| keep.is_none_or(|k| !k.contains(name_of(o)));
+    let mut removed = 0;
+    for d in deps.iter().filter(gone) {
+        writeln!(out, "Removing service {}", swarm_name(stack, name_of(d)))?;
+        let path = format!(
+            "/apis/apps/v1/namespaces/{stack}/deployments/{}",
+            name_of(d)
+        );
+        delete_ignoring_absent(session, &path).await?;
+        removed += 1;
+    }
+    for s in svcs.iter().filter(gone) {
+        let path = format!("/api/v1/namespaces/{stack}/services/{}", name_of(s));
+        delete_ignoring_absent(session, &path).await?;
+    }
+    Ok(removed)
+}
+
+async fn delete_ignoring_absent(session: &Session, path: &str) -> Result<()> {
+    match rest::delete(&session.client, path, &delete_body(None)).await {
+        Err(e) if !errors::is_not_found(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `stack rm`: returns false when the stack had nothing to remove.
+pub async fn rm(session: &Session, stack: &str, out: &mut dyn Write) -> Result<bool> {
+    Ok(remove(session, stack, None, out).await? > 0)
+}
+
+/// `stack ls`: stacks with their service counts.
+pub async fn ls(session: &Session) -> Result<Vec<String>> {
+    let uri = rest::with_query(
+        "/apis/apps/v1/deployments",
+        &[("labelSelector", STACK_LABEL.to_string())],
+    );
+    let v = rest::get(&session.client, &uri).await?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for d in v["items"].as_array().into_iter().flatten() {
+        if let Some(s) = d["metadata"]["labels"][STACK_LABEL].as_str() {
+            *counts.entry(s.to_string()).or_default() += 1;
+        }
+    }
+    Ok(ls_lines(&counts))
+}
+
+/// The `stack ls` table.
+pub fn ls_lines(counts: &BTreeMap<String, usize>) -> Vec<String> {
+    let mut grid = vec![vec!["NAME".to_string(), "SERVICES".to_string()]];
+    grid.extend(counts.iter().map(|(s, n)| vec![s.clone(), n.to_string()]));
+    align(&grid)
+}
+
+/// `stack services STACK`.
+pub async fn services(session: &Session, stack: &str) -> Result<Vec<String>> {
+    let deps = list(
+        session,
+        &format!("/apis/apps/v1/namespaces/{stack}/deployments"),
+        stack,
+    )
+    .await?;
+    let svcs = list(
+        session,
+        &format!("/api/v1/namespaces/{stack}/services"),
+        stack,
+    )
+    .await?;
+    Ok(services_lines(stack, &deps, &svcs))
+}
+
+/// The `stack services` table from the stack's Deployments and Services.
+pub fn services_lines(stack: &str, deps: &[Value], svcs: &[Value]) -> Vec<String> {
+    let mut grid = vec![["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+        .map(String::from)
+        .to_vec()];
+    let mut deps: Vec<&Value> = deps.iter().collect();
+    deps.sort_by_key(|d| name_of(d));
+    for d in deps {
+        let name = name_of(d);
+        let ready = d["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default();
+        let ports = svcs
+            .iter()
+            .find(|s| name_of(s) == name)
+            .map(published_ports)
+            .unwrap_or_default();
+        grid.push(vec![
+            short_id(d),
+            swarm_name(stack, name),
+            "replicated".into(),
+            format!("{ready}/{want}"),
+            image.into(),
+            ports,
+        ]);
+    }
+    align(&grid)
+}
+
+/// `*:30080->80/tcp` for each node port of a Service.
+fn published_ports(svc: &Value) -> String {
+    svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let node_port = p["nodePort"].as_i64()?;
+            let target = p["targetPort"].as_i64().or(p["port"].as_i64())?;
+            let proto = p["protocol"].as_str().unwrap_or("TCP").to_lowercase();
+            Some(format!("*:{node_port}->{target}/{proto}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first 12 hex digits of the UID, like a Swarm ID.
+fn short_id(o: &Value) -> String {
+    o["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect()
+}
+
+/// `stack ps STACK`.
+pub async fn ps(session: &Session, stack: &str) -> Result<Vec<String>> {
+    let pods = list(session, &format!("/api/v1/namespaces/{stack}/pods"), stack).await?;
+    Ok(ps_lines(stack, &pods, rest::now_secs()))
+}
+
+/// The `stack ps` table: one line per pod (Swarm's task).
+pub fn ps_lines(stack: &str, pods: &[Value], now: i64) -> Vec<String> {
+    let mut grid = vec![[
+        "ID",
+        "NAME",
+        "IMAGE",
+        "NODE",
+        "DESIRED STATE",
+        "CURRENT STATE",
+        "ERROR",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut pods: Vec<&Value> = pods.iter().collect();
+    pods.sort_by_key(|p| (p["metadata"]["labels"][SERVICE_LABEL].as_str(), name_of(p)));
+    for p in pods {
+        let desired = if p["metadata"]["deletionTimestamp"].is_string() {
+            "Shutdown"
+        } else {
+            "Running"
+        };
+        let phase = p["status"]["phase"].as_str().unwrap_or("Pending");
+        let since = p["status"]["startTime"]
+            .as_str()
+            .map(|t| json!({"metadata": {"creationTimestamp": t}}))
+            .unwrap_or_else(|| p.clone());
+        let error = p["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|c| c["state"]["waiting"]["reason"].as_str())
+            .unwrap_or_default();
+        grid.push(vec![
+            short_id(p),
+            swarm_name(stack, name_of(p)),
+            p["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            p["spec"]["nodeName"].as_str().unwrap_or_default().into(),
+            desired.into(),
+            format!("{phase} {} ago", age(&since, now)),
+            error.into(),
+        ]);
+    }
+    align(&grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_follow_docker_stack() {
+        let counts = BTreeMap::from([("demo".to_string(), 2), ("other".to_string(), 1)]);
+        assert_eq!(
+            ls_lines(&counts),
+            ["NAME    SERVICES", "demo    2", "other   1"]
+        );
+        let dep = json!({
+            "metadata": {"name": "web", "uid": "0a1b2c3d-4e5f-6789-abcd-ef0123456789"},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [{"image": "berth/busybox:latest"}]}}},
+            "status": {"readyReplicas": 2},
+        });
+        let svc = json!({
+            "metadata": {"name": "web"},
+            "spec": {"ports": [
+                {"port": 80, "targetPort": 80, "nodePort": 30080, "protocol": "TCP"},
+                {"port": 53, "targetPort": 53, "protocol": "UDP"},
+            ]},
+        });
+        let lines = services_lines("demo", &[dep], &[svc]);
+        assert_eq!(
+            lines[0],
+            "ID             NAME       MODE         REPLICAS   IMAGE                  PORTS"
+        );
+        assert_eq!(
+            lines[1],
+            "0a1b2c3d4e5f   demo_web   replicated   2/3        berth/busybox:latest   *:30080->80/tcp"
+        );
+        let pod = json!({
+            "metadata": {"name": "web-abc", "uid": "ffeeddcc-0000", "labels": {SERVICE_LABEL: "web"}},
+            "spec": {"nodeName": "a1", "containers": [{"image": "img"}]},
+            "status": {"phase": "Running", "startTime": "1970-01-01T00:00:00Z",
+                "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+        });
+        let lines = ps_lines("demo", &[pod], 120);
+        assert!(lines[0].starts_with("ID "), "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "ffeeddcc0000   demo_web-abc   img     a1     Running         Running 2m ago   CrashLoopBackOff"
+        );
+    }
+}
