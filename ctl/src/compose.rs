@@ -3,7 +3,7 @@
 //! A stack is a namespace named after it. Each Compose service becomes a Deployment and a Service of the same
 //! name in that namespace, so services find each other by their Compose names through the pods' DNS search path,
 //! as they do on a Swarm overlay network. Published ports become NodePorts (Swarm's ingress routing mesh: the port
-//! answers on every node), named volumes become PersistentVolumeClaims (berth's named local volumes), and a
+//! answers on every node), or with `mode: host` the pods' `hostPort`s (only the nodes running a task), named volumes become PersistentVolumeClaims (berth's named local volumes), and a
 //! healthcheck becomes both probes (Swarm routes only to healthy tasks and replaces unhealthy ones).
 //!
 //! Like `docker stack deploy`, options that make no sense for a cluster (`build`, `container_name`, ...) are
@@ -227,6 +227,8 @@ struct Port {
     target: i64,
     published: Option<i64>,
     protocol: String,
+    /// Swarm's `mode: host`: published on the node that runs the task only (a `hostPort`), not on every node.
+    host_mode: bool,
 }
 
 impl Converter<'_> {
@@ -293,7 +295,13 @@ impl Converter<'_> {
             container["ports"] = Value::Array(
                 ports
                     .iter()
-                    .map(|p| json!({"containerPort": p.target, "protocol": p.protocol}))
+                    .map(|p| {
+                        let mut c = json!({"containerPort": p.target, "protocol": p.protocol});
+                        if let (true, Some(host)) = (p.host_mode, p.published) {
+                            c["hostPort"] = json!(host);
+                        }
+                        c
+                    })
                     .collect(),
             );
         }
@@ -439,6 +447,7 @@ impl Converter<'_> {
                     target,
                     published: None,
                     protocol: proto,
+                    host_mode: false,
                 });
             }
         }
@@ -660,7 +669,8 @@ impl Converter<'_> {
             Some("dnsrr") => true,
             Some(m) => bail!("deploy.endpoint_mode {m} is not supported (vip or dnsrr)"),
         };
-        let published = ports.iter().any(|p| p.published.is_some());
+        // Host-mode ports are the pods' own (hostPort); the Service carries them inside the cluster only.
+        let published = ports.iter().any(|p| p.published.is_some() && !p.host_mode);
         if dnsrr && published {
             bail!("port published with ingress mode can't be used with dnsrr mode");
         }
@@ -677,7 +687,7 @@ impl Converter<'_> {
                     "port": p.target,
                     "targetPort": p.target,
                 });
-                match p.published {
+                match p.published.filter(|_| !p.host_mode) {
                     Some(n) if NODE_PORTS.contains(&n) => v["nodePort"] = json!(n),
                     Some(n) => self.warnings.push(format!(
                         "service {name}: published port {n} is outside the node port range 30000-32767; \
@@ -973,9 +983,11 @@ fn parse_port(v: &Value) -> Result<Vec<Port>> {
                 bail!("ports Additional property {k} is not allowed");
             }
         }
-        if m.get("mode").and_then(Value::as_str) == Some("host") {
-            bail!("ports with mode host are not supported (berth publishes ports on every node, like ingress mode)");
-        }
+        let host_mode = match m.get("mode").and_then(Value::as_str) {
+            None | Some("ingress") => false,
+            Some("host") => true,
+            Some(other) => bail!("ports: mode {other} is not ingress or host"),
+        };
         if m.contains_key("host_ip") {
             bail!("ports: host_ip is not supported (published ports answer on every node address)");
         }
@@ -991,10 +1003,14 @@ fn parse_port(v: &Value) -> Result<Vec<Port>> {
             .transpose()?;
         let proto = m.get("protocol").and_then(Value::as_str).unwrap_or("tcp");
         let (_, protocol) = split_proto(&format!("{target}/{proto}"))?;
+        if host_mode && published.is_none() {
+            bail!("ports: mode host needs a published port");
+        }
         return Ok(vec![Port {
             target,
             published,
             protocol,
+            host_mode,
         }]);
     }
     let text = scalar_text(v).ok_or_else(|| anyhow!("ports entries are strings or mappings"))?;
@@ -1012,6 +1028,7 @@ fn parse_port(v: &Value) -> Result<Vec<Port>> {
         target: port_number(target)?,
         published: published.map(port_number).transpose()?,
         protocol,
+        host_mode: false,
     }])
 }
 

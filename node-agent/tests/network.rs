@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use node_agent::network::dns::wire::{self, RData};
-use node_agent::network::netns_path;
 use node_agent::network::overlay::vtep_mac;
 use node_agent::network::testbed::{self, http_get, TestPod, Testbed};
+use node_agent::network::{netns_path, HostPort};
 use proto::agentpb::{Endpoint, ServicePort, ServiceView};
 
 fn skip() -> bool {
@@ -570,4 +570,66 @@ fn network_mode_none_gives_loopback_only() {
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
     pn.teardown("iso-uid", &path).unwrap();
     // The testbed's Drop removes every namespace with its prefix, this one included.
+}
+
+#[test]
+fn host_ports_answer_on_their_node_only_and_go_with_the_pod() {
+    if skip() {
+        return;
+    }
+    let (mut tb, pods) = three_nodes();
+    let (a2, b2, b3) = (&pods[2], &pods[3], &pods[5]);
+    let web = HostPort {
+        protocol: "tcp",
+        host_port: 8081,
+        container_port: 8080,
+    };
+    let net2 = tb.nodes[1].net.pod_network();
+    net2.publish(&a2.uid, a2.ip, std::slice::from_ref(&web))
+        .unwrap();
+    // Services change after the port is published: the incremental update keeps it.
+    tb.apply(&[service(
+        "web",
+        "10.96.0.60",
+        "ClusterIP",
+        "None",
+        vec![endpoint(b3, true)],
+    )])
+    .unwrap();
+    let ips: Vec<Ipv4Addr> = tb.nodes.iter().map(|n| n.ip).collect();
+    let on = |n: usize| SocketAddr::new(ips[n].into(), 8081);
+    for (from, what) in [
+        (netns_path(&tb.nodes[0].netns), "another node"),
+        (netns_path(&tb.nodes[1].netns), "its own node"),
+        (netns_path(&b3.netns), "a pod on another node"),
+    ] {
+        assert_eq!(
+            http_get(&from, on(1)).as_deref(),
+            Some("a2"),
+            "hostPort from {what}"
+        );
+    }
+    assert_eq!(
+        http_get(&netns_path(&tb.nodes[0].netns), on(0)),
+        None,
+        "published on node 2 only"
+    );
+    let taken = net2.publish(&b2.uid, b2.ip, std::slice::from_ref(&web));
+    assert!(
+        format!("{:?}", taken.unwrap_err()).contains("already published"),
+        "one pod per host port"
+    );
+    tb.remove_pod(a2).unwrap();
+    assert_eq!(
+        http_get(&netns_path(&tb.nodes[0].netns), on(1)),
+        None,
+        "teardown withdraws the port"
+    );
+    // Now free for another pod.
+    net2.publish(&b2.uid, b2.ip, std::slice::from_ref(&web))
+        .unwrap();
+    assert_eq!(
+        http_get(&netns_path(&tb.nodes[0].netns), on(1)).as_deref(),
+        Some("b2")
+    );
 }

@@ -219,6 +219,9 @@ pub struct Pod {
     pub owner: Option<String>,
     /// PersistentVolumeClaims the pod mounts (in its namespace).
     pub claims: Vec<String>,
+    /// Ports the pod takes on its node, `(protocol, port)`: every `hostPort`, and with `hostNetwork` every
+    /// `containerPort` (which is then the node's port).
+    pub host_ports: Vec<(String, u16)>,
     /// `spec.nodeName`, when bound.
     pub node_name: Option<String>,
     /// Phase is `Succeeded` or `Failed`: holds no resources.
@@ -339,6 +342,37 @@ impl Pod {
                     .map(str::to_string)
             })
             .collect();
+        let host_network = spec
+            .and_then(|s| s.get("hostNetwork"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let mut host_ports: Vec<(String, u16)> = spec
+            .and_then(|s| s.get("containers"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                c.get("ports")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+            })
+            .filter_map(|p| {
+                let field = if host_network {
+                    "containerPort"
+                } else {
+                    "hostPort"
+                };
+                let port = p
+                    .get(field)
+                    .and_then(Value::as_u64)
+                    .filter(|n| (1..=65535).contains(n))?;
+                let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+                Some((proto.to_string(), port as u16))
+            })
+            .collect();
+        host_ports.sort();
+        host_ports.dedup();
         let phase = v.pointer("/status/phase").and_then(Value::as_str);
         Pod {
             namespace: m("namespace")
@@ -371,6 +405,7 @@ impl Pod {
             anti_affinity,
             owner,
             claims,
+            host_ports,
             node_name: spec
                 .and_then(|s| s.get("nodeName"))
                 .and_then(Value::as_str)
@@ -449,6 +484,7 @@ pub(crate) enum Reason {
     InsufficientMemory,
     TooManyPods,
     VolumeConflict,
+    HostPorts,
     AntiAffinity,
     ExistingAntiAffinity,
 }
@@ -464,6 +500,9 @@ impl Reason {
             Reason::InsufficientMemory => "Insufficient memory".into(),
             Reason::TooManyPods => "Too many pods".into(),
             Reason::VolumeConflict => "node(s) had volume node affinity conflict".into(),
+            Reason::HostPorts => {
+                "node(s) didn't have free ports for the requested pod ports".into()
+            }
             Reason::AntiAffinity => "node(s) didn't match pod anti-affinity rules".into(),
             Reason::ExistingAntiAffinity => {
                 "node(s) didn't satisfy existing pods anti-affinity rules".into()
@@ -499,7 +538,8 @@ impl Unschedulable {
 }
 
 /// Picks a node for `pod`, or says why none fits. Filters (in order): cordon, taints, readiness, node
-/// selector and required node affinity, resources, volume locality, required pod anti-affinity. Scores:
+/// selector and required node affinity, resources, volume locality, free host ports, required pod anti-affinity.
+/// Scores:
 /// fewest replicas of the same owner, then fewest untolerated `PreferNoSchedule` taints, then least
 /// allocated, then node name.
 ///

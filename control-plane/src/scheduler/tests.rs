@@ -3,6 +3,7 @@
 use super::*;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 fn node(name: &str, cpu: &str, mem: &str) -> Value {
     json!({
@@ -53,6 +54,42 @@ fn owned(p: Value, owner: &str) -> Value {
         "/metadata/ownerReferences",
         json!([{"kind": "ReplicaSet", "name": owner, "uid": owner, "controller": true}]),
     )
+}
+
+#[test]
+fn host_ports_are_one_pod_per_node_and_protocol() {
+    let hp = |name: &str, port: u16, proto: &str| {
+        let mut p = pod(name, "10m", "10Mi");
+        p["spec"]["containers"][0]["ports"] =
+            json!([{"containerPort": 80, "hostPort": port, "protocol": proto}]);
+        p
+    };
+    let nodes = [node("a", "4", "4Gi"), node("b", "4", "4Gi")];
+    let mut v = view(&nodes, &[]);
+    let p1 = Pod::from_json(&hp("p1", 8080, "TCP"));
+    assert_eq!(p1.host_ports, [("TCP".to_string(), 8080)]);
+    let first = schedule(&v, &p1).unwrap().node;
+    v.bind(&p1, &first);
+    let p2 = Pod::from_json(&hp("p2", 8080, "TCP"));
+    let second = schedule(&v, &p2).unwrap().node;
+    assert_ne!(first, second, "the same host port twice on one node");
+    v.bind(&p2, &second);
+    let p3 = Pod::from_json(&hp("p3", 8080, "TCP"));
+    let e = schedule(&v, &p3).unwrap_err();
+    assert_eq!(
+        e.message,
+        "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports."
+    );
+    // Another protocol, or another port, is free.
+    assert!(schedule(&v, &Pod::from_json(&hp("p4", 8080, "UDP"))).is_ok());
+    assert!(schedule(&v, &Pod::from_json(&hp("p5", 8081, "TCP"))).is_ok());
+    // A hostNetwork pod's container ports are node ports.
+    let mut hn = with(pod("p6", "10m", "10Mi"), "/spec/hostNetwork", json!(true));
+    hn["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080}]);
+    assert!(schedule(&v, &Pod::from_json(&hn)).is_err());
+    // Deleting a holder frees its port.
+    v.remove_pod(&p1.key());
+    assert_eq!(schedule(&v, &p3).unwrap().node, first);
 }
 
 #[test]
@@ -345,14 +382,24 @@ fn arb_pod(i: usize) -> impl Strategy<Value = Value> {
         0u32..3000,
         proptest::option::of(0u32..3),
         0u32..4,
+        proptest::option::of((8080u16..8083, any::<bool>(), any::<bool>())),
     )
-        .prop_map(move |(cpu, mem, zone, owner)| {
+        .prop_map(move |(cpu, mem, zone, owner, port)| {
             let mut p = owned(
                 pod(&format!("p{i}"), &format!("{cpu}m"), &format!("{mem}Mi")),
                 &format!("o{owner}"),
             );
             if let Some(z) = zone {
                 p["spec"]["nodeSelector"] = json!({"zone": format!("z{z}")});
+            }
+            if let Some((port, udp, host_network)) = port {
+                let proto = if udp { "UDP" } else { "TCP" };
+                p["spec"]["containers"][0]["ports"] = if host_network {
+                    p["spec"]["hostNetwork"] = json!(true);
+                    json!([{"containerPort": port, "protocol": proto}])
+                } else {
+                    json!([{"containerPort": 80, "hostPort": port, "protocol": proto}])
+                };
             }
             p
         })
@@ -374,9 +421,14 @@ proptest! {
         let pods: Vec<Pod> = pods.iter().map(Pod::from_json).collect();
         let out = schedule_batch(&mut v, pods);
         let mut used: BTreeMap<String, Resources> = BTreeMap::new();
+        let mut ports: BTreeSet<(String, (String, u16))> = BTreeSet::new();
         for (p, r) in &out {
             match r {
                 Ok(pl) => {
+                    for hp in &p.host_ports {
+                        prop_assert!(ports.insert((pl.node.clone(), hp.clone())),
+                            "host port {:?} taken twice on {}", hp, pl.node);
+                    }
                     let n = v.node(&pl.node).unwrap();
                     prop_assert!(n.ready, "bound to not-ready node");
                     prop_assert!(!n.unschedulable, "bound to cordoned node");

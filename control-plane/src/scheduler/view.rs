@@ -65,6 +65,8 @@ pub struct ClusterView {
     claim_annotations: HashMap<(String, String), String>,
     /// (namespace, claim) -> node name -> pods there using it.
     claim_users: HashMap<(String, String), HashMap<String, u32>>,
+    /// Node name -> (protocol, port) -> pods there holding it (more than one only if bound elsewhere).
+    host_ports: HashMap<String, HashMap<(String, u16), u32>>,
 }
 
 impl ClusterView {
@@ -226,6 +228,12 @@ impl ClusterView {
                 .entry(node.clone())
                 .or_default() += 1;
         }
+        if !pod.host_ports.is_empty() {
+            let used = self.host_ports.entry(node.clone()).or_default();
+            for hp in &pod.host_ports {
+                *used.entry(hp.clone()).or_default() += 1;
+            }
+        }
         if !pod.anti_affinity.is_empty() {
             self.anti_by_node
                 .entry(node.clone())
@@ -267,6 +275,19 @@ impl ClusterView {
                 if m.is_empty() {
                     self.claim_users.remove(&k);
                 }
+            }
+        }
+        if let Some(used) = self.host_ports.get_mut(&node) {
+            for hp in &pod.host_ports {
+                if let Some(n) = used.get_mut(hp) {
+                    *n -= 1;
+                    if *n == 0 {
+                        used.remove(hp);
+                    }
+                }
+            }
+            if used.is_empty() {
+                self.host_ports.remove(&node);
             }
         }
         for index in [&mut self.pods_by_node, &mut self.anti_by_node] {
@@ -415,6 +436,17 @@ impl ClusterView {
         if !pod.claims.is_empty() && !self.volume_ok(pod, &node.name) {
             if all {
                 out.push(Reason::VolumeConflict);
+            }
+            return false;
+        }
+        if !pod.host_ports.is_empty()
+            && self
+                .host_ports
+                .get(&node.name)
+                .is_some_and(|used| pod.host_ports.iter().any(|hp| used.contains_key(hp)))
+        {
+            if all {
+                out.push(Reason::HostPorts);
             }
             return false;
         }

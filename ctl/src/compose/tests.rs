@@ -184,6 +184,26 @@ fn ports_outside_the_node_port_range_are_allocated_by_the_server_with_a_warning(
 }
 
 #[test]
+fn host_mode_ports_are_host_ports_of_the_pods() {
+    let s = conv(
+        "services:\n  web:\n    image: x\n    ports: [{target: 80, published: 8080, mode: host}]\n",
+    )
+    .unwrap();
+    let d = obj(&s, "Deployment", "web");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP", "hostPort": 8080}])
+    );
+    let svc = obj(&s, "Service", "web");
+    assert!(
+        svc["spec"].get("type").is_none(),
+        "not on every node: {svc}"
+    );
+    assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
 fn expose_gives_a_cluster_ip_service_and_dnsrr_a_headless_one() {
     let s = conv("services:\n  db:\n    image: x\n    expose: [5432]\n").unwrap();
     let svc = obj(&s, "Service", "db");
@@ -223,17 +243,44 @@ fn network_modes_map_to_host_network_and_the_none_annotation() {
 #[test]
 fn what_cannot_run_is_an_error_naming_the_service() {
     for (yaml, want) in [
-        ("services:\n  web:\n    image: x\n    imgae: y\n", "service web: Additional property imgae is not allowed"),
+        (
+            "services:\n  web:\n    image: x\n    imgae: y\n",
+            "service web: Additional property imgae is not allowed",
+        ),
         ("services:\n  web:\n    build: .\n", "service web: no image"),
-        ("services:\n  Web_1:\n    image: x\n", "service name \"Web_1\" is not valid"),
-        ("services:\n  web:\n    image: x\n    deploy: {mode: global}\n", "deploy.mode global is not supported"),
-        ("services:\n  web:\n    image: x\n    ports: [\"8000-8001:80\"]\n", "port ranges"),
-        ("services:\n  web:\n    image: x\n    ports: [{target: 80, published: 30080, mode: host}]\n", "mode host"),
-        ("services:\n  web:\n    image: x\n    volumes: [\"undeclared:/data\"]\n", "not declared"),
-        ("services:\n  web:\n    image: x\n    user: nobody\n", "numeric ids"),
+        (
+            "services:\n  Web_1:\n    image: x\n",
+            "service name \"Web_1\" is not valid",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy: {mode: global}\n",
+            "deploy.mode global is not supported",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    ports: [\"8000-8001:80\"]\n",
+            "port ranges",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    ports: [{target: 80, mode: host}]\n",
+            "mode host needs a published port",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    volumes: [\"undeclared:/data\"]\n",
+            "not declared",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    user: nobody\n",
+            "numeric ids",
+        ),
         ("services: {}\n", "defines no services"),
-        ("servics:\n  web: {image: x}\n", "(root) Additional property servics"),
-        ("services:\n  web:\n    image: ${NOPE:?set NOPE to the image}\n", "required variable NOPE is missing a value: set NOPE to the image"),
+        (
+            "servics:\n  web: {image: x}\n",
+            "(root) Additional property servics",
+        ),
+        (
+            "services:\n  web:\n    image: ${NOPE:?set NOPE to the image}\n",
+            "required variable NOPE is missing a value: set NOPE to the image",
+        ),
     ] {
         let e = format!("{:#}", conv(yaml).unwrap_err());
         assert!(e.contains(want), "{yaml}: {e}");

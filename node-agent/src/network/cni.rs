@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
 use super::netlink::IpTool;
-use super::{Error, Ipv4Cidr, PodIp, PodNetwork, Result};
+use super::services::ServiceProxy;
+use super::{Error, HostPort, Ipv4Cidr, PodIp, PodNetwork, Result};
 
 /// CNI spec version of the generated configuration.
 pub const CNI_VERSION: &str = "1.0.0";
@@ -146,6 +147,8 @@ impl CniConfig {
 pub struct CniPodNetwork {
     cfg: CniConfig,
     exec: Box<dyn CniExec>,
+    /// Where `hostPort`s go (the node's Service proxy); without it publishing ports fails.
+    proxy: Option<Arc<Mutex<ServiceProxy>>>,
     // Serialises ADD/DEL: host-local locks its own store, but the result cache and the bridge are shared.
     lock: Mutex<()>,
 }
@@ -172,8 +175,15 @@ impl CniPodNetwork {
         Ok(CniPodNetwork {
             cfg,
             exec,
+            proxy: None,
             lock: Mutex::new(()),
         })
+    }
+
+    /// Publishes `hostPort`s through `proxy`.
+    pub fn with_proxy(mut self, proxy: Arc<Mutex<ServiceProxy>>) -> Self {
+        self.proxy = Some(proxy);
+        self
     }
 
     /// The configuration in use.
@@ -300,7 +310,22 @@ impl PodNetwork for CniPodNetwork {
         self.loopback("ADD", pod_uid, netns_path)
     }
 
+    fn publish(&self, pod_uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<()> {
+        match &self.proxy {
+            Some(p) => p.lock().unwrap().publish(pod_uid, ip, ports),
+            None if ports.is_empty() => Ok(()),
+            None => Err(Error::InvalidConfig(
+                "hostPort needs the node's service proxy".into(),
+            )),
+        }
+    }
+
     fn teardown(&self, pod_uid: &str, netns_path: &Path) -> Result<()> {
+        if let Some(p) = &self.proxy {
+            p.lock()
+                .unwrap()
+                .publish(pod_uid, Ipv4Addr::UNSPECIFIED, &[])?;
+        }
         let _g = self.lock.lock().unwrap();
         let cache = self.result_path(pod_uid);
         if !cache.exists() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::netlink::{FdbEntry, Link, Neighbour, Netlink, Route, VxlanSpec};
-use super::{Error, Ipv4Cidr, PodIp, PodNetwork, Result};
+use super::{Error, HostPort, Ipv4Cidr, PodIp, PodNetwork, Result};
 
 /// One call made on a [`FakePodNetwork`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,15 @@ pub enum PodNetworkCall {
     SetupIsolated {
         /// Pod UID.
         uid: String,
+    },
+    /// `publish(...)`.
+    Publish {
+        /// Pod UID.
+        uid: String,
+        /// Pod IP.
+        ip: Ipv4Addr,
+        /// The ports.
+        ports: Vec<HostPort>,
     },
     /// `teardown(...)`.
     Teardown {
@@ -119,6 +128,19 @@ impl PodNetwork for FakePodNetwork {
             .calls
             .push(PodNetworkCall::SetupIsolated {
                 uid: pod_uid.into(),
+            });
+        Ok(())
+    }
+
+    fn publish(&self, pod_uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<()> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push(PodNetworkCall::Publish {
+                uid: pod_uid.into(),
+                ip,
+                ports: ports.to_vec(),
             });
         Ok(())
     }

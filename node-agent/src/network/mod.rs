@@ -98,6 +98,59 @@ pub struct PodIp {
     pub ip: Ipv4Addr,
 }
 
+/// A port of the node forwarded to a pod (`containers[].ports[].hostPort`), what the CNI `portmap` plugin does
+/// in Kubernetes; berth keeps it in its own nft table, next to the Services.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostPort {
+    /// `tcp` or `udp` (nft's names).
+    pub protocol: &'static str,
+    /// The node's port.
+    pub host_port: u16,
+    /// The pod's port.
+    pub container_port: u16,
+}
+
+/// The `hostPort`s of a pod spec.
+///
+/// # Errors
+/// A port with a protocol other than TCP or UDP, or out of range.
+pub fn host_ports(pod_spec: &serde_json::Value) -> std::result::Result<Vec<HostPort>, String> {
+    let mut out = Vec::new();
+    for c in pod_spec["containers"].as_array().into_iter().flatten() {
+        for p in c["ports"].as_array().into_iter().flatten() {
+            let Some(host) = p["hostPort"].as_u64().filter(|n| *n != 0) else {
+                continue;
+            };
+            let container = p["containerPort"].as_u64().unwrap_or(0);
+            let protocol = match p["protocol"].as_str().unwrap_or("TCP") {
+                "TCP" => "tcp",
+                "UDP" => "udp",
+                other => {
+                    return Err(format!(
+                        "hostPort {host}/{other}: only TCP and UDP are supported"
+                    ))
+                }
+            };
+            let (Ok(host_port), Ok(container_port)) =
+                (u16::try_from(host), u16::try_from(container))
+            else {
+                return Err(format!("hostPort {host} -> {container}: out of range"));
+            };
+            if container_port == 0 {
+                return Err(format!("hostPort {host}: containerPort is required"));
+            }
+            out.push(HostPort {
+                protocol,
+                host_port,
+                container_port,
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// How a pod is attached to the network (Docker's bridge/overlay = `Pod`, host = `Host`, none = `Isolated`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
@@ -150,6 +203,13 @@ pub trait PodNetwork: Send + Sync {
     /// # Errors
     /// The loopback plugin failed.
     fn setup_isolated(&self, pod_uid: &str, netns_path: &Path) -> Result<(), Error>;
+
+    /// Forwards the node's `ports` to the pod at `ip` (`hostPort`), replacing what the pod published before;
+    /// `teardown` withdraws them.
+    ///
+    /// # Errors
+    /// Another pod on this node holds one of the ports, or the rules could not be written.
+    fn publish(&self, pod_uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<(), Error>;
 
     /// Releases the pod's IP and removes its veth. Safe to call for pods that were never set up, for
     /// `hostNetwork` pods, and when the netns is already gone.

@@ -83,7 +83,7 @@ pub struct NodeNetwork {
     cfg: NodeNetworkConfig,
     netlink: Arc<dyn Netlink>,
     overlay: Option<Overlay>,
-    proxy: Mutex<ServiceProxy>,
+    proxy: Arc<Mutex<ServiceProxy>>,
     dns: SharedTable,
     pods: Arc<CniPodNetwork>,
     mtu: u32,
@@ -171,6 +171,7 @@ impl NodeNetwork {
             },
         );
         proxy.apply(&[])?;
+        let proxy = Arc::new(Mutex::new(proxy));
         let pods = CniPodNetwork::new(
             CniConfig {
                 bridge: BRIDGE.into(),
@@ -180,14 +181,15 @@ impl NodeNetwork {
                 node_ip: cfg.node_ip,
             },
             cni,
-        )?;
+        )?
+        .with_proxy(proxy.clone());
         let dns = Arc::new(RwLock::new(DnsTable::new(&cfg.cluster_domain)));
         tracing::info!(node = %cfg.node_name, pod_cidr = %cfg.pod_cidr, mtu, "node network ready");
         Ok(NodeNetwork {
             cfg,
             netlink,
             overlay,
-            proxy: Mutex::new(proxy),
+            proxy,
             dns,
             pods: Arc::new(pods),
             mtu,

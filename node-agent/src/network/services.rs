@@ -12,7 +12,7 @@ use std::sync::Arc;
 use proto::agentpb::ServiceView;
 
 use super::netlink::Netlink;
-use super::{Ipv4Cidr, Result};
+use super::{Error, HostPort, Ipv4Cidr, Result};
 
 /// Name of berth's nftables table (family `ip`).
 pub const TABLE: &str = "berth";
@@ -195,6 +195,7 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
     s.push_str(
         "  map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }\n\
          \x20 map service-nodeports { type inet_proto . inet_service : verdict; }\n\
+         \x20 map host-ports { type inet_proto . inet_service : ipv4_addr . inet_service; }\n\
          \x20 set no-endpoint-services { type ipv4_addr . inet_proto . inet_service; }\n\
          \x20 set no-endpoint-nodeports { type inet_proto . inet_service; }\n",
     );
@@ -205,6 +206,7 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
     s.push_str("  chain services {\n");
     s.push_str("    ip daddr . meta l4proto . th dport vmap @service-ips\n");
     s.push_str("    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports\n");
+    s.push_str("    fib daddr type local ip daddr != 127.0.0.0/8 dnat to meta l4proto . th dport map @host-ports\n");
     if let Some((vip, local)) = cfg.dns_redirect {
         let _ = writeln!(
             s,
@@ -309,7 +311,19 @@ fn key_of(s: &ServiceView) -> String {
 pub struct ServiceProxy {
     netlink: Arc<dyn Netlink>,
     cfg: ProxyConfig,
-    programmed: Option<BTreeMap<String, RenderedService>>,
+    /// The services last asked for.
+    services: Vec<ServiceView>,
+    /// Pod UID -> (its IP, its host ports), as last published.
+    host_ports: BTreeMap<String, (Ipv4Addr, Vec<HostPort>)>,
+    programmed: Option<Programmed>,
+}
+
+/// What the kernel holds, as last written.
+#[derive(Debug, Clone, Default)]
+struct Programmed {
+    services: BTreeMap<String, RenderedService>,
+    /// `proto . port` -> `ip . port` elements of the `host-ports` map.
+    host_ports: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ServiceProxy {
@@ -326,8 +340,41 @@ impl ServiceProxy {
         ServiceProxy {
             netlink,
             cfg,
+            services: Vec::new(),
+            host_ports: BTreeMap::new(),
             programmed: None,
         }
+    }
+
+    /// Forwards the node's `ports` to the pod `pod_uid` at `ip`, replacing what it published before (`&[]`
+    /// withdraws them).
+    ///
+    /// # Errors
+    /// Another pod holds one of the ports (nothing changes), or `nft` failed.
+    pub fn publish(&mut self, pod_uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<()> {
+        for p in ports {
+            let holder = self.host_ports.iter().find(|(uid, (_, theirs))| {
+                uid.as_str() != pod_uid
+                    && theirs
+                        .iter()
+                        .any(|t| t.protocol == p.protocol && t.host_port == p.host_port)
+            });
+            if let Some((uid, _)) = holder {
+                return Err(Error::InvalidConfig(format!(
+                    "hostPort {}/{} is already published by pod {uid}",
+                    p.host_port, p.protocol
+                )));
+            }
+        }
+        if ports.is_empty() {
+            if self.host_ports.remove(pod_uid).is_none() {
+                return Ok(());
+            }
+        } else {
+            self.host_ports
+                .insert(pod_uid.to_string(), (ip, ports.to_vec()));
+        }
+        self.sync()
     }
 
     /// Programs the complete set of services (the full list from the network view, not a delta). Services that
@@ -336,33 +383,63 @@ impl ServiceProxy {
     /// # Errors
     /// `nft` rejected the transaction; nothing of it was applied, and the next call rebuilds the whole table.
     pub fn apply(&mut self, services: &[ServiceView]) -> Result<()> {
-        let new: BTreeMap<String, RenderedService> = services
+        self.services = services.to_vec();
+        self.sync()
+    }
+
+    /// Writes the difference between what is programmed and what is asked for.
+    fn sync(&mut self) -> Result<()> {
+        let services: BTreeMap<String, RenderedService> = self
+            .services
             .iter()
             .map(|s| (key_of(s), render_service(&self.cfg, s)))
             .collect();
-        let script = match &self.programmed {
-            None => {
-                let mut s = format!("add table ip {TABLE}\ndelete table ip {TABLE}\n");
-                s.push_str(&render_base(&self.cfg));
-                let empty = RenderedService::default();
-                for r in new.values() {
-                    render_update(&mut s, &empty, r);
-                }
-                s
-            }
-            Some(old) => {
-                let mut s = String::new();
-                let empty = RenderedService::default();
-                let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-                for k in keys {
-                    let (o, n) = (old.get(k).unwrap_or(&empty), new.get(k).unwrap_or(&empty));
-                    if o != n {
-                        render_update(&mut s, o, n);
-                    }
-                }
-                s
-            }
+        let host_ports: BTreeMap<String, String> = self
+            .host_ports
+            .values()
+            .flat_map(|(ip, ports)| {
+                ports.iter().map(move |p| {
+                    (
+                        format!("{} . {}", p.protocol, p.host_port),
+                        format!("{ip} . {}", p.container_port),
+                    )
+                })
+            })
+            .collect();
+        let new = Programmed {
+            services,
+            host_ports,
         };
+        let mut script = String::new();
+        let empty = RenderedService::default();
+        let old = match &self.programmed {
+            None => {
+                script.push_str(&format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"));
+                script.push_str(&render_base(&self.cfg));
+                Programmed::default()
+            }
+            Some(old) => old.clone(),
+        };
+        let keys: BTreeSet<&String> = old.services.keys().chain(new.services.keys()).collect();
+        for k in keys {
+            let (o, n) = (
+                old.services.get(k).unwrap_or(&empty),
+                new.services.get(k).unwrap_or(&empty),
+            );
+            if o != n {
+                render_update(&mut script, o, n);
+            }
+        }
+        for (k, v) in &old.host_ports {
+            if new.host_ports.get(k) != Some(v) {
+                let _ = writeln!(script, "delete element ip {TABLE} host-ports {{ {k} }}");
+            }
+        }
+        for (k, v) in &new.host_ports {
+            if old.host_ports.get(k) != Some(v) {
+                let _ = writeln!(script, "add element ip {TABLE} host-ports {{ {k} : {v} }}");
+            }
+        }
         if !script.is_empty() {
             if let Err(e) = self.netlink.nft(&script) {
                 self.programmed = None;
@@ -674,5 +751,67 @@ mod tests {
             ),
         );
         assert!(r.chains.keys().all(|k| k.len() < 250));
+    }
+
+    #[test]
+    fn host_ports_are_map_elements_held_by_one_pod_each() {
+        let fake = Arc::new(FakeNetlink::new());
+        let mut p = ServiceProxy::new(fake.clone(), cfg());
+        p.apply(&[]).unwrap();
+        let web = HostPort {
+            protocol: "tcp",
+            host_port: 8080,
+            container_port: 80,
+        };
+        let ip: Ipv4Addr = "10.244.1.5".parse().unwrap();
+        p.publish("u1", ip, std::slice::from_ref(&web)).unwrap();
+        let last = fake.nft_scripts().last().cloned().unwrap();
+        assert_eq!(
+            last,
+            "add element ip berth host-ports { tcp . 8080 : 10.244.1.5 . 80 }\n"
+        );
+        let n = fake.nft_scripts().len();
+        let e = p
+            .publish(
+                "u2",
+                "10.244.1.6".parse().unwrap(),
+                std::slice::from_ref(&web),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("already published by pod u1"), "{e}");
+        assert_eq!(
+            fake.nft_scripts().len(),
+            n,
+            "a refused publish writes nothing"
+        );
+        // Services change: the host port is not rewritten.
+        p.apply(&[svc(
+            "web",
+            "10.96.0.20",
+            "ClusterIP",
+            vec![ep("10.244.1.9", true)],
+        )])
+        .unwrap();
+        assert!(!fake.nft_scripts().last().unwrap().contains("host-ports"));
+        // A rebuild after a failure writes it again, with the base table.
+        fake.fail_nft(true);
+        assert!(p.apply(&[]).is_err());
+        fake.fail_nft(false);
+        p.apply(&[]).unwrap();
+        assert!(fake
+            .nft_scripts()
+            .last()
+            .unwrap()
+            .contains("add element ip berth host-ports { tcp . 8080 : 10.244.1.5 . 80 }"));
+        p.publish("u1", Ipv4Addr::UNSPECIFIED, &[]).unwrap();
+        assert_eq!(
+            fake.nft_scripts().last().unwrap(),
+            "delete element ip berth host-ports { tcp . 8080 }\n"
+        );
+        let n = fake.nft_scripts().len();
+        p.publish("u1", Ipv4Addr::UNSPECIFIED, &[]).unwrap();
+        assert_eq!(fake.nft_scripts().len(), n, "withdrawing twice is a no-op");
+        p.publish("u2", "10.244.1.6".parse().unwrap(), &[web])
+            .unwrap();
     }
 }

@@ -68,6 +68,15 @@ impl PodManager {
             Some((n, ip, t)) if adopted_any => (Some(n), ip, t),
             _ => (None, None, None),
         };
+        // A restarted agent starts with an empty nft table: publish the adopted pod's host ports again.
+        let host_network = pod["spec"]["hostNetwork"].as_bool().unwrap_or(false);
+        if let (Some(ip), false) = (ip, host_network) {
+            let published = crate::network::host_ports(&pod["spec"])
+                .and_then(|ports| self.net.publish(&uid, ip, &ports));
+            if let Err(e) = published {
+                tracing::warn!(pod = %uid, error = %e, "cannot publish the host ports of an adopted pod");
+            }
+        }
         self.pods.insert(
             uid,
             PodRt {

@@ -69,7 +69,15 @@ impl PodManager {
             host_network,
             annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         );
+        let host_ports = crate::network::host_ports(&pod["spec"])?;
+        if !host_ports.is_empty() && mode == crate::network::NetworkMode::Isolated {
+            return Err("hostPort needs the pod network (the pod asks for network none)".into());
+        }
         let ip = self.net.setup(uid, ns, name, &netns, mode)?;
+        // With hostNetwork the container ports already are the node's ports.
+        if let (Some(ip), crate::network::NetworkMode::Pod) = (ip, mode) {
+            self.net.publish(uid, ip, &host_ports)?;
+        }
         let dir = self.pod_dir(&pod);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         self.write_etc_files(&pod, ip)

@@ -456,3 +456,67 @@ fn failed_init_container_with_restart_never_fails_the_pod() {
         .iter()
         .any(|c| matches!(c, Call::Start { name, .. } if name == "app")));
 }
+
+#[test]
+fn host_ports_are_published_with_the_pod_ip_and_go_with_the_pod() {
+    use crate::network::fake::{FakePodNetwork, PodNetworkCall};
+    use crate::network::HostPort;
+    use crate::runtime::netns_basic::Network;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let net = Arc::new(FakePodNetwork::new("172.31.0.5".parse().unwrap()));
+    let mut m = PodManager::new(
+        rt,
+        Arc::new(Network(net.clone())),
+        Arc::new(Images),
+        dir.path(),
+        ClusterSettings::default(),
+    );
+    let mut p = pod("u1", "Always", &["web"]);
+    p.pod["spec"]["containers"][0]["ports"] = json!([
+        {"containerPort": 8080, "hostPort": 80},
+        {"containerPort": 53, "hostPort": 5353, "protocol": "UDP"},
+        {"containerPort": 9000},
+    ]);
+    m.set_desired(vec![p]);
+    m.sync(t(0));
+    let published: Vec<_> = net
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, PodNetworkCall::Publish { .. }))
+        .collect();
+    assert_eq!(
+        published,
+        [PodNetworkCall::Publish {
+            uid: "u1".into(),
+            ip: "10.244.0.2".parse().unwrap(),
+            ports: vec![
+                HostPort {
+                    protocol: "tcp",
+                    host_port: 80,
+                    container_port: 8080
+                },
+                HostPort {
+                    protocol: "udp",
+                    host_port: 5353,
+                    container_port: 53
+                },
+            ],
+        }]
+    );
+    // An SCTP host port cannot be published: the sandbox fails with a reason instead of running without it.
+    let mut bad = pod("u2", "Always", &["x"]);
+    bad.pod["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 1, "hostPort": 1, "protocol": "SCTP"}]);
+    m.set_desired(vec![bad]);
+    m.sync(t(1));
+    let r = m.sync(t(40));
+    assert!(
+        net.calls()
+            .iter()
+            .any(|c| matches!(c, PodNetworkCall::Teardown { uid } if uid == "u1")),
+        "the removed pod's network (and ports) were torn down"
+    );
+    let text = format!("{r:?}");
+    assert!(text.contains("only TCP and UDP"), "{text}");
+}

@@ -1,7 +1,7 @@
 //! The pod manager's view of the pod network: [`NetworkHook`], implemented by [`Network`] over
 //! `crate::network::PodNetwork`, and by [`LoopbackOnly`] (loopback only, no pod IP) for tests and benches.
 
-use crate::network::{NetworkMode, PodNetwork};
+use crate::network::{HostPort, NetworkMode, PodNetwork};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,11 @@ pub trait NetworkHook: Send + Sync {
         netns: &Path,
         mode: NetworkMode,
     ) -> Result<Option<Ipv4Addr>, String>;
+    /// Forwards the node's `ports` to the pod at `ip` (its `hostPort`s); `teardown` withdraws them.
+    ///
+    /// # Errors
+    /// A message describing why the ports could not be published.
+    fn publish(&self, pod_uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<(), String>;
     /// Undoes `setup`.
     ///
     /// # Errors
@@ -41,6 +46,13 @@ impl NetworkHook for LoopbackOnly {
         _: NetworkMode,
     ) -> Result<Option<Ipv4Addr>, String> {
         Ok(None)
+    }
+    fn publish(&self, _: &str, _: Ipv4Addr, ports: &[HostPort]) -> Result<(), String> {
+        if ports.is_empty() {
+            Ok(())
+        } else {
+            Err("hostPort needs the pod network".into())
+        }
     }
     fn teardown(&self, _: &str, _: &Path) -> Result<(), String> {
         Ok(())
@@ -76,6 +88,11 @@ impl NetworkHook for Network {
                 .map(|ip| Some(ip.ip))
                 .map_err(|e| e.to_string()),
         }
+    }
+    fn publish(&self, pod_uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<(), String> {
+        self.0
+            .publish(pod_uid, ip, ports)
+            .map_err(|e| e.to_string())
     }
     fn teardown(&self, pod_uid: &str, netns: &Path) -> Result<(), String> {
         self.0.teardown(pod_uid, netns).map_err(|e| e.to_string())
