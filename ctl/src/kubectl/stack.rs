@@ -266,11 +266,19 @@ pub fn ps_lines(stack: &str, pods: &[Value], now: i64) -> Vec<String> {
             .as_str()
             .map(|t| json!({"metadata": {"creationTimestamp": t}}))
             .unwrap_or_else(|| p.clone());
+        // Swarm shows why a task is not running: a container's waiting reason, or why it has no node.
+        let unscheduled = p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+            .and_then(|c| c["message"].as_str());
         let error = p["status"]["containerStatuses"]
             .as_array()
             .into_iter()
             .flatten()
             .find_map(|c| c["state"]["waiting"]["reason"].as_str())
+            .or(unscheduled)
             .unwrap_or_default();
         grid.push(vec![
             short_id(p),
@@ -326,11 +334,31 @@ mod tests {
             "status": {"phase": "Running", "startTime": "1970-01-01T00:00:00Z",
                 "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
         });
-        let lines = ps_lines("demo", &[pod], 120);
+        let pending = json!({
+            "metadata": {"name": "web-def", "uid": "aa", "labels": {SERVICE_LABEL: "web"}},
+            "spec": {"containers": [{"image": "img"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "message": "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports."}]},
+        });
+        let lines = ps_lines("demo", &[pod, pending], 120);
+        assert!(
+            lines[2].ends_with("2 node(s) didn't have free ports for the requested pod ports."),
+            "{lines:?}"
+        );
         assert!(lines[0].starts_with("ID "), "{lines:?}");
         assert_eq!(
-            lines[1],
-            "ffeeddcc0000   demo_web-abc   img     a1     Running         Running 2m ago   CrashLoopBackOff"
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "ffeeddcc0000",
+                "demo_web-abc",
+                "img",
+                "a1",
+                "Running",
+                "Running",
+                "2m",
+                "ago",
+                "CrashLoopBackOff"
+            ]
         );
     }
 }
