@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use serde_json::{json, Map, Value};
@@ -187,6 +187,26 @@ fn scale(rs: &mut Rs, to: i64, d: &Value, replicas: i64, surge: i64, out: &mut A
     )));
 }
 
+/// The reason of a rollout that made no progress for `progressDeadlineSeconds`.
+pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+
+fn progressing_condition(d: &Value) -> Option<&Value> {
+    d.pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+}
+
+fn touch_condition(status: &mut Map<String, Value>, ty: &str, now: &str) {
+    if let Some(c) = status
+        .get_mut("conditions")
+        .and_then(Value::as_array_mut)
+        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == ty))
+    {
+        c["lastUpdateTime"] = json!(now);
+    }
+}
+
 /// Reconciles one Deployment against the ReplicaSets it controls. `live_pods` counts, per ReplicaSet uid,
 /// its pods that are not terminal (terminating ones included): Recreate waits for them to be gone.
 pub fn reconcile(
@@ -350,10 +370,8 @@ pub fn reconcile(
     status.insert("observedGeneration".into(), json!(generation(d)));
     status.insert("replicas".into(), json!(status_replicas));
     status.insert("updatedReplicas".into(), json!(updated));
-    status.insert(
-        "readyReplicas".into(),
-        json!(sum(&|r| status_i(&r.value, "readyReplicas"))),
-    );
+    let ready = sum(&|r| status_i(&r.value, "readyReplicas"));
+    status.insert("readyReplicas".into(), json!(ready));
     status.insert("availableReplicas".into(), json!(available));
     status.insert(
         "unavailableReplicas".into(),
@@ -420,15 +438,63 @@ pub fn reconcile(
             true,
         );
     } else if new_rs.is_some() {
-        set_condition(
-            status,
-            "Progressing",
-            "True",
-            "ReplicaSetUpdated",
-            &format!("ReplicaSet \"{new_name}\" is progressing."),
-            &now_s,
-            true,
+        // progressDeadlineSeconds: the rollout fails (Progressing=False, ProgressDeadlineExceeded) once no
+        // step has been made for that long; any later step makes it progress again. A step is what
+        // Kubernetes counts: a ReplicaSet scaled, or more updated, ready or available replicas, or fewer old.
+        let before = |f: &str| {
+            d.pointer(&format!("/status/{f}"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        let progressed = rss.iter().any(Rs::changed)
+            || updated > before("updatedReplicas")
+            || ready > before("readyReplicas")
+            || available > before("availableReplicas")
+            || status_replicas - updated < before("replicas") - before("updatedReplicas");
+        let last = progressing_condition(d);
+        let deadline = Duration::from_secs(
+            d.pointer("/spec/progressDeadlineSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(600),
         );
+        let idle = last
+            .and_then(|c| c.get("lastUpdateTime"))
+            .and_then(Value::as_str)
+            .and_then(parse_time)
+            .and_then(|t| now.duration_since(t).ok());
+        let exceeded = last.is_some_and(|c| c["reason"] == PROGRESS_DEADLINE_EXCEEDED);
+        match idle {
+            Some(idle) if !progressed && !exceeded && idle >= deadline => {
+                set_condition(
+                    status,
+                    "Progressing",
+                    "False",
+                    PROGRESS_DEADLINE_EXCEEDED,
+                    &format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+                    &now_s,
+                    true,
+                );
+            }
+            Some(idle) if !progressed => {
+                if !exceeded {
+                    out.requeue(deadline.saturating_sub(idle));
+                }
+            }
+            _ => {
+                set_condition(
+                    status,
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    &format!("ReplicaSet \"{new_name}\" is progressing."),
+                    &now_s,
+                    true,
+                );
+                // set_condition keeps an identical condition as it is; a step still counts from now.
+                touch_condition(status, "Progressing", &now_s);
+                out.requeue(deadline);
+            }
+        }
     }
 
     // History: old ReplicaSets at zero beyond revisionHistoryLimit go, oldest revision first.
@@ -654,7 +720,7 @@ impl Controller for DeploymentController {
                 let rss = by_owner.remove(uid(&d.value)).unwrap_or_default();
                 ctx.with_rng(|rng| reconcile(&d.key, &d.value, &rss, &live, now, rng))
             })
-            .filter(|a| !a.is_empty())
+            .filter(|a| !a.is_empty() || a.requeue_after.is_some())
             .collect()
     }
 }

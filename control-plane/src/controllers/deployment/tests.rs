@@ -511,3 +511,61 @@ proptest! {
         prop_assert!(w.pods().iter().all(|p| labels(p).get(HASH_LABEL) == Some(&new_hash)));
     }
 }
+
+fn progressing(w: &World) -> Value {
+    w.deployment()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_stuck_rollout_exceeds_its_progress_deadline_and_recovers_when_pods_come_up() {
+    let mut d = deploy(3, "img1");
+    d["spec"]["progressDeadlineSeconds"] = json!(60);
+    let mut w = World::new(d, 7);
+    w.converge(50);
+    w.set_deployment(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("img2"));
+    // The new pods never become ready: after the first surge nothing moves.
+    for _ in 0..5 {
+        w.step(0.0, &mut |_| {});
+    }
+    let c = progressing(&w);
+    assert_eq!(c["status"], "True", "{c}");
+    let stuck_since = parse_time(c["lastUpdateTime"].as_str().unwrap()).unwrap();
+    // Before the deadline: unchanged, and the controller asks to look again when it would pass.
+    w.now = stuck_since + Duration::from_secs(30);
+    let a = reconcile(
+        "/apps/deployments/default/web",
+        &w.deployment(),
+        &w.cached("/apps/replicasets/"),
+        &HashMap::new(),
+        w.now,
+        &mut w.rng,
+    );
+    assert_eq!(a.requeue_after, Some(Duration::from_secs(30)));
+    w.now = stuck_since + Duration::from_secs(61);
+    w.deployment_pass();
+    let c = progressing(&w);
+    assert_eq!(c["status"], "False", "{c}");
+    assert_eq!(c["reason"], PROGRESS_DEADLINE_EXCEEDED);
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("has timed out progressing."),
+        "{c}"
+    );
+    // Staying stuck keeps the failure as it is.
+    w.now += Duration::from_secs(100);
+    w.step(0.0, &mut |_| {});
+    assert_eq!(progressing(&w)["reason"], PROGRESS_DEADLINE_EXCEEDED);
+    // The pods come up: the rollout progresses again and completes.
+    w.converge(50);
+    let c = progressing(&w);
+    assert_eq!(c["status"], "True", "{c}");
+    assert_eq!(c["reason"], "NewReplicaSetAvailable");
+}
