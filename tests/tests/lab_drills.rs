@@ -223,16 +223,18 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
     let compose = workspace().join("manifests/web-stack.compose.yaml");
     let out = lab.berthctl(&["stack", "deploy", "-c", compose.to_str().unwrap(), "demo"])?;
     assert!(out.contains("Creating service demo_web"), "{out}");
-    let pods = "/api/v1/namespaces/demo/pods";
+    let pods = || -> Result<Vec<Value>> {
+        Ok(lab.get_json("/api/v1/namespaces/demo/pods")?["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    };
     let live = wait_for(
         "the stack's 4 pods ready",
         Duration::from_secs(120),
         POLL,
         || {
-            let items = lab.get_json(pods)?["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let items = pods()?;
             Ok((items.len() == 4 && items.iter().all(is_ready)).then_some(items))
         },
     )?;
@@ -274,13 +276,7 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
         "the stack's pods gone",
         Duration::from_secs(60),
         POLL,
-        || {
-            let items = lab.get_json(pods)?["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            Ok(items.is_empty().then_some(()))
-        },
+        || Ok(pods()?.is_empty().then_some(())),
     )?;
     Ok(())
 }

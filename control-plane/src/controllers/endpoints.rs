@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
 use super::{Action, Actions, Controller, Ctx};
+use crate::scheduler::container_ports;
 use crate::scheduler::labels::{string_map, Selector};
 use crate::store;
 
@@ -24,17 +25,7 @@ fn resolve_port(svc_port: &Value, pod: &Value) -> Option<i64> {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => match s.parse::<i64>() {
             Ok(n) => Some(n),
-            Err(_) => pod
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .flat_map(|c| {
-                    c.get("ports")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                })
+            Err(_) => container_ports(pod.get("spec"))
                 .find(|p| p.get("name").and_then(Value::as_str) == Some(s))
                 .and_then(|p| p.get("containerPort"))
                 .and_then(Value::as_i64),

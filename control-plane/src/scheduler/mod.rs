@@ -346,17 +346,7 @@ impl Pod {
             .and_then(|s| s.get("hostNetwork"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let mut host_ports: Vec<(String, u16)> = spec
-            .and_then(|s| s.get("containers"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .flat_map(|c| {
-                c.get("ports")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
+        let mut host_ports: Vec<(String, u16)> = container_ports(spec)
             .filter_map(|p| {
                 let field = if host_network {
                     "containerPort"
@@ -450,6 +440,20 @@ fn container_requests(c: &Value) -> Resources {
         memory: pick("memory").and_then(quantity::units).unwrap_or(0),
         pods: 0,
     }
+}
+
+/// Every `containers[].ports[]` entry of a pod spec.
+pub fn container_ports(spec: Option<&Value>) -> impl Iterator<Item = &Value> {
+    spec.and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
 }
 
 pub(crate) fn str_at<'a>(v: &'a Value, k: &str) -> &'a str {

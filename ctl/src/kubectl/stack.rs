@@ -31,6 +31,19 @@ async fn list(session: &Session, path: &str, stack: &str) -> Result<Vec<Value>> 
     Ok(v["items"].as_array().cloned().unwrap_or_default())
 }
 
+/// The stack's Deployments and Services.
+async fn deployments_and_services(
+    session: &Session,
+    stack: &str,
+) -> Result<(Vec<Value>, Vec<Value>)> {
+    let deps = format!("/apis/apps/v1/namespaces/{stack}/deployments");
+    let svcs = format!("/api/v1/namespaces/{stack}/services");
+    Ok((
+        list(session, &deps, stack).await?,
+        list(session, &svcs, stack).await?,
+    ))
+}
+
 fn name_of(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or_default()
 }
@@ -94,18 +107,7 @@ async fn remove(
     keep: Option<&BTreeSet<String>>,
     out: &mut dyn Write,
 ) -> Result<usize> {
-    let deps = list(
-        session,
-        &format!("/apis/apps/v1/namespaces/{stack}/deployments"),
-        stack,
-    )
-    .await?;
-    let svcs = list(
-        session,
-        &format!("/api/v1/namespaces/{stack}/services"),
-        stack,
-    )
-    .await?;
+    let (deps, svcs) = deployments_and_services(session, stack).await?;
     let gone = |o: &&Value| keep.is_none_or(|k| !k.contains(name_of(o)));
     let mut removed = 0;
     for d in deps.iter().filter(gone) {
@@ -161,18 +163,7 @@ pub fn ls_lines(counts: &BTreeMap<String, usize>) -> Vec<String> {
 
 /// `stack services STACK`.
 pub async fn services(session: &Session, stack: &str) -> Result<Vec<String>> {
-    let deps = list(
-        session,
-        &format!("/apis/apps/v1/namespaces/{stack}/deployments"),
-        stack,
-    )
-    .await?;
-    let svcs = list(
-        session,
-        &format!("/api/v1/namespaces/{stack}/services"),
-        stack,
-    )
-    .await?;
+    let (deps, svcs) = deployments_and_services(session, stack).await?;
     Ok(services_lines(stack, &deps, &svcs))
 }
 
