@@ -55,6 +55,7 @@ const IGNORED: &[&str] = &[
 /// Service keys this converter maps.
 const SUPPORTED: &[&str] = &[
     "command",
+    "configs",
     "deploy",
     "entrypoint",
     "environment",
@@ -66,6 +67,7 @@ const SUPPORTED: &[&str] = &[
     "labels",
     "network_mode",
     "ports",
+    "secrets",
     "stdin_open",
     "stop_grace_period",
     "tty",
@@ -165,10 +167,20 @@ pub fn convert(
         base: base.to_path_buf(),
         volumes: volumes.cloned().unwrap_or_default(),
         claims: BTreeSet::new(),
+        files: BTreeMap::new(),
         ignored: BTreeSet::new(),
         warnings: Vec::new(),
         env,
     };
+    for kind in [FileKind::Config, FileKind::Secret] {
+        let defs = top.get(kind.section()).and_then(Value::as_object);
+        for (name, def) in defs.into_iter().flatten() {
+            let file = c
+                .stack_file(kind, name, def)
+                .with_context(|| format!("{} {name}", kind.singular()))?;
+            c.files.insert((kind, name.clone()), file);
+        }
+    }
     let mut svcs = Vec::new();
     let mut deps = Vec::new();
     for (name, svc) in services {
@@ -194,6 +206,11 @@ pub fn convert(
             },
         }));
     }
+    for f in c.files.values() {
+        if let Some(o) = &f.object {
+            objects.push(o.clone());
+        }
+    }
     objects.extend(svcs);
     objects.extend(deps);
     let mut warnings = c.warnings;
@@ -216,9 +233,47 @@ struct Converter<'a> {
     base: std::path::PathBuf,
     volumes: Map<String, Value>,
     claims: BTreeSet<String>,
+    /// Top-level configs and secrets by (kind, Compose name).
+    files: BTreeMap<(FileKind, String), StackFile>,
     ignored: BTreeSet<String>,
     warnings: Vec<String>,
     env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Pod template annotation with a hash of the configs and secrets the service mounts.
+pub const FILES_HASH: &str = "berth.dev/configs-hash";
+
+/// Compose's two kinds of files handed to services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FileKind {
+    Config,
+    Secret,
+}
+
+impl FileKind {
+    fn section(self) -> &'static str {
+        match self {
+            FileKind::Config => "configs",
+            FileKind::Secret => "secrets",
+        }
+    }
+    fn singular(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Secret => "secret",
+        }
+    }
+}
+
+/// A top-level config or secret: the object that holds it (none when external) and where to find its data.
+#[derive(Debug, Clone)]
+struct StackFile {
+    /// The ConfigMap or Secret name.
+    object_name: String,
+    /// The data key holding the content.
+    key: String,
+    /// The object to create; `None` for `external: true`.
+    object: Option<Value>,
 }
 
 /// One published or exposed port.
@@ -305,7 +360,14 @@ impl Converter<'_> {
                     .collect(),
             );
         }
-        let (mounts, pod_volumes) = self.volumes(svc)?;
+        let (mut mounts, mut pod_volumes) = self.volumes(svc)?;
+        let mut file_hash = String::new();
+        for kind in [FileKind::Config, FileKind::Secret] {
+            let (m, v, h) = self.file_mounts(kind, svc, pod_volumes.len())?;
+            mounts.extend(m);
+            pod_volumes.extend(v);
+            file_hash.push_str(&h);
+        }
         if !mounts.is_empty() {
             container["volumeMounts"] = Value::Array(mounts);
         }
@@ -355,6 +417,10 @@ impl Converter<'_> {
                 meta_labels[k] = json!(v.unwrap_or_default());
             }
         }
+        if !file_hash.is_empty() {
+            // Pods read configs and secrets when they start: new content must roll the service out.
+            annotations.insert(FILES_HASH.into(), json!(fnv_hex(&file_hash)));
+        }
         let mut template_meta = json!({"labels": labels});
         if !annotations.is_empty() {
             template_meta["annotations"] = Value::Object(annotations);
@@ -374,6 +440,142 @@ impl Converter<'_> {
         }
         let service = self.k8s_service(name, deploy, &meta_labels, &labels, &ports, svc)?;
         Ok((deployment, service))
+    }
+
+    /// A top-level config or secret (`file`, `content`/`environment`, or `external`).
+    fn stack_file(&self, kind: FileKind, name: &str, def: &Value) -> Result<StackFile> {
+        let def = def
+            .as_object()
+            .ok_or_else(|| anyhow!("must be a mapping"))?;
+        for k in def.keys() {
+            if ![
+                "file",
+                "content",
+                "environment",
+                "external",
+                "name",
+                "labels",
+            ]
+            .contains(&k.as_str())
+            {
+                bail!("Additional property {k} is not allowed");
+            }
+        }
+        let object_name = object_name(str_of(def.get("name"), "name")?.unwrap_or(name))?;
+        let key = name.to_string();
+        if def.get("external").and_then(Value::as_bool) == Some(true) {
+            return Ok(StackFile {
+                object_name,
+                key,
+                object: None,
+            });
+        }
+        let content: Vec<u8> = if let Some(f) = str_of(def.get("file"), "file")? {
+            let path = self.base.join(f);
+            std::fs::read(&path).with_context(|| format!("read {}", path.display()))?
+        } else if let (FileKind::Config, Some(c)) = (kind, str_of(def.get("content"), "content")?) {
+            c.as_bytes().to_vec()
+        } else if let (FileKind::Secret, Some(var)) =
+            (kind, str_of(def.get("environment"), "environment")?)
+        {
+            (self.env)(var)
+                .ok_or_else(|| anyhow!("environment variable {var} is not set"))?
+                .into_bytes()
+        } else {
+            bail!(
+                "needs file, {} or external",
+                match kind {
+                    FileKind::Config => "content",
+                    FileKind::Secret => "environment",
+                }
+            );
+        };
+        let meta = json!({"name": object_name, "namespace": self.stack, "labels": {STACK_LABEL: self.stack}});
+        let object = match kind {
+            FileKind::Config => {
+                let text = String::from_utf8(content)
+                    .map_err(|_| anyhow!("is not UTF-8 text (binary configs are not supported)"))?;
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {key.clone(): text}})
+            }
+            FileKind::Secret => json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta,
+                "type": "Opaque", "data": {key.clone(): base64(&content)}}),
+        };
+        Ok(StackFile {
+            object_name,
+            key,
+            object: Some(object),
+        })
+    }
+
+    /// The mounts and volumes for a service's `configs:` or `secrets:` list, and a digest of what they hold.
+    fn file_mounts(
+        &mut self,
+        kind: FileKind,
+        svc: &Map<String, Value>,
+        first_volume: usize,
+    ) -> Result<(Vec<Value>, Vec<Value>, String)> {
+        let (mut mounts, mut vols, mut digest) = (Vec::new(), Vec::new(), String::new());
+        let entries = svc
+            .get(kind.section())
+            .map(|v| list(v, kind.section()))
+            .transpose()?
+            .unwrap_or_default();
+        for (i, e) in entries.into_iter().enumerate() {
+            let (source, target) = match e {
+                Value::String(s) => (s.clone(), None),
+                Value::Object(m) => {
+                    for k in m.keys() {
+                        match k.as_str() {
+                            "source" | "target" => {}
+                            "uid" | "gid" | "mode" => {
+                                self.ignored.insert(format!("{}.{k}", kind.section()));
+                            }
+                            _ => bail!("{} Additional property {k} is not allowed", kind.section()),
+                        }
+                    }
+                    let source = str_of(m.get("source"), "source")?
+                        .ok_or_else(|| anyhow!("{} entries need a source", kind.section()))?;
+                    (
+                        source.to_string(),
+                        str_of(m.get("target"), "target")?.map(str::to_string),
+                    )
+                }
+                _ => bail!("{} entries must be names or mappings", kind.section()),
+            };
+            let file = self.files.get(&(kind, source.clone())).ok_or_else(|| {
+                anyhow!(
+                    "{} {source:?} is not declared in the top-level {}",
+                    kind.singular(),
+                    kind.section()
+                )
+            })?;
+            // Swarm's defaults: configs at /NAME, secrets at /run/secrets/NAME (a relative target too).
+            let target = match (kind, target) {
+                (_, Some(t)) if t.starts_with('/') => t,
+                (FileKind::Config, t) => format!("/{}", t.unwrap_or(source.clone())),
+                (FileKind::Secret, t) => format!("/run/secrets/{}", t.unwrap_or(source.clone())),
+            };
+            let vol_name = format!("vol-{}", first_volume + i);
+            let items = json!([{"key": file.key, "path": file.key}]);
+            let source_spec = match kind {
+                FileKind::Config => {
+                    json!({"configMap": {"name": file.object_name, "items": items}})
+                }
+                FileKind::Secret => {
+                    json!({"secret": {"secretName": file.object_name, "items": items}})
+                }
+            };
+            let mut vol = json!({"name": vol_name});
+            for (k, v) in source_spec.as_object().expect("built as an object") {
+                vol[k] = v.clone();
+            }
+            vols.push(vol);
+            mounts.push(json!({"name": vol_name, "mountPath": target, "subPath": file.key, "readOnly": true}));
+            if let Some(o) = &file.object {
+                digest.push_str(&o["data"].to_string());
+            }
+        }
+        Ok((mounts, vols, digest))
     }
 
     fn environment(&self, svc: &Map<String, Value>) -> Result<BTreeMap<String, String>> {
@@ -1151,6 +1353,45 @@ fn update_strategy(v: Option<&Value>) -> Result<Option<Value>> {
     Ok(Some(
         json!({"type": "RollingUpdate", "rollingUpdate": rolling}),
     ))
+}
+
+/// A Compose name as an object name: `_` becomes `-` (Compose allows it, Kubernetes names do not).
+fn object_name(name: &str) -> Result<String> {
+    let n = name.replace('_', "-");
+    check_name("name", &n)?;
+    Ok(n)
+}
+
+/// FNV-1a 64 in hex: a short, stable digest for change detection (not security).
+fn fnv_hex(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Standard base64 with padding (a Secret's `data`).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -164,6 +164,18 @@ fn web_stack_compose_file() {
         .unwrap();
     assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30081);
     assert_eq!(stack.services().len(), 2);
+    let conf = of_kind(&stack.objects, "ConfigMap");
+    assert_eq!(conf[0]["data"]["probe_conf"], "target=http://web:8080/");
+    let probe = of_kind(&stack.objects, "Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "probe")
+        .unwrap();
+    let c = &probe["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/etc/probe.conf");
+    assert!(c["args"][2]
+        .as_str()
+        .unwrap()
+        .contains("wget -qO- \"$target\""));
 }
 
 #[test]

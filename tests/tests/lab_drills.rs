@@ -217,7 +217,7 @@ fn check_nodeports(lab: &Lab, port: u16) -> Result<BTreeSet<String>> {
 }
 
 /// The Compose sample through `berthctl stack`: 3 web replicas and a client that finds `web` by its Compose
-/// name, the published port on every agent, the Swarm-style listing, and `stack rm` taking it all down.
+/// name (read from a Swarm config), the published port on every agent, the Swarm-style listing, and `stack rm` taking it all down.
 fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
     eprintln!("== stack deploy: the Compose sample, Swarm-style");
     let compose = workspace().join("manifests/web-stack.compose.yaml");
@@ -271,7 +271,10 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
         "{services}"
     );
     let rm = lab.berthctl(&["stack", "rm", "demo"])?;
-    assert!(rm.contains("Removing service demo_web"), "{rm}");
+    assert!(
+        rm.contains("Removing service demo_web") && rm.contains("Removing config demo_probe-conf"),
+        "{rm}"
+    );
     wait_for(
         "the stack's pods gone",
         Duration::from_secs(60),

@@ -371,3 +371,123 @@ proptest! {
         prop_assert_eq!(split_words(&line.join(" ")).unwrap(), words);
     }
 }
+
+#[test]
+fn configs_and_secrets_become_objects_mounted_where_swarm_puts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.conf"), "port=80\n").unwrap();
+    std::fs::write(dir.path().join("db.pw"), b"s3cr3t\xff").unwrap();
+    let yaml = r#"
+services:
+  web:
+    image: x
+    configs:
+      - app_conf
+      - source: motd
+        target: /etc/motd
+    secrets:
+      - db_pw
+      - source: token
+        target: api-token
+        mode: 0400
+configs:
+  app_conf: {file: ./app.conf}
+  motd: {content: "hello ${TAG}"}
+secrets:
+  db_pw: {file: db.pw}
+  token: {environment: FROM_SHELL}
+  unused: {external: true}
+"#;
+    let doc: Value = serde_yaml::from_str(yaml).unwrap();
+    let s = convert(&doc, "demo", dir.path(), &env).unwrap();
+    assert_eq!(s.warnings, ["Ignoring unsupported options: secrets.mode"]);
+    let cm = obj(&s, "ConfigMap", "app-conf");
+    assert_eq!(cm["data"], json!({"app_conf": "port=80\n"}));
+    assert_eq!(cm["metadata"]["labels"][STACK_LABEL], "demo");
+    assert_eq!(
+        obj(&s, "ConfigMap", "motd")["data"],
+        json!({"motd": "hello 1.2"})
+    );
+    assert_eq!(
+        obj(&s, "Secret", "db-pw")["data"],
+        json!({"db_pw": "czNjcjN0/w=="})
+    );
+    assert_eq!(
+        obj(&s, "Secret", "token")["data"],
+        json!({"token": base64(b"shell-value")})
+    );
+    assert!(
+        !s.objects.iter().any(|o| o["metadata"]["name"] == "unused"),
+        "external: not created"
+    );
+
+    let d = obj(&s, "Deployment", "web");
+    let pod = &d["spec"]["template"]["spec"];
+    let mounts = &pod["containers"][0]["volumeMounts"];
+    let at: Vec<(&str, &str)> = mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["mountPath"].as_str().unwrap(),
+                m["subPath"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("/app_conf", "app_conf"),
+            ("/etc/motd", "motd"),
+            ("/run/secrets/db_pw", "db_pw"),
+            ("/run/secrets/api-token", "token"),
+        ]
+    );
+    assert_eq!(
+        pod["volumes"][2],
+        json!({"name": "vol-2", "secret": {"secretName": "db-pw", "items": [{"key": "db_pw", "path": "db_pw"}]}})
+    );
+    // New content rolls the service out: the template carries a digest of what it mounts.
+    let hash = d["spec"]["template"]["metadata"]["annotations"][FILES_HASH].clone();
+    assert!(hash.is_string());
+    std::fs::write(dir.path().join("app.conf"), "port=81\n").unwrap();
+    let s2 = convert(&doc, "demo", dir.path(), &env).unwrap();
+    assert_ne!(
+        obj(&s2, "Deployment", "web")["spec"]["template"]["metadata"]["annotations"][FILES_HASH],
+        hash
+    );
+
+    for (yaml, want) in [
+        (
+            "services:\n  web:\n    image: x\n    configs: [nope]\n",
+            "config \"nope\" is not declared",
+        ),
+        (
+            "services:\n  web: {image: x}\nsecrets:\n  s: {environment: NOPE}\n",
+            "NOPE is not set",
+        ),
+        (
+            "services:\n  web: {image: x}\nconfigs:\n  c: {}\n",
+            "needs file, content or external",
+        ),
+    ] {
+        let e = format!("{:#}", conv(yaml).unwrap_err());
+        assert!(e.contains(want), "{yaml}: {e}");
+    }
+}
+
+#[test]
+fn base64_matches_rfc4648_vectors() {
+    for (raw, enc) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(raw.as_bytes()), enc);
+    }
+}

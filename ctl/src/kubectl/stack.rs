@@ -72,6 +72,8 @@ pub async fn deploy(
         match (doc.kind(), outcome) {
             ("Namespace", Outcome::Created) => writeln!(out, "Creating namespace {}", stack.name)?,
             ("PersistentVolumeClaim", Outcome::Created) => writeln!(out, "Creating volume {name}")?,
+            ("ConfigMap", Outcome::Created) => writeln!(out, "Creating config {name}")?,
+            ("Secret", Outcome::Created) => writeln!(out, "Creating secret {name}")?,
             ("Deployment", Outcome::Created) => writeln!(out, "Creating service {name}")?,
             ("Deployment", _) => writeln!(out, "Updating service {name}")?,
             _ => {}
@@ -79,7 +81,20 @@ pub async fn deploy(
         out.flush()?;
     }
     if prune {
-        let keep = stack.services();
+        let keep: BTreeSet<(String, String)> = stack
+            .objects
+            .iter()
+            .filter_map(|o| {
+                let resource = match o["kind"].as_str()? {
+                    "Deployment" => "deployments",
+                    "Service" => "services",
+                    "Secret" => "secrets",
+                    "ConfigMap" => "configmaps",
+                    _ => return None,
+                };
+                Some((resource.to_string(), name_of(o).to_string()))
+            })
+            .collect();
         remove(session, &stack.name, Some(&keep), out).await?;
     }
     Ok(())
@@ -99,29 +114,37 @@ async fn replace_if_headless_changes(session: &Session, stack: &str, new: &Value
     Ok(())
 }
 
-/// Deletes the stack's Deployments and Services (all, or those not in `keep`). Volumes stay, as in Swarm.
-/// Returns how many services went.
+/// What a stack owns besides its namespace and volumes, in the order `stack rm` removes it, with Swarm's word
+/// for it when it prints one.
+const OWNED: [(&str, &str, Option<&str>); 4] = [
+    ("apis/apps/v1", "deployments", Some("service")),
+    ("api/v1", "services", None),
+    ("api/v1", "secrets", Some("secret")),
+    ("api/v1", "configmaps", Some("config")),
+];
+
+/// Deletes the stack's objects (all, or those whose `(resource, name)` is not in `keep`). Volumes stay, as in
+/// Swarm. Returns how many objects went.
 async fn remove(
     session: &Session,
     stack: &str,
-    keep: Option<&BTreeSet<String>>,
+    keep: Option<&BTreeSet<(String, String)>>,
     out: &mut dyn Write,
 ) -> Result<usize> {
-    let (deps, svcs) = deployments_and_services(session, stack).await?;
-    let gone = |o: &&Value| keep.is_none_or(|k| !k.contains(name_of(o)));
     let mut removed = 0;
-    for d in deps.iter().filter(gone) {
-        writeln!(out, "Removing service {}", swarm_name(stack, name_of(d)))?;
-        let path = format!(
-            "/apis/apps/v1/namespaces/{stack}/deployments/{}",
-            name_of(d)
-        );
-        delete_ignoring_absent(session, &path).await?;
-        removed += 1;
-    }
-    for s in svcs.iter().filter(gone) {
-        let path = format!("/api/v1/namespaces/{stack}/services/{}", name_of(s));
-        delete_ignoring_absent(session, &path).await?;
+    for (prefix, resource, word) in OWNED {
+        let collection = format!("/{prefix}/namespaces/{stack}/{resource}");
+        for o in list(session, &collection, stack).await? {
+            let name = name_of(&o);
+            if keep.is_some_and(|k| k.contains(&(resource.to_string(), name.to_string()))) {
+                continue;
+            }
+            if let Some(w) = word {
+                writeln!(out, "Removing {w} {}", swarm_name(stack, name))?;
+            }
+            delete_ignoring_absent(session, &format!("{collection}/{name}")).await?;
+            removed += 1;
+        }
     }
     Ok(removed)
 }
