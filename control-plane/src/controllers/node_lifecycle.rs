@@ -1,6 +1,7 @@
 //! NodeLifecycle controller: a node whose Ready heartbeat is older than the grace period becomes
 //! `Ready=Unknown` and gets the `node.kubernetes.io/unreachable:NoExecute` taint; once the taint is older
-//! than the eviction timeout its pods are deleted at once so their ReplicaSets replace them elsewhere.
+//! than the eviction timeout (or a pod's own `tolerationSeconds` for it) its pods are deleted at once so their
+//! ReplicaSets replace them elsewhere.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -133,46 +134,56 @@ pub fn reconcile(key: &str, node: &Value, pods: &[Cached], now: SystemTime, t: T
             .and_then(Value::as_str)
             .and_then(parse_time)
             .unwrap_or(now);
-        let evict_at = added + t.eviction;
         let taint = Taint {
             key: taint["key"].as_str().unwrap_or_default().to_string(),
             value: String::new(),
             effect: TaintEffect::NoExecute,
         };
-        if now >= evict_at {
-            for p in pods {
-                let tolerated_forever = p
-                    .value
-                    .pointer("/spec/tolerations")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .any(|tol| {
-                        tol.get("tolerationSeconds").is_none_or(Value::is_null)
-                            && Toleration::from_json(tol).tolerates(&taint)
-                    });
-                if tolerated_forever {
-                    continue;
-                }
-                out.push(Action::Delete {
-                    key: p.key.clone(),
-                    revision: None,
-                });
-                out.push(Action::Event(EventRecord::about(
-                    &p.value,
-                    EventType::Normal,
-                    "TaintManagerEviction",
-                    format!(
-                        "Marking for deletion Pod {}/{}",
-                        namespace(&p.value),
-                        name(&p.value)
-                    ),
-                )));
+        let mut next: Option<SystemTime> = None;
+        for p in pods {
+            // As Kubernetes' taint manager: the shortest tolerationSeconds among the matching tolerations, or
+            // for good when none has one. Pods with no matching toleration get the cluster's eviction timeout,
+            // which stands in for the default tolerations Kubernetes' admission adds.
+            let tolerations: Vec<&Value> = p
+                .value
+                .pointer("/spec/tolerations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|tol| Toleration::from_json(tol).tolerates(&taint))
+                .collect();
+            let stay = if tolerations.is_empty() {
+                Some(t.eviction)
+            } else {
+                tolerations
+                    .iter()
+                    .filter_map(|tol| tol["tolerationSeconds"].as_i64())
+                    .min()
+                    .map(|s| Duration::from_secs(s.max(0) as u64))
+            };
+            let Some(stay) = stay else { continue };
+            let evict_at = added + stay;
+            if now < evict_at {
+                next = Some(next.map_or(evict_at, |n| n.min(evict_at)));
+                continue;
             }
-        } else if !pods.is_empty() {
-            out.requeue(
-                evict_at.duration_since(now).unwrap_or_default() + Duration::from_millis(100),
-            );
+            out.push(Action::Delete {
+                key: p.key.clone(),
+                revision: None,
+            });
+            out.push(Action::Event(EventRecord::about(
+                &p.value,
+                EventType::Normal,
+                "TaintManagerEviction",
+                format!(
+                    "Marking for deletion Pod {}/{}",
+                    namespace(&p.value),
+                    name(&p.value)
+                ),
+            )));
+        }
+        if let Some(at) = next {
+            out.requeue(at.duration_since(now).unwrap_or_default() + Duration::from_millis(100));
         }
     }
     out
@@ -384,5 +395,35 @@ mod tests {
             json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]);
         let a = reconcile("/core/nodes//n1", &n, &p, at(30), timing());
         assert_eq!(deleted(&a), 0);
+    }
+
+    #[test]
+    fn toleration_seconds_set_each_pods_own_eviction_time() {
+        // Taint added at 20 s; the cluster timeout is 5 s. Pod 0 tolerates 30 s (the shortest of its two
+        // matching tolerations), pod 1 has none and goes at 25 s.
+        let n = node(
+            5,
+            "Unknown",
+            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": timestamp(at(20))}]),
+        );
+        let mut p = pods();
+        p.push(Cached {
+            key: "/core/pods/default/q".into(),
+            value: Arc::new(
+                json!({"metadata": {"name": "q", "namespace": "default"}, "spec": {"nodeName": "n1"}}),
+            ),
+            revision: 4,
+        });
+        Arc::make_mut(&mut p[0].value)["spec"]["tolerations"] = json!([
+            {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+            {"operator": "Exists", "tolerationSeconds": 30},
+            {"key": "other", "operator": "Exists", "effect": "NoExecute"},
+        ]);
+        let a = reconcile("/core/nodes//n1", &n, &p, at(26), timing());
+        assert_eq!(deleted(&a), 1, "the pod without a toleration");
+        assert_eq!(a.requeue_after, Some(Duration::from_millis(24_100)));
+        let a = reconcile("/core/nodes//n1", &n, &p, at(50), timing());
+        assert_eq!(deleted(&a), 2, "the tolerating pod's 30 s are up too");
+        assert_eq!(a.requeue_after, None);
     }
 }
