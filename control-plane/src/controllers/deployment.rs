@@ -176,8 +176,7 @@ fn scale(rs: &mut Rs, to: i64, d: &Value, replicas: i64, surge: i64, out: &mut A
         return;
     }
     rs.value["spec"]["replicas"] = json!(to);
-    set_annotation(&mut rs.value, DESIRED_REPLICAS, &replicas.to_string());
-    set_annotation(&mut rs.value, MAX_REPLICAS, &(replicas + surge).to_string());
+    record_sizes(rs, replicas, surge);
     let dir = if to > from { "up" } else { "down" };
     out.push(Action::Event(EventRecord::about(
         d,
@@ -185,6 +184,72 @@ fn scale(rs: &mut Rs, to: i64, d: &Value, replicas: i64, surge: i64, out: &mut A
         "ScalingReplicaSet",
         format!("Scaled {dir} replica set {} to {to}", name(&rs.value)),
     )));
+}
+
+/// Records the Deployment's size on `rs`: what a later pass compares to tell a scaling event from a rollout.
+fn record_sizes(rs: &mut Rs, replicas: i64, surge: i64) {
+    set_annotation(&mut rs.value, DESIRED_REPLICAS, &replicas.to_string());
+    set_annotation(&mut rs.value, MAX_REPLICAS, &(replicas + surge).to_string());
+}
+
+/// Scaling a Deployment in the middle of a rollout spreads the change over its active ReplicaSets in
+/// proportion to their sizes, as Kubernetes does. Otherwise all new replicas would land in the new
+/// ReplicaSet, whose pods may never come up. Returns whether it scaled anything; the rollout then waits for
+/// the next pass.
+fn proportional_scale(
+    rss: &mut [Rs],
+    d: &Value,
+    replicas: i64,
+    surge: i64,
+    out: &mut Actions,
+) -> bool {
+    let active: Vec<usize> = (0..rss.len()).filter(|i| rss[*i].spec() > 0).collect();
+    let desired =
+        |r: &Rs| annotation(&r.value, DESIRED_REPLICAS).and_then(|v| v.parse::<i64>().ok());
+    let scaling_event = active.iter().any(|i| desired(&rss[*i]) != Some(replicas));
+    if active.len() < 2 || !scaling_event {
+        return false;
+    }
+    let allowed = replicas + surge;
+    let current: i64 = active.iter().map(|i| rss[*i].spec()).sum();
+    let delta = allowed - current;
+    let status_replicas = d
+        .pointer("/status/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(current);
+    // Largest first; Kubernetes gives the rounding leftover to the first.
+    let mut order = active.clone();
+    order.sort_by_key(|i| {
+        (
+            std::cmp::Reverse(rss[*i].spec()),
+            std::cmp::Reverse(rs_revision(&rss[*i].value)),
+        )
+    });
+    let mut sizes: Vec<(usize, i64)> = Vec::new();
+    let mut added = 0;
+    for &i in &order {
+        let spec = rss[i].spec();
+        let annotated = annotation(&rss[i].value, MAX_REPLICAS)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(status_replicas.max(1));
+        let fraction = ((spec * allowed) as f64 / annotated as f64).round() as i64 - spec;
+        let share = if delta > 0 {
+            fraction.min(delta - added).max(0)
+        } else {
+            fraction.max(delta - added).min(0)
+        };
+        added += share;
+        sizes.push((i, spec + share));
+    }
+    if let Some(first) = sizes.first_mut() {
+        first.1 = (first.1 + delta - added).max(0);
+    }
+    for (i, to) in sizes {
+        scale(&mut rss[i], to, d, replicas, surge, out);
+        record_sizes(&mut rss[i], replicas, surge);
+    }
+    true
 }
 
 /// The reason of a rollout that made no progress for `progressDeadlineSeconds`.
@@ -350,7 +415,9 @@ pub fn reconcile(
             }
         }
     } else if let Some(n) = new_idx.filter(|_| created_name.is_none()) {
-        rolling_update(&mut rss, n, d, replicas, surge, unavailable, &mut out);
+        if !proportional_scale(&mut rss, d, replicas, surge, &mut out) {
+            rolling_update(&mut rss, n, d, replicas, surge, unavailable, &mut out);
+        }
     }
 
     // Status, conditions and the Deployment's revision annotation.

@@ -569,3 +569,52 @@ fn a_stuck_rollout_exceeds_its_progress_deadline_and_recovers_when_pods_come_up(
     assert_eq!(c["status"], "True", "{c}");
     assert_eq!(c["reason"], "NewReplicaSetAvailable");
 }
+
+#[test]
+fn scaling_mid_rollout_spreads_over_old_and_new_replica_sets() {
+    let mut w = World::new(deploy(10, "img1"), 11);
+    w.converge(50);
+    w.set_deployment(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("img2"));
+    // The new pods never come up: the rollout stops at 8 old (10 - maxUnavailable 2) + 5 new (surge 3).
+    for _ in 0..6 {
+        w.step(0.0, &mut |_| {});
+    }
+    let sizes = |w: &World| -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> = w
+            .replica_sets()
+            .iter()
+            .map(|r| {
+                let image = r["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap();
+                (image.to_string(), spec_replicas(r))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sizes(&w),
+        [("img1".to_string(), 8), ("img2".to_string(), 5)]
+    );
+    w.set_deployment(|d| d["spec"]["replicas"] = json!(20));
+    w.deployment_pass();
+    // 20 + surge 5 = 25, split 8:5 -> 15 + 10: the old, working pods grow too.
+    assert_eq!(
+        sizes(&w),
+        [("img1".to_string(), 15), ("img2".to_string(), 10)]
+    );
+    // And back down: 4 + surge 1 = 5 -> 3 + 2.
+    w.set_deployment(|d| d["spec"]["replicas"] = json!(4));
+    w.deployment_pass();
+    assert_eq!(
+        sizes(&w),
+        [("img1".to_string(), 3), ("img2".to_string(), 2)]
+    );
+    // The rollout goes on from there once the new pods come up.
+    w.converge(100);
+    assert_eq!(
+        sizes(&w),
+        [("img1".to_string(), 0), ("img2".to_string(), 4)]
+    );
+}
