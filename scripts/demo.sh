@@ -15,9 +15,7 @@ $B image load "$IMAGE_TAR"
 $B apply -f manifests/web.yaml
 $B rollout status deployment/web --timeout 120s
 $B get pods -o wide
-NODE_IPS=$($B get nodes -o json | python3 -c 'import json,sys
-for n in json.load(sys.stdin)["items"]:
-    print(next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"))')
+NODE_IPS=$($B get nodes -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}')
 echo "asking the NodePort of every node (the answer names the pod that served it):"
 for ip in $NODE_IPS; do
   for i in 1 2; do

@@ -5,6 +5,7 @@
 //! - [`kubeconfig`]: kubeconfig/flag resolution into a connected [`kubeconfig::Session`].
 //! - [`resources`]: discovery catalog, type-name resolution (`po`, `deploy`, `deployments.apps`) and REST paths.
 //! - [`compose`]: Compose files as Kubernetes objects for `stack deploy` (pure).
+//! - [`jsonpath`]: kubectl's `-o jsonpath` templates (pure).
 //! - [`manifest`]: reading `-f` files, directories and stdin (multi-document YAML/JSON).
 //! - [`rest`]: raw REST helpers (Tables, patches, subresources, watches).
 //! - [`table`]: kubectl-style printing of server-side Tables.
@@ -14,6 +15,7 @@
 
 pub mod compose;
 pub mod errors;
+pub mod jsonpath;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod lab;

@@ -109,6 +109,25 @@ async fn get_prints_the_server_table() {
     })
     .await;
     assert!(y.contains("name: web-1") && y.contains("kind: Pod"), "{y}");
+    assert_eq!(
+        run(GetRequest {
+            output: "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}"
+                .parse()
+                .unwrap(),
+            ..req(&["po"])
+        })
+        .await,
+        "db-1\nweb-1\n"
+    );
+    assert_eq!(
+        run(GetRequest {
+            output: "jsonpath={.metadata.name}".parse().unwrap(),
+            ..req(&["po", "web-1"])
+        })
+        .await,
+        "web-1"
+    );
+    assert!("jsonpath={.items[".parse::<Output>().is_err());
     let err = get::get(&s, &c, &req(&["deploy", "nope"]), &mut Vec::new())
         .await
         .unwrap_err();

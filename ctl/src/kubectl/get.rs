@@ -13,7 +13,7 @@ use crate::rest;
 use crate::table::{self, PrintOptions, TABLE_ACCEPT};
 
 /// `-o` formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Output {
     /// The server's Table, priority-0 columns.
     #[default]
@@ -26,6 +26,8 @@ pub enum Output {
     Json,
     /// `kind.group/name` lines.
     Name,
+    /// `jsonpath=TEMPLATE` (see [`crate::jsonpath`]), checked when parsed.
+    JsonPath(String),
 }
 
 impl std::str::FromStr for Output {
@@ -36,9 +38,20 @@ impl std::str::FromStr for Output {
             "yaml" => Output::Yaml,
             "json" => Output::Json,
             "name" => Output::Name,
-            other => bail!(
-                "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
-            ),
+            other => match other
+                .strip_prefix("jsonpath=")
+                .or_else(|| other.strip_prefix("jsonpath-as-json="))
+            {
+                Some(t) => {
+                    // Parse now, so a bad template fails before any request, as kubectl's does.
+                    crate::jsonpath::render(t, &Value::Null)
+                        .map_err(|e| anyhow::anyhow!("error parsing jsonpath {t}: {e}"))?;
+                    Output::JsonPath(t.to_string())
+                }
+                None => bail!(
+                    "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,jsonpath,name,wide,yaml"
+                ),
+            },
         })
     }
 }
@@ -128,7 +141,7 @@ pub fn with_type_meta(mut obj: Value, info: &ResourceInfo) -> Value {
 pub fn print_objects(
     objs: Vec<Value>,
     single: bool,
-    output: Output,
+    output: &Output,
     out: &mut dyn Write,
 ) -> Result<()> {
     let doc = if single && objs.len() == 1 {
@@ -138,6 +151,8 @@ pub fn print_objects(
     };
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
+        // kubectl prints a template's output as it is, with no newline added.
+        Output::JsonPath(t) => write!(out, "{}", crate::jsonpath::render(t, &doc)?)?,
         _ => write!(out, "{}", serde_yaml::to_string(&doc)?)?,
     }
     Ok(())
@@ -165,7 +180,7 @@ pub async fn get(
         let info = catalog.resolve(&t.kind)?.clone();
         let with_ns = req.all_namespaces && info.namespaced;
         let prefix = multi.then(|| info.qualified_kind());
-        match req.output {
+        match &req.output {
             Output::Table | Output::Wide => {
                 let opts = PrintOptions {
                     wide: req.output == Output::Wide,
@@ -207,7 +222,7 @@ pub async fn get(
                     watch_state = Some((info.clone(), rv, cols, with_ns));
                 }
             }
-            Output::Yaml | Output::Json | Output::Name => {
+            Output::Yaml | Output::Json | Output::Name | Output::JsonPath(_) => {
                 if t.names.is_empty() {
                     let uri = rest::with_query(&info.collection_path(ns), &list_query(req));
                     let list = rest::get(&session.client, &uri).await?;
@@ -224,7 +239,7 @@ pub async fn get(
             }
         }
     }
-    match req.output {
+    match &req.output {
         Output::Name => {
             for (info, o) in &objects {
                 writeln!(
@@ -235,10 +250,10 @@ pub async fn get(
                 )?;
             }
         }
-        Output::Yaml | Output::Json => {
+        Output::Yaml | Output::Json | Output::JsonPath(_) => {
             if !objects.is_empty() || !single {
                 let objs = objects.into_iter().map(|(_, o)| o).collect();
-                print_objects(objs, single, req.output, out)?;
+                print_objects(objs, single, &req.output, out)?;
             }
         }
         _ => {
@@ -379,7 +394,7 @@ mod tests {
         print_objects(
             vec![serde_json::json!({"a":1}), serde_json::json!({"b":2})],
             false,
-            Output::Yaml,
+            &Output::Yaml,
             &mut buf,
         )
         .unwrap();
@@ -393,7 +408,7 @@ mod tests {
         print_objects(
             vec![serde_json::json!({"a":1})],
             true,
-            Output::Json,
+            &Output::Json,
             &mut buf,
         )
         .unwrap();
