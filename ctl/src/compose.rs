@@ -382,14 +382,15 @@ impl Converter<'_> {
         }
         let mut annotations = Map::new();
         match str_of(svc.get("network_mode"), "network_mode")? {
-            None => {}
+            // Docker's bridge is a container on the node's bridge: berth's pod network is exactly that.
+            None | Some("bridge") => {}
             Some("host") => pod_spec["hostNetwork"] = json!(true),
             Some("none") => {
                 annotations.insert("berth.dev/network".into(), json!("none"));
             }
             Some(other) => bail!(
-                "network_mode {other} is not supported (every service is on the cluster network; \
-                 `host` and `none` are the other choices)"
+                "network_mode {other} is not supported (every service is on the cluster network, \
+                 which is also `bridge`; `host` and `none` are the other choices)"
             ),
         }
         if let Some(h) = str_of(svc.get("hostname"), "hostname")? {

@@ -233,9 +233,14 @@ fn network_modes_map_to_host_network_and_the_none_annotation() {
             ["berth.dev/network"],
         "none"
     );
-    let e = conv("services:\n  a:\n    image: x\n    network_mode: bridge\n").unwrap_err();
+    let s = conv("services:\n  a:\n    image: x\n    network_mode: bridge\n").unwrap();
+    let pod = &obj(&s, "Deployment", "a")["spec"]["template"];
     assert!(
-        format!("{e:#}").contains("network_mode bridge is not supported"),
+        pod["spec"].get("hostNetwork").is_none() && pod["metadata"].get("annotations").is_none()
+    );
+    let e = conv("services:\n  a:\n    image: x\n    network_mode: \"service:db\"\n").unwrap_err();
+    assert!(
+        format!("{e:#}").contains("network_mode service:db is not supported"),
         "{e:#}"
     );
 }
