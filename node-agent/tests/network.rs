@@ -602,6 +602,8 @@ fn host_ports_answer_on_their_node_only_and_go_with_the_pod() {
         (netns_path(&tb.nodes[0].netns), "another node"),
         (netns_path(&tb.nodes[1].netns), "its own node"),
         (netns_path(&b3.netns), "a pod on another node"),
+        (netns_path(&b2.netns), "a pod on the same node"),
+        (netns_path(&a2.netns), "the pod itself (hairpin)"),
     ] {
         assert_eq!(
             http_get(&from, on(1)).as_deref(),

@@ -196,6 +196,7 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
         "  map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }\n\
          \x20 map service-nodeports { type inet_proto . inet_service : verdict; }\n\
          \x20 map host-ports { type inet_proto . inet_service : ipv4_addr . inet_service; }\n\
+         \x20 set host-port-hairpin { type ipv4_addr . ipv4_addr; }\n\
          \x20 set no-endpoint-services { type ipv4_addr . inet_proto . inet_service; }\n\
          \x20 set no-endpoint-nodeports { type inet_proto . inet_service; }\n",
     );
@@ -219,6 +220,7 @@ pub fn render_base(cfg: &ProxyConfig) -> String {
     let _ = writeln!(
         s,
         "  chain nat-postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
+         \x20   ct status dnat ip saddr . ip daddr @host-port-hairpin masquerade\n\
          \x20   ip saddr {pod} ip daddr != {cluster} oifname != \"{br}\" masquerade\n\
          \x20   meta mark & {MASQ_MARK:#x} == 0 return\n\
          \x20   meta mark set meta mark ^ {MASQ_MARK:#x}\n\
@@ -324,6 +326,9 @@ struct Programmed {
     services: BTreeMap<String, RenderedService>,
     /// `proto . port` -> `ip . port` elements of the `host-ports` map.
     host_ports: BTreeMap<String, String>,
+    /// `ip . ip` elements of `host-port-hairpin`: a pod reaching its own host port comes back to itself and
+    /// must not see its own address as the source (the kernel drops that as a martian).
+    hairpin: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for ServiceProxy {
@@ -406,9 +411,15 @@ impl ServiceProxy {
                 })
             })
             .collect();
+        let hairpin = self
+            .host_ports
+            .values()
+            .map(|(ip, _)| format!("{ip} . {ip}"))
+            .collect();
         let new = Programmed {
             services,
             host_ports,
+            hairpin,
         };
         let mut script = String::new();
         let empty = RenderedService::default();
@@ -439,6 +450,15 @@ impl ServiceProxy {
             if old.host_ports.get(k) != Some(v) {
                 let _ = writeln!(script, "add element ip {TABLE} host-ports {{ {k} : {v} }}");
             }
+        }
+        for k in old.hairpin.difference(&new.hairpin) {
+            let _ = writeln!(
+                script,
+                "delete element ip {TABLE} host-port-hairpin {{ {k} }}"
+            );
+        }
+        for k in new.hairpin.difference(&old.hairpin) {
+            let _ = writeln!(script, "add element ip {TABLE} host-port-hairpin {{ {k} }}");
         }
         if !script.is_empty() {
             if let Err(e) = self.netlink.nft(&script) {
@@ -768,7 +788,8 @@ mod tests {
         let last = fake.nft_scripts().last().cloned().unwrap();
         assert_eq!(
             last,
-            "add element ip berth host-ports { tcp . 8080 : 10.244.1.5 . 80 }\n"
+            "add element ip berth host-ports { tcp . 8080 : 10.244.1.5 . 80 }\n\
+             add element ip berth host-port-hairpin { 10.244.1.5 . 10.244.1.5 }\n"
         );
         let n = fake.nft_scripts().len();
         let e = p
@@ -806,7 +827,8 @@ mod tests {
         p.publish("u1", Ipv4Addr::UNSPECIFIED, &[]).unwrap();
         assert_eq!(
             fake.nft_scripts().last().unwrap(),
-            "delete element ip berth host-ports { tcp . 8080 }\n"
+            "delete element ip berth host-ports { tcp . 8080 }\n\
+             delete element ip berth host-port-hairpin { 10.244.1.5 . 10.244.1.5 }\n"
         );
         let n = fake.nft_scripts().len();
         p.publish("u1", Ipv4Addr::UNSPECIFIED, &[]).unwrap();
