@@ -255,13 +255,6 @@ fn proportional_scale(
 /// The reason of a rollout that made no progress for `progressDeadlineSeconds`.
 pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
-fn progressing_condition(d: &Value) -> Option<&Value> {
-    d.pointer("/status/conditions")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|c| c["type"] == "Progressing")
-}
-
 fn touch_condition(status: &mut Map<String, Value>, ty: &str, now: &str) {
     if let Some(c) = status
         .get_mut("conditions")
@@ -518,7 +511,7 @@ pub fn reconcile(
             || ready > before("readyReplicas")
             || available > before("availableReplicas")
             || status_replicas - updated < before("replicas") - before("updatedReplicas");
-        let last = progressing_condition(d);
+        let last = condition(d, "Progressing");
         let deadline = Duration::from_secs(
             d.pointer("/spec/progressDeadlineSeconds")
                 .and_then(Value::as_u64)

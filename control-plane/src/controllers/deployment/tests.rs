@@ -513,13 +513,7 @@ proptest! {
 }
 
 fn progressing(w: &World) -> Value {
-    w.deployment()["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Progressing")
-        .cloned()
-        .unwrap()
+    condition(&w.deployment(), "Progressing").cloned().unwrap()
 }
 
 #[test]
