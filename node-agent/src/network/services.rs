@@ -321,7 +321,7 @@ pub struct ServiceProxy {
 }
 
 /// What the kernel holds, as last written.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Programmed {
     services: BTreeMap<String, RenderedService>,
     /// `proto . port` -> `ip . port` elements of the `host-ports` map.
@@ -423,13 +423,14 @@ impl ServiceProxy {
         };
         let mut script = String::new();
         let empty = RenderedService::default();
-        let old = match &self.programmed {
+        // Taken, not copied: on success it is replaced by `new`, on failure it must be rebuilt anyway.
+        let old = match self.programmed.take() {
             None => {
                 script.push_str(&format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"));
                 script.push_str(&render_base(&self.cfg));
                 Programmed::default()
             }
-            Some(old) => old.clone(),
+            Some(old) => old,
         };
         let keys: BTreeSet<&String> = old.services.keys().chain(new.services.keys()).collect();
         for k in keys {
@@ -461,10 +462,8 @@ impl ServiceProxy {
             let _ = writeln!(script, "add element ip {TABLE} host-port-hairpin {{ {k} }}");
         }
         if !script.is_empty() {
-            if let Err(e) = self.netlink.nft(&script) {
-                self.programmed = None;
-                return Err(e);
-            }
+            // `programmed` stays None on failure, so the next call rebuilds the whole table.
+            self.netlink.nft(&script)?;
         }
         self.programmed = Some(new);
         Ok(())
