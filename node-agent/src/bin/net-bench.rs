@@ -130,14 +130,7 @@ fn strip_to_floor(tb: &Testbed) -> Result<()> {
     tb.rewire_direct()?;
     for n in &tb.nodes {
         let tool = IpTool::in_netns(&n.netns);
-        let out = tool.command("nft").args(["flush", "ruleset"]).output()?;
-        if !out.status.success() {
-            bail!(
-                "nft flush ruleset in {}: {}",
-                n.netns,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        tool.nft("flush ruleset\n")?;
         // Best effort: without br_netfilter there is nothing to turn off.
         let _ = tool.sysctl("net.bridge.bridge-nf-call-iptables", "0");
     }
@@ -305,33 +298,39 @@ fn main() -> Result<()> {
             ));
         }
         md.push_str("\nRatios:\n\n");
-        md.push_str(&format!(
-            "- Service IP vs direct, same node: RTT p50 x{:.2}, req/s x{:.2}, new conn/s x{:.2}\n",
-            r[SVC_SAME].p50_us / r[SAME].p50_us,
-            r[SVC_SAME].rps / r[SAME].rps,
-            r[SVC_SAME].conn_per_s / r[SAME].conn_per_s
-        ));
-        md.push_str(&format!(
-            "- Service IP vs direct, other node: RTT p50 x{:.2}, req/s x{:.2}, new conn/s x{:.2}\n",
-            r[SVC_OTHER].p50_us / r[OVERLAY].p50_us,
-            r[SVC_OTHER].rps / r[OVERLAY].rps,
-            r[SVC_OTHER].conn_per_s / r[OVERLAY].conn_per_s
-        ));
-        md.push_str(&format!(
-            "- Overlay (other node) vs same node: RTT p50 x{:.2}, req/s x{:.2}\n",
-            r[OVERLAY].p50_us / r[SAME].p50_us,
-            r[OVERLAY].rps / r[SAME].rps
-        ));
-        md.push_str(&format!(
-            "- Overlay vs host networking across nodes: RTT p50 x{:.2}, req/s x{:.2}\n",
-            r[OVERLAY].p50_us / r[HOST].p50_us,
-            r[OVERLAY].rps / r[HOST].rps
-        ));
-        md.push_str(&format!(
-            "- Floor, overlay vs same node: RTT p50 x{:.2}, req/s x{:.2}\n\n",
-            r[FLOOR_OVERLAY].p50_us / r[FLOOR_SAME].p50_us,
-            r[FLOOR_OVERLAY].rps / r[FLOOR_SAME].rps
-        ));
+        // (what, scenario, its reference, whether new conn/s compare too)
+        let ratios = [
+            ("Service IP vs direct, same node", SVC_SAME, SAME, true),
+            ("Service IP vs direct, other node", SVC_OTHER, OVERLAY, true),
+            ("Overlay (other node) vs same node", OVERLAY, SAME, false),
+            (
+                "Overlay vs host networking across nodes",
+                OVERLAY,
+                HOST,
+                false,
+            ),
+            (
+                "Floor, overlay vs same node",
+                FLOOR_OVERLAY,
+                FLOOR_SAME,
+                false,
+            ),
+        ];
+        for (what, a, b, conns) in ratios {
+            md.push_str(&format!(
+                "- {what}: RTT p50 x{:.2}, req/s x{:.2}",
+                r[a].p50_us / r[b].p50_us,
+                r[a].rps / r[b].rps
+            ));
+            if conns {
+                md.push_str(&format!(
+                    ", new conn/s x{:.2}",
+                    r[a].conn_per_s / r[b].conn_per_s
+                ));
+            }
+            md.push('\n');
+        }
+        md.push('\n');
     }
     drop(floor);
     drop(tb);
