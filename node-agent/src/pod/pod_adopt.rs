@@ -1,7 +1,9 @@
 //! Re-adoption after an agent restart: instances recorded by supervisors are grouped by pod and attached
 //! to the pod when the server names it again, without restarting anything.
 
+use super::pod_start::{host_ports_for, pod_network_mode};
 use super::{container_specs, Ctr, PodManager, PodRt};
+use crate::network::NetworkMode;
 use crate::runtime::{ContainerStatus, RunState};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -69,10 +71,10 @@ impl PodManager {
             _ => (None, None, None),
         };
         // A restarted agent starts with an empty nft table: publish the adopted pod's host ports again.
-        let host_network = pod["spec"]["hostNetwork"].as_bool().unwrap_or(false);
-        if let (Some(ip), false) = (ip, host_network) {
-            let published = crate::network::host_ports(&pod["spec"])
-                .and_then(|ports| self.net.publish(&uid, ip, &ports));
+        let mode = pod_network_mode(&pod);
+        if let (Some(ip), NetworkMode::Pod) = (ip, mode) {
+            let published =
+                host_ports_for(&pod, mode).and_then(|ports| self.net.publish(&uid, ip, &ports));
             if let Err(e) = published {
                 tracing::warn!(pod = %uid, error = %e, "cannot publish the host ports of an adopted pod");
             }

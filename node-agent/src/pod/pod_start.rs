@@ -3,6 +3,7 @@
 
 use super::{container_specs, spec, Ctr, PodManager};
 use crate::images::PullPolicy;
+use crate::network::{host_ports, network_mode, HostPort, NetworkMode};
 use crate::runtime::{rfc3339, ContainerConfig, MountSpec};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -53,29 +54,13 @@ impl PodManager {
 
     fn create_sandbox(&mut self, uid: &str, now: SystemTime) -> Result<(), String> {
         let pod = self.pods[uid].pod.clone();
-        let host_network = pod["spec"]["hostNetwork"].as_bool().unwrap_or(false);
         let netns = self.rt.create_sandbox(uid).map_err(|e| e.to_string())?;
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
         let name = pod["metadata"]["name"].as_str().unwrap_or("");
-        let annotations: Vec<(String, String)> = pod["metadata"]["annotations"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mode = crate::network::network_mode(
-            host_network,
-            annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let host_ports = crate::network::host_ports(&pod["spec"])?;
-        if !host_ports.is_empty() && mode == crate::network::NetworkMode::Isolated {
-            return Err("hostPort needs the pod network (the pod asks for network none)".into());
-        }
+        let mode = pod_network_mode(&pod);
+        let host_ports = host_ports_for(&pod, mode)?;
         let ip = self.net.setup(uid, ns, name, &netns, mode)?;
-        // With hostNetwork the container ports already are the node's ports.
-        if let (Some(ip), crate::network::NetworkMode::Pod) = (ip, mode) {
+        if let (Some(ip), NetworkMode::Pod) = (ip, mode) {
             self.net.publish(uid, ip, &host_ports)?;
         }
         let dir = self.pod_dir(&pod);
@@ -274,5 +259,31 @@ impl PodManager {
             .expect("pod")
             .containers
             .insert(name.to_string(), c);
+    }
+}
+
+/// The pod's network mode, from `hostNetwork` and its annotations.
+pub(super) fn pod_network_mode(pod: &Value) -> NetworkMode {
+    let annotations = pod["metadata"]["annotations"].as_object();
+    network_mode(
+        pod["spec"]["hostNetwork"].as_bool().unwrap_or(false),
+        annotations
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))),
+    )
+}
+
+/// The hostPorts `pod` publishes in `mode`: none with hostNetwork (its container ports already are the node's
+/// ports), and an error with network none, which has no address to forward to.
+pub(super) fn host_ports_for(pod: &Value, mode: NetworkMode) -> Result<Vec<HostPort>, String> {
+    let ports = host_ports(&pod["spec"])?;
+    match mode {
+        NetworkMode::Pod => Ok(ports),
+        NetworkMode::Host => Ok(Vec::new()),
+        NetworkMode::Isolated if ports.is_empty() => Ok(ports),
+        NetworkMode::Isolated => {
+            Err("hostPort needs the pod network (the pod asks for network none)".into())
+        }
     }
 }
