@@ -136,7 +136,7 @@ fn merge(base: &mut Value, over: Value) {
 /// # Errors
 /// The stack name or a service name is not a DNS-1123 label, a key is unknown, a value has the wrong shape, an
 /// interpolated variable marked required (`${X:?msg}`) is unset, or an option cannot be honoured (global mode,
-/// host-mode ports, named networks modes other than host/none).
+/// port ranges, network modes other than bridge/host/none).
 pub fn convert(
     doc: &Value,
     stack: &str,
@@ -405,13 +405,9 @@ impl Converter<'_> {
             }
         }
         self.deploy_spec(deploy, &mut pod_spec)?;
-        let replicas = match deploy.get("replicas") {
-            None => 1,
-            Some(v) => v
-                .as_i64()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| anyhow!("deploy.replicas must be a non-negative integer"))?,
-        };
+        let replicas = deploy
+            .get("replicas")
+            .map_or(Ok(1), |v| int_at_least(v, 0, "deploy.replicas"))?;
         let mut meta_labels = labels.clone();
         if let Some(l) = deploy.get("labels") {
             for (k, v) in key_values(l, "deploy.labels")? {
@@ -516,12 +512,7 @@ impl Converter<'_> {
         first_volume: usize,
     ) -> Result<(Vec<Value>, Vec<Value>, String)> {
         let (mut mounts, mut vols, mut digest) = (Vec::new(), Vec::new(), String::new());
-        let entries = svc
-            .get(kind.section())
-            .map(|v| list(v, kind.section()))
-            .transpose()?
-            .unwrap_or_default();
-        for (i, e) in entries.into_iter().enumerate() {
+        for (i, e) in list_at(svc, kind.section())?.into_iter().enumerate() {
             let (source, target) = match e {
                 Value::String(s) => (s.clone(), None),
                 Value::Object(m) => {
@@ -566,10 +557,8 @@ impl Converter<'_> {
                     json!({"secret": {"secretName": file.object_name, "items": items}})
                 }
             };
-            let mut vol = json!({"name": vol_name});
-            for (k, v) in source_spec.as_object().expect("built as an object") {
-                vol[k] = v.clone();
-            }
+            let mut vol = source_spec;
+            vol["name"] = json!(vol_name);
             vols.push(vol);
             mounts.push(json!({"name": vol_name, "mountPath": target, "subPath": file.key, "readOnly": true}));
             if let Some(o) = &file.object {
@@ -625,20 +614,10 @@ impl Converter<'_> {
 
     fn ports(&self, svc: &Map<String, Value>) -> Result<Vec<Port>> {
         let mut out: Vec<Port> = Vec::new();
-        for p in svc
-            .get("ports")
-            .map(|v| list(v, "ports"))
-            .transpose()?
-            .unwrap_or_default()
-        {
+        for p in list_at(svc, "ports")? {
             out.extend(parse_port(p)?);
         }
-        for e in svc
-            .get("expose")
-            .map(|v| list(v, "expose"))
-            .transpose()?
-            .unwrap_or_default()
-        {
+        for e in list_at(svc, "expose")? {
             let text = scalar_text(e).ok_or_else(|| anyhow!("expose entries are ports"))?;
             let (port, proto) = split_proto(&text)?;
             let target = port_number(port)?;
@@ -661,12 +640,7 @@ impl Converter<'_> {
     fn volumes(&mut self, svc: &Map<String, Value>) -> Result<(Vec<Value>, Vec<Value>)> {
         let mut mounts = Vec::new();
         let mut vols = Vec::new();
-        let entries = svc
-            .get("volumes")
-            .map(|v| list(v, "volumes"))
-            .transpose()?
-            .unwrap_or_default();
-        for (i, v) in entries.into_iter().enumerate() {
+        for (i, v) in list_at(svc, "volumes")?.into_iter().enumerate() {
             let (kind, source, target, read_only) = match v {
                 Value::String(s) => {
                     let parts: Vec<&str> = s.split(':').collect();
@@ -749,10 +723,8 @@ impl Converter<'_> {
                     json!({"persistentVolumeClaim": {"claimName": claim}})
                 }
             };
-            let mut vol = json!({"name": vol_name});
-            for (k, v) in source_spec.as_object().expect("built as an object") {
-                vol[k] = v.clone();
-            }
+            let mut vol = source_spec;
+            vol["name"] = json!(vol_name);
             vols.push(vol);
             let mut mount = json!({"name": vol_name, "mountPath": target});
             if read_only {
@@ -1026,12 +998,25 @@ fn str_of<'a>(v: Option<&'a Value>, what: &str) -> Result<Option<&'a str>> {
     }
 }
 
+/// `m[key]` as a list; a missing key is an empty one.
+fn list_at<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Vec<&'a Value>> {
+    m.get(key).map_or(Ok(Vec::new()), |v| list(v, key))
+}
+
 fn list<'a>(v: &'a Value, what: &str) -> Result<Vec<&'a Value>> {
     match v {
         Value::Array(a) => Ok(a.iter().collect()),
         Value::Null => Ok(Vec::new()),
         _ => bail!("{what} must be a list"),
     }
+}
+
+/// An integer of at least `min` (0 or 1, which the message names non-negative or positive).
+fn int_at_least(v: &Value, min: i64, what: &str) -> Result<i64> {
+    let kind = if min > 0 { "positive" } else { "non-negative" };
+    v.as_i64()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| anyhow!("{what} must be a {kind} integer"))
 }
 
 /// Numbers and strings as text (YAML gives `8080` and `"8080"` alike).
@@ -1318,10 +1303,7 @@ fn probe(h: &Value) -> Result<Option<Value>> {
         }
     }
     if let Some(r) = m.get("retries") {
-        p["failureThreshold"] = json!(r
-            .as_i64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| anyhow!("healthcheck.retries must be a positive integer"))?);
+        p["failureThreshold"] = json!(int_at_least(r, 1, "healthcheck.retries")?);
     }
     Ok(Some(p))
 }
@@ -1329,13 +1311,9 @@ fn probe(h: &Value) -> Result<Option<Value>> {
 /// `update_config` as a rolling update: `parallelism` tasks at a time, new first (`start-first`) or old first.
 fn update_strategy(v: Option<&Value>) -> Result<Option<Value>> {
     let Some(u) = v else { return Ok(None) };
-    let parallelism = match u.get("parallelism") {
-        None => 1,
-        Some(p) => p
-            .as_i64()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| anyhow!("update_config.parallelism must be a non-negative integer"))?,
-    };
+    let parallelism = u
+        .get("parallelism")
+        .map_or(Ok(1), |p| int_at_least(p, 0, "update_config.parallelism"))?;
     // Swarm's 0 means all at once.
     let step = if parallelism == 0 {
         json!("100%")
