@@ -59,6 +59,8 @@ pub async fn deploy(
     for w in &stack.warnings {
         eprintln!("{w}");
     }
+    // What the files define, as (resource, name): what `--prune` keeps.
+    let mut defined = BTreeSet::new();
     for o in &stack.objects {
         let doc = Document {
             source: format!("stack {}", stack.name),
@@ -67,7 +69,8 @@ pub async fn deploy(
         if doc.kind() == "Service" {
             replace_if_headless_changes(session, &stack.name, &doc.object).await?;
         }
-        let (_, outcome) = apply_document(session, catalog, &doc, true).await?;
+        let (info, outcome) = apply_document(session, catalog, &doc, true).await?;
+        defined.insert((info.ar.plural.clone(), doc.name().to_string()));
         let name = swarm_name(&stack.name, doc.name());
         match (doc.kind(), outcome) {
             ("Namespace", Outcome::Created) => writeln!(out, "Creating namespace {}", stack.name)?,
@@ -81,21 +84,7 @@ pub async fn deploy(
         out.flush()?;
     }
     if prune {
-        let keep: BTreeSet<(String, String)> = stack
-            .objects
-            .iter()
-            .filter_map(|o| {
-                let resource = match o["kind"].as_str()? {
-                    "Deployment" => "deployments",
-                    "Service" => "services",
-                    "Secret" => "secrets",
-                    "ConfigMap" => "configmaps",
-                    _ => return None,
-                };
-                Some((resource.to_string(), name_of(o).to_string()))
-            })
-            .collect();
-        remove(session, &stack.name, Some(&keep), out).await?;
+        remove(session, &stack.name, Some(&defined), out).await?;
     }
     Ok(())
 }
