@@ -410,6 +410,60 @@ fn pod_teardown_releases_the_address_for_reuse() {
     );
 }
 
+/// A bridge without an address of its own takes the lowest MAC among its ports. Pod `x` joins with the lowest
+/// possible MAC, `a` learns the gateway's MAC, then `x` leaves: `a`'s cached gateway MAC must still reach the
+/// node (this was a 30-60 s DNS outage on lab nodes after pod churn).
+#[test]
+fn the_gateway_keeps_its_mac_as_pods_come_and_go() {
+    if skip() {
+        return;
+    }
+    let mut tb = Testbed::new(1).expect("testbed");
+    let node = tb.nodes[0].netns.clone();
+    let gw = tb.nodes[0].net.gateway();
+    let x = tb.add_pod(0, "x").unwrap();
+    let veths = tb
+        .exec(&node, &["ip", "-o", "link", "show", "master", "berth0"])
+        .unwrap();
+    let veths = String::from_utf8_lossy(&veths.stdout).to_string();
+    let x_veth = veths
+        .split(": ")
+        .nth(1)
+        .and_then(|n| n.split('@').next())
+        .expect("x's host-side veth")
+        .to_string();
+    let set = tb
+        .exec(
+            &node,
+            &["ip", "link", "set", &x_veth, "address", "02:00:00:00:00:01"],
+        )
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    let a = tb.add_pod(0, "a").unwrap();
+    tb.apply(&[]).unwrap();
+    tb.start_dns().unwrap();
+    let from = netns_path(&a.netns);
+    let name = "kubernetes.default.svc.cluster.local";
+    testbed::dns_query(&from, gw, name, wire::TYPE_A).expect("DNS before x leaves");
+    tb.remove_pod(&x).unwrap();
+    let bridge_mac = |tb: &Testbed| {
+        let out = tb
+            .exec(&node, &["cat", "/sys/class/net/berth0/address"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let cached = tb
+        .exec(&a.netns, &["ip", "neigh", "show", &gw.to_string()])
+        .unwrap();
+    let cached = String::from_utf8_lossy(&cached.stdout).to_string();
+    assert!(
+        cached.contains(&bridge_mac(&tb)),
+        "a caches {cached:?}, the bridge has {}",
+        bridge_mac(&tb)
+    );
+    testbed::dns_query(&from, gw, name, wire::TYPE_A).expect("DNS after x left");
+}
+
 #[test]
 fn every_incremental_transaction_is_accepted_by_real_nft() {
     if skip() {

@@ -254,15 +254,21 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
         .find(|n| n.starts_with("probe-"))
         .context("no probe pod")?
         .to_string();
+    let mut seen = String::new();
     wait_for(
         "probe reaches web by its Compose name",
         Duration::from_secs(30),
         POLL,
         || {
             let last = lab.kubectl(&["exec", "-n", "demo", &probe, "--", "cat", "/tmp/last"]);
+            seen = format!("{last:?}");
             Ok(last.ok().filter(|l| l.starts_with("hello from web-")))
         },
-    )?;
+    )
+    .with_context(|| {
+        let logs = lab.kubectl(&["logs", "-n", "demo", &probe]);
+        format!("the probe's last answer: {seen}; its log: {logs:?}")
+    })?;
     let services = lab.berthctl(&["stack", "services", "demo"])?;
     assert!(
         services.lines().any(|l| l.contains("demo_web")

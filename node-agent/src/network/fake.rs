@@ -258,15 +258,16 @@ impl Netlink for FakeNetlink {
             .and_then(|(d, _)| st.links.get(d).cloned()))
     }
 
-    fn add_bridge(&self, name: &str, mtu: u32) -> Result<()> {
-        let mut st = self.log(format!("add_bridge {name} {mtu}"));
+    fn add_bridge(&self, name: &str, mac: &str, mtu: u32) -> Result<()> {
+        let mut st = self.log(format!("add_bridge {name} {mac} {mtu}"));
         let l = st.links.entry(name.into()).or_insert(Link {
             name: name.into(),
             mtu,
-            mac: "02:00:00:00:00:b0".into(),
+            mac: mac.into(),
             vxlan: None,
         });
         l.mtu = mtu;
+        l.mac = mac.into();
         Ok(())
     }
 

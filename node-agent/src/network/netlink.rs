@@ -82,8 +82,8 @@ pub trait Netlink: Send + Sync {
     fn link(&self, name: &str) -> Result<Option<Link>>;
     /// Name and MTU of the device that carries `ip` (the underlay for VXLAN).
     fn link_of_addr(&self, ip: Ipv4Addr) -> Result<Option<Link>>;
-    /// Creates a bridge (no-op if it exists) with `mtu` and brings it up.
-    fn add_bridge(&self, name: &str, mtu: u32) -> Result<()>;
+    /// Creates a bridge (no-op if it exists), sets its MAC and `mtu` and brings it up.
+    fn add_bridge(&self, name: &str, mac: &str, mtu: u32) -> Result<()>;
     /// Creates a VXLAN device with `nolearning`, sets its MAC and MTU and brings it up.
     fn add_vxlan(&self, spec: &VxlanSpec) -> Result<()>;
     /// Deletes a link (no-op if absent).
@@ -261,11 +261,12 @@ impl Netlink for IpTool {
         Ok(None)
     }
 
-    fn add_bridge(&self, name: &str, mtu: u32) -> Result<()> {
+    fn add_bridge(&self, name: &str, mac: &str, mtu: u32) -> Result<()> {
         if self.link(name)?.is_none() {
             self.ip(&["link", "add", name, "type", "bridge"])?;
         }
-        self.ip(&["link", "set", name, "mtu", &mtu.to_string(), "up"])?;
+        let mtu = mtu.to_string();
+        self.ip(&["link", "set", name, "address", mac, "mtu", &mtu, "up"])?;
         Ok(())
     }
 

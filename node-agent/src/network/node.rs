@@ -78,6 +78,13 @@ impl NodeNetworkConfig {
     }
 }
 
+/// The MAC of the pod bridge: `0a:58:` + the four bytes of the gateway address (as OVN-Kubernetes does).
+/// Locally administered, unicast, and the same on every agent restart, so pods' ARP entries stay valid.
+pub fn bridge_mac(gateway: Ipv4Addr) -> String {
+    let o = gateway.octets();
+    format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
 /// The network of one node.
 pub struct NodeNetwork {
     cfg: NodeNetworkConfig,
@@ -142,7 +149,10 @@ impl NodeNetwork {
         if let Err(e) = netlink.sysctl("net.bridge.bridge-nf-call-iptables", "1") {
             tracing::warn!(error = %e, "br_netfilter unavailable; same-node service replies may bypass conntrack");
         }
-        netlink.add_bridge(BRIDGE, mtu)?;
+        // A bridge without an address of its own takes the lowest MAC among its ports, so it changes whenever
+        // a pod comes or goes. Pods that cached the old gateway MAC then lose DNS and every routed packet
+        // until their ARP entry expires (seen as 30-60 s DNS outages after pod churn).
+        netlink.add_bridge(BRIDGE, &bridge_mac(cfg.gateway()), mtu)?;
         // Service traffic is routed back out of the bridge it came in on; ICMP redirects for it would be wrong (the
         // pod cannot reach a ClusterIP directly) and eat the per-host ICMP budget that rejects need.
         for dev in ["all", BRIDGE] {
@@ -302,7 +312,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (n, fake) = setup(dir.path());
         assert_eq!(n.mtu(), 8950, "underlay 9000 minus VXLAN overhead");
-        assert_eq!(fake.link(BRIDGE).unwrap().unwrap().mtu, 8950);
+        let bridge = fake.link(BRIDGE).unwrap().unwrap();
+        assert_eq!(bridge.mtu, 8950);
+        assert_eq!(
+            bridge.mac, "0a:58:0a:f4:01:01",
+            "the bridge's own MAC, derived from the gateway 10.244.1.1"
+        );
         assert_eq!(
             fake.addresses(BRIDGE).unwrap(),
             vec!["10.244.1.1/24".parse().unwrap()]
