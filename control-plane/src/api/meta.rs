@@ -267,6 +267,7 @@ pub fn prepare_status_update(old: &Value, new: &Value) -> Value {
 pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
     match info.kind {
         "Deployment" => default_deployment(obj),
+        "DaemonSet" => default_daemonset(obj),
         "ReplicaSet" => {
             let spec = object_at(obj, "spec");
             set_default(spec, "replicas", json!(1));
@@ -309,7 +310,20 @@ fn default_deployment(obj: &mut Value) {
     set_default(spec, "replicas", json!(1));
     set_default(spec, "revisionHistoryLimit", json!(10));
     set_default(spec, "progressDeadlineSeconds", json!(600));
-    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+    default_rolling_update(spec, "strategy", json!("25%"), json!("25%"));
+    if let Some(t) = spec.get_mut("template") {
+        default_template(t);
+    }
+}
+
+/// `spec.{field}` defaults to RollingUpdate, whose `rollingUpdate` gets the kind's maxUnavailable and maxSurge.
+fn default_rolling_update(
+    spec: &mut Map<String, Value>,
+    field: &str,
+    max_unavailable: Value,
+    max_surge: Value,
+) {
+    let strategy = spec.entry(field).or_insert_with(|| json!({}));
     if !strategy.is_object() {
         *strategy = json!({});
     }
@@ -321,9 +335,15 @@ fn default_deployment(obj: &mut Value) {
             *ru = json!({});
         }
         let ru = ru.as_object_mut().expect("object");
-        set_default(ru, "maxUnavailable", json!("25%"));
-        set_default(ru, "maxSurge", json!("25%"));
+        set_default(ru, "maxUnavailable", max_unavailable);
+        set_default(ru, "maxSurge", max_surge);
     }
+}
+
+fn default_daemonset(obj: &mut Value) {
+    let spec = object_at(obj, "spec");
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    default_rolling_update(spec, "updateStrategy", json!(1), json!(0));
     if let Some(t) = spec.get_mut("template") {
         default_template(t);
     }

@@ -248,6 +248,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
         group: "apps",
         version: "v1",
+        resource: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[status("apps", "DaemonSet")],
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
         resource: "replicasets",
         singular: "replicaset",
         kind: "ReplicaSet",

@@ -41,6 +41,7 @@ pub fn table(
         "pods" => (POD_COLUMNS, pod_row),
         "deployments" => (DEPLOYMENT_COLUMNS, deployment_row),
         "replicasets" => (REPLICASET_COLUMNS, replicaset_row),
+        "daemonsets" => (DAEMONSET_COLUMNS, daemonset_row),
         "services" => (SERVICE_COLUMNS, service_row),
         "endpoints" => (ENDPOINTS_COLUMNS, endpoints_row),
         "nodes" => (NODE_COLUMNS, node_row),
@@ -188,6 +189,19 @@ const REPLICASET_COLUMNS: &[Col] = &[
         1,
         "Selector is a label query over pods that should match the replica count.",
     ),
+];
+const DAEMONSET_COLUMNS: &[Col] = &[
+    NAME,
+    col("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
+    col("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+    col("Ready", "integer", 0, "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition."),
+    col("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
+    col("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+    col("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node."),
+    AGE,
+    col("Containers", "string", 1, "Names of each container in the template."),
+    col("Images", "string", 1, "Images referenced by each container in the template."),
+    col("Selector", "string", 1, "A label query over pods that are managed by the daemon set. Must match in order to be controlled."),
 ];
 const SERVICE_COLUMNS: &[Col] = &[
     NAME,
@@ -713,6 +727,40 @@ fn replicaset_row(rs: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
         containers,
         images,
         Value::from(label_selector_string(rs.pointer("/spec/selector"))),
+    ];
+    (cells, None)
+}
+
+fn daemonset_row(ds: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
+    let (containers, images) = containers_and_images(ds);
+    // kubectl prints the node selector as `k=v,k=v` in key order, `<none>` when empty.
+    let node_selector = ds
+        .pointer("/spec/template/spec/nodeSelector")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+        .map_or_else(
+            || "<none>".to_string(),
+            |m| {
+                let mut kv: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                kv.sort();
+                kv.join(",")
+            },
+        );
+    let cells = vec![
+        name(ds),
+        Value::from(i(ds, "/status/desiredNumberScheduled")),
+        Value::from(i(ds, "/status/currentNumberScheduled")),
+        Value::from(i(ds, "/status/numberReady")),
+        Value::from(i(ds, "/status/updatedNumberScheduled")),
+        Value::from(i(ds, "/status/numberAvailable")),
+        Value::from(node_selector),
+        created_age(ds, now),
+        containers,
+        images,
+        Value::from(label_selector_string(ds.pointer("/spec/selector"))),
     ];
     (cells, None)
 }

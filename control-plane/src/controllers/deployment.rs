@@ -79,7 +79,7 @@ fn canonical(v: &Value, out: &mut String) {
 }
 
 /// Resolves an int-or-percent against `total`: percents round up for surge, down for unavailable.
-fn int_or_percent(v: Option<&Value>, default: &str, total: i64, round_up: bool) -> i64 {
+pub(crate) fn int_or_percent(v: Option<&Value>, default: &str, total: i64, round_up: bool) -> i64 {
     let v = v.cloned().unwrap_or_else(|| json!(default));
     match &v {
         Value::Number(n) => n.as_i64().unwrap_or(0),

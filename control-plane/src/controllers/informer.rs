@@ -275,6 +275,8 @@ pub struct Caches {
     pub replicasets: Arc<Informer>,
     /// Deployments.
     pub deployments: Arc<Informer>,
+    /// DaemonSets.
+    pub daemonsets: Arc<Informer>,
     /// Services.
     pub services: Arc<Informer>,
     /// Endpoints.
@@ -292,6 +294,7 @@ impl Caches {
             nodes: Informer::new(prefix("core", "nodes", None)),
             replicasets: Informer::new(prefix("apps", "replicasets", None)),
             deployments: Informer::new(prefix("apps", "deployments", None)),
+            daemonsets: Informer::new(prefix("apps", "daemonsets", None)),
             services: Informer::new(prefix("core", "services", None)),
             endpoints: Informer::new(prefix("core", "endpoints", None)),
             namespaces: Informer::new(prefix("core", "namespaces", None)),
@@ -299,12 +302,13 @@ impl Caches {
     }
 
     /// Every informer.
-    pub fn all(&self) -> [&Arc<Informer>; 7] {
+    pub fn all(&self) -> [&Arc<Informer>; 8] {
         [
             &self.pods,
             &self.nodes,
             &self.replicasets,
             &self.deployments,
+            &self.daemonsets,
             &self.services,
             &self.endpoints,
             &self.namespaces,

@@ -4,11 +4,12 @@
 //! # Layout
 //! - `informer`: list+watch caches shared by the controllers, with write-through of their own commits.
 //! - `events`: v1 Event records and their aggregation.
-//! - `replicaset`, `deployment`, `endpoints`, `node_lifecycle`, `namespace`, `gc`: one controller each.
+//! - `replicaset`, `deployment`, `daemonset`, `endpoints`, `node_lifecycle`, `namespace`, `gc`: one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
 pub mod bench;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
@@ -368,6 +369,11 @@ pub async fn run(
         ));
         tracker.spawn(drive(
             deployment::DeploymentController,
+            ctx.clone(),
+            term.clone(),
+        ));
+        tracker.spawn(drive(
+            daemonset::DaemonSetController,
             ctx.clone(),
             term.clone(),
         ));

@@ -322,6 +322,7 @@ pub fn resource_of(kind: &str) -> Option<(&'static str, &'static str, bool)> {
         "Pod" => ("core", "pods", true),
         "ReplicaSet" => ("apps", "replicasets", true),
         "Deployment" => ("apps", "deployments", true),
+        "DaemonSet" => ("apps", "daemonsets", true),
         "Service" => ("core", "services", true),
         "Endpoints" => ("core", "endpoints", true),
         "ConfigMap" => ("core", "configmaps", true),

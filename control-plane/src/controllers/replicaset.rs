@@ -170,9 +170,9 @@ pub(crate) fn pods_by_controller(pods: &[Cached]) -> HashMap<String, Vec<Cached>
     m
 }
 
-/// Adopts nothing: pods are matched to ReplicaSets only by their controller reference, which is how
-/// berth's own ReplicaSets create them. The selector is still checked so a relabelled pod is released.
-fn selected(rs: &Value, pods: Vec<Cached>) -> Vec<Cached> {
+/// Adopts nothing: pods are matched to ReplicaSets (and DaemonSets) only by their controller reference, which
+/// is how berth's own controllers create them. The selector is still checked so a relabelled pod is released.
+pub(crate) fn selected(rs: &Value, pods: Vec<Cached>) -> Vec<Cached> {
     let sel = rs
         .pointer("/spec/selector")
         .map(Selector::from_json)

@@ -174,6 +174,41 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The cordon or the first `NoSchedule`/`NoExecute` taint that `pod` does not tolerate.
+    pub(crate) fn untolerated(&self, pod: &Pod) -> Option<Reason> {
+        let cordon = Taint {
+            key: "node.kubernetes.io/unschedulable".into(),
+            value: String::new(),
+            effect: TaintEffect::NoSchedule,
+        };
+        if self.unschedulable && !pod.tolerations.iter().any(|t| t.tolerates(&cordon)) {
+            return Some(Reason::Unschedulable);
+        }
+        self.taints
+            .iter()
+            .find(|t| {
+                t.effect != TaintEffect::PreferNoSchedule
+                    && !pod.tolerations.iter().any(|tol| tol.tolerates(t))
+            })
+            .map(|t| Reason::Taint(format!("{{{}: {}}}", t.key, t.value)))
+    }
+
+    /// Whether the node's labels satisfy the pod's `nodeSelector` and required node affinity.
+    pub fn selected_by(&self, pod: &Pod) -> bool {
+        pod.node_selector
+            .iter()
+            .all(|(k, v)| self.labels.get(k) == Some(v))
+            && match &pod.node_affinity {
+                None => true,
+                Some(terms) if terms.is_empty() => true,
+                Some(terms) => terms
+                    .iter()
+                    .any(|t| !t.is_empty() && t.iter().all(|r| r.matches(&self.labels))),
+            }
+    }
+}
+
 /// Whether a Node object's `Ready` condition is `True`.
 pub fn node_ready(v: &Value) -> bool {
     v.pointer("/status/conditions")

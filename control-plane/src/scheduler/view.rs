@@ -366,29 +366,11 @@ impl ClusterView {
     /// records nothing; with `all == true` it records the failing stage's reasons in `out`.
     fn filter(&self, n: &NodeState, pod: &Pod, out: &mut Vec<Reason>, all: bool) -> bool {
         let node = &n.node;
-        if node.unschedulable
-            && !pod.tolerations.iter().any(|t| {
-                t.tolerates(&super::Taint {
-                    key: "node.kubernetes.io/unschedulable".into(),
-                    value: String::new(),
-                    effect: TaintEffect::NoSchedule,
-                })
-            })
-        {
+        if let Some(r) = node.untolerated(pod) {
             if all {
-                out.push(Reason::Unschedulable);
+                out.push(r);
             }
             return false;
-        }
-        for t in &node.taints {
-            if t.effect != TaintEffect::PreferNoSchedule
-                && !pod.tolerations.iter().any(|tol| tol.tolerates(t))
-            {
-                if all {
-                    out.push(Reason::Taint(format!("{{{}: {}}}", t.key, t.value)));
-                }
-                return false;
-            }
         }
         if !node.ready {
             if all {
@@ -396,18 +378,7 @@ impl ClusterView {
             }
             return false;
         }
-        let selector_ok = pod
-            .node_selector
-            .iter()
-            .all(|(k, v)| node.labels.get(k) == Some(v))
-            && match &pod.node_affinity {
-                None => true,
-                Some(terms) if terms.is_empty() => true,
-                Some(terms) => terms
-                    .iter()
-                    .any(|t| !t.is_empty() && t.iter().all(|r| r.matches(&node.labels))),
-            };
-        if !selector_ok {
+        if !node.selected_by(pod) {
             if all {
                 out.push(Reason::Affinity);
             }
