@@ -1,10 +1,12 @@
 //! Compose files as Kubernetes objects, for `berthctl stack deploy` (the `docker stack deploy` subset).
 //!
-//! A stack is a namespace named after it. Each Compose service becomes a Deployment and a Service of the same
-//! name in that namespace, so services find each other by their Compose names through the pods' DNS search path,
-//! as they do on a Swarm overlay network. Published ports become NodePorts (Swarm's ingress routing mesh: the port
-//! answers on every node), or with `mode: host` the pods' `hostPort`s (only the nodes running a task), named volumes become PersistentVolumeClaims (berth's named local volumes), and a
-//! healthcheck becomes both probes (Swarm routes only to healthy tasks and replaces unhealthy ones).
+//! A stack is a namespace named after it. Each Compose service becomes a Deployment, or with `deploy.mode: global`
+//! a DaemonSet (one task on every eligible node), and a Service of the same name in that namespace, so services
+//! find each other by their Compose names through the pods' DNS search path, as they do on a Swarm overlay
+//! network. Published ports become NodePorts (Swarm's ingress routing mesh: the port answers on every node), or
+//! with `mode: host` the pods' `hostPort`s (only the nodes running a task), named volumes become
+//! PersistentVolumeClaims (berth's named local volumes), and a healthcheck becomes both probes (Swarm routes only
+//! to healthy tasks and replaces unhealthy ones).
 //!
 //! Like `docker stack deploy`, options that make no sense for a cluster (`build`, `container_name`, ...) are
 //! ignored with one warning; unknown keys are errors, so a typo never deploys something else than asked.
@@ -17,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 /// Label on every object of a stack (the Swarm label name), with the stack's name.
 pub const STACK_LABEL: &str = "com.docker.stack.namespace";
-/// Label on a service's Deployment, Service and pods, with the Compose service name.
+/// Label on a service's Deployment (or DaemonSet), Service and pods, with the Compose service name.
 pub const SERVICE_LABEL: &str = "com.docker.stack.service.name";
 /// The NodePort range of the API server; published ports outside it get a port allocated by the server.
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
@@ -81,7 +83,7 @@ const SUPPORTED: &[&str] = &[
 pub struct Stack {
     /// Stack name (also the namespace).
     pub name: String,
-    /// Namespace, then claims, Services and Deployments.
+    /// Namespace, then claims, configs and secrets, Services, and Deployments and DaemonSets.
     pub objects: Vec<Value>,
     /// One line each, printed before deploying.
     pub warnings: Vec<String>,
@@ -92,7 +94,7 @@ impl Stack {
     pub fn services(&self) -> BTreeSet<String> {
         self.objects
             .iter()
-            .filter(|o| o["kind"] == "Deployment")
+            .filter(|o| o["kind"] == "Deployment" || o["kind"] == "DaemonSet")
             .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
             .collect()
     }
@@ -135,8 +137,8 @@ fn merge(base: &mut Value, over: Value) {
 ///
 /// # Errors
 /// The stack name or a service name is not a DNS-1123 label, a key is unknown, a value has the wrong shape, an
-/// interpolated variable marked required (`${X:?msg}`) is unset, or an option cannot be honoured (global mode,
-/// port ranges, network modes other than bridge/host/none).
+/// interpolated variable marked required (`${X:?msg}`) is unset, or an option cannot be honoured (modes other
+/// than replicated and global, `replicas` with global mode, port ranges, network modes other than bridge/host/none).
 pub fn convert(
     doc: &Value,
     stack: &str,
@@ -182,12 +184,12 @@ pub fn convert(
         }
     }
     let mut svcs = Vec::new();
-    let mut deps = Vec::new();
+    let mut workloads = Vec::new();
     for (name, svc) in services {
-        let (d, s) = c
+        let (w, s) = c
             .service(name, svc)
             .with_context(|| format!("service {name}"))?;
-        deps.push(d);
+        workloads.push(w);
         svcs.push(s);
     }
     let mut objects = vec![json!({
@@ -212,7 +214,7 @@ pub fn convert(
         }
     }
     objects.extend(svcs);
-    objects.extend(deps);
+    objects.extend(workloads);
     let mut warnings = c.warnings;
     if !c.ignored.is_empty() {
         let list: Vec<_> = c.ignored.into_iter().collect();
@@ -287,7 +289,7 @@ struct Port {
 }
 
 impl Converter<'_> {
-    /// The Deployment and the Service of one Compose service.
+    /// The Deployment (DaemonSet in global mode) and the Service of one Compose service.
     fn service(&mut self, name: &str, svc: &Value) -> Result<(Value, Value)> {
         check_name("service name", name)?;
         let svc = svc
@@ -405,9 +407,17 @@ impl Converter<'_> {
             }
         }
         self.deploy_spec(deploy, &mut pod_spec)?;
-        let replicas = deploy
-            .get("replicas")
-            .map_or(Ok(1), |v| int_at_least(v, 0, "deploy.replicas"))?;
+        let global = match str_of(deploy.get("mode"), "deploy.mode")? {
+            None | Some("replicated") => false,
+            Some("global") => true,
+            Some(m) => bail!("deploy.mode {m} is not supported (replicated or global)"),
+        };
+        let replicas = deploy.get("replicas").filter(|v| !v.is_null());
+        if global && replicas.is_some() {
+            // Docker's words (cli/compose/convert convertDeployMode).
+            bail!("replicas can only be used with replicated mode");
+        }
+        let replicas = replicas.map_or(Ok(1), |v| int_at_least(v, 0, "deploy.replicas"))?;
         let mut meta_labels = labels.clone();
         if let Some(l) = deploy.get("labels") {
             for (k, v) in key_values(l, "deploy.labels")? {
@@ -422,21 +432,30 @@ impl Converter<'_> {
         if !annotations.is_empty() {
             template_meta["annotations"] = Value::Object(annotations);
         }
-        let mut deployment = json!({
+        // Both kinds share everything but the replica count and the update strategy, so a service that
+        // switches mode keeps its pods' labels, template and Service.
+        let mut workload = json!({
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": if global { "DaemonSet" } else { "Deployment" },
             "metadata": {"name": name, "namespace": self.stack, "labels": meta_labels},
             "spec": {
-                "replicas": replicas,
                 "selector": {"matchLabels": labels},
                 "template": {"metadata": template_meta, "spec": pod_spec},
             },
         });
-        if let Some(strategy) = update_strategy(deploy.get("update_config"))? {
-            deployment["spec"]["strategy"] = strategy;
+        let update = update_config(deploy.get("update_config"))?;
+        if global {
+            if let Some(u) = update {
+                workload["spec"]["updateStrategy"] = u.daemon_set_strategy();
+            }
+        } else {
+            workload["spec"]["replicas"] = json!(replicas);
+            if let Some(u) = update {
+                workload["spec"]["strategy"] = u.deployment_strategy();
+            }
         }
         let service = self.k8s_service(name, deploy, &meta_labels, &labels, &ports, svc)?;
-        Ok((deployment, service))
+        Ok((workload, service))
     }
 
     /// A top-level config or secret (`file`, `content`/`environment`, or `external`).
@@ -735,8 +754,8 @@ impl Converter<'_> {
         Ok((mounts, vols))
     }
 
-    /// `deploy`: mode, resources and placement into the pod spec (replicas, labels and updates are read by the
-    /// caller).
+    /// `deploy`: its keys, and resources and placement into the pod spec (mode, replicas, labels and updates are
+    /// read by the caller).
     fn deploy_spec(&mut self, deploy: &Map<String, Value>, pod_spec: &mut Value) -> Result<()> {
         for k in deploy.keys() {
             let known = [
@@ -753,13 +772,6 @@ impl Converter<'_> {
             if !known.contains(&k.as_str()) {
                 bail!("deploy Additional property {k} is not allowed");
             }
-        }
-        match str_of(deploy.get("mode"), "deploy.mode")? {
-            None | Some("replicated") => {}
-            Some("global") => bail!(
-                "deploy.mode global is not supported (berth has no DaemonSets); use replicated with replicas"
-            ),
-            Some(m) => bail!("deploy.mode {m} is not supported (replicated)"),
         }
         if let Some(cond) = deploy
             .get("restart_policy")
@@ -1308,8 +1320,40 @@ fn probe(h: &Value) -> Result<Option<Value>> {
     Ok(Some(p))
 }
 
-/// `update_config` as a rolling update: `parallelism` tasks at a time, new first (`start-first`) or old first.
-fn update_strategy(v: Option<&Value>) -> Result<Option<Value>> {
+/// A service's `update_config`: how many tasks Swarm replaces at a time, and in which order.
+#[derive(Debug, Clone, PartialEq)]
+struct UpdateConfig {
+    /// `parallelism` as a count or, for Swarm's 0 (all at once), `"100%"`.
+    step: Value,
+    /// `order: start-first`: the new task starts before the old one stops.
+    start_first: bool,
+}
+
+impl UpdateConfig {
+    /// A Deployment's `strategy`: `step` pods at a time, new first or old first.
+    fn deployment_strategy(&self) -> Value {
+        let rolling = if self.start_first {
+            json!({"maxSurge": self.step, "maxUnavailable": 0})
+        } else {
+            json!({"maxSurge": 0, "maxUnavailable": self.step})
+        };
+        json!({"type": "RollingUpdate", "rollingUpdate": rolling})
+    }
+
+    /// A DaemonSet's `updateStrategy`. A node runs one pod of it, and Kubernetes requires maxUnavailable 0 when
+    /// maxSurge is set, so start-first surges one node at a time.
+    fn daemon_set_strategy(&self) -> Value {
+        let rolling = if self.start_first {
+            json!({"maxSurge": 1, "maxUnavailable": 0})
+        } else {
+            json!({"maxSurge": 0, "maxUnavailable": self.step})
+        };
+        json!({"type": "RollingUpdate", "rollingUpdate": rolling})
+    }
+}
+
+/// Reads `update_config` (`parallelism`, default 1, and `order`, default stop-first); `None` when absent.
+fn update_config(v: Option<&Value>) -> Result<Option<UpdateConfig>> {
     let Some(u) = v else { return Ok(None) };
     let parallelism = u
         .get("parallelism")
@@ -1320,18 +1364,16 @@ fn update_strategy(v: Option<&Value>) -> Result<Option<Value>> {
     } else {
         json!(parallelism)
     };
-    let rolling = match u
+    let start_first = match u
         .get("order")
         .and_then(Value::as_str)
         .unwrap_or("stop-first")
     {
-        "stop-first" => json!({"maxSurge": 0, "maxUnavailable": step}),
-        "start-first" => json!({"maxSurge": step, "maxUnavailable": 0}),
+        "stop-first" => false,
+        "start-first" => true,
         o => bail!("update_config.order {o} is not stop-first or start-first"),
     };
-    Ok(Some(
-        json!({"type": "RollingUpdate", "rollingUpdate": rolling}),
-    ))
+    Ok(Some(UpdateConfig { step, start_first }))
 }
 
 /// A Compose name as an object name: `_` becomes `-` (Compose allows it, Kubernetes names do not).

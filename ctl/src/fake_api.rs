@@ -97,6 +97,14 @@ const KINDS: &[Kind] = &[
         short: &["pvc"],
     },
     Kind {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+        short: &[],
+    },
+    Kind {
         group: "apps",
         version: "v1",
         plural: "deployments",
@@ -111,6 +119,14 @@ const KINDS: &[Kind] = &[
         kind: "ReplicaSet",
         namespaced: true,
         short: &["rs"],
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        kind: "DaemonSet",
+        namespaced: true,
+        short: &["ds"],
     },
 ];
 

@@ -26,7 +26,7 @@ enum Command {
     Describe(commands::describe::Args),
     /// Set a new size for a deployment or replica set
     Scale(commands::scale::Args),
-    /// Manage the rollout of a deployment
+    /// Manage the rollout of a deployment or daemon set
     Rollout(commands::rollout::Args),
     /// Print the logs of a container in a pod
     Logs(commands::logs::Args),

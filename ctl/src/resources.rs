@@ -281,7 +281,8 @@ pub(crate) mod tests {
               ]}]},
               {"metadata":{"name":"apps"},"versions":[{"version":"v1","resources":[
                 {"resource":"deployments","responseKind":{"group":"apps","version":"v1","kind":"Deployment"},"scope":"Namespaced","verbs":["get"]},
-                {"resource":"replicasets","responseKind":{"group":"apps","version":"v1","kind":"ReplicaSet"},"scope":"Namespaced","verbs":["get"]}
+                {"resource":"replicasets","responseKind":{"group":"apps","version":"v1","kind":"ReplicaSet"},"scope":"Namespaced","verbs":["get"]},
+                {"resource":"daemonsets","responseKind":{"group":"apps","version":"v1","kind":"DaemonSet"},"scope":"Namespaced","verbs":["get"]}
               ]}]}
             ]
         }))
@@ -309,6 +310,10 @@ pub(crate) mod tests {
             ("ns", "namespaces"),
             ("no", "nodes"),
             ("ev", "events"),
+            ("ds", "daemonsets"),
+            ("daemonset", "daemonsets"),
+            ("DaemonSet", "daemonsets"),
+            ("ds.apps", "daemonsets"),
         ] {
             assert_eq!(c.resolve(short).unwrap().ar.plural, plural);
         }
@@ -334,6 +339,13 @@ pub(crate) mod tests {
         let p = c.for_kind("v1", "Pod").unwrap();
         assert_eq!(p.collection_path(Some("x")), "/api/v1/namespaces/x/pods");
         assert!(c.for_kind("apps/v1", "Pod").is_err());
+        let ds = c.for_kind("apps/v1", "DaemonSet").unwrap();
+        assert_eq!(ds.qualified_kind(), "daemonset.apps");
+        assert_eq!(ds.qualified_plural(), "daemonsets.apps");
+        assert_eq!(
+            ds.object_path(Some("default"), "agent"),
+            "/apis/apps/v1/namespaces/default/daemonsets/agent"
+        );
     }
 
     #[test]

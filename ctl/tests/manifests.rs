@@ -39,12 +39,15 @@ fn check_structure(name: &str, objs: &[Value]) {
         text.contains("Shows:"),
         "{name}: the header must say what it shows"
     );
-    let deployments = of_kind(objs, "Deployment");
+    // Deployments and DaemonSets: the workloads that own pod templates.
+    let mut deployments = of_kind(objs, "Deployment");
+    deployments.extend(of_kind(objs, "DaemonSet"));
     for d in &deployments {
         let tpl_labels = &d["spec"]["template"]["metadata"]["labels"];
         assert!(
             labels_match(&d["spec"]["selector"]["matchLabels"], tpl_labels),
-            "{name}: deployment {} selector must match its template",
+            "{name}: {} {} selector must match its template",
+            d["kind"],
             d["metadata"]["name"]
         );
         for c in d["spec"]["template"]["spec"]["containers"]
@@ -122,6 +125,22 @@ fn web_manifest() {
 }
 
 #[test]
+fn node_hello_manifest() {
+    let objs = load("node-hello.yaml");
+    check_structure("node-hello.yaml", &objs);
+    let ds = of_kind(&objs, "DaemonSet");
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0]["metadata"]["name"], "node-hello");
+    assert!(ds[0]["spec"].get("replicas").is_none());
+    assert_eq!(ds[0]["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    let c = &ds[0]["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        c["ports"][0]["hostPort"].is_i64(),
+        "published on its own node"
+    );
+}
+
+#[test]
 fn multi_tier_manifest() {
     let objs = load("multi-tier.yaml");
     check_structure("multi-tier.yaml", &objs);
@@ -163,7 +182,14 @@ fn web_stack_compose_file() {
         .find(|s| s["metadata"]["name"] == "web")
         .unwrap();
     assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30081);
-    assert_eq!(stack.services().len(), 2);
+    assert_eq!(stack.services().len(), 3);
+    let beacon = of_kind(&stack.objects, "DaemonSet");
+    assert_eq!(beacon.len(), 1, "beacon is global");
+    let port = &beacon[0]["spec"]["template"]["spec"]["containers"][0]["ports"][0];
+    assert_eq!(
+        (port["containerPort"].clone(), port["hostPort"].clone()),
+        (8080.into(), 30091.into())
+    );
     let conf = of_kind(&stack.objects, "ConfigMap");
     assert_eq!(conf[0]["data"]["probe_conf"], "target=http://web:8080/");
     let probe = of_kind(&stack.objects, "Deployment")
@@ -188,7 +214,12 @@ fn every_manifest_is_covered() {
     files.sort();
     assert_eq!(
         files,
-        ["multi-tier.yaml", "web-stack.compose.yaml", "web.yaml"],
+        [
+            "multi-tier.yaml",
+            "node-hello.yaml",
+            "web-stack.compose.yaml",
+            "web.yaml"
+        ],
         "a new manifest needs a test here"
     );
 }

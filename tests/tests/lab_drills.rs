@@ -114,7 +114,14 @@ fn deployment(lab: &Lab) -> Result<Value> {
 
 /// Pods of the web app that are not being deleted.
 fn live_pods(lab: &Lab) -> Result<Vec<Value>> {
-    let list = lab.get_json("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")?;
+    live_pods_of(lab, "web")
+}
+
+/// Pods labelled `app=APP` in the default namespace that are not being deleted.
+fn live_pods_of(lab: &Lab, app: &str) -> Result<Vec<Value>> {
+    let list = lab.get_json(&format!(
+        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
+    ))?;
     Ok(list["items"]
         .as_array()
         .cloned()
@@ -217,7 +224,8 @@ fn check_nodeports(lab: &Lab, port: u16) -> Result<BTreeSet<String>> {
 }
 
 /// The Compose sample through `berthctl stack`: 3 web replicas and a client that finds `web` by its Compose
-/// name (read from a Swarm config), the published port on every agent, the Swarm-style listing, and `stack rm` taking it all down.
+/// name (read from a Swarm config), a global service on every agent's host port, the published port on every
+/// agent, the Swarm-style listing, and `stack rm` taking it all down.
 fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
     eprintln!("== stack deploy: the Compose sample, Swarm-style");
     let compose = workspace().join("manifests/web-stack.compose.yaml");
@@ -230,12 +238,12 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
             .unwrap_or_default())
     };
     let live = wait_for(
-        "the stack's 4 pods ready",
+        "the stack's 7 pods ready",
         Duration::from_secs(120),
         POLL,
         || {
             let items = pods()?;
-            Ok((items.len() == 4 && items.iter().all(is_ready)).then_some(items))
+            Ok((items.len() == 7 && items.iter().all(is_ready)).then_some(items))
         },
     )?;
     let answered = wait_for(
@@ -269,11 +277,33 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
         let logs = lab.kubectl(&["logs", "-n", "demo", &probe]);
         format!("the probe's last answer: {seen}; its log: {logs:?}")
     })?;
+    let beacons: BTreeSet<String> = live
+        .iter()
+        .filter(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("beacon-"))
+        })
+        .map(node_of)
+        .collect();
+    assert_eq!(beacons.len(), 3, "one beacon per agent: {beacons:?}");
+    for (node, ip) in lab.nodes("agent") {
+        let addr: SocketAddr = format!("{ip}:30091").parse()?;
+        let r = http("GET", addr, "/", None, Duration::from_secs(3))
+            .with_context(|| format!("beacon host port on {node}"))?;
+        assert!(r.body.starts_with("beacon on beacon-"), "{node}: {r:?}");
+    }
     let services = lab.berthctl(&["stack", "services", "demo"])?;
     assert!(
         services.lines().any(|l| l.contains("demo_web")
             && l.contains("3/3")
             && l.contains("*:30081->8080/tcp")),
+        "{services}"
+    );
+    assert!(
+        services
+            .lines()
+            .any(|l| l.contains("demo_beacon") && l.contains("global") && l.contains("3/3")),
         "{services}"
     );
     let rm = lab.berthctl(&["stack", "rm", "demo"])?;
@@ -286,6 +316,81 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
         Duration::from_secs(60),
         POLL,
         || Ok(pods()?.is_empty().then_some(())),
+    )?;
+    Ok(())
+}
+
+/// Every agent's hostPort 30090 answers with that agent's own name.
+fn check_daemons(lab: &Lab) -> Result<()> {
+    for (node, ip) in lab.nodes("agent") {
+        let addr: SocketAddr = format!("{ip}:30090").parse()?;
+        let r = http("GET", addr, "/", None, Duration::from_secs(3))
+            .with_context(|| format!("hostPort on {node}"))?;
+        let body = r.body.trim();
+        if r.status != 200 || body != format!("hello from node {node}") {
+            bail!("hostPort on {node} answered {} {body:?}", r.status);
+        }
+    }
+    Ok(())
+}
+
+/// The node-hello sample with stock kubectl: one pod per agent, each answering on its own node's hostPort,
+/// `rollout status` and a node-by-node `rollout restart`, and the pods going with the DaemonSet.
+fn daemonset_rollout(lab: &Lab) -> Result<()> {
+    eprintln!("== daemonset: one pod per agent, rolled node by node");
+    let manifest = workspace().join("manifests/node-hello.yaml");
+    let out = lab.kubectl(&["apply", "-f", manifest.to_str().unwrap()])?;
+    assert!(out.contains("daemonset.apps/node-hello created"), "{out}");
+    let status = lab.kubectl(&["rollout", "status", "ds/node-hello", "--timeout=120s"])?;
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let pods = live_pods_of(lab, "node-hello")?;
+    let nodes: BTreeSet<_> = pods.iter().map(node_of).collect();
+    assert_eq!(
+        (pods.len(), nodes.len()),
+        (3, 3),
+        "one pod per agent: {nodes:?}"
+    );
+    wait_for(
+        "every agent's hostPort names its node",
+        Duration::from_secs(30),
+        POLL,
+        || Ok(check_daemons(lab).ok()),
+    )?;
+    let row = lab.kubectl(&["get", "ds", "node-hello", "--no-headers"])?;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells.get(1..6),
+        Some(&["3", "3", "3", "3", "3"][..]),
+        "{row}"
+    );
+
+    let before: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    lab.kubectl(&["rollout", "restart", "ds/node-hello"])?;
+    let status = lab.kubectl(&["rollout", "status", "ds/node-hello", "--timeout=120s"])?;
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let after = live_pods_of(lab, "node-hello")?;
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|p| !before.contains(p["metadata"]["name"].as_str().unwrap_or_default())),
+        "every pod replaced"
+    );
+    wait_for(
+        "hostPorts answer after the restart",
+        Duration::from_secs(30),
+        POLL,
+        || Ok(check_daemons(lab).ok()),
+    )?;
+    lab.kubectl(&["delete", "ds", "node-hello"])?;
+    wait_for(
+        "the daemon pods gone",
+        Duration::from_secs(60),
+        POLL,
+        || Ok(live_pods_of(lab, "node-hello")?.is_empty().then_some(())),
     )?;
     Ok(())
 }
@@ -426,6 +531,7 @@ fn lab_fault_drills() -> Result<()> {
     );
 
     stack_deploy_and_rm(&lab)?;
+    daemonset_rollout(&lab)?;
 
     let writer = Writer::start(lab.api_addrs());
 

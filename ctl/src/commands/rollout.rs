@@ -1,10 +1,10 @@
-//! `berthctl rollout status|history|undo|restart deploy/NAME`.
+//! `berthctl rollout status|history|undo|restart deploy/NAME` (`status` and `restart` also `ds/NAME`).
 
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Subcommand;
-use ctl::kubectl::rollout;
+use ctl::kubectl::rollout::{self, Target};
 
 use super::Global;
 
@@ -19,7 +19,7 @@ pub struct Args {
 enum Verb {
     /// Watch a rollout until it completes
     Status {
-        /// deploy/NAME
+        /// deploy/NAME or ds/NAME
         target: String,
         /// Give up after this long (0 = wait forever)
         #[arg(long, default_value = "0s")]
@@ -41,9 +41,9 @@ enum Verb {
         #[arg(long, default_value_t = 0)]
         to_revision: i64,
     },
-    /// Restart every pod of a deployment with a rolling update
+    /// Restart every pod of a deployment or daemon set with a rolling update
     Restart {
-        /// deploy/NAME
+        /// deploy/NAME or ds/NAME
         target: String,
     },
 }
@@ -53,11 +53,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let (s, c) = super::session_and_catalog(g).await?;
     match a.verb {
         Verb::Status { target, timeout } => {
-            let name = rollout::deployment_name(&target)?;
             rollout::status(
                 &s,
                 &c,
-                name,
+                Target::parse(&target)?,
                 Duration::from(timeout),
                 &mut std::io::stdout(),
             )
@@ -66,7 +65,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         Verb::History { target, revision } => {
             print!(
                 "{}",
-                rollout::history(&s, &c, rollout::deployment_name(&target)?, revision).await?
+                rollout::history(&s, &c, Target::parse(&target)?, revision).await?
             );
             println!();
         }
@@ -76,13 +75,13 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         } => {
             println!(
                 "{}",
-                rollout::undo(&s, &c, rollout::deployment_name(&target)?, to_revision).await?
+                rollout::undo(&s, &c, Target::parse(&target)?, to_revision).await?
             );
         }
         Verb::Restart { target } => {
             println!(
                 "{}",
-                rollout::restart(&s, &c, rollout::deployment_name(&target)?).await?
+                rollout::restart(&s, &c, Target::parse(&target)?).await?
             );
         }
     }

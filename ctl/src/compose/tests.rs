@@ -169,6 +169,101 @@ fn full_service_maps_to_deployment_service_and_claim() {
 }
 
 #[test]
+fn global_mode_makes_a_daemon_set_with_the_deployments_template_and_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |mode: &str| {
+        format!(
+            r#"
+services:
+  agent:
+    image: berth/busybox:${{TAG}}
+    command: ["sleep", "3600"]
+    labels: {{role: agent}}
+    configs: [agent_conf]
+    ports: [{{target: 9100, published: 9100, mode: host}}, "30090:90"]
+    deploy:
+      mode: {mode}
+      labels: {{tier: infra}}
+      placement:
+        constraints: [node.labels.disk == ssd]
+configs:
+  agent_conf: {{content: "level=debug"}}
+"#
+        )
+    };
+    let parse = |mode: &str| {
+        let doc: Value = serde_yaml::from_str(&yaml(mode)).unwrap();
+        convert(&doc, "demo", dir.path(), &env).unwrap()
+    };
+    let (global, replicated) = (parse("global"), parse("replicated"));
+    let ds = obj(&global, "DaemonSet", "agent");
+    let d = obj(&replicated, "Deployment", "agent");
+    assert!(!global.objects.iter().any(|o| o["kind"] == "Deployment"));
+    assert_eq!(ds["apiVersion"], "apps/v1");
+    assert_eq!(ds["metadata"], d["metadata"]);
+    assert_eq!(ds["spec"]["selector"], d["spec"]["selector"]);
+    assert_eq!(ds["spec"]["template"], d["spec"]["template"]);
+    assert!(ds["spec"]["template"]["metadata"]["annotations"][FILES_HASH].is_string());
+    assert_eq!(
+        ds["spec"]["template"]["metadata"]["annotations"]["role"],
+        "agent"
+    );
+    assert_eq!(ds["metadata"]["labels"]["tier"], "infra");
+    assert!(ds["spec"].get("replicas").is_none(), "{ds}");
+    assert!(ds["spec"].get("updateStrategy").is_none(), "{ds}");
+    assert_eq!(
+        obj(&global, "Service", "agent"),
+        obj(&replicated, "Service", "agent")
+    );
+    assert_eq!(global.services(), BTreeSet::from(["agent".to_string()]));
+    let kinds: Vec<_> = global.objects.iter().map(|o| o["kind"].clone()).collect();
+    assert_eq!(kinds, ["Namespace", "ConfigMap", "Service", "DaemonSet"]);
+    assert_eq!(global.warnings, replicated.warnings);
+}
+
+#[test]
+fn update_config_maps_to_the_daemon_set_update_strategy() {
+    for (update, want) in [
+        ("{}", json!({"maxSurge": 0, "maxUnavailable": 1})),
+        (
+            "{parallelism: 2}",
+            json!({"maxSurge": 0, "maxUnavailable": 2}),
+        ),
+        (
+            "{parallelism: 0, order: stop-first}",
+            json!({"maxSurge": 0, "maxUnavailable": "100%"}),
+        ),
+        // Kubernetes rejects a surge unless maxUnavailable is 0.
+        (
+            "{parallelism: 3, order: start-first}",
+            json!({"maxSurge": 1, "maxUnavailable": 0}),
+        ),
+    ] {
+        let s = conv(&format!(
+            "services:\n  a:\n    image: x\n    deploy: {{mode: global, update_config: {update}}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            obj(&s, "DaemonSet", "a")["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": want}),
+            "{update}"
+        );
+    }
+    let e = conv(
+        "services:\n  a:\n    image: x\n    deploy: {mode: global, update_config: {order: sideways}}\n",
+    )
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("update_config.order sideways"),
+        "{e:#}"
+    );
+    // `replicas: ~` is no count at all, as in Docker.
+    let s =
+        conv("services:\n  a:\n    image: x\n    deploy: {mode: global, replicas: ~}\n").unwrap();
+    assert!(obj(&s, "DaemonSet", "a")["spec"].get("replicas").is_none());
+}
+
+#[test]
 fn ports_outside_the_node_port_range_are_allocated_by_the_server_with_a_warning() {
     let s = conv("services:\n  web:\n    image: x\n    ports: [\"8080:80\", \"9000\"]\n").unwrap();
     let svc = obj(&s, "Service", "web");
@@ -258,8 +353,12 @@ fn what_cannot_run_is_an_error_naming_the_service() {
             "service name \"Web_1\" is not valid",
         ),
         (
-            "services:\n  web:\n    image: x\n    deploy: {mode: global}\n",
-            "deploy.mode global is not supported",
+            "services:\n  web:\n    image: x\n    deploy: {mode: global, replicas: 2}\n",
+            "service web: replicas can only be used with replicated mode",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy: {mode: replicated-job}\n",
+            "deploy.mode replicated-job is not supported (replicated or global)",
         ),
         (
             "services:\n  web:\n    image: x\n    ports: [\"8000-8001:80\"]\n",

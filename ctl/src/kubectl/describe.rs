@@ -1,5 +1,5 @@
 //! `describe TYPE NAME`: a kubectl-like summary (metadata, kind-specific sections for Pods, Deployments,
-//! Services, Nodes; the other kinds' fields as YAML) followed by the object's Events.
+//! DaemonSets, Services, Nodes; the other kinds' fields as YAML) followed by the object's Events.
 
 use anyhow::Result;
 use serde_json::Value;
@@ -414,6 +414,76 @@ pub fn describe_deployment(d: &Value, owned_rs: &[Value]) -> String {
     o.finish()
 }
 
+/// Renders a DaemonSet like kubectl, with the phases of the pods it controls.
+pub fn describe_daemon_set(ds: &Value, owned_pods: &[Value]) -> String {
+    let mut o = Out::default();
+    let m = &ds["metadata"];
+    let spec = &ds["spec"];
+    let st = &ds["status"];
+    o.kv(0, "Name", s(&m["name"]));
+    o.kv(0, "Namespace", s(&m["namespace"]));
+    o.kv(0, "Selector", selector_text(&spec["selector"]));
+    o.kv(
+        0,
+        "Node-Selector",
+        selector_text(&spec["template"]["spec"]["nodeSelector"]),
+    );
+    o.map(0, "Labels", &m["labels"], "=");
+    o.map(0, "Annotations", &m["annotations"], ": ");
+    let n = |v: &Value| v.as_i64().unwrap_or(0);
+    // kubectl writes these without a tab: they stay out of the aligned columns.
+    for (label, field) in [
+        (
+            "Desired Number of Nodes Scheduled",
+            "desiredNumberScheduled",
+        ),
+        (
+            "Current Number of Nodes Scheduled",
+            "currentNumberScheduled",
+        ),
+        (
+            "Number of Nodes Scheduled with Up-to-date Pods",
+            "updatedNumberScheduled",
+        ),
+        (
+            "Number of Nodes Scheduled with Available Pods",
+            "numberAvailable",
+        ),
+        ("Number of Nodes Misscheduled", "numberMisscheduled"),
+    ] {
+        o.raw(format!("{label}: {}", n(&st[field])));
+    }
+    let phase = |p: &str| {
+        owned_pods
+            .iter()
+            .filter(|pod| pod["status"]["phase"].as_str().unwrap_or("Pending") == p)
+            .count()
+    };
+    o.kv(
+        0,
+        "Pods Status",
+        format!(
+            "{} Running / {} Waiting / {} Succeeded / {} Failed",
+            phase("Running"),
+            phase("Pending"),
+            phase("Succeeded"),
+            phase("Failed")
+        ),
+    );
+    o.head(0, "Pod Template");
+    o.map(2, "Labels", &spec["template"]["metadata"]["labels"], "=");
+    if spec["template"]["metadata"]["annotations"].is_object() {
+        o.map(
+            2,
+            "Annotations",
+            &spec["template"]["metadata"]["annotations"],
+            ": ",
+        );
+    }
+    containers(&mut o, 2, &spec["template"]["spec"], None);
+    o.finish()
+}
+
 /// Renders a Service with its Endpoints.
 pub fn describe_service(svc: &Value, endpoints: Option<&Value>) -> String {
     let mut o = Out::default();
@@ -697,6 +767,24 @@ pub async fn describe(
             .collect();
             describe_deployment(&obj, &rs)
         }
+        ("apps", "DaemonSet") => {
+            let uid = obj["metadata"]["uid"].clone();
+            let sel = selector_text(&obj["spec"]["selector"]);
+            let pods: Vec<Value> = list(
+                session,
+                &format!("/api/v1/namespaces/{}/pods", session.namespace),
+                &[("labelSelector", sel)],
+            )
+            .await
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|o| o["uid"] == uid && o["controller"] == true))
+            })
+            .collect();
+            describe_daemon_set(&obj, &pods)
+        }
         ("", "Service") => {
             let ep = rest::get_opt(
                 &session.client,
@@ -783,6 +871,29 @@ mod tests {
         );
         assert!(
             t.contains("  Containers:\n   web:\n    Image:        b\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn daemon_set_summary_counts_nodes_and_pods() {
+        let ds = json!({"metadata":{"name":"agent","namespace":"demo","labels":{"app":"agent"}},
+            "spec":{"selector":{"matchLabels":{"app":"agent"}},
+                "template":{"metadata":{"labels":{"app":"agent"}},"spec":{"nodeSelector":{"disk":"ssd"},"containers":[{"name":"agent","image":"b"}]}}},
+            "status":{"desiredNumberScheduled":3,"currentNumberScheduled":3,"numberMisscheduled":0,"numberReady":2,
+                "updatedNumberScheduled":3,"numberAvailable":2}});
+        let pod = |phase: &str| json!({"status":{"phase":phase}});
+        let t = describe_daemon_set(&ds, &[pod("Running"), pod("Running"), pod("Pending")]);
+        assert!(
+            t.starts_with("Name:           agent\nNamespace:      demo\nSelector:       app=agent\nNode-Selector:  disk=ssd\nLabels:         app=agent\nAnnotations:    <none>\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Desired Number of Nodes Scheduled: 3\nCurrent Number of Nodes Scheduled: 3\nNumber of Nodes Scheduled with Up-to-date Pods: 3\nNumber of Nodes Scheduled with Available Pods: 2\nNumber of Nodes Misscheduled: 0\nPods Status:  2 Running / 1 Waiting / 0 Succeeded / 0 Failed\nPod Template:\n  Labels:  app=agent\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  Containers:\n   agent:\n    Image:        b\n"),
             "{t}"
         );
     }

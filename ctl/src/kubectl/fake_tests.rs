@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::compose::{SERVICE_LABEL, STACK_LABEL};
 use crate::fake_api::Fake;
 use crate::kubectl::delete::{self, DeleteOptions};
 use crate::kubectl::get::{self, GetRequest, Output};
@@ -206,13 +207,14 @@ fn replica_set(name: &str, image: &str, rev: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn rollout_verbs() {
-    use crate::kubectl::rollout;
+    use crate::kubectl::rollout::{self, Target};
     let (f, s, c) = setup().await;
+    let web = Target::parse("deploy/web").unwrap();
     f.put(deployment("v2", "2"));
     f.put(replica_set("web-a", "v1", "1"));
     f.put(replica_set("web-b", "v2", "2"));
     let mut out = Vec::new();
-    rollout::status(&s, &c, "web", std::time::Duration::from_secs(5), &mut out)
+    rollout::status(&s, &c, web, std::time::Duration::from_secs(5), &mut out)
         .await
         .unwrap();
     assert_eq!(
@@ -220,11 +222,11 @@ async fn rollout_verbs() {
         "deployment \"web\" successfully rolled out\n"
     );
     assert_eq!(
-        rollout::history(&s, &c, "web", 0).await.unwrap(),
+        rollout::history(&s, &c, web, 0).await.unwrap(),
         "deployment.apps/web\nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n"
     );
     assert_eq!(
-        rollout::undo(&s, &c, "web", 0).await.unwrap(),
+        rollout::undo(&s, &c, web, 0).await.unwrap(),
         "deployment.apps/web rolled back"
     );
     let d = f
@@ -238,11 +240,11 @@ async fn rollout_verbs() {
         .get("pod-template-hash")
         .is_none());
     assert_eq!(
-        rollout::undo(&s, &c, "web", 1).await.unwrap(),
+        rollout::undo(&s, &c, web, 1).await.unwrap(),
         "deployment.apps/web skipped rollback (current template already matches revision 1)"
     );
     assert_eq!(
-        rollout::restart(&s, &c, "web").await.unwrap(),
+        rollout::restart(&s, &c, web).await.unwrap(),
         "deployment.apps/web restarted"
     );
     let d = f
@@ -252,7 +254,9 @@ async fn rollout_verbs() {
         d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
             .is_string()
     );
-    let err = rollout::history(&s, &c, "nope", 0).await.unwrap_err();
+    let err = rollout::history(&s, &c, Target::parse("nope").unwrap(), 0)
+        .await
+        .unwrap_err();
     assert_eq!(
         crate::errors::render(&err, None),
         "Error from server (NotFound): deployments.apps \"nope\" not found"
@@ -339,4 +343,192 @@ async fn logs_cordon_and_drain() {
         f.object("/api/v1/nodes/a1").unwrap()["spec"]["unschedulable"],
         true
     );
+}
+
+fn daemon_set(name: &str, strategy: &str) -> serde_json::Value {
+    json!({"apiVersion":"apps/v1","kind":"DaemonSet",
+        "metadata":{"name":name,"namespace":"default","uid":format!("{name}-uid"),"generation":1},
+        "spec":{"selector":{"matchLabels":{"app":name}},"updateStrategy":{"type":strategy},
+            "template":{"metadata":{"labels":{"app":name}},"spec":{"containers":[{"name":name,"image":"v1"}]}}},
+        "status":{"observedGeneration":1,"desiredNumberScheduled":2,"currentNumberScheduled":2,"numberMisscheduled":0,
+            "numberReady":2,"updatedNumberScheduled":2,"numberAvailable":2}})
+}
+
+#[tokio::test]
+async fn daemon_sets_get_describe_roll_out_and_delete() {
+    use crate::kubectl::rollout::{self, Target};
+    let (f, s, c) = setup().await;
+    f.put(daemon_set("agent", "RollingUpdate"));
+    f.put(daemon_set("legacy", "OnDelete"));
+    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"agent-x","namespace":"default","labels":{"app":"agent"},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"agent","uid":"agent-uid","controller":true}]},
+        "spec":{"nodeName":"a1","containers":[{"name":"agent"}]},"status":{"phase":"Running"}}));
+    for kind in ["ds", "daemonsets", "daemonset.apps"] {
+        let mut out = Vec::new();
+        let req = GetRequest {
+            args: vec![kind.into()],
+            output: Output::Name,
+            ..Default::default()
+        };
+        get::get(&s, &c, &req, &mut out).await.unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "daemonset.apps/agent\ndaemonset.apps/legacy\n",
+            "{kind}"
+        );
+    }
+    let text = crate::kubectl::describe::describe(&s, &c, "ds", "agent")
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Desired Number of Nodes Scheduled: 2\n")
+            && text.contains("Pods Status:  1 Running / 0 Waiting / 0 Succeeded / 0 Failed\n"),
+        "{text}"
+    );
+
+    let mut out = Vec::new();
+    let agent = Target::parse("ds/agent").unwrap();
+    rollout::status(&s, &c, agent, std::time::Duration::from_secs(5), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "daemon set \"agent\" successfully rolled out\n"
+    );
+    let legacy = Target::parse("daemonset/legacy").unwrap();
+    let err = rollout::status(
+        &s,
+        &c,
+        legacy,
+        std::time::Duration::from_secs(5),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rollout status is only available for RollingUpdate strategy type"
+    );
+    assert_eq!(
+        rollout::restart(&s, &c, agent).await.unwrap(),
+        "daemonset.apps/agent restarted"
+    );
+    let ds = f
+        .object("/apis/apps/v1/namespaces/default/daemonsets/agent")
+        .unwrap();
+    assert!(
+        ds["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+    for err in [
+        rollout::history(&s, &c, agent, 0).await.unwrap_err(),
+        rollout::undo(&s, &c, agent, 0).await.unwrap_err(),
+    ] {
+        let e = err.to_string();
+        assert!(
+            e.starts_with("rollout ") && e.contains("not available for daemon sets"),
+            "{e}"
+        );
+    }
+
+    let opts = DeleteOptions {
+        ignore_not_found: false,
+        wait: true,
+        timeout: std::time::Duration::from_secs(5),
+        grace_period: None,
+    };
+    let mut out = Vec::new();
+    delete::delete_named(&s, &c, &["ds".into(), "agent".into()], &opts, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "daemonset.apps \"agent\" deleted\n"
+    );
+    assert!(f
+        .object("/apis/apps/v1/namespaces/default/daemonsets/agent")
+        .is_none());
+}
+
+#[tokio::test]
+async fn stack_services_switch_between_replicated_and_global() {
+    use crate::kubectl::stack;
+    let (f, s, c) = setup().await;
+    let stack_of = |yaml: &str| {
+        let doc = serde_yaml::from_str(yaml).unwrap();
+        crate::compose::convert(&doc, "demo", std::path::Path::new("."), &|_| None).unwrap()
+    };
+    let deploy = |st: crate::compose::Stack, prune: bool| {
+        let (s, c) = (s.clone(), c.clone());
+        async move {
+            let mut out = Vec::new();
+            stack::deploy(&s, &c, &st, prune, &mut out).await.unwrap();
+            String::from_utf8(out).unwrap()
+        }
+    };
+    let ds = |name: &str| f.object(&format!("/apis/apps/v1/namespaces/demo/daemonsets/{name}"));
+    let dep = |name: &str| f.object(&format!("/apis/apps/v1/namespaces/demo/deployments/{name}"));
+
+    let first =
+        "services:\n  agent:\n    image: a\n    deploy: {mode: global}\n  web:\n    image: w\n";
+    assert_eq!(
+        deploy(stack_of(first), false).await,
+        "Creating namespace demo\nCreating service demo_agent\nCreating service demo_web\n"
+    );
+    assert!(ds("agent").is_some() && dep("agent").is_none());
+    f.state
+        .lock()
+        .unwrap()
+        .objects
+        .get_mut("/apis/apps/v1/namespaces/demo/daemonsets/agent")
+        .unwrap()["status"] = json!({"desiredNumberScheduled": 2, "numberReady": 2});
+    let lines = stack::services(&s, "demo").await.unwrap();
+    let cells: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().skip(1).take(4).collect())
+        .collect();
+    assert_eq!(
+        cells[1..],
+        [
+            ["demo_agent", "global", "2/2", "a"],
+            ["demo_web", "replicated", "0/1", "w"]
+        ]
+    );
+    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"agent-x","namespace":"demo",
+        "labels":{STACK_LABEL:"demo",SERVICE_LABEL:"agent"},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"agent","uid":"uid-agent","controller":true}]},
+        "spec":{"nodeName":"a1","containers":[{"name":"agent","image":"a"}]},"status":{"phase":"Running"}}));
+    let ps = stack::ps(&s, "demo").await.unwrap();
+    assert!(ps.len() == 2 && ps[1].contains("demo_agent-x"), "{ps:?}");
+
+    // Each service changes mode: the object of the old kind goes, the new one is created.
+    let swapped =
+        "services:\n  agent:\n    image: a\n  web:\n    image: w\n    deploy: {mode: global}\n";
+    assert_eq!(
+        deploy(stack_of(swapped), false).await,
+        "Creating service demo_agent\nCreating service demo_web\n"
+    );
+    assert!(ds("agent").is_none() && dep("agent").is_some());
+    assert!(ds("web").is_some() && dep("web").is_none());
+    assert_eq!(
+        stack::ls(&s).await.unwrap(),
+        ["NAME   SERVICES", "demo   2"]
+    );
+
+    let web_only = "services:\n  web:\n    image: w\n    deploy: {mode: global}\n";
+    assert_eq!(
+        deploy(stack_of(web_only), true).await,
+        "Updating service demo_web\nRemoving service demo_agent\n"
+    );
+    assert!(dep("agent").is_none() && ds("web").is_some());
+    assert!(f.object("/api/v1/namespaces/demo/services/agent").is_none());
+
+    let mut out = Vec::new();
+    assert!(stack::rm(&s, "demo", &mut out).await.unwrap());
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Removing service demo_web\n"
+    );
+    assert!(ds("web").is_none());
+    assert!(!stack::rm(&s, "demo", &mut Vec::new()).await.unwrap());
 }

@@ -1,12 +1,13 @@
-//! `rollout status|history|undo|restart` for Deployments. The status message logic and the choice of the
-//! rollback revision are pure functions mirroring kubectl's.
+//! `rollout status|history|undo|restart` for Deployments, and `status|restart` for DaemonSets (berth keeps no
+//! ControllerRevisions, so a DaemonSet has no history to show or roll back to). The status message logic and the
+//! choice of the rollback revision are pure functions mirroring kubectl's.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use kube::core::WatchEvent;
 use serde_json::Value;
 
@@ -75,6 +76,53 @@ pub fn status_message(d: &Deployment) -> Result<(String, bool)> {
         ));
     }
     Ok((format!("deployment {name:?} successfully rolled out"), true))
+}
+
+/// kubectl's `DaemonSetStatusViewer`: the message for the current state and whether the rollout is done.
+///
+/// # Errors
+/// `rollout status is only available for RollingUpdate strategy type` for `OnDelete` DaemonSets, whose pods
+/// change only when someone deletes them.
+pub fn daemon_set_status_message(ds: &DaemonSet) -> Result<(String, bool)> {
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let strategy = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.as_deref())
+        // The API server defaults an absent type to RollingUpdate; kubectl only ever sees it defaulted.
+        .unwrap_or("RollingUpdate");
+    if strategy != "RollingUpdate" {
+        bail!("rollout status is only available for RollingUpdate strategy type");
+    }
+    let generation = ds.metadata.generation.unwrap_or(0);
+    let st = ds.status.clone().unwrap_or_default();
+    if generation > st.observed_generation.unwrap_or(0) {
+        return Ok((
+            "Waiting for daemon set spec update to be observed...".into(),
+            false,
+        ));
+    }
+    let desired = st.desired_number_scheduled;
+    let updated = st.updated_number_scheduled.unwrap_or(0);
+    let available = st.number_available.unwrap_or(0);
+    if updated < desired {
+        return Ok((
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+            ),
+            false,
+        ));
+    }
+    if available < desired {
+        return Ok((
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+            ),
+            false,
+        ));
+    }
+    Ok((format!("daemon set {name:?} successfully rolled out"), true))
 }
 
 /// The revision number of an object (its revision annotation), 0 when absent or malformed.
@@ -230,15 +278,78 @@ async fn list_owned(
     Ok(owned_replica_sets(d, items))
 }
 
-/// Accepts `deploy/NAME`, `deployment/NAME`, `deployments.apps/NAME` or a bare name.
-pub fn deployment_name(arg: &str) -> Result<&str> {
-    match arg.split_once('/') {
-        Some((
-            "deploy" | "deployment" | "deployments" | "deployment.apps" | "deployments.apps",
-            n,
-        )) => Ok(n),
-        Some((k, _)) => bail!("no status viewer has been implemented for {k}"),
-        None => Ok(arg),
+/// The kinds of workload `rollout` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+}
+
+impl Workload {
+    /// The catalog name of its resource.
+    fn resource(self) -> &'static str {
+        match self {
+            Workload::Deployment => "deployments.apps",
+            Workload::DaemonSet => "daemonsets.apps",
+        }
+    }
+
+    /// The status message of one object of this kind, as the server sent it.
+    fn status_message(self, obj: Value) -> Result<(String, bool)> {
+        match self {
+            Workload::Deployment => {
+                status_message(&serde_json::from_value(obj).context("invalid Deployment")?)
+            }
+            Workload::DaemonSet => daemon_set_status_message(
+                &serde_json::from_value(obj).context("invalid DaemonSet")?,
+            ),
+        }
+    }
+}
+
+/// The `TYPE/NAME` argument of a rollout verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The object's kind.
+    pub workload: Workload,
+    /// The object's name.
+    pub name: &'a str,
+}
+
+impl<'a> Target<'a> {
+    /// Accepts `deploy/NAME`, `deployment/NAME`, `deployments.apps/NAME`, `ds/NAME`, `daemonset/NAME`,
+    /// `daemonsets.apps/NAME` (and the other spellings of the two) or a bare name, which is a Deployment's.
+    ///
+    /// # Errors
+    /// kubectl's `no status viewer has been implemented for KIND` for any other type.
+    pub fn parse(arg: &'a str) -> Result<Self> {
+        let (workload, name) = match arg.split_once('/') {
+            Some((
+                "deploy" | "deployment" | "deployments" | "deploy.apps" | "deployment.apps"
+                | "deployments.apps",
+                n,
+            )) => (Workload::Deployment, n),
+            Some((
+                "ds" | "daemonset" | "daemonsets" | "ds.apps" | "daemonset.apps"
+                | "daemonsets.apps",
+                n,
+            )) => (Workload::DaemonSet, n),
+            Some((k, _)) => bail!("no status viewer has been implemented for {k}"),
+            None => (Workload::Deployment, arg),
+        };
+        Ok(Target { workload, name })
+    }
+
+    /// Fails for DaemonSets, whose revisions berth does not keep (no ControllerRevisions).
+    fn require_history(self, verb: &str) -> Result<()> {
+        if self.workload == Workload::DaemonSet {
+            bail!(
+                "rollout {verb} is not available for daemon sets: berth keeps no ControllerRevisions (revision history)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -246,15 +357,22 @@ pub fn deployment_name(arg: &str) -> Result<&str> {
 pub async fn status(
     session: &Session,
     catalog: &Catalog,
-    name: &str,
+    target: Target<'_>,
     timeout: Duration,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let name = target.name;
+    let info = catalog.resolve(target.workload.resource())?;
+    let path = info.object_path(Some(&session.namespace), name);
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let (path, d) = get_deployment(session, catalog, name).await?;
-        let (msg, done) = status_message(&d)?;
+        let obj = rest::get(&session.client, &path).await?;
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (msg, done) = target.workload.status_message(obj)?;
         if msg != last {
             writeln!(out, "{msg}")?;
             out.flush()?;
@@ -263,14 +381,8 @@ pub async fn status(
         if done {
             return Ok(());
         }
-        let rv = d.metadata.resource_version.clone().unwrap_or_default();
-        let collection = path
-            .rsplit_once('/')
-            .map(|(c, _)| c)
-            .unwrap_or(&path)
-            .to_string();
         let uri = rest::with_query(
-            &collection,
+            &info.collection_path(Some(&session.namespace)),
             &[
                 ("fieldSelector", format!("metadata.name={name}")),
                 ("resourceVersion", rv),
@@ -301,8 +413,7 @@ pub async fn status(
                 // A too-old resourceVersion (410): start over from a fresh read.
                 WatchEvent::Error(_) => break,
             };
-            let d: Deployment = serde_json::from_value(obj)?;
-            let (msg, done) = status_message(&d)?;
+            let (msg, done) = target.workload.status_message(obj)?;
             if msg != last {
                 writeln!(out, "{msg}")?;
                 out.flush()?;
@@ -319,12 +430,17 @@ pub async fn status(
 }
 
 /// `rollout history` (with `revision` > 0: that revision's pod template).
+///
+/// # Errors
+/// For a DaemonSet, which has no history on berth; any API error.
 pub async fn history(
     session: &Session,
     catalog: &Catalog,
-    name: &str,
+    target: Target<'_>,
     revision: i64,
 ) -> Result<String> {
+    target.require_history("history")?;
+    let name = target.name;
     let (_, d) = get_deployment(session, catalog, name).await?;
     let owned = list_owned(session, catalog, &d).await?;
     let kind_name = format!("deployment.apps/{name}");
@@ -344,12 +460,17 @@ pub async fn history(
 }
 
 /// `rollout undo [--to-revision N]`.
+///
+/// # Errors
+/// For a DaemonSet, which has no revision to go back to on berth; no such revision; any API error.
 pub async fn undo(
     session: &Session,
     catalog: &Catalog,
-    name: &str,
+    target: Target<'_>,
     to_revision: i64,
 ) -> Result<String> {
+    target.require_history("undo")?;
+    let name = target.name;
     let (path, d) = get_deployment(session, catalog, name).await?;
     let owned = list_owned(session, catalog, &d).await?;
     match plan_rollback(&d, &owned, to_revision)? {
@@ -377,13 +498,17 @@ pub fn restart_patch(now_rfc3339: &str) -> Value {
     serde_json::json!({"spec":{"template":{"metadata":{"annotations":{RESTARTED_AT_ANNOTATION: now_rfc3339}}}}})
 }
 
-/// `rollout restart`.
-pub async fn restart(session: &Session, catalog: &Catalog, name: &str) -> Result<String> {
-    let info = catalog.resolve("deployments.apps")?;
-    let path = info.object_path(Some(&session.namespace), name);
+/// `rollout restart`: `deployment.apps/NAME restarted` or `daemonset.apps/NAME restarted`.
+pub async fn restart(session: &Session, catalog: &Catalog, target: Target<'_>) -> Result<String> {
+    let info = catalog.resolve(target.workload.resource())?;
+    let path = info.object_path(Some(&session.namespace), target.name);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     rest::patch_merge(&session.client, &path, &restart_patch(&now)).await?;
-    Ok(format!("deployment.apps/{name} restarted"))
+    Ok(format!(
+        "{}/{} restarted",
+        info.qualified_kind(),
+        target.name
+    ))
 }
 
 #[cfg(test)]
@@ -500,11 +625,81 @@ mod tests {
         assert!(plan_rollback(&d, &[rs("a", "1", "u1", "v1")], 0).is_err());
     }
 
+    fn daemon_set(generation: i64, strategy: &str, status: Value) -> DaemonSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "generation": generation},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "updateStrategy": {"type": strategy},
+                     "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "v2"}]}}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn daemon_set_status_messages_follow_kubectl() {
+        let st = |observed: i64, updated: i64, available: i64| {
+            json!({"observedGeneration": observed, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                   "numberMisscheduled": 0, "numberReady": available, "updatedNumberScheduled": updated,
+                   "numberAvailable": available})
+        };
+        let cases = [
+            (2, st(1, 3, 3), "Waiting for daemon set spec update to be observed...", false),
+            (2, st(2, 1, 1),
+             "Waiting for daemon set \"agent\" rollout to finish: 1 out of 3 new pods have been updated...", false),
+            (2, st(2, 3, 2),
+             "Waiting for daemon set \"agent\" rollout to finish: 2 of 3 updated pods are available...", false),
+            (2, st(2, 3, 3), "daemon set \"agent\" successfully rolled out", true),
+            // An observed generation ahead of the object's counts as observed, as in kubectl.
+            (2, st(3, 3, 3), "daemon set \"agent\" successfully rolled out", true),
+        ];
+        for (g, st, want, done) in cases {
+            assert_eq!(
+                daemon_set_status_message(&daemon_set(g, "RollingUpdate", st)).unwrap(),
+                (want.to_string(), done)
+            );
+        }
+        // Absent fields are zero: nothing scheduled yet is nothing to wait for.
+        let empty = daemon_set(1, "RollingUpdate", json!({"observedGeneration": 1}));
+        assert!(daemon_set_status_message(&empty).unwrap().1);
+        let on_delete = daemon_set(1, "OnDelete", st(1, 0, 0));
+        assert_eq!(
+            daemon_set_status_message(&on_delete)
+                .unwrap_err()
+                .to_string(),
+            "rollout status is only available for RollingUpdate strategy type"
+        );
+        // The API server's default strategy.
+        let mut defaulted = daemon_set(1, "RollingUpdate", st(1, 3, 3));
+        defaulted.spec.as_mut().unwrap().update_strategy = None;
+        assert!(daemon_set_status_message(&defaulted).unwrap().1);
+    }
+
     #[test]
     fn names_and_restart_patch() {
-        assert_eq!(deployment_name("deploy/web").unwrap(), "web");
-        assert_eq!(deployment_name("web").unwrap(), "web");
-        assert!(deployment_name("svc/web").is_err());
+        let t = |arg| Target::parse(arg).unwrap();
+        for (arg, workload) in [
+            ("deploy/web", Workload::Deployment),
+            ("deployments.apps/web", Workload::Deployment),
+            ("web", Workload::Deployment),
+            ("ds/web", Workload::DaemonSet),
+            ("daemonset/web", Workload::DaemonSet),
+            ("daemonsets/web", Workload::DaemonSet),
+            ("daemonsets.apps/web", Workload::DaemonSet),
+        ] {
+            assert_eq!(
+                t(arg),
+                Target {
+                    workload,
+                    name: "web"
+                },
+                "{arg}"
+            );
+        }
+        assert_eq!(
+            Target::parse("svc/web").unwrap_err().to_string(),
+            "no status viewer has been implemented for svc"
+        );
         assert_eq!(
             restart_patch("2024-01-01T00:00:00Z")["spec"]["template"]["metadata"]["annotations"]
                 [RESTARTED_AT_ANNOTATION],

@@ -1,5 +1,6 @@
-//! `stack deploy|ls|services|ps|rm`: Docker Swarm's stack verbs over the objects [`crate::compose`] makes. Output
-//! follows the `docker stack` commands (`Creating service demo_web`, `ID NAME MODE REPLICAS IMAGE PORTS`, ...).
+//! `stack deploy|ls|services|ps|rm`: Docker Swarm's stack verbs over the objects [`crate::compose`] makes (a
+//! service is a Deployment, or a DaemonSet in global mode). Output follows the `docker stack` commands
+//! (`Creating service demo_web`, `ID NAME MODE REPLICAS IMAGE PORTS`, ...).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -27,21 +28,28 @@ fn swarm_name(stack: &str, service: &str) -> String {
 
 async fn list(session: &Session, path: &str, stack: &str) -> Result<Vec<Value>> {
     let uri = rest::with_query(path, &[("labelSelector", selector(stack))]);
-    let v = rest::get(&session.client, &uri).await?;
-    Ok(v["items"].as_array().cloned().unwrap_or_default())
+    items(session, &uri).await
 }
 
-/// The stack's Deployments and Services.
-async fn deployments_and_services(
-    session: &Session,
-    stack: &str,
-) -> Result<(Vec<Value>, Vec<Value>)> {
+/// The items of a list. A collection answers 404 when the server does not serve its type (a server older than
+/// DaemonSets): then there is nothing of that type.
+async fn items(session: &Session, uri: &str) -> Result<Vec<Value>> {
+    match rest::get_opt(&session.client, uri).await? {
+        Some(v) => Ok(v["items"].as_array().cloned().unwrap_or_default()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The stack's Deployments, DaemonSets and Services.
+async fn workloads_and_services(session: &Session, stack: &str) -> Result<[Vec<Value>; 3]> {
     let deps = format!("/apis/apps/v1/namespaces/{stack}/deployments");
+    let dss = format!("/apis/apps/v1/namespaces/{stack}/daemonsets");
     let svcs = format!("/api/v1/namespaces/{stack}/services");
-    Ok((
+    Ok([
         list(session, &deps, stack).await?,
+        list(session, &dss, stack).await?,
         list(session, &svcs, stack).await?,
-    ))
+    ])
 }
 
 fn name_of(o: &Value) -> &str {
@@ -66,8 +74,15 @@ pub async fn deploy(
             source: format!("stack {}", stack.name),
             object: o.clone(),
         };
-        if doc.kind() == "Service" {
-            replace_if_headless_changes(session, &stack.name, &doc.object).await?;
+        match doc.kind() {
+            "Service" => replace_if_headless_changes(session, &stack.name, &doc.object).await?,
+            "Deployment" => {
+                remove_other_mode(session, &stack.name, "daemonsets", doc.name()).await?
+            }
+            "DaemonSet" => {
+                remove_other_mode(session, &stack.name, "deployments", doc.name()).await?
+            }
+            _ => {}
         }
         let (info, outcome) = apply_document(session, catalog, &doc, true).await?;
         defined.insert((info.ar.plural.clone(), doc.name().to_string()));
@@ -77,8 +92,10 @@ pub async fn deploy(
             ("PersistentVolumeClaim", Outcome::Created) => writeln!(out, "Creating volume {name}")?,
             ("ConfigMap", Outcome::Created) => writeln!(out, "Creating config {name}")?,
             ("Secret", Outcome::Created) => writeln!(out, "Creating secret {name}")?,
-            ("Deployment", Outcome::Created) => writeln!(out, "Creating service {name}")?,
-            ("Deployment", _) => writeln!(out, "Updating service {name}")?,
+            ("Deployment" | "DaemonSet", Outcome::Created) => {
+                writeln!(out, "Creating service {name}")?
+            }
+            ("Deployment" | "DaemonSet", _) => writeln!(out, "Updating service {name}")?,
             _ => {}
         }
         out.flush()?;
@@ -103,10 +120,22 @@ async fn replace_if_headless_changes(session: &Session, stack: &str, new: &Value
     Ok(())
 }
 
+/// A service that switches between replicated and global mode changes kind (Deployment or DaemonSet), and the
+/// object of the old kind would keep running its pods beside the new one: it goes before the apply creates the
+/// new one, so host ports are free again. `other` is the plural of the kind the service no longer is.
+async fn remove_other_mode(session: &Session, stack: &str, other: &str, name: &str) -> Result<()> {
+    delete_ignoring_absent(
+        session,
+        &format!("/apis/apps/v1/namespaces/{stack}/{other}/{name}"),
+    )
+    .await
+}
+
 /// What a stack owns besides its namespace and volumes, in the order `stack rm` removes it, with Swarm's word
 /// for it when it prints one.
-const OWNED: [(&str, &str, Option<&str>); 4] = [
+const OWNED: [(&str, &str, Option<&str>); 5] = [
     ("apis/apps/v1", "deployments", Some("service")),
+    ("apis/apps/v1", "daemonsets", Some("service")),
     ("api/v1", "services", None),
     ("api/v1", "secrets", Some("secret")),
     ("api/v1", "configmaps", Some("config")),
@@ -152,16 +181,22 @@ pub async fn rm(session: &Session, stack: &str, out: &mut dyn Write) -> Result<b
 
 /// `stack ls`: stacks with their service counts.
 pub async fn ls(session: &Session) -> Result<Vec<String>> {
-    let uri = rest::with_query(
-        "/apis/apps/v1/deployments",
-        &[("labelSelector", STACK_LABEL.to_string())],
-    );
-    let v = rest::get(&session.client, &uri).await?;
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for d in v["items"].as_array().into_iter().flatten() {
-        if let Some(s) = d["metadata"]["labels"][STACK_LABEL].as_str() {
-            *counts.entry(s.to_string()).or_default() += 1;
+    // By (stack, service): a service caught between modes has both kinds for a moment but is one service.
+    let mut services = BTreeSet::new();
+    for resource in ["deployments", "daemonsets"] {
+        let uri = rest::with_query(
+            &format!("/apis/apps/v1/{resource}"),
+            &[("labelSelector", STACK_LABEL.to_string())],
+        );
+        for w in items(session, &uri).await? {
+            if let Some(s) = w["metadata"]["labels"][STACK_LABEL].as_str() {
+                services.insert((s.to_string(), name_of(&w).to_string()));
+            }
         }
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (s, _) in services {
+        *counts.entry(s).or_default() += 1;
     }
     Ok(ls_lines(&counts))
 }
@@ -175,21 +210,45 @@ pub fn ls_lines(counts: &BTreeMap<String, usize>) -> Vec<String> {
 
 /// `stack services STACK`.
 pub async fn services(session: &Session, stack: &str) -> Result<Vec<String>> {
-    let (deps, svcs) = deployments_and_services(session, stack).await?;
-    Ok(services_lines(stack, &deps, &svcs))
+    let [deps, dss, svcs] = workloads_and_services(session, stack).await?;
+    Ok(services_lines(stack, &deps, &dss, &svcs))
 }
 
-/// The `stack services` table from the stack's Deployments and Services.
-pub fn services_lines(stack: &str, deps: &[Value], svcs: &[Value]) -> Vec<String> {
+/// The `stack services` table from the stack's Deployments (replicated services), DaemonSets (global ones)
+/// and Services. List items carry no `kind`, hence the two lists.
+pub fn services_lines(
+    stack: &str,
+    deps: &[Value],
+    daemon_sets: &[Value],
+    svcs: &[Value],
+) -> Vec<String> {
     let mut grid = vec![["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
         .map(String::from)
         .to_vec()];
-    let mut deps: Vec<&Value> = deps.iter().collect();
-    deps.sort_by_key(|d| name_of(d));
-    for d in deps {
-        let name = name_of(d);
-        let ready = d["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    let n = |v: &Value| v.as_i64().unwrap_or(0);
+    // Swarm shows running/desired tasks: for a global service, one desired task per eligible node.
+    let replicated = deps.iter().map(|d| {
+        let st = &d["status"];
         let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        (
+            d,
+            "replicated",
+            format!("{}/{want}", n(&st["readyReplicas"])),
+        )
+    });
+    let global = daemon_sets.iter().map(|d| {
+        let st = &d["status"];
+        let counts = format!(
+            "{}/{}",
+            n(&st["numberReady"]),
+            n(&st["desiredNumberScheduled"])
+        );
+        (d, "global", counts)
+    });
+    let mut rows: Vec<_> = replicated.chain(global).collect();
+    rows.sort_by_key(|(d, mode, _)| (name_of(d), *mode));
+    for (d, mode, replicas) in rows {
+        let name = name_of(d);
         let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
             .as_str()
             .unwrap_or_default();
@@ -201,8 +260,8 @@ pub fn services_lines(stack: &str, deps: &[Value], svcs: &[Value]) -> Vec<String
         grid.push(vec![
             short_id(d),
             swarm_name(stack, name),
-            "replicated".into(),
-            format!("{ready}/{want}"),
+            mode.into(),
+            replicas,
             image.into(),
             ports,
         ]);
@@ -322,14 +381,23 @@ mod tests {
                 {"port": 53, "targetPort": 53, "protocol": "UDP"},
             ]},
         });
-        let lines = services_lines("demo", &[dep], &[svc]);
+        let ds = json!({
+            "metadata": {"name": "agent", "uid": "99887766-5544-3322-1100-aabbccddeeff"},
+            "spec": {"template": {"spec": {"containers": [{"image": "berth/agent:1"}]}}},
+            "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2},
+        });
+        let lines = services_lines("demo", &[dep], &[ds], &[svc]);
         assert_eq!(
             lines[0],
-            "ID             NAME       MODE         REPLICAS   IMAGE                  PORTS"
+            "ID             NAME         MODE         REPLICAS   IMAGE                  PORTS"
         );
         assert_eq!(
             lines[1],
-            "0a1b2c3d4e5f   demo_web   replicated   2/3        berth/busybox:latest   *:30080->80/tcp"
+            "998877665544   demo_agent   global       2/3        berth/agent:1"
+        );
+        assert_eq!(
+            lines[2],
+            "0a1b2c3d4e5f   demo_web     replicated   2/3        berth/busybox:latest   *:30080->80/tcp"
         );
         let pod = json!({
             "metadata": {"name": "web-abc", "uid": "ffeeddcc-0000", "labels": {SERVICE_LABEL: "web"}},
