@@ -773,6 +773,29 @@ impl Converter<'_> {
                 bail!("deploy Additional property {k} is not allowed");
             }
         }
+        // Swarm pauses, monitors and rolls back updates by these; berth's rollouts are gated by readiness and
+        // roll back only when asked (`berthctl rollout undo`), so saying nothing would promise behaviour.
+        let mut unused: Vec<String> = Vec::new();
+        if let Some(u) = deploy.get("update_config").and_then(Value::as_object) {
+            for k in u.keys() {
+                match k.as_str() {
+                    "parallelism" | "order" => {}
+                    "delay" | "failure_action" | "monitor" | "max_failure_ratio" => {
+                        unused.push(format!("update_config.{k}"));
+                    }
+                    _ => bail!("deploy.update_config Additional property {k} is not allowed"),
+                }
+            }
+        }
+        if deploy.contains_key("rollback_config") {
+            unused.push("rollback_config".into());
+        }
+        if !unused.is_empty() {
+            self.warnings.push(format!(
+                "{}: berth rolls out as readiness allows and rolls back only on `berthctl rollout undo`",
+                unused.join(", ")
+            ));
+        }
         if let Some(cond) = deploy
             .get("restart_policy")
             .and_then(|r| r.get("condition"))

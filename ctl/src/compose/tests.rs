@@ -595,3 +595,25 @@ fn base64_matches_rfc4648_vectors() {
         assert_eq!(base64(raw.as_bytes()), enc);
     }
 }
+
+#[test]
+fn update_monitoring_and_rollback_options_warn_and_unknown_ones_fail() {
+    let s = conv(
+        "services:\n  web:\n    image: x\n    deploy:\n      update_config: {parallelism: 2, delay: 10s, failure_action: rollback}\n      rollback_config: {parallelism: 1}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.warnings,
+        ["update_config.delay, update_config.failure_action, rollback_config: berth rolls out as readiness allows and rolls back only on `berthctl rollout undo`"]
+    );
+    let d = obj(&s, "Deployment", "web");
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 2);
+    let e = conv(
+        "services:\n  web:\n    image: x\n    deploy:\n      update_config: {paralelism: 2}\n",
+    )
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("update_config Additional property paralelism is not allowed"),
+        "{e:#}"
+    );
+}
