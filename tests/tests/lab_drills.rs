@@ -395,6 +395,47 @@ fn daemonset_rollout(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
+/// The countdown Job with stock kubectl: 3 completions, 2 at a time, `kubectl wait` for Complete, the
+/// Table's status columns, logs through `job/NAME`, and its pods going with it.
+fn job_to_completion(lab: &Lab) -> Result<()> {
+    eprintln!("== job: 3 completions, 2 at a time");
+    let manifest = workspace().join("manifests/countdown-job.yaml");
+    let out = lab.kubectl(&["apply", "-f", manifest.to_str().unwrap()])?;
+    assert!(out.contains("job.batch/countdown created"), "{out}");
+    let waited = lab.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/countdown",
+        "--timeout=120s",
+    ])?;
+    assert!(waited.contains("condition met"), "{waited}");
+    let job = lab.get_json("/apis/batch/v1/namespaces/default/jobs/countdown")?;
+    assert_eq!(job["status"]["succeeded"], 3, "{job}");
+    assert!(job["status"]["failed"].is_null(), "{job}");
+    let row = lab.kubectl(&["get", "job", "countdown", "--no-headers"])?;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells.get(1..3), Some(&["Complete", "3/3"][..]), "{row}");
+    let logs = lab.kubectl(&["logs", "job/countdown"])?;
+    assert!(logs.contains("counts 1") && logs.contains("done"), "{logs}");
+    let pods = live_pods_of_job(lab)?;
+    assert_eq!(pods.len(), 3, "finished pods stay for their logs");
+    assert!(
+        pods.iter().all(|p| p["status"]["phase"] == "Succeeded"),
+        "{pods:?}"
+    );
+    lab.kubectl(&["delete", "job", "countdown"])?;
+    wait_for("the job's pods gone", Duration::from_secs(60), POLL, || {
+        Ok(live_pods_of_job(lab)?.is_empty().then_some(()))
+    })?;
+    Ok(())
+}
+
+fn live_pods_of_job(lab: &Lab) -> Result<Vec<Value>> {
+    let list =
+        lab.get_json("/api/v1/namespaces/default/pods?labelSelector=job-name%3Dcountdown")?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
 /// Kills or partitions one random server at a time (a minority of 3), restarts or heals it, for `span`.
 /// Returns, per fault, how long the writer went without an acknowledgement around it.
 fn server_chaos(lab: &Lab, writer: &Writer, span: Duration) -> Result<Vec<Duration>> {
@@ -532,6 +573,7 @@ fn lab_fault_drills() -> Result<()> {
 
     stack_deploy_and_rm(&lab)?;
     daemonset_rollout(&lab)?;
+    job_to_completion(&lab)?;
 
     let writer = Writer::start(lab.api_addrs());
 

@@ -209,6 +209,52 @@ mod tests {
     }
 
     #[test]
+    fn batch_jobs_are_discoverable() {
+        let groups = aggregated_groups();
+        let names: Vec<&str> = groups["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["apps", "batch", "coordination.k8s.io"]);
+        let batch = &groups["items"][1]["versions"][0];
+        assert_eq!(batch["version"], "v1");
+        let jobs = &batch["resources"][0];
+        assert_eq!(jobs["resource"], "jobs");
+        assert_eq!(jobs["singularResource"], "job");
+        assert_eq!(
+            jobs["responseKind"],
+            json!({"group": "batch", "version": "v1", "kind": "Job"})
+        );
+        assert_eq!(jobs["scope"], "Namespaced");
+        assert_eq!(jobs["categories"], json!(["all"]));
+        assert!(jobs.get("shortNames").is_none());
+        assert_eq!(jobs["subresources"][0]["subresource"], "status");
+        assert_eq!(jobs["subresources"][0]["responseKind"]["kind"], "Job");
+
+        let legacy = api_group_list();
+        assert_eq!(
+            legacy["groups"][1],
+            json!({"name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+                   "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}})
+        );
+        assert_eq!(group("batch").unwrap()["kind"], "APIGroup");
+        let list = api_resource_list("batch", "v1");
+        assert_eq!(list["groupVersion"], "batch/v1");
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["jobs", "jobs/status"]);
+        assert_eq!(list["resources"][0]["namespaced"], true);
+        assert_eq!(list["resources"][0]["kind"], "Job");
+        assert_eq!(list["resources"][0]["verbs"].as_array().unwrap().len(), 8);
+    }
+
+    #[test]
     fn legacy_v1_lists_eviction_for_drain() {
         let v1 = api_resource_list("", "v1");
         let names: Vec<&str> = v1["resources"]

@@ -374,7 +374,20 @@ fn check_kind(info: &ResourceInfo, obj: &Value, expected_kind: &str) -> Result<(
 }
 
 fn validate(info: &ResourceInfo, obj: &Value) -> Result<()> {
-    let causes = validation::validate(info.resource, obj);
+    invalid_if(info, obj, validation::validate(info.resource, obj))
+}
+
+/// The update's own rules (immutable fields) on top of [`validate`].
+fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Result<()> {
+    validate(info, new)?;
+    invalid_if(
+        info,
+        new,
+        validation::validate_update(info.resource, old, new),
+    )
+}
+
+fn invalid_if(info: &ResourceInfo, obj: &Value, causes: Vec<validation::Cause>) -> Result<()> {
     if causes.is_empty() {
         return Ok(());
     }
@@ -578,7 +591,11 @@ async fn write_update(
             }
         }
     }
-    validate(info, &new)?;
+    if mode == Mode::Main || mode == Mode::Scale {
+        validate_update(info, &cur.value, &new)?;
+    } else {
+        validate(info, &new)?;
+    }
     // As Kubernetes: an update that changes nothing is not written, so resourceVersion stays and
     // watchers see no event (a re-run `apply` is a true no-op).
     if !should_remove(info, &new) && same_but_version(&new, &cur.value) {

@@ -1,5 +1,6 @@
 //! Object metadata and defaulting on create and update: names, uid, timestamps, generation, and the
-//! per-kind defaults Kubernetes applies (Deployment strategy, Pod restart policy, Service type …).
+//! per-kind defaults Kubernetes applies (Deployment strategy, Pod restart policy, Service type, Job
+//! selector …).
 //! Pure: the clock and the random parts come in as arguments.
 
 use std::time::SystemTime;
@@ -168,12 +169,16 @@ pub fn prepare_create(
     }
     meta.insert("uid".into(), json!(ctx.uid));
     meta.insert("creationTimestamp".into(), json!(rfc3339(ctx.now)));
-    if obj.get("spec").is_some() || matches!(info.kind, "Deployment" | "ReplicaSet") {
+    if obj.get("spec").is_some() || matches!(info.kind, "Deployment" | "ReplicaSet" | "Job") {
         metadata_mut(obj).insert("generation".into(), json!(1));
     }
     // The status of a workload is the controllers' to write; a client's status is meaningless.
-    if matches!(info.kind, "Deployment" | "ReplicaSet") {
+    if matches!(info.kind, "Deployment" | "ReplicaSet" | "Job") {
         obj["status"] = json!({});
+    }
+    if info.kind == "Job" {
+        // Only on create, as the job strategy's PrepareForCreate: an update keeps what was generated.
+        generate_job_selector(obj);
     }
     if info.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
@@ -281,6 +286,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
             set_default(status, "phase", json!("Pending"));
         }
         "Service" => default_service(obj),
+        "Job" => default_job(obj),
         "Namespace" => {
             let name = name_of(obj).to_string();
             let meta = metadata_mut(obj);
@@ -314,6 +320,124 @@ fn default_deployment(obj: &mut Value) {
     if let Some(t) = spec.get_mut("template") {
         default_template(t);
     }
+}
+
+/// Label on a Job's pods (and in its generated selector) holding the Job's uid.
+pub const JOB_CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+/// Label on a Job's pods holding the Job's name.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Unprefixed form of [`JOB_CONTROLLER_UID_LABEL`], still set by Kubernetes for old clients.
+pub const LEGACY_JOB_CONTROLLER_UID_LABEL: &str = "controller-uid";
+/// Unprefixed form of [`JOB_NAME_LABEL`], still set by Kubernetes for old clients.
+pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
+
+/// `SetDefaults_Job` (`pkg/apis/batch/v1/defaults.go`), plus the pod template defaults.
+fn default_job(obj: &mut Value) {
+    let spec = object_at(obj, "spec");
+    // A non-parallel job may leave both unset; then both are 1. Completions stays unset (a work
+    // queue) when only parallelism is given.
+    let unset = |spec: &Map<String, Value>, k: &str| spec.get(k).is_none_or(Value::is_null);
+    if unset(spec, "completions") && unset(spec, "parallelism") {
+        spec.insert("completions".into(), json!(1));
+    }
+    set_default(spec, "parallelism", json!(1));
+    let per_index = !unset(spec, "backoffLimitPerIndex");
+    set_default(
+        spec,
+        "backoffLimit",
+        json!(if per_index { i64::from(i32::MAX) } else { 6 }),
+    );
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    let failure_policy = !unset(spec, "podFailurePolicy");
+    let rules = spec
+        .get_mut("podFailurePolicy")
+        .and_then(|p| p.get_mut("rules"));
+    if let Some(Value::Array(rules)) = rules {
+        for rule in rules.iter_mut() {
+            if let Some(Value::Array(patterns)) = rule.get_mut("onPodConditions") {
+                for p in patterns.iter_mut().filter_map(Value::as_object_mut) {
+                    if p.get("status")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .is_empty()
+                    {
+                        p.insert("status".into(), json!("True"));
+                    }
+                }
+            }
+        }
+    }
+    set_default(
+        spec,
+        "podReplacementPolicy",
+        json!(if failure_policy {
+            "Failed"
+        } else {
+            "TerminatingOrFailed"
+        }),
+    );
+    set_default(spec, "manualSelector", json!(false));
+    if let Some(t) = spec.get_mut("template") {
+        default_template(t);
+    }
+    // A Job without labels of its own takes its pod template's (which, after create, include the
+    // generated job-name and controller-uid labels).
+    let template_labels = obj
+        .pointer("/spec/template/metadata/labels")
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    if let Some(labels) = template_labels {
+        let meta = metadata_mut(obj);
+        let own = meta.get("labels").and_then(Value::as_object);
+        if own.is_none_or(Map::is_empty) {
+            meta.insert("labels".into(), labels);
+        }
+    }
+}
+
+/// `generateSelector` of the job strategy: unless `spec.manualSelector` is true, labels the pod
+/// template with the Job's name and uid (keeping labels the user set, which validation then checks)
+/// and selects on `batch.kubernetes.io/controller-uid`. Uses the uid `prepare_create` just assigned.
+fn generate_job_selector(obj: &mut Value) {
+    if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let name = name_of(obj).to_string();
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let spec = object_at(obj, "spec");
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if !template.is_object() {
+        *template = json!({});
+    }
+    let tmeta = object_at(template, "metadata");
+    let labels = tmeta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    let labels = labels.as_object_mut().expect("object");
+    for (key, value) in [
+        (LEGACY_JOB_NAME_LABEL, &name),
+        (JOB_NAME_LABEL, &name),
+        (LEGACY_JOB_CONTROLLER_UID_LABEL, &uid),
+        (JOB_CONTROLLER_UID_LABEL, &uid),
+    ] {
+        labels
+            .entry(key)
+            .or_insert_with(|| Value::String(value.clone()));
+    }
+    let selector = spec.entry("selector").or_insert_with(|| json!({}));
+    if !selector.is_object() {
+        *selector = json!({});
+    }
+    let match_labels = object_at(selector, "matchLabels");
+    match_labels
+        .entry(JOB_CONTROLLER_UID_LABEL)
+        .or_insert_with(|| Value::String(uid));
 }
 
 /// `spec.{field}` defaults to RollingUpdate, whose `rollingUpdate` gets the kind's maxUnavailable and maxSurge.
@@ -543,6 +667,110 @@ mod tests {
         );
         assert_eq!(st["spec"]["replicas"], 2);
         assert_eq!(st["status"]["replicas"], 3);
+    }
+
+    #[test]
+    fn job_defaults_and_generated_selector() {
+        let info = lookup("batch", "v1", "jobs").unwrap();
+        // What `kubectl create job pi --image=perl -- perl -e 1` sends.
+        let mut j = json!({"metadata": {"name": "pi", "uid": "forged"},
+            "spec": {"template": {"spec": {"containers": [{"name": "pi", "image": "perl:5.34", "command": ["perl", "-e", "1"]}],
+                "restartPolicy": "Never"}}},
+            "status": {"succeeded": 3}});
+        prepare_create(info, &mut j, Some("default"), &ctx()).unwrap();
+        assert_eq!(j["apiVersion"], "batch/v1");
+        assert_eq!(j["metadata"]["uid"], "u-1");
+        assert_eq!(j["metadata"]["generation"], 1);
+        assert_eq!(j["status"], json!({}));
+        let generated = json!({"batch.kubernetes.io/controller-uid": "u-1", "batch.kubernetes.io/job-name": "pi",
+            "controller-uid": "u-1", "job-name": "pi"});
+        assert_eq!(j["metadata"]["labels"], generated);
+        let spec = &j["spec"];
+        assert_eq!(spec["parallelism"], 1);
+        assert_eq!(spec["completions"], 1);
+        assert_eq!(spec["backoffLimit"], 6);
+        assert_eq!(spec["completionMode"], "NonIndexed");
+        assert_eq!(spec["suspend"], false);
+        assert_eq!(spec["manualSelector"], false);
+        assert_eq!(spec["podReplacementPolicy"], "TerminatingOrFailed");
+        assert_eq!(
+            spec["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+        assert_eq!(spec["template"]["metadata"]["labels"], generated);
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+        assert_eq!(spec["template"]["spec"]["dnsPolicy"], "ClusterFirst");
+        assert_eq!(
+            spec["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert!(crate::api::validation::validate("jobs", &j).is_empty());
+
+        // Defaulting again (every update does) changes nothing.
+        let mut again = j.clone();
+        apply_defaults(info, &mut again);
+        assert_eq!(again, j);
+    }
+
+    #[test]
+    fn job_defaults_keep_what_the_user_set() {
+        let info = lookup("batch", "v1", "jobs").unwrap();
+        let mut j = json!({"metadata": {"name": "work", "labels": {"team": "a"}},
+            "spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "completionMode": "Indexed",
+              "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+              "template": {"metadata": {"labels": {"app": "work", "job-name": "mine"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}}});
+        prepare_create(info, &mut j, None, &ctx()).unwrap();
+        let spec = &j["spec"];
+        // Only parallelism was given: completions stays unset (a work queue).
+        assert!(spec.get("completions").is_none());
+        assert_eq!(spec["parallelism"], 3);
+        assert_eq!(spec["backoffLimit"], i64::from(i32::MAX));
+        assert_eq!(spec["podReplacementPolicy"], "Failed");
+        assert_eq!(
+            spec["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["status"],
+            "True"
+        );
+        // User labels stay (validation then refuses the wrong job-name); the rest are generated.
+        let labels = &spec["template"]["metadata"]["labels"];
+        assert_eq!(labels["job-name"], "mine");
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "work");
+        assert_eq!(labels["controller-uid"], "u-1");
+        assert_eq!(labels["app"], "work");
+        // The Job's own labels are kept.
+        assert_eq!(j["metadata"]["labels"], json!({"team": "a"}));
+
+        // manualSelector: true leaves the selector and labels alone.
+        let mut m = json!({"metadata": {"name": "m"},
+            "spec": {"manualSelector": true, "completions": 2, "selector": {"matchLabels": {"app": "m"}},
+              "template": {"metadata": {"labels": {"app": "m"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "OnFailure"}}}});
+        prepare_create(info, &mut m, None, &ctx()).unwrap();
+        assert_eq!(m["spec"]["selector"], json!({"matchLabels": {"app": "m"}}));
+        assert_eq!(
+            m["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "m"})
+        );
+        assert_eq!(m["spec"]["completions"], 2);
+        assert_eq!(m["spec"]["parallelism"], 1);
+        assert_eq!(m["metadata"]["labels"], json!({"app": "m"}));
+        assert!(crate::api::validation::validate("jobs", &m).is_empty());
+    }
+
+    #[test]
+    fn job_update_keeps_the_generated_selector() {
+        let info = lookup("batch", "v1", "jobs").unwrap();
+        let mut old = json!({"metadata": {"name": "pi"}, "spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}}});
+        prepare_create(info, &mut old, Some("default"), &ctx()).unwrap();
+        old["status"] = json!({"active": 1});
+        let mut new = old.clone();
+        new["spec"]["suspend"] = json!(true);
+        new["status"] = json!({});
+        prepare_update(info, &old, &mut new);
+        assert_eq!(new["spec"]["selector"], old["spec"]["selector"]);
+        assert_eq!(new["status"]["active"], 1);
+        assert_eq!(new["metadata"]["generation"], 2);
     }
 
     #[test]

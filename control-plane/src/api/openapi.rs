@@ -104,6 +104,13 @@ mod tests {
             .any(|p| p["name"] == "fieldValidation"));
         let core = document("api/v1").unwrap();
         assert!(core["paths"].get("/api/v1/namespaces/{name}").is_some());
-        assert!(document("apis/batch/v1").is_none());
+        let batch = document("apis/batch/v1").unwrap();
+        let op = &batch["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"];
+        assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Job");
+        assert!(idx["paths"]["apis/batch/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("/openapi/v3/apis/batch/v1?hash="));
+        assert!(document("apis/policy/v1").is_none());
     }
 }

@@ -2,7 +2,7 @@
 //! JSON the API uses, for the kinds `kubectl create <generator>`, `autoscale` and `drain` send.
 //!
 //! The decoder is driven by per-message field tables whose numbers follow upstream
-//! `k8s.io/api/{core,apps,autoscaling}/v1/generated.proto` and `apimachinery/.../meta/v1/generated.proto`.
+//! `k8s.io/api/{core,apps,autoscaling,batch}/v1/generated.proto` and `apimachinery/.../meta/v1/generated.proto`.
 //! Go marshals every non-pointer field, so zero values are dropped again the way `omitempty` would,
 //! except for fields marked [`Emit::Present`] (pointers: `replicas: 0` matters) or [`Emit::Always`].
 
@@ -63,6 +63,7 @@ fn kind_fields(kind: &str) -> Option<&'static [F]> {
         "ServiceAccount" => SERVICE_ACCOUNT,
         "DeleteOptions" => DELETE_OPTIONS,
         "HorizontalPodAutoscaler" => HPA,
+        "Job" => JOB,
         _ => return None,
     })
 }
@@ -531,6 +532,71 @@ const REPLICA_SET_SPEC: &[F] = &[
 const REPLICA_SET: &[F] = &[
     f(1, "metadata", Msg(OBJECT_META)),
     f(2, "spec", Msg(REPLICA_SET_SPEC)),
+];
+
+// batch/v1
+const POD_FAILURE_POLICY_ON_EXIT_CODES: &[F] = &[
+    p(1, "containerName", Str),
+    a(2, "operator", Str),
+    r(3, "values", I32),
+];
+const POD_FAILURE_POLICY_ON_POD_CONDITIONS: &[F] = &[a(1, "type", Str), f(2, "status", Str)];
+const POD_FAILURE_POLICY_RULE: &[F] = &[
+    a(1, "action", Str),
+    p(2, "onExitCodes", Msg(POD_FAILURE_POLICY_ON_EXIT_CODES)),
+    r(
+        3,
+        "onPodConditions",
+        Msg(POD_FAILURE_POLICY_ON_POD_CONDITIONS),
+    ),
+];
+const POD_FAILURE_POLICY: &[F] = &[r(1, "rules", Msg(POD_FAILURE_POLICY_RULE))];
+const SUCCESS_POLICY_RULE: &[F] = &[p(1, "succeededIndexes", Str), p(2, "succeededCount", I32)];
+const SUCCESS_POLICY: &[F] = &[r(1, "rules", Msg(SUCCESS_POLICY_RULE))];
+const JOB_SPEC: &[F] = &[
+    p(1, "parallelism", I32),
+    p(2, "completions", I32),
+    p(3, "activeDeadlineSeconds", I64),
+    p(4, "selector", Msg(LABEL_SELECTOR)),
+    p(5, "manualSelector", Bool),
+    a(6, "template", Msg(POD_TEMPLATE_SPEC)),
+    p(7, "backoffLimit", I32),
+    p(8, "ttlSecondsAfterFinished", I32),
+    p(9, "completionMode", Str),
+    p(10, "suspend", Bool),
+    p(11, "podFailurePolicy", Msg(POD_FAILURE_POLICY)),
+    p(12, "backoffLimitPerIndex", I32),
+    p(13, "maxFailedIndexes", I32),
+    p(14, "podReplacementPolicy", Str),
+    p(15, "managedBy", Str),
+    p(16, "successPolicy", Msg(SUCCESS_POLICY)),
+];
+const JOB_CONDITION: &[F] = &[
+    a(1, "type", Str),
+    a(2, "status", Str),
+    f(3, "lastProbeTime", Time),
+    f(4, "lastTransitionTime", Time),
+    f(5, "reason", Str),
+    f(6, "message", Str),
+];
+const UNCOUNTED_TERMINATED_PODS: &[F] = &[r(1, "succeeded", Str), r(2, "failed", Str)];
+const JOB_STATUS: &[F] = &[
+    r(1, "conditions", Msg(JOB_CONDITION)),
+    p(2, "startTime", Time),
+    p(3, "completionTime", Time),
+    f(4, "active", I32),
+    f(5, "succeeded", I32),
+    f(6, "failed", I32),
+    f(7, "completedIndexes", Str),
+    p(8, "uncountedTerminatedPods", Msg(UNCOUNTED_TERMINATED_PODS)),
+    p(9, "ready", I32),
+    p(10, "failedIndexes", Str),
+    p(11, "terminating", I32),
+];
+const JOB: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(JOB_SPEC)),
+    f(3, "status", Msg(JOB_STATUS)),
 ];
 
 // autoscaling/v1
@@ -1016,6 +1082,141 @@ mod tests {
                   "resources": {"requests": {"cpu": "500m"}},
                   "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "initialDelaySeconds": 5}}],
                 "restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "priority": -1, "nodeSelector": {"disk": "ssd"}}})
+        );
+    }
+
+    #[test]
+    fn hand_built_job_as_kubectl_create_job_sends_it() {
+        // `kubectl create job pi --image=perl:5.34 -- perl -e 1`: Go marshals every non-pointer
+        // field, so the empty ObjectMeta strings, the template's metadata and the status counters
+        // are all on the wire.
+        let empty_meta = [
+            ld(1, b""),
+            ld(2, b""),
+            ld(3, b""),
+            ld(4, b""),
+            ld(5, b""),
+            ld(6, b""),
+            vi(7, 0),
+            ld(8, b""),
+        ]
+        .concat();
+        let meta = [
+            ld(1, b"pi"),
+            ld(2, b""),
+            ld(3, b"default"),
+            ld(4, b""),
+            ld(5, b""),
+            ld(6, b""),
+            vi(7, 0),
+            ld(8, b""),
+        ]
+        .concat();
+        let container = [
+            ld(1, b"pi"),
+            ld(2, b"perl:5.34"),
+            ld(3, b"perl"),
+            ld(3, b"-e"),
+            ld(3, b"1"),
+            ld(5, b""),
+            ld(8, b""),
+            ld(13, b""),
+            ld(14, b""),
+            vi(16, 0),
+            vi(17, 0),
+            vi(18, 0),
+            ld(20, b""),
+        ]
+        .concat();
+        let pod_spec = [
+            ld(2, &container),
+            ld(3, b"Never"),
+            ld(6, b""),
+            ld(8, b""),
+            ld(9, b""),
+            ld(10, b""),
+            vi(11, 0),
+            vi(12, 0),
+            vi(13, 0),
+            ld(16, b""),
+            ld(17, b""),
+            ld(19, b""),
+            ld(24, b""),
+        ]
+        .concat();
+        let template = [ld(1, &empty_meta), ld(2, &pod_spec)].concat();
+        let spec = ld(6, &template);
+        let status = [vi(4, 0), vi(5, 0), vi(6, 0), ld(7, b"")].concat();
+        let raw = [ld(1, &meta), ld(2, &spec), ld(3, &status)].concat();
+        assert_eq!(
+            decode(&envelope("batch/v1", "Job", &raw)).unwrap(),
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "pi", "namespace": "default"},
+                "spec": {"template": {"spec": {
+                    "containers": [{"name": "pi", "image": "perl:5.34", "command": ["perl", "-e", "1"]}],
+                    "restartPolicy": "Never"}}}})
+        );
+    }
+
+    #[test]
+    fn hand_built_job_with_pointers_and_status() {
+        let selector = ld(1, &[ld(1, b"app"), ld(2, b"q")].concat());
+        let rule = [
+            ld(1, b"FailJob"),
+            ld(2, &[ld(2, b"In"), vi(3, 42), vi(3, 43)].concat()),
+        ]
+        .concat();
+        let spec = [
+            vi(1, 0),
+            vi(2, 5),
+            vi(3, 600),
+            ld(4, &selector),
+            vi(5, 1),
+            ld(6, b""),
+            vi(7, 0),
+            vi(8, 100),
+            ld(9, b"Indexed"),
+            vi(10, 0),
+            ld(11, &ld(1, &rule)),
+            ld(14, b"Failed"),
+        ]
+        .concat();
+        let time = |s: u64| vi(1, s);
+        let condition = [
+            ld(1, b"Complete"),
+            ld(2, b"True"),
+            ld(3, b""),
+            ld(4, &time(1_764_072_120)),
+            ld(5, b""),
+            ld(6, b""),
+        ]
+        .concat();
+        let status = [
+            ld(1, &condition),
+            ld(2, &time(1_764_072_000)),
+            ld(3, &time(1_764_072_120)),
+            vi(4, 0),
+            vi(5, 5),
+            vi(6, 1),
+            ld(7, b"0-4"),
+            ld(8, b""),
+            vi(9, 0),
+            vi(11, 0),
+        ]
+        .concat();
+        let raw = [ld(1, &ld(1, b"q")), ld(2, &spec), ld(3, &status)].concat();
+        assert_eq!(
+            decode(&envelope("batch/v1", "Job", &raw)).unwrap(),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "q"},
+                "spec": {"parallelism": 0, "completions": 5, "activeDeadlineSeconds": 600,
+                  "selector": {"matchLabels": {"app": "q"}}, "manualSelector": true, "template": {},
+                  "backoffLimit": 0, "ttlSecondsAfterFinished": 100, "completionMode": "Indexed", "suspend": false,
+                  "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42, 43]}}]},
+                  "podReplacementPolicy": "Failed"},
+                "status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2025-11-25T12:02:00Z"}],
+                  "startTime": "2025-11-25T12:00:00Z", "completionTime": "2025-11-25T12:02:00Z",
+                  "succeeded": 5, "failed": 1, "completedIndexes": "0-4", "uncountedTerminatedPods": {},
+                  "ready": 0, "terminating": 0}})
         );
     }
 

@@ -270,6 +270,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[status("apps", "ReplicaSet"), SCALE],
     },
     ResourceInfo {
+        group: "batch",
+        version: "v1",
+        resource: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[status("batch", "Job")],
+    },
+    ResourceInfo {
         group: "coordination.k8s.io",
         version: "v1",
         resource: "leases",
@@ -284,7 +296,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
 ];
 
 /// The groups served under `/apis`, in discovery order (the core group is served under `/api`).
-pub const GROUPS: &[&str] = &["apps", "coordination.k8s.io"];
+pub const GROUPS: &[&str] = &["apps", "batch", "coordination.k8s.io"];
 
 impl ResourceInfo {
     /// `apps/v1`, or `v1` for the core group: the objects' `apiVersion`.
@@ -385,6 +397,13 @@ mod tests {
             assert_eq!(by_kind(r.kind), Some(r));
         }
         assert!(serves("coordination.k8s.io", "v1"));
-        assert!(!serves("batch", "v1"));
+        assert!(serves("batch", "v1"));
+        assert!(!serves("policy", "v1"));
+        let j = lookup("batch", "v1", "jobs").unwrap();
+        assert_eq!(j.qualified(), "jobs.batch");
+        assert_eq!(j.api_version(), "batch/v1");
+        assert_eq!(j.key("default", "pi"), "/batch/jobs/default/pi");
+        assert!(j.namespaced && j.categories == ["all"] && j.subresource("status").is_some());
+        assert!(ALL_VERBS.iter().all(|v| j.supports(v)));
     }
 }

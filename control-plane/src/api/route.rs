@@ -212,7 +212,14 @@ mod tests {
                 version: "v1".into()
             })
         );
-        assert_eq!(parse("/apis/batch/v1"), None);
+        assert_eq!(
+            parse("/apis/batch/v1"),
+            Some(Route::GroupVersion {
+                group: "batch".into(),
+                version: "v1".into()
+            })
+        );
+        assert_eq!(parse("/apis/policy/v1"), None);
         assert_eq!(parse("/openapi/v3"), Some(Route::OpenApiIndex));
         assert_eq!(
             parse("/openapi/v3/apis/apps/v1"),

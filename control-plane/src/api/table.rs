@@ -42,6 +42,7 @@ pub fn table(
         "deployments" => (DEPLOYMENT_COLUMNS, deployment_row),
         "replicasets" => (REPLICASET_COLUMNS, replicaset_row),
         "daemonsets" => (DAEMONSET_COLUMNS, daemonset_row),
+        "jobs" => (JOB_COLUMNS, job_row),
         "services" => (SERVICE_COLUMNS, service_row),
         "endpoints" => (ENDPOINTS_COLUMNS, endpoints_row),
         "nodes" => (NODE_COLUMNS, node_row),
@@ -202,6 +203,16 @@ const DAEMONSET_COLUMNS: &[Col] = &[
     col("Containers", "string", 1, "Names of each container in the template."),
     col("Images", "string", 1, "Images referenced by each container in the template."),
     col("Selector", "string", 1, "A label query over pods that are managed by the daemon set. Must match in order to be controlled."),
+];
+const JOB_COLUMNS: &[Col] = &[
+    NAME,
+    col("Status", "string", 0, "Status of the job."),
+    col("Completions", "string", 0, "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs."),
+    col("Duration", "string", 0, "Time required to complete the job."),
+    AGE,
+    col("Containers", "string", 1, "Names of each container in the template."),
+    col("Images", "string", 1, "Images referenced by each container in the template."),
+    col("Selector", "string", 1, "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
 ];
 const SERVICE_COLUMNS: &[Col] = &[
     NAME,
@@ -761,6 +772,63 @@ fn daemonset_row(ds: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
         containers,
         images,
         Value::from(label_selector_string(ds.pointer("/spec/selector"))),
+    ];
+    (cells, None)
+}
+
+/// `hasJobCondition`: the first condition of the type decides, and it must be `True`.
+fn has_job_condition(job: &Value, kind: &str) -> bool {
+    arr(job, "/status/conditions")
+        .iter()
+        .find(|c| s(c, "/type") == kind)
+        .is_some_and(|c| s(c, "/status") == "True")
+}
+
+/// `printJob`: terminal conditions first, then deletion, suspension and the interim conditions.
+fn job_row(job: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
+    let succeeded = i(job, "/status/succeeded");
+    let completions = match job.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match i(job, "/spec/parallelism") {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    };
+    let start = parse_rfc3339(s(job, "/status/startTime"));
+    let completion = parse_rfc3339(s(job, "/status/completionTime"));
+    let duration = match (start, completion) {
+        (None, _) => String::new(),
+        (Some(st), None) => human_duration_nanos(since_nanos(st, now)),
+        (Some(st), Some(done)) => human_duration_nanos(since_nanos(st, done)),
+    };
+    let status = if has_job_condition(job, "Complete") {
+        "Complete"
+    } else if has_job_condition(job, "Failed") {
+        "Failed"
+    } else if job
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
+        "Terminating"
+    } else if has_job_condition(job, "Suspended") {
+        "Suspended"
+    } else if has_job_condition(job, "FailureTarget") {
+        "FailureTarget"
+    } else if has_job_condition(job, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    let (containers, images) = containers_and_images(job);
+    let cells = vec![
+        name(job),
+        Value::from(status),
+        Value::from(completions),
+        Value::from(duration),
+        created_age(job, now),
+        containers,
+        images,
+        Value::from(label_selector_string(job.pointer("/spec/selector"))),
     ];
     (cells, None)
 }
@@ -1371,6 +1439,95 @@ mod tests {
                 json!("app=web")
             ]
         );
+    }
+
+    #[test]
+    fn job_rows() {
+        assert_eq!(
+            column_names("jobs"),
+            [
+                ("Name".to_string(), 0),
+                ("Status".to_string(), 0),
+                ("Completions".to_string(), 0),
+                ("Duration".to_string(), 0),
+                ("Age".to_string(), 0),
+                ("Containers".to_string(), 1),
+                ("Images".to_string(), 1),
+                ("Selector".to_string(), 1),
+            ]
+        );
+        let base = json!({"metadata": {"name": "pi", "creationTimestamp": "2026-11-25T11:00:00Z"},
+            "spec": {"completions": 3, "parallelism": 1,
+              "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}},
+              "template": {"spec": {"containers": [{"name": "pi", "image": "perl:5.34"}]}}}});
+        // Not started yet: no duration.
+        assert_eq!(
+            cells("jobs", base.clone()),
+            [
+                json!("pi"),
+                json!("Running"),
+                json!("0/3"),
+                json!(""),
+                json!("60m"),
+                json!("pi"),
+                json!("perl:5.34"),
+                json!("batch.kubernetes.io/controller-uid=u-1")
+            ]
+        );
+        let with_status = |status: Value| {
+            let mut j = base.clone();
+            j["status"] = status;
+            cells("jobs", j)
+        };
+        // Running: the duration runs until now.
+        let running =
+            with_status(json!({"startTime": "2026-11-25T11:58:30Z", "active": 1, "succeeded": 1}));
+        assert_eq!(
+            running[1..4],
+            [json!("Running"), json!("1/3"), json!("90s")]
+        );
+        // Complete: completion minus start.
+        let done = with_status(
+            json!({"startTime": "2026-11-25T11:00:00Z", "completionTime": "2026-11-25T11:02:05Z",
+            "succeeded": 3, "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}),
+        );
+        assert_eq!(done[1..4], [json!("Complete"), json!("3/3"), json!("2m5s")]);
+        for (conditions, want) in [
+            (
+                json!([{"type": "Failed", "status": "True"}, {"type": "FailureTarget", "status": "True"}]),
+                "Failed",
+            ),
+            (
+                json!([{"type": "Suspended", "status": "True"}]),
+                "Suspended",
+            ),
+            (json!([{"type": "Suspended", "status": "False"}]), "Running"),
+            (
+                json!([{"type": "FailureTarget", "status": "True"}]),
+                "FailureTarget",
+            ),
+            (
+                json!([{"type": "SuccessCriteriaMet", "status": "True"}]),
+                "SuccessCriteriaMet",
+            ),
+            (json!([{"type": "Complete", "status": "False"}]), "Running"),
+        ] {
+            assert_eq!(
+                with_status(json!({"conditions": conditions}))[1],
+                json!(want),
+                "{conditions}"
+            );
+        }
+        let mut deleting = base.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-11-25T11:59:00Z");
+        assert_eq!(cells("jobs", deleting)[1], json!("Terminating"));
+        // Without completions: "n/1", or "n/1 of p" with parallelism above 1.
+        let mut queue = base.clone();
+        queue["spec"].as_object_mut().unwrap().remove("completions");
+        assert_eq!(cells("jobs", queue.clone())[2], json!("0/1"));
+        queue["spec"]["parallelism"] = json!(4);
+        queue["status"] = json!({"succeeded": 2});
+        assert_eq!(cells("jobs", queue)[2], json!("2/1 of 4"));
     }
 
     #[test]

@@ -69,10 +69,22 @@ pub fn validate(resource: &str, object: &Value) -> Vec<Cause> {
         | "replicationcontrollers" => {
             validate_workload(&mut e, resource, spec.unwrap_or(&Value::Null));
         }
+        "jobs" => validate_job(&mut e, object),
         "services" => validate_service(&mut e, spec.unwrap_or(&Value::Null)),
         "configmaps" => validate_config_data(&mut e, object, false),
         "secrets" => validate_config_data(&mut e, object, true),
         _ => {}
+    }
+    e.0
+}
+
+/// Validates what may change in an update of the main resource (not `/status`), comparing the stored
+/// object `old` with `new` after `meta::prepare_update`; run in addition to [`validate`]. An empty
+/// result means the update is allowed. Only Jobs have immutable spec fields here.
+pub fn validate_update(resource: &str, old: &Value, new: &Value) -> Vec<Cause> {
+    let mut e = Errs::default();
+    if resource == "jobs" {
+        validate_job_update(&mut e, old, new);
     }
     e.0
 }
@@ -109,6 +121,9 @@ impl Errs {
             field,
             format!("Invalid value: {rendered}: {detail}"),
         );
+    }
+    fn immutable(&mut self, field: &str, rendered: &str) {
+        self.invalid_raw(field, rendered, "field is immutable");
     }
     fn invalid_str(&mut self, field: &str, value: &str, detail: &str) {
         self.invalid(field, &Value::String(value.to_string()), detail);
@@ -161,6 +176,43 @@ fn go_value(v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Go's `%#v` of a `metav1.LabelSelector` (how field errors print one: it has no value `String()`);
+/// `null` for a missing selector.
+fn go_label_selector(sel: Option<&Value>) -> String {
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
+        return "null".into();
+    };
+    let strings = |v: Option<&Value>| match v.and_then(Value::as_array) {
+        None => "[]string(nil)".to_string(),
+        Some(a) => {
+            let items: Vec<String> = a.iter().map(go_value).collect();
+            format!("[]string{{{}}}", items.join(", "))
+        }
+    };
+    let labels = match sel.get("matchLabels").and_then(Value::as_object) {
+        None => "map[string]string(nil)".to_string(),
+        Some(m) => go_value(&Value::Object(m.clone())),
+    };
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(a) => {
+            let items: Vec<String> = a
+                .iter()
+                .map(|r| {
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
+                        go_quote(r.get("key").and_then(Value::as_str).unwrap_or("")),
+                        go_quote(r.get("operator").and_then(Value::as_str).unwrap_or("")),
+                        strings(r.get("values"))
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{exprs}}}")
 }
 
 fn go_quote(s: &str) -> String {
@@ -467,6 +519,248 @@ fn validate_workload(e: &mut Errs, resource: &str, spec: &Value) {
         &["Always", "OnFailure", "Never"]
     };
     validate_pod_spec(e, pod_spec, "spec.template.spec", Some(restart));
+}
+
+const JOB_LABELS: [(&str, bool); 4] = [
+    (super::meta::LEGACY_JOB_CONTROLLER_UID_LABEL, true),
+    (super::meta::LEGACY_JOB_NAME_LABEL, false),
+    (super::meta::JOB_CONTROLLER_UID_LABEL, true),
+    (super::meta::JOB_NAME_LABEL, false),
+];
+/// Largest parallelism of an Indexed Job.
+const MAX_PARALLELISM_INDEXED: i64 = 100_000;
+
+fn is_set(v: &Value, key: &str) -> bool {
+    v.get(key).is_some_and(|x| !x.is_null())
+}
+
+/// `ValidateJob` (`pkg/apis/batch/validation`): the generated selector and labels, the counts, the
+/// completion mode, the pod replacement policy, the pod template (restart policy OnFailure or
+/// Never) and the selector against the template labels.
+fn validate_job(e: &mut Errs, job: &Value) {
+    let spec = job.get("spec").unwrap_or(&Value::Null);
+    let selector = spec.get("selector").filter(|s| !s.is_null());
+    let template_labels = spec.pointer("/template/metadata/labels");
+    // validateGeneratedSelector: a Job that did not ask for a manual selector must carry exactly
+    // what the server generated on create.
+    if spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
+        if let Some(sel) = selector {
+            let uid = job
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let name = super::meta::name_of(job);
+            if uid.is_empty() {
+                e.required("metadata.uid", "");
+            }
+            let mut expected = Map::new();
+            for (key, is_uid) in JOB_LABELS {
+                let want = if is_uid { uid } else { name };
+                let field = format!("spec.template.metadata.labels[{key}]");
+                match template_labels.and_then(|l| l.get(key)) {
+                    None => e.required(&field, &format!("must be '{want}'")),
+                    Some(v) if v.as_str() != Some(want) => e.invalid(
+                        &field,
+                        template_labels.unwrap_or(&Value::Null),
+                        &format!("must be '{want}'"),
+                    ),
+                    Some(_) => {}
+                }
+                expected.insert(key.to_string(), Value::from(want));
+            }
+            if let Ok(s) = super::selector::LabelSelector::from_label_selector_json(sel) {
+                if !s.matches(Some(&expected)) {
+                    e.invalid_raw(
+                        "spec.selector",
+                        &go_label_selector(Some(sel)),
+                        "`selector` not auto-generated",
+                    );
+                }
+            }
+        }
+    }
+    for key in [
+        "parallelism",
+        "completions",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ] {
+        nonnegative(e, spec, key, "spec");
+    }
+    if is_set(spec, "maxFailedIndexes") && !is_set(spec, "backoffLimitPerIndex") {
+        e.required(
+            "spec.backoffLimitPerIndex",
+            "when maxFailedIndexes is specified",
+        );
+    }
+    let mode = spec.get("completionMode").and_then(Value::as_str);
+    match mode {
+        None | Some("NonIndexed") => {
+            for key in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+                if let Some(v) = spec.get(key).filter(|v| !v.is_null()) {
+                    e.invalid(
+                        &format!("spec.{key}"),
+                        v,
+                        "requires indexed completion mode",
+                    );
+                }
+            }
+        }
+        Some("Indexed") => {
+            if !is_set(spec, "completions") {
+                e.required("spec.completions", "when completion mode is Indexed");
+            }
+            if let Some(p) = int_field(spec, "parallelism").filter(|p| *p > MAX_PARALLELISM_INDEXED)
+            {
+                e.invalid(
+                    "spec.parallelism",
+                    &Value::from(p),
+                    &format!("must be less than or equal to {MAX_PARALLELISM_INDEXED} when completion mode is Indexed"),
+                );
+            }
+        }
+        Some(other) => e.not_supported("spec.completionMode", other, &["NonIndexed", "Indexed"]),
+    }
+    let failure_policy = is_set(spec, "podFailurePolicy");
+    if let Some(p) = spec.get("podReplacementPolicy").and_then(Value::as_str) {
+        if failure_policy {
+            if p != "Failed" {
+                e.not_supported("spec.podReplacementPolicy", p, &["Failed"]);
+            }
+        } else if !["Failed", "TerminatingOrFailed"].contains(&p) {
+            e.not_supported(
+                "spec.podReplacementPolicy",
+                p,
+                &["Failed", "TerminatingOrFailed"],
+            );
+        }
+    }
+    match spec.get("template").filter(|t| !t.is_null()) {
+        None => e.required("spec.template.spec.containers", ""),
+        Some(t) => {
+            validate_labels(e, template_labels, "spec.template.metadata.labels");
+            validate_pod_spec(
+                e,
+                t.get("spec").unwrap_or(&Value::Null),
+                "spec.template.spec",
+                None,
+            );
+        }
+    }
+    // The pod defaults make an unset restart policy `Always`, so both mean "not set for a Job".
+    let field = "spec.template.spec.restartPolicy";
+    match spec
+        .pointer("/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+    {
+        "" | "Always" => e.required(field, "valid values: \"OnFailure\", \"Never\""),
+        "Never" => {}
+        "OnFailure" if failure_policy => e.invalid_str(
+            field,
+            "OnFailure",
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        ),
+        "OnFailure" => {}
+        other => e.not_supported(field, other, &["OnFailure", "Never"]),
+    }
+    match selector {
+        None => e.required("spec.selector", ""),
+        Some(sel) => {
+            validate_labels(e, sel.get("matchLabels"), "spec.selector.matchLabels");
+            match super::selector::LabelSelector::from_label_selector_json(sel) {
+                Err(msg) => e.invalid("spec.selector", sel, &msg),
+                Ok(s) => {
+                    if !s.matches(template_labels.and_then(Value::as_object)) {
+                        e.invalid(
+                            "spec.template.metadata.labels",
+                            template_labels.unwrap_or(&Value::Null),
+                            "`selector` does not match template `labels`",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `ValidateJobSpecUpdate`: completions (except in tandem with parallelism for Indexed Jobs),
+/// selector, template, completion mode and the failure/success policies are immutable. A suspended
+/// Job that never started may still change its pods' scheduling directives, labels and annotations.
+fn validate_job_update(e: &mut Errs, old: &Value, new: &Value) {
+    let null = Value::Null;
+    let spec = new.get("spec").unwrap_or(&null);
+    let old_spec = old.get("spec").unwrap_or(&null);
+    let get = |s: &'_ Value, k: &str| s.get(k).filter(|v| !v.is_null()).cloned();
+    let changed = |k: &str| get(spec, k) != get(old_spec, k);
+    let render = |k: &str| go_value(&get(spec, k).unwrap_or(Value::Null));
+    if changed("completions") {
+        let indexed = spec.get("completionMode").and_then(Value::as_str) == Some("Indexed");
+        match (indexed, int_field(spec, "completions")) {
+            (false, _) => e.immutable("spec.completions", &render("completions")),
+            // An Indexed Job without completions is already refused by `validate`.
+            (true, None) => {}
+            (true, Some(c)) => {
+                if int_field(spec, "parallelism") != Some(c) {
+                    e.invalid(
+                        "spec.completions",
+                        &Value::from(c),
+                        "can only be modified in tandem with spec.parallelism",
+                    );
+                }
+            }
+        }
+    }
+    if changed("selector") {
+        e.immutable("spec.selector", &go_label_selector(spec.get("selector")));
+    }
+    let mut template = get(spec, "template").unwrap_or(Value::Null);
+    let mut old_template = get(old_spec, "template").unwrap_or(Value::Null);
+    let suspended = old_spec.get("suspend").and_then(Value::as_bool) == Some(true);
+    let started = old
+        .pointer("/status/startTime")
+        .is_some_and(|v| !v.is_null());
+    if suspended && !started {
+        for t in [&mut template, &mut old_template] {
+            scrub_scheduling_directives(t);
+        }
+    }
+    if template != old_template {
+        e.immutable("spec.template", &render("template"));
+    }
+    for key in [
+        "completionMode",
+        "podFailurePolicy",
+        "backoffLimitPerIndex",
+        "managedBy",
+        "successPolicy",
+    ] {
+        if changed(key) {
+            e.immutable(&format!("spec.{key}"), &render(key));
+        }
+    }
+}
+
+/// Drops what a suspended, never-started Job may change in its pod template before comparing.
+fn scrub_scheduling_directives(template: &mut Value) {
+    if let Some(meta) = template.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("labels");
+        meta.remove("annotations");
+    }
+    if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
+        for k in ["nodeSelector", "tolerations", "schedulingGates"] {
+            spec.remove(k);
+        }
+        if let Some(affinity) = spec.get_mut("affinity").and_then(Value::as_object_mut) {
+            affinity.remove("nodeAffinity");
+            if affinity.is_empty() {
+                spec.remove("affinity");
+            }
+        }
+    }
 }
 
 fn validate_pod_spec(e: &mut Errs, spec: &Value, base: &str, restart_policies: Option<&[&str]>) {
@@ -946,6 +1240,172 @@ mod tests {
             ),
             ["spec.replicas: Invalid value: -3: must be greater than or equal to 0"]
         );
+    }
+
+    /// A Job as the server stores it after create (generated selector and labels, defaults).
+    fn job() -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "pi", "namespace": "default", "uid": "u-1"},
+            "spec": {"parallelism": 1, "completions": 1, "backoffLimit": 6, "completionMode": "NonIndexed",
+              "suspend": false, "manualSelector": false, "podReplacementPolicy": "TerminatingOrFailed",
+              "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}},
+              "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "u-1",
+                  "batch.kubernetes.io/job-name": "pi", "controller-uid": "u-1", "job-name": "pi"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl"}]}}}})
+    }
+
+    #[test]
+    fn job_messages() {
+        assert_eq!(lines("jobs", job()), Vec::<String>::new());
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (with(job(), "/spec/template/spec/restartPolicy", json!("Always")),
+                vec!["spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""]),
+            (with(job(), "/spec/template/spec/restartPolicy", json!("Sometimes")), vec![
+                "spec.template.spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+                "spec.template.spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"OnFailure\", \"Never\"",
+            ]),
+            (with(job(), "/spec/parallelism", json!(-1)), vec!["spec.parallelism: Invalid value: -1: must be greater than or equal to 0"]),
+            (with(job(), "/spec/completions", json!(-2)), vec!["spec.completions: Invalid value: -2: must be greater than or equal to 0"]),
+            (with(job(), "/spec/backoffLimit", json!(-3)), vec!["spec.backoffLimit: Invalid value: -3: must be greater than or equal to 0"]),
+            (with(job(), "/spec/activeDeadlineSeconds", json!(-4)), vec!["spec.activeDeadlineSeconds: Invalid value: -4: must be greater than or equal to 0"]),
+            (with(job(), "/spec/ttlSecondsAfterFinished", json!(-5)), vec!["spec.ttlSecondsAfterFinished: Invalid value: -5: must be greater than or equal to 0"]),
+            (with(job(), "/spec/completionMode", json!("Sometimes")),
+                vec!["spec.completionMode: Unsupported value: \"Sometimes\": supported values: \"NonIndexed\", \"Indexed\""]),
+            (with(with(job(), "/spec/completionMode", json!("Indexed")), "/spec/completions", Value::Null),
+                vec!["spec.completions: Required value: when completion mode is Indexed"]),
+            (with(job(), "/spec/podReplacementPolicy", json!("Never")),
+                vec!["spec.podReplacementPolicy: Unsupported value: \"Never\": supported values: \"Failed\", \"TerminatingOrFailed\""]),
+            (with(job(), "/spec/template/spec/containers", json!([])), vec!["spec.template.spec.containers: Required value"]),
+            (with(job(), "/spec/selector", Value::Null), vec!["spec.selector: Required value"]),
+            // A selector the user picked without manualSelector: the server added the uid to it.
+            (with(job(), "/spec/selector", json!({"matchLabels": {"app": "pi", "batch.kubernetes.io/controller-uid": "u-1"}})), vec![
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"pi\", \"batch.kubernetes.io/controller-uid\":\"u-1\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: `selector` not auto-generated",
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"u-1\", \"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"pi\"}: `selector` does not match template `labels`",
+            ]),
+            (with(job(), "/spec/template/metadata/labels/job-name", json!("other")), vec![
+                "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"u-1\", \"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"other\"}: must be 'pi'",
+            ]),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(lines("jobs", obj.clone()), sorted(want), "{obj}");
+        }
+        let mut missing = job();
+        missing["spec"]["template"]["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("controller-uid");
+        assert_eq!(
+            lines("jobs", missing),
+            ["spec.template.metadata.labels[controller-uid]: Required value: must be 'u-1'"]
+        );
+        // With manualSelector the user's selector only has to match the template.
+        let manual = json!({"metadata": {"name": "m", "uid": "u-2"},
+            "spec": {"manualSelector": true, "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["m"]}]},
+              "template": {"metadata": {"labels": {"app": "m"}}, "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "i"}]}}}});
+        assert_eq!(lines("jobs", manual.clone()), Vec::<String>::new());
+        assert_eq!(
+            lines("jobs", with(manual.clone(), "/spec/manualSelector", json!(false))),
+            [
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"app\", Operator:\"In\", Values:[]string{\"m\"}}}}: `selector` not auto-generated",
+                "spec.template.metadata.labels[batch.kubernetes.io/controller-uid]: Required value: must be 'u-2'",
+                "spec.template.metadata.labels[batch.kubernetes.io/job-name]: Required value: must be 'm'",
+                "spec.template.metadata.labels[controller-uid]: Required value: must be 'u-2'",
+                "spec.template.metadata.labels[job-name]: Required value: must be 'm'",
+            ]
+        );
+        let pfp = with(
+            with(manual, "/spec/podFailurePolicy", json!({"rules": []})),
+            "/spec/podReplacementPolicy",
+            json!("TerminatingOrFailed"),
+        );
+        assert_eq!(
+            lines("jobs", pfp),
+            [
+                "spec.podReplacementPolicy: Unsupported value: \"TerminatingOrFailed\": supported values: \"Failed\"",
+                "spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified",
+            ]
+        );
+        let c = &validate("jobs", &with(job(), "/spec/selector", Value::Null))[0];
+        assert_eq!(
+            (c.reason.as_str(), c.field.as_str()),
+            ("FieldValueRequired", "spec.selector")
+        );
+    }
+
+    fn update_lines(old: &Value, new: Value) -> Vec<String> {
+        let mut l: Vec<String> = validate_update("jobs", old, &new)
+            .iter()
+            .map(Cause::to_line)
+            .collect();
+        l.sort();
+        l
+    }
+
+    #[test]
+    fn job_update_messages() {
+        let old = job();
+        // What may change: parallelism, suspend, backoffLimit, labels of the Job itself.
+        let mut ok = with(old.clone(), "/spec/parallelism", json!(4));
+        ok["spec"]["suspend"] = json!(true);
+        ok["spec"]["backoffLimit"] = json!(1);
+        ok["metadata"]["labels"] = json!({"x": "y"});
+        assert_eq!(update_lines(&old, ok), Vec::<String>::new());
+        assert!(validate_update("deployments", &deployment(), &json!({})).is_empty());
+
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (with(old.clone(), "/spec/completions", json!(3)), vec!["spec.completions: Invalid value: 3: field is immutable"]),
+            (with(old.clone(), "/spec/selector", json!({"matchLabels": {"a": "b"}})),
+                vec!["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"a\":\"b\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"]),
+            (with(old.clone(), "/spec/completionMode", json!("Indexed")), vec!["spec.completionMode: Invalid value: \"Indexed\": field is immutable"]),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(update_lines(&old, obj.clone()), sorted(want), "{obj}");
+        }
+        let image = update_lines(
+            &old,
+            with(
+                old.clone(),
+                "/spec/template/spec/containers/0/image",
+                json!("perl:2"),
+            ),
+        );
+        assert_eq!(image.len(), 1);
+        assert!(
+            image[0].starts_with("spec.template: Invalid value: {"),
+            "{image:?}"
+        );
+        assert!(image[0].ends_with(": field is immutable"), "{image:?}");
+
+        // Indexed: completions may change together with parallelism (elastic Indexed Jobs).
+        let mut indexed = with(old.clone(), "/spec/completionMode", json!("Indexed"));
+        indexed["spec"]["completions"] = json!(2);
+        indexed["spec"]["parallelism"] = json!(2);
+        let both = with(
+            with(indexed.clone(), "/spec/completions", json!(5)),
+            "/spec/parallelism",
+            json!(5),
+        );
+        assert_eq!(update_lines(&indexed, both), Vec::<String>::new());
+        assert_eq!(
+            update_lines(&indexed, with(indexed.clone(), "/spec/completions", json!(5))),
+            ["spec.completions: Invalid value: 5: can only be modified in tandem with spec.parallelism"]
+        );
+
+        // A suspended Job that never started may move its pods (node selector, labels, tolerations).
+        let suspended = with(old.clone(), "/spec/suspend", json!(true));
+        let mut moved = with(
+            suspended.clone(),
+            "/spec/template/spec/nodeSelector",
+            json!({"zone": "b"}),
+        );
+        moved["spec"]["template"]["metadata"]["annotations"] = json!({"a": "b"});
+        assert_eq!(
+            update_lines(&suspended, moved.clone()),
+            Vec::<String>::new()
+        );
+        let mut started = suspended.clone();
+        started["status"] = json!({"startTime": "2026-01-01T00:00:00Z"});
+        assert_eq!(update_lines(&started, moved).len(), 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::deployment::{int_or_percent, pod_template_hash};
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
-use super::replicaset::{pods_by_controller, selected};
+use super::replicaset::{self, pods_by_controller, selected};
 use super::{Action, Actions, Controller, Ctx};
 use crate::scheduler::{self, Node};
 use crate::store;
@@ -68,7 +68,7 @@ fn daemon_pod_spec(ds: &Value) -> Value {
     spec
 }
 
-/// A new daemon pod for `node`, named `{ds}-{5 random}`.
+/// A new daemon pod for `node`: the template's pod, pinned, labelled with the template hash, tolerant.
 pub fn new_pod(
     ds: &Value,
     node: &str,
@@ -76,30 +76,12 @@ pub fn new_pod(
     now: SystemTime,
     rng: &mut dyn RngCore,
 ) -> Value {
-    let ds_name = name(ds);
-    let mut meta = ds
-        .pointer("/spec/template/metadata")
-        .cloned()
-        .unwrap_or(json!({}));
-    if !meta.is_object() {
-        meta = json!({});
-    }
-    meta["name"] = json!(format!("{ds_name}-{}", random_suffix(rng, 5)));
-    meta["generateName"] = json!(format!("{ds_name}-"));
-    meta["namespace"] = json!(namespace(ds));
-    meta["ownerReferences"] = json!([controller_ref(ds)]);
-    let labels = ensure_object(&mut meta, "labels");
+    let mut pod = replicaset::new_pod(ds, now, rng);
+    let labels = ensure_object(&mut pod["metadata"], "labels");
     labels.insert(HASH_LABEL.into(), json!(hash));
     let mut spec = daemon_pod_spec(ds);
     spec["nodeName"] = json!(node);
-    let mut pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": spec,
-        "status": {"phase": "Pending"},
-    });
-    stamp_new(&mut pod, now, rng);
+    pod["spec"] = spec;
     pod
 }
 

@@ -277,6 +277,8 @@ pub struct Caches {
     pub deployments: Arc<Informer>,
     /// DaemonSets.
     pub daemonsets: Arc<Informer>,
+    /// Jobs.
+    pub jobs: Arc<Informer>,
     /// Services.
     pub services: Arc<Informer>,
     /// Endpoints.
@@ -295,6 +297,7 @@ impl Caches {
             replicasets: Informer::new(prefix("apps", "replicasets", None)),
             deployments: Informer::new(prefix("apps", "deployments", None)),
             daemonsets: Informer::new(prefix("apps", "daemonsets", None)),
+            jobs: Informer::new(prefix("batch", "jobs", None)),
             services: Informer::new(prefix("core", "services", None)),
             endpoints: Informer::new(prefix("core", "endpoints", None)),
             namespaces: Informer::new(prefix("core", "namespaces", None)),
@@ -302,8 +305,9 @@ impl Caches {
     }
 
     /// Every informer.
-    pub fn all(&self) -> [&Arc<Informer>; 8] {
+    pub fn all(&self) -> [&Arc<Informer>; 9] {
         [
+            &self.jobs,
             &self.pods,
             &self.nodes,
             &self.replicasets,

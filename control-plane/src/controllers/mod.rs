@@ -4,7 +4,7 @@
 //! # Layout
 //! - `informer`: list+watch caches shared by the controllers, with write-through of their own commits.
 //! - `events`: v1 Event records and their aggregation.
-//! - `replicaset`, `deployment`, `daemonset`, `endpoints`, `node_lifecycle`, `namespace`, `gc`: one controller each.
+//! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`: one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
@@ -15,6 +15,7 @@ pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod object;
@@ -377,6 +378,7 @@ pub async fn run(
             ctx.clone(),
             term.clone(),
         ));
+        tracker.spawn(drive(job::JobController, ctx.clone(), term.clone()));
         tracker.spawn(drive(
             endpoints::EndpointsController,
             ctx.clone(),

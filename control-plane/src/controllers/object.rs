@@ -278,10 +278,11 @@ pub fn set_condition(
     true
 }
 
-/// Graceful deletion of a pod as the API does it: a bound pod gets `deletionTimestamp` (its node agent
-/// stops it and removes it); an unbound pod is removed at once. `rev` is the revision it was read at.
+/// Graceful deletion of a pod as the API does it: a running bound pod gets `deletionTimestamp` (its node
+/// agent stops it and removes it); an unbound or finished pod is removed at once, since nothing on a node
+/// would ever finish its deletion. `rev` is the revision it was read at.
 pub fn delete_pod(key: &str, pod: &Value, rev: u64, now: SystemTime) -> super::Action {
-    if pod_node(pod).is_none() {
+    if pod_node(pod).is_none() || pod_terminal(pod) {
         return super::Action::Delete {
             key: key.to_string(),
             revision: Some(rev),
@@ -323,6 +324,7 @@ pub fn resource_of(kind: &str) -> Option<(&'static str, &'static str, bool)> {
         "ReplicaSet" => ("apps", "replicasets", true),
         "Deployment" => ("apps", "deployments", true),
         "DaemonSet" => ("apps", "daemonsets", true),
+        "Job" => ("batch", "jobs", true),
         "Service" => ("core", "services", true),
         "Endpoints" => ("core", "endpoints", true),
         "ConfigMap" => ("core", "configmaps", true),
@@ -366,6 +368,25 @@ mod tests {
             split_key("/core/nodes//n1"),
             Some(("core", "nodes", "", "n1"))
         );
+    }
+
+    #[test]
+    fn only_running_bound_pods_are_deleted_gracefully() {
+        let t = parse_time("2026-11-25T07:58:00Z").unwrap();
+        let pod = |node: Option<&str>, phase: &str| json!({"metadata": {"name": "p"}, "spec": {"nodeName": node}, "status": {"phase": phase}});
+        let graceful = |p: &Value| {
+            matches!(
+                delete_pod("/core/pods/d/p", p, 3, t),
+                crate::controllers::Action::Update { .. }
+            )
+        };
+        assert!(graceful(&pod(Some("n1"), "Running")));
+        assert!(!graceful(&pod(None, "Pending")), "nobody runs it");
+        assert!(
+            !graceful(&pod(Some("n1"), "Succeeded")),
+            "its agent reports nothing new"
+        );
+        assert!(!graceful(&pod(Some("n1"), "Failed")));
     }
 
     #[test]

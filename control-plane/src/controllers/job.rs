@@ -1,0 +1,349 @@
+//! Job controller: runs pods from the template to completion, `parallelism` at a time, until `completions`
+//! succeeded (or, without completions, until one succeeded and the rest finished: a work queue). Failures
+//! are retried with exponential backoff until `backoffLimit`; `activeDeadlineSeconds`, `suspend` and
+//! `ttlSecondsAfterFinished` as in Kubernetes. Only the NonIndexed completion mode. Pure [`reconcile`] plus
+//! the runner's pass over the caches.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use super::events::{EventRecord, EventType};
+use super::informer::{Cached, Caches, Informer};
+use super::object::{self, *};
+use super::replicaset::{self, pods_by_controller, selected};
+use super::{Action, Actions, Controller, Ctx};
+use crate::store;
+
+/// First retry delay after a failed pod; doubles per failure up to [`MAX_BACKOFF`] (Kubernetes' values).
+pub const BASE_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest retry delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(360);
+
+fn spec_i64(job: &Value, field: &str) -> Option<i64> {
+    job.pointer(&format!("/spec/{field}"))
+        .and_then(Value::as_i64)
+}
+
+/// Whether a `Complete` or `Failed` condition is true: a finished job is never touched again (but for its TTL).
+pub fn finished(job: &Value) -> Option<&'static str> {
+    ["Complete", "Failed"].into_iter().find(|t| {
+        condition(job, t)
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True")
+    })
+}
+
+/// When a pod stopped running: the latest container finish time, else its creation time.
+fn finished_at(p: &Value) -> Option<SystemTime> {
+    p.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            c.pointer("/state/terminated/finishedAt")
+                .and_then(Value::as_str)
+        })
+        .filter_map(parse_time)
+        .max()
+        .or_else(|| parse_time(meta_str(p, "creationTimestamp")))
+}
+
+/// Container restarts of a pod: with `restartPolicy: OnFailure` they count against the backoff limit.
+fn restarts(p: &Value) -> i64 {
+    p.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+        .sum()
+}
+
+/// The retry delay after `failures` failed pods.
+pub fn backoff(failures: i64) -> Duration {
+    if failures <= 0 {
+        return Duration::ZERO;
+    }
+    let shift = (failures - 1).min(10) as u32;
+    (BASE_BACKOFF * 2u32.pow(shift)).min(MAX_BACKOFF)
+}
+
+/// Reconciles one Job (`job`, stored at `job_key`) against the pods it controls.
+pub fn reconcile(
+    job_key: &str,
+    job: &Value,
+    pods: &[Cached],
+    now: SystemTime,
+    rng: &mut dyn RngCore,
+) -> Actions {
+    let mut out = Actions::default();
+    if deleting(job) {
+        return out;
+    }
+    if finished(job).is_some() {
+        let ttl = spec_i64(job, "ttlSecondsAfterFinished");
+        let done = job
+            .pointer("/status/completionTime")
+            .or_else(|| condition(job, "Failed").and_then(|c| c.get("lastTransitionTime")))
+            .and_then(Value::as_str)
+            .and_then(parse_time);
+        if let (Some(ttl), Some(done)) = (ttl, done) {
+            let expires = done + Duration::from_secs(ttl.max(0) as u64);
+            if expires <= now {
+                // Background propagation: the garbage collector removes its pods.
+                out.push(Action::Delete {
+                    key: job_key.to_string(),
+                    revision: Some(revision(job)),
+                });
+            } else if let Ok(left) = expires.duration_since(now) {
+                out.requeue(left);
+            }
+        }
+        return out;
+    }
+    let indexed = job.pointer("/spec/completionMode").and_then(Value::as_str) == Some("Indexed");
+    let on_failure = job
+        .pointer("/spec/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        == Some("OnFailure");
+    let active: Vec<&Cached> = pods.iter().filter(|p| pod_active(&p.value)).collect();
+    let succeeded = pods
+        .iter()
+        .filter(|p| pod_phase(&p.value) == "Succeeded")
+        .count() as i64;
+    let failed_pods: Vec<&Cached> = pods
+        .iter()
+        .filter(|p| pod_phase(&p.value) == "Failed")
+        .collect();
+    let failed = failed_pods.len() as i64;
+    let ready = active.iter().filter(|p| pod_ready(&p.value)).count() as i64;
+    let suspended = job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
+    let parallelism = spec_i64(job, "parallelism").unwrap_or(1).max(0);
+    let completions = spec_i64(job, "completions");
+    let backoff_limit = spec_i64(job, "backoffLimit").unwrap_or(6);
+
+    let mut status = job.get("status").cloned().unwrap_or(json!({}));
+    if !status.is_object() {
+        status = json!({});
+    }
+    let start = status
+        .get("startTime")
+        .and_then(Value::as_str)
+        .and_then(parse_time);
+    if start.is_none() && !suspended {
+        status["startTime"] = json!(timestamp(now));
+    }
+    let start = start.unwrap_or(now);
+
+    let delete_all = |out: &mut Actions| {
+        for p in &active {
+            out.push(delete_pod(&p.key, &p.value, p.revision, now));
+        }
+    };
+    let event = |out: &mut Actions, ty, reason: &str, msg: String| {
+        out.push(Action::Event(EventRecord::about(job, ty, reason, msg)));
+    };
+    let retries = failed
+        + if on_failure {
+            active.iter().map(|p| restarts(&p.value)).sum::<i64>()
+        } else {
+            0
+        };
+    let deadline = spec_i64(job, "activeDeadlineSeconds")
+        .filter(|_| !suspended)
+        .map(|s| start + Duration::from_secs(s.max(0) as u64));
+    let failure = if indexed {
+        Some((
+            "UnsupportedCompletionMode",
+            "berth runs only NonIndexed jobs".to_string(),
+        ))
+    } else if retries > backoff_limit {
+        Some((
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit".to_string(),
+        ))
+    } else if deadline.is_some_and(|d| d <= now) {
+        Some((
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline".to_string(),
+        ))
+    } else {
+        None
+    };
+    let complete = failure.is_none()
+        && match completions {
+            Some(c) => succeeded >= c,
+            None => succeeded > 0 && active.is_empty(),
+        };
+
+    let mut active_after = active.len() as i64;
+    let now_s = timestamp(now);
+    let set = |status: &mut Value, ty: &str, value: &str, reason: &str, message: &str| {
+        if let Some(m) = status.as_object_mut() {
+            set_condition(m, ty, value, reason, message, &now_s, false);
+        }
+    };
+    if let Some((reason, message)) = &failure {
+        delete_all(&mut out);
+        active_after = 0;
+        set(&mut status, "FailureTarget", "True", reason, message);
+        set(&mut status, "Failed", "True", reason, message);
+        event(&mut out, EventType::Warning, reason, message.clone());
+    } else if complete {
+        delete_all(&mut out);
+        active_after = 0;
+        set(
+            &mut status,
+            "SuccessCriteriaMet",
+            "True",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+        );
+        set(
+            &mut status,
+            "Complete",
+            "True",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+        );
+        status["completionTime"] = json!(timestamp(now));
+        event(
+            &mut out,
+            EventType::Normal,
+            "Completed",
+            "Job completed".into(),
+        );
+    } else if suspended {
+        delete_all(&mut out);
+        active_after = 0;
+        set(
+            &mut status,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+        );
+    } else {
+        if condition(job, "Suspended").is_some() {
+            set(
+                &mut status,
+                "Suspended",
+                "False",
+                "JobResumed",
+                "Job resumed",
+            );
+        }
+        let wanted = match completions {
+            Some(c) => parallelism.min(c - succeeded).max(0),
+            // A work queue: once one pod succeeded, the others finish their share and no new ones start.
+            None if succeeded > 0 => 0,
+            None => parallelism,
+        };
+        let current = active.len() as i64;
+        if current < wanted {
+            let wait = failed_pods
+                .iter()
+                .filter_map(|p| finished_at(&p.value))
+                .max()
+                .map(|last| last + backoff(failed))
+                .and_then(|until| until.duration_since(now).ok())
+                .filter(|d| !d.is_zero());
+            match wait {
+                Some(d) => out.requeue(d),
+                None => {
+                    let ns = namespace(job);
+                    for _ in 0..(wanted - current).min(replicaset::BURST as i64) {
+                        let pod = replicaset::new_pod(job, now, rng);
+                        let name = object::name(&pod).to_string();
+                        out.push(Action::Create {
+                            key: store::key("core", "pods", ns, &name),
+                            object: pod,
+                        });
+                        event(
+                            &mut out,
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            format!("Created pod: {name}"),
+                        );
+                        active_after += 1;
+                    }
+                }
+            }
+        } else if current > wanted {
+            let mut newest: Vec<&&Cached> = active.iter().collect();
+            newest.sort_by_key(|p| {
+                std::cmp::Reverse(meta_str(&p.value, "creationTimestamp").to_string())
+            });
+            for p in newest.into_iter().take((current - wanted) as usize) {
+                out.push(delete_pod(&p.key, &p.value, p.revision, now));
+                event(
+                    &mut out,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", object::name(&p.value)),
+                );
+                active_after -= 1;
+            }
+        }
+        if let Some(d) = deadline.and_then(|d| d.duration_since(now).ok()) {
+            out.requeue(d);
+        }
+    }
+    status["active"] = json!(active_after);
+    status["succeeded"] = json!(succeeded);
+    status["failed"] = json!(failed);
+    status["ready"] = json!(if active_after == 0 { 0 } else { ready });
+    if let Some(m) = status.as_object_mut() {
+        // Kubernetes omits zero counts.
+        for k in ["active", "succeeded", "failed"] {
+            if m.get(k) == Some(&json!(0)) {
+                m.remove(k);
+            }
+        }
+    }
+    if job.get("status") != Some(&status) {
+        let mut updated = job.clone();
+        updated["status"] = status;
+        out.push(Action::Update {
+            key: job_key.to_string(),
+            object: updated,
+            revision: revision(job),
+        });
+    }
+    out
+}
+
+/// The runner's view of the Job controller.
+pub struct JobController;
+
+impl Controller for JobController {
+    const COMPONENT: &'static str = "job-controller";
+
+    fn triggers(caches: &Caches) -> Vec<Arc<Informer>> {
+        vec![caches.jobs.clone(), caches.pods.clone()]
+    }
+
+    fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
+        let now = ctx.now();
+        let mut by_owner = pods_by_controller(&ctx.caches.pods.list());
+        ctx.caches
+            .jobs
+            .list()
+            .into_iter()
+            .map(|job| {
+                let pods = selected(
+                    &job.value,
+                    by_owner.remove(uid(&job.value)).unwrap_or_default(),
+                );
+                ctx.with_rng(|rng| reconcile(&job.key, &job.value, &pods, now, rng))
+            })
+            .filter(|a| !a.is_empty() || a.requeue_after.is_some())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

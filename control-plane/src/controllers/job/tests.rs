@@ -1,0 +1,327 @@
+use super::*;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+
+fn job(completions: Option<i64>, parallelism: i64) -> Value {
+    let mut j = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "pi", "namespace": "default", "uid": "job-uid", "generation": 1, "resourceVersion": "5"},
+        "spec": {"parallelism": parallelism, "backoffLimit": 2,
+                 "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "job-uid"}},
+                 "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "job-uid", "job-name": "pi"}},
+                              "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}},
+    });
+    if let Some(c) = completions {
+        j["spec"]["completions"] = json!(c);
+    }
+    j
+}
+
+fn now() -> SystemTime {
+    parse_time("2026-01-01T01:00:00Z").unwrap()
+}
+
+fn at(secs_before_now: u64) -> String {
+    timestamp(now() - Duration::from_secs(secs_before_now))
+}
+
+fn pod(name: &str, phase: &str, finished_secs_ago: u64) -> Cached {
+    let p = json!({
+        "metadata": {"name": name, "namespace": "default", "uid": format!("u-{name}"), "resourceVersion": "3",
+                     "creationTimestamp": at(600),
+                     "labels": {"batch.kubernetes.io/controller-uid": "job-uid"},
+                     "ownerReferences": [{"uid": "job-uid", "controller": true, "kind": "Job"}]},
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": phase, "containerStatuses": [{"name": "c", "restartCount": 0,
+                    "state": {"terminated": {"finishedAt": at(finished_secs_ago)}}}]},
+    });
+    Cached {
+        key: format!("/core/pods/default/{name}"),
+        value: Arc::new(p),
+        revision: 3,
+    }
+}
+
+fn run(j: &Value, pods: &[Cached]) -> Actions {
+    reconcile(
+        "/batch/jobs/default/pi",
+        j,
+        pods,
+        now(),
+        &mut StdRng::seed_from_u64(3),
+    )
+}
+
+fn created(a: &Actions) -> usize {
+    a.actions
+        .iter()
+        .filter(|a| matches!(a, Action::Create { .. }))
+        .count()
+}
+
+fn deleted(a: &Actions) -> usize {
+    a.actions
+        .iter()
+        .filter(|a| match a {
+            Action::Update { key, object, .. } => {
+                key.starts_with("/core/pods/") && deleting(object)
+            }
+            Action::Delete { .. } => true,
+            _ => false,
+        })
+        .count()
+}
+
+fn updated_job(a: &Actions) -> Value {
+    a.actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Update { key, object, .. } if key.starts_with("/batch/jobs/") => {
+                Some(object.clone())
+            }
+            _ => None,
+        })
+        .expect("a status update")
+}
+
+#[test]
+fn starts_parallelism_pods_but_no_more_than_completions_left() {
+    let a = run(&job(Some(5), 2), &[]);
+    assert_eq!(created(&a), 2);
+    let j = updated_job(&a);
+    assert_eq!(j["status"]["active"], 2);
+    assert_eq!(j["status"]["startTime"], json!(timestamp(now())));
+    let a = run(
+        &job(Some(5), 3),
+        &[
+            pod("a", "Succeeded", 60),
+            pod("b", "Succeeded", 60),
+            pod("c", "Succeeded", 60),
+            pod("d", "Running", 0),
+        ],
+    );
+    assert_eq!(created(&a), 1, "2 completions left, one of them running");
+    let p = a.actions.iter().find_map(|a| match a {
+        Action::Create { object, .. } => Some(object.clone()),
+        _ => None,
+    });
+    let p = p.unwrap();
+    assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
+    assert_eq!(p["spec"]["restartPolicy"], "Never");
+    assert_eq!(p["metadata"]["labels"]["job-name"], "pi");
+}
+
+#[test]
+fn completes_once_enough_pods_succeeded_and_then_stays_put() {
+    let pods = [pod("a", "Succeeded", 60), pod("b", "Succeeded", 30)];
+    let a = run(&job(Some(2), 2), &pods);
+    assert_eq!(created(&a), 0);
+    let j = updated_job(&a);
+    assert_eq!(finished(&j), Some("Complete"));
+    assert_eq!(j["status"]["succeeded"], 2);
+    assert_eq!(j["status"]["completionTime"], json!(timestamp(now())));
+    assert!(j["status"].get("active").is_none());
+    let again = run(&j, &pods);
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_work_queue_finishes_when_one_succeeded_and_the_rest_are_done() {
+    let a = run(
+        &job(None, 3),
+        &[pod("a", "Succeeded", 5), pod("b", "Running", 0)],
+    );
+    assert_eq!(created(&a), 0, "one pod succeeded: no new ones");
+    assert_eq!(finished(&updated_job(&a)), None);
+    let a = run(
+        &job(None, 3),
+        &[pod("a", "Succeeded", 5), pod("b", "Succeeded", 1)],
+    );
+    assert_eq!(finished(&updated_job(&a)), Some("Complete"));
+}
+
+#[test]
+fn failures_are_retried_after_a_growing_backoff() {
+    assert_eq!(backoff(1), Duration::from_secs(10));
+    assert_eq!(backoff(3), Duration::from_secs(40));
+    assert_eq!(backoff(30), MAX_BACKOFF);
+    let a = run(&job(Some(1), 1), &[pod("a", "Failed", 4)]);
+    assert_eq!(created(&a), 0, "4 s after the failure, 10 s backoff");
+    assert_eq!(a.requeue_after, Some(Duration::from_secs(6)));
+    let a = run(&job(Some(1), 1), &[pod("a", "Failed", 11)]);
+    assert_eq!(created(&a), 1);
+    assert_eq!(updated_job(&a)["status"]["failed"], 1);
+}
+
+#[test]
+fn the_backoff_limit_fails_the_job_and_stops_its_pods() {
+    let pods = [
+        pod("a", "Failed", 100),
+        pod("b", "Failed", 90),
+        pod("c", "Failed", 80),
+        pod("d", "Running", 0),
+    ];
+    let a = run(&job(Some(4), 2), &pods);
+    let j = updated_job(&a);
+    assert_eq!(finished(&j), Some("Failed"));
+    assert_eq!(
+        condition(&j, "Failed").unwrap()["reason"],
+        "BackoffLimitExceeded"
+    );
+    assert_eq!((created(&a), deleted(&a)), (0, 1));
+
+    // With OnFailure the kubelet restarts in place; those restarts count against the limit.
+    let mut j = job(Some(1), 1);
+    j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+    let mut p = pod("a", "Running", 0);
+    Arc::make_mut(&mut p.value)["status"]["containerStatuses"][0]["restartCount"] = json!(3);
+    assert_eq!(finished(&updated_job(&run(&j, &[p]))), Some("Failed"));
+}
+
+#[test]
+fn the_active_deadline_fails_a_running_job() {
+    let mut j = job(Some(1), 1);
+    j["spec"]["activeDeadlineSeconds"] = json!(30);
+    j["status"] = json!({"startTime": at(31)});
+    let a = run(&j, &[pod("a", "Running", 0)]);
+    let j2 = updated_job(&a);
+    assert_eq!(
+        condition(&j2, "Failed").unwrap()["reason"],
+        "DeadlineExceeded"
+    );
+    assert_eq!(deleted(&a), 1);
+    j["status"] = json!({"startTime": at(20)});
+    let a = run(&j, &[pod("a", "Running", 0)]);
+    assert_eq!(
+        a.requeue_after,
+        Some(Duration::from_secs(10)),
+        "woken at the deadline"
+    );
+}
+
+#[test]
+fn suspend_stops_pods_and_resume_starts_them() {
+    let mut j = job(Some(3), 2);
+    j["spec"]["suspend"] = json!(true);
+    let a = run(&j, &[pod("a", "Running", 0)]);
+    assert_eq!((created(&a), deleted(&a)), (0, 1));
+    let s = updated_job(&a);
+    assert_eq!(condition(&s, "Suspended").unwrap()["status"], "True");
+    let mut resumed = s.clone();
+    resumed["spec"]["suspend"] = json!(false);
+    let a = run(&resumed, &[]);
+    assert_eq!(created(&a), 2);
+    assert_eq!(
+        condition(&updated_job(&a), "Suspended").unwrap()["status"],
+        "False"
+    );
+}
+
+#[test]
+fn a_finished_job_goes_after_its_ttl() {
+    let mut j = job(Some(1), 1);
+    j["spec"]["ttlSecondsAfterFinished"] = json!(60);
+    j["status"] = json!({"completionTime": at(30),
+        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at(30)}]});
+    let a = run(&j, &[]);
+    assert!(a.is_empty());
+    assert_eq!(a.requeue_after, Some(Duration::from_secs(30)));
+    j["status"]["completionTime"] = json!(at(61));
+    let a = run(&j, &[]);
+    assert_eq!(
+        a.actions,
+        [Action::Delete {
+            key: "/batch/jobs/default/pi".into(),
+            revision: Some(5)
+        }]
+    );
+}
+
+/// Runs a job on a simulated node: each step, every running pod succeeds or fails at random. Never more than `parallelism` pods run, never more than `completions` succeed,
+/// and the job ends Complete with exactly `completions` successes or Failed past its backoff limit.
+fn simulate(completions: i64, parallelism: i64, fail_p: f64, seed: u64) {
+    let mut j = job(Some(completions), parallelism);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut pods: BTreeMap<String, Cached> = BTreeMap::new();
+    for step in 1..200u32 {
+        let list: Vec<Cached> = pods.values().cloned().collect();
+        // Each step is longer than the longest backoff, so retries are never held back.
+        let t = now() + MAX_BACKOFF * 2 * step;
+        let a = reconcile("/batch/jobs/default/pi", &j, &list, t, &mut rng);
+        for act in a.actions {
+            match act {
+                Action::Create { key, mut object } => {
+                    object["status"] = json!({"phase": "Running"});
+                    pods.insert(
+                        key.clone(),
+                        Cached {
+                            key,
+                            value: Arc::new(object),
+                            revision: 1,
+                        },
+                    );
+                }
+                Action::Update { key, object, .. } if key.starts_with("/batch/jobs/") => j = object,
+                Action::Update { key, .. } | Action::Delete { key, .. } => {
+                    pods.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        let running = pods
+            .values()
+            .filter(|p| pod_phase(&p.value) == "Running")
+            .count() as i64;
+        assert!(
+            running <= parallelism,
+            "{running} running, parallelism {parallelism}"
+        );
+        if finished(&j).is_some() {
+            break;
+        }
+        for p in pods.values_mut() {
+            if pod_phase(&p.value) == "Running" {
+                let phase = if rand::Rng::gen_bool(&mut rng, fail_p) {
+                    "Failed"
+                } else {
+                    "Succeeded"
+                };
+                Arc::make_mut(&mut p.value)["status"]["phase"] = json!(phase);
+            }
+        }
+        let ok = pods
+            .values()
+            .filter(|p| pod_phase(&p.value) == "Succeeded")
+            .count() as i64;
+        assert!(ok <= completions, "{ok} succeeded of {completions}");
+    }
+    let ok = pods
+        .values()
+        .filter(|p| pod_phase(&p.value) == "Succeeded")
+        .count() as i64;
+    let failed = pods
+        .values()
+        .filter(|p| pod_phase(&p.value) == "Failed")
+        .count() as i64;
+    match finished(&j) {
+        Some("Complete") => assert_eq!(ok, completions),
+        Some("Failed") => assert!(failed > 2, "failed {failed} within the limit of 2"),
+        other => panic!("job did not finish: {other:?}, {ok} ok, {failed} failed"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn jobs_finish_within_parallelism_and_completions(
+        completions in 1i64..8,
+        parallelism in 1i64..5,
+        fail_p in 0.0f64..0.5,
+        seed in any::<u64>(),
+    ) {
+        simulate(completions, parallelism, fail_p, seed);
+    }
+}
