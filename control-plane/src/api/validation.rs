@@ -482,19 +482,7 @@ fn validate_workload(e: &mut Errs, resource: &str, spec: &Value) {
                         &format!("empty selector is invalid for {kind}"),
                     );
                 } else {
-                    validate_labels(e, sel.get("matchLabels"), "spec.selector.matchLabels");
-                    match super::selector::LabelSelector::from_label_selector_json(sel) {
-                        Err(msg) => e.invalid("spec.selector", sel, &msg),
-                        Ok(s) => {
-                            if !s.matches(template_labels.and_then(Value::as_object)) {
-                                e.invalid(
-                                    "spec.template.metadata.labels",
-                                    template_labels.unwrap_or(&Value::Null),
-                                    "`selector` does not match template `labels`",
-                                );
-                            }
-                        }
-                    }
+                    selector_selects_template(e, sel, template_labels);
                 }
             }
         }
@@ -670,19 +658,7 @@ fn validate_job(e: &mut Errs, job: &Value) {
     match selector {
         None => e.required("spec.selector", ""),
         Some(sel) => {
-            validate_labels(e, sel.get("matchLabels"), "spec.selector.matchLabels");
-            match super::selector::LabelSelector::from_label_selector_json(sel) {
-                Err(msg) => e.invalid("spec.selector", sel, &msg),
-                Ok(s) => {
-                    if !s.matches(template_labels.and_then(Value::as_object)) {
-                        e.invalid(
-                            "spec.template.metadata.labels",
-                            template_labels.unwrap_or(&Value::Null),
-                            "`selector` does not match template `labels`",
-                        );
-                    }
-                }
-            }
+            selector_selects_template(e, sel, template_labels);
         }
     }
 }
@@ -1101,6 +1077,23 @@ fn validate_config_data(e: &mut Errs, obj: &Value, secret: bool) {
         for k in required {
             if !has(k) {
                 e.required(&format!("data[{k}]"), "");
+            }
+        }
+    }
+}
+
+/// A workload's selector: valid labels, parseable, and selecting its own template's labels.
+fn selector_selects_template(e: &mut Errs, sel: &Value, template_labels: Option<&Value>) {
+    validate_labels(e, sel.get("matchLabels"), "spec.selector.matchLabels");
+    match super::selector::LabelSelector::from_label_selector_json(sel) {
+        Err(msg) => e.invalid("spec.selector", sel, &msg),
+        Ok(s) => {
+            if !s.matches(template_labels.and_then(Value::as_object)) {
+                e.invalid(
+                    "spec.template.metadata.labels",
+                    template_labels.unwrap_or(&Value::Null),
+                    "`selector` does not match template `labels`",
+                );
             }
         }
     }
