@@ -405,6 +405,48 @@ async fn kubectl_create_generators_send_protobuf() {
         "{}",
         r.stderr
     );
+    // A Job goes out as protobuf too; the server generates its selector and labels.
+    let out = s
+        .kubectl_ok(&[
+            "create",
+            "job",
+            "pi",
+            "-n",
+            "foo",
+            "--image=busybox:1.36",
+            "--",
+            "sh",
+            "-c",
+            "echo 3.14",
+        ])
+        .await;
+    assert!(out.contains("job.batch/pi created"), "{out}");
+    let job: Value = serde_json::from_str(
+        &s.kubectl_ok(&["get", "job", "pi", "-n", "foo", "-o", "json"])
+            .await,
+    )
+    .unwrap();
+    let uid = job["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        uid
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["job-name"],
+        "pi"
+    );
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!(["sh", "-c", "echo 3.14"])
+    );
+    assert_eq!(
+        (
+            job["spec"]["completions"].clone(),
+            job["spec"]["backoffLimit"].clone()
+        ),
+        (json!(1), json!(6))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
