@@ -191,11 +191,31 @@ pub struct Lab {
     /// Bridge gateway on the host side (the lab subnet's .1).
     pub state: Value,
     kubectl_cache: tempfile::TempDir,
+    /// Held while the lab lives: every lab uses the same subnet, so two at once would tear each other down.
+    _lock: std::fs::File,
+}
+
+/// Takes the machine-wide lab lock, or says who cannot have it.
+fn lab_lock() -> Result<std::fs::File> {
+    std::fs::create_dir_all("/var/lib/berth/labs")?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/var/lib/berth/labs/.test-lock")?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another test run holds a lab on this machine (/var/lib/berth/labs/.test-lock); labs share one subnet, run them one at a time"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 impl Lab {
     /// `berthctl lab up --name NAME --servers S --agents A`, after removing any leftover of the same name.
     pub fn up(name: &str, servers: usize, agents: usize) -> Result<Lab> {
+        let lock = lab_lock()?;
         let _ =
             output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", name]));
         run(Command::new(bin_dir().join("berthctl")).args([
@@ -217,6 +237,7 @@ impl Lab {
             kubeconfig: dir.join("kubeconfig"),
             state,
             kubectl_cache: tempfile::tempdir()?,
+            _lock: lock,
         })
     }
 
