@@ -532,3 +532,22 @@ async fn stack_services_switch_between_replicated_and_global() {
     assert!(ds("web").is_none());
     assert!(!stack::rm(&s, "demo", &mut Vec::new()).await.unwrap());
 }
+
+#[tokio::test]
+async fn get_all_lists_the_category_with_kind_prefixes() {
+    let (f, s, c) = setup().await;
+    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"default"},"spec":{}}));
+    apply_all(&s, &c, WEB).await;
+    let mut buf = Vec::new();
+    let req = GetRequest {
+        args: vec!["all".into()],
+        ..Default::default()
+    };
+    get::get(&s, &c, &req, &mut buf).await.unwrap();
+    let out = String::from_utf8(buf).unwrap();
+    let pod = out.find("pod/web-1").expect(&out);
+    let svc = out.find("service/web").expect(&out);
+    let deploy = out.find("deployment.apps/web").expect(&out);
+    assert!(pod < svc && svc < deploy, "kubectl's order: {out}");
+    assert!(out.contains("\n\nNAME"), "one table per type: {out}");
+}

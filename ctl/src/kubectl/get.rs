@@ -115,6 +115,40 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>> {
         .collect())
 }
 
+/// The `all` category in kubectl's order, as far as the server serves it.
+const ALL: &[&str] = &[
+    "pods",
+    "replicationcontrollers",
+    "services",
+    "daemonsets",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "horizontalpodautoscalers",
+    "cronjobs",
+    "jobs",
+];
+
+/// Replaces a target `all` by one target per served member of the category.
+fn expand_all(targets: Vec<Target>, catalog: &Catalog) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for t in targets {
+        if t.kind != "all" {
+            out.push(t);
+            continue;
+        }
+        out.extend(
+            ALL.iter()
+                .filter(|r| catalog.resolve(r).is_ok())
+                .map(|r| Target {
+                    kind: r.to_string(),
+                    names: t.names.clone(),
+                }),
+        );
+    }
+    Ok(out)
+}
+
 fn list_query(req: &GetRequest) -> Vec<(&'static str, String)> {
     let mut q = Vec::new();
     if let Some(l) = &req.selector {
@@ -165,7 +199,7 @@ pub async fn get(
     req: &GetRequest,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let targets = parse_targets(&req.args)?;
+    let targets = expand_all(parse_targets(&req.args)?, catalog)?;
     let multi = targets.len() > 1 || req.args.first().is_some_and(|a| a.contains('/'));
     let ns = if req.all_namespaces {
         None
