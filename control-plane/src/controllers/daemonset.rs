@@ -6,7 +6,7 @@
 //! controller's decision, so the pod does not wait for the scheduler (whose view still counts it). They get
 //! the tolerations Kubernetes gives daemon pods, so a cordoned, not-ready or unreachable node keeps its pod.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +17,7 @@ use super::deployment::{int_or_percent, pod_template_hash};
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
-use super::replicaset::{self, pods_by_controller, selected};
+use super::replicaset::{self, reconcile_owners};
 use super::{Action, Actions, Controller, Ctx};
 use crate::scheduler::{self, Node};
 use crate::store;
@@ -297,10 +297,7 @@ pub fn reconcile(
     if available < ready {
         out.requeue(min_ready.max(Duration::from_secs(1)));
     }
-    let mut status = ds.get("status").cloned().unwrap_or(json!({}));
-    if !status.is_object() {
-        status = json!({});
-    }
+    let mut status = status_of(ds);
     status["desiredNumberScheduled"] = json!(desired);
     status["currentNumberScheduled"] = json!(current);
     status["numberMisscheduled"] = json!(misscheduled);
@@ -309,27 +306,15 @@ pub fn reconcile(
     status["numberAvailable"] = json!(available);
     status["numberUnavailable"] = json!(desired - available);
     status["observedGeneration"] = json!(generation(ds));
-    if let Some(m) = status.as_object_mut() {
-        // Kubernetes omits zero counts that are optional.
-        for k in [
+    omit_zero_counts(
+        &mut status,
+        &[
             "numberAvailable",
             "numberUnavailable",
             "updatedNumberScheduled",
-        ] {
-            if m.get(k) == Some(&json!(0)) {
-                m.remove(k);
-            }
-        }
-    }
-    if ds.get("status") != Some(&status) {
-        let mut updated = ds.clone();
-        updated["status"] = status;
-        out.push(Action::Update {
-            key: ds_key.to_string(),
-            object: updated,
-            revision: revision(ds),
-        });
-    }
+        ],
+    );
+    out.push(status_update(ds_key, ds, status));
     out
 }
 
@@ -365,21 +350,9 @@ impl Controller for DaemonSetController {
             .filter(|n| !deleting(&n.value))
             .filter_map(|n| Node::from_json(&n.value))
             .collect();
-        let mut by_owner: HashMap<String, Vec<Cached>> =
-            pods_by_controller(&ctx.caches.pods.list());
-        ctx.caches
-            .daemonsets
-            .list()
-            .into_iter()
-            .map(|ds| {
-                let pods = selected(
-                    &ds.value,
-                    by_owner.remove(uid(&ds.value)).unwrap_or_default(),
-                );
-                ctx.with_rng(|rng| reconcile(&ds.key, &ds.value, &nodes, &pods, now, rng))
-            })
-            .filter(|a| !a.is_empty() || a.requeue_after.is_some())
-            .collect()
+        reconcile_owners(ctx, &ctx.caches.daemonsets, |ds, pods, rng| {
+            reconcile(&ds.key, &ds.value, &nodes, pods, now, rng)
+        })
     }
 }
 

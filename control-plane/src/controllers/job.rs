@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
-use super::replicaset::{self, pods_by_controller, selected};
+use super::replicaset::{self, reconcile_owners};
 use super::{Action, Actions, Controller, Ctx};
 use crate::store;
 
@@ -125,10 +125,7 @@ pub fn reconcile(
     let completions = spec_i64(job, "completions");
     let backoff_limit = spec_i64(job, "backoffLimit").unwrap_or(6);
 
-    let mut status = job.get("status").cloned().unwrap_or(json!({}));
-    if !status.is_object() {
-        status = json!({});
-    }
+    let mut status = status_of(job);
     let start = status
         .get("startTime")
         .and_then(Value::as_str)
@@ -296,23 +293,8 @@ pub fn reconcile(
     status["succeeded"] = json!(succeeded);
     status["failed"] = json!(failed);
     status["ready"] = json!(if active_after == 0 { 0 } else { ready });
-    if let Some(m) = status.as_object_mut() {
-        // Kubernetes omits zero counts.
-        for k in ["active", "succeeded", "failed"] {
-            if m.get(k) == Some(&json!(0)) {
-                m.remove(k);
-            }
-        }
-    }
-    if job.get("status") != Some(&status) {
-        let mut updated = job.clone();
-        updated["status"] = status;
-        out.push(Action::Update {
-            key: job_key.to_string(),
-            object: updated,
-            revision: revision(job),
-        });
-    }
+    omit_zero_counts(&mut status, &["active", "succeeded", "failed"]);
+    out.push(status_update(job_key, job, status));
     out
 }
 
@@ -328,20 +310,9 @@ impl Controller for JobController {
 
     fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
         let now = ctx.now();
-        let mut by_owner = pods_by_controller(&ctx.caches.pods.list());
-        ctx.caches
-            .jobs
-            .list()
-            .into_iter()
-            .map(|job| {
-                let pods = selected(
-                    &job.value,
-                    by_owner.remove(uid(&job.value)).unwrap_or_default(),
-                );
-                ctx.with_rng(|rng| reconcile(&job.key, &job.value, &pods, now, rng))
-            })
-            .filter(|a| !a.is_empty() || a.requeue_after.is_some())
-            .collect()
+        reconcile_owners(ctx, &ctx.caches.jobs, |job, pods, rng| {
+            reconcile(&job.key, &job.value, pods, now, rng)
+        })
     }
 }
 

@@ -223,6 +223,40 @@ pub fn pod_node(p: &Value) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// `obj.status` to fill in: a copy of the stored one, or an empty object when it is missing or malformed.
+pub fn status_of(obj: &Value) -> Value {
+    obj.get("status")
+        .filter(|s| s.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Removes the `keys` of `status` that are 0: Kubernetes omits optional counts that are zero.
+pub fn omit_zero_counts(status: &mut Value, keys: &[&str]) {
+    if let Some(m) = status.as_object_mut() {
+        for k in keys {
+            if m.get(*k) == Some(&json!(0)) {
+                m.remove(*k);
+            }
+        }
+    }
+}
+
+/// The write of `status` onto `obj` (stored at `key`, read at its revision), or `Action::None` when the
+/// status did not change, so an idle controller writes nothing.
+pub fn status_update(key: &str, obj: &Value, status: Value) -> super::Action {
+    if obj.get("status") == Some(&status) {
+        return super::Action::None;
+    }
+    let mut updated = obj.clone();
+    updated["status"] = status;
+    super::Action::Update {
+        key: key.to_string(),
+        object: updated,
+        revision: revision(obj),
+    }
+}
+
 /// Sets (or replaces) a condition, keeping `lastTransitionTime` when the status did not change.
 /// Returns whether anything changed.
 pub fn set_condition(

@@ -90,24 +90,13 @@ pub fn reconcile(
     if available < ready {
         out.requeue(min_ready.max(Duration::from_secs(1)));
     }
-    let mut status = rs.get("status").cloned().unwrap_or(json!({}));
-    if !status.is_object() {
-        status = json!({});
-    }
+    let mut status = status_of(rs);
     status["replicas"] = json!(active.len());
     status["fullyLabeledReplicas"] = json!(fully);
     status["readyReplicas"] = json!(ready);
     status["availableReplicas"] = json!(available);
     status["observedGeneration"] = json!(generation(rs));
-    if rs.get("status") != Some(&status) {
-        let mut updated = rs.clone();
-        updated["status"] = status;
-        out.push(Action::Update {
-            key: rs_key.to_string(),
-            object: updated,
-            revision: revision(rs),
-        });
-    }
+    out.push(status_update(rs_key, rs, status));
     out
 }
 
@@ -182,6 +171,25 @@ pub(crate) fn selected(rs: &Value, pods: Vec<Cached>) -> Vec<Cached> {
         .collect()
 }
 
+/// One reconcile per object of `owners` with the pods it controls (by controller reference, still
+/// [`selected`]), keeping those that want writes or a timer: the pass of every pod-owning controller.
+pub(crate) fn reconcile_owners(
+    ctx: &Ctx,
+    owners: &Informer,
+    mut reconcile: impl FnMut(&Cached, &[Cached], &mut dyn RngCore) -> Actions,
+) -> Vec<Actions> {
+    let mut by_owner = pods_by_controller(&ctx.caches.pods.list());
+    owners
+        .list()
+        .into_iter()
+        .map(|o| {
+            let pods = selected(&o.value, by_owner.remove(uid(&o.value)).unwrap_or_default());
+            ctx.with_rng(|rng| reconcile(&o, &pods, rng))
+        })
+        .filter(|a| !a.is_empty() || a.requeue_after.is_some())
+        .collect()
+}
+
 /// The runner's view of the ReplicaSet controller.
 pub struct ReplicaSetController;
 
@@ -194,20 +202,9 @@ impl Controller for ReplicaSetController {
 
     fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
         let now = ctx.now();
-        let mut by_owner = pods_by_controller(&ctx.caches.pods.list());
-        ctx.caches
-            .replicasets
-            .list()
-            .into_iter()
-            .map(|rs| {
-                let pods = selected(
-                    &rs.value,
-                    by_owner.remove(uid(&rs.value)).unwrap_or_default(),
-                );
-                ctx.with_rng(|rng| reconcile(&rs.key, &rs.value, &pods, now, rng))
-            })
-            .filter(|a| !a.is_empty() || a.requeue_after.is_some())
-            .collect()
+        reconcile_owners(ctx, &ctx.caches.replicasets, |rs, pods, rng| {
+            reconcile(&rs.key, &rs.value, pods, now, rng)
+        })
     }
 }
 
