@@ -13,5 +13,6 @@ pub mod api;
 pub mod controllers;
 pub mod leader_lease;
 pub mod scheduler;
+pub mod security;
 pub mod server;
 pub mod store;

@@ -11,3 +11,8 @@ pub mod raftpb {
 pub mod agentpb {
     tonic::include_proto!("berth.agent");
 }
+
+/// First contact of a new member or agent: the CA with a token proof, and member certificates.
+pub mod bootstrappb {
+    tonic::include_proto!("berth.bootstrap");
+}
