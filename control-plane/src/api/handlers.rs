@@ -36,6 +36,9 @@ pub struct ApiConfig {
     /// Port of the node agents' HTTP API (logs, exec), used when a Node does not report
     /// `status.daemonEndpoints.kubeletEndpoint.Port`.
     pub kubelet_port: u16,
+    /// The cluster PKI: TLS on the API port, the client certificate towards agents, ServiceAccount
+    /// token signing. `None` serves plain HTTP with no authentication (in-process tests only).
+    pub pki: Option<Arc<crate::security::ClusterPki>>,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +46,7 @@ impl Default for ApiConfig {
         ApiConfig {
             advertise_address: "127.0.0.1:6443".into(),
             kubelet_port: 10250,
+            pki: None,
         }
     }
 }

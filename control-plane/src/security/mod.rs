@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime};
 use pki::{Ca, CertRequest, CertSource, ClientAuth, Identity, SigningKey, Token, Usage};
 
 mod bootstrap;
-pub use bootstrap::{fetch_member_keys, service as bootstrap_service, verify_hello};
+pub use bootstrap::{
+    fetch_member_keys, find_token, service as bootstrap_service, verify_hello, TokenUse,
+};
 
 /// ALPN of gRPC (the peer port).
 pub const ALPN_H2: &[u8] = b"h2";
