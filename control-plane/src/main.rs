@@ -52,9 +52,18 @@ struct Cli {
     /// Raft tick in milliseconds (elections take 10-20 ticks).
     #[arg(long, default_value_t = 100)]
     tick_ms: u64,
-    /// Cluster token node agents must present.
-    #[arg(long, env = "BERTH_TOKEN")]
-    token: Option<String>,
+    /// File holding the cluster token (`<id>.<secret>`); or set BERTH_TOKEN. Never on the command
+    /// line, where every local user could read it. The first member makes one when none is given.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Validity of the certificates this member issues (renewed at two thirds of it).
+    #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+    cert_validity: std::time::Duration,
+    /// Extra DNS name or IP for this member's certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
     /// A node whose heartbeats stop for this long becomes NotReady.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     node_monitor_grace_period: std::time::Duration,
@@ -63,8 +72,54 @@ struct Cli {
     pod_eviction_timeout: std::time::Duration,
 }
 
+/// Maintenance commands run against a data dir.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Certificates of this member.
+    Certs {
+        #[command(subcommand)]
+        action: CertsCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CertsCommand {
+    /// Re-issue this member's certificates now; a running member switches to them without a restart.
+    Rotate,
+}
+
+/// The cluster token from `--token-file` or `BERTH_TOKEN`.
+fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<pki::Token>> {
+    let text = match file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("failed to read token file {}", f.display()))?,
+        ),
+        None => std::env::var("BERTH_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty()),
+    };
+    text.map(|t| pki::Token::parse(&t).context("bad cluster token"))
+        .transpose()
+}
+
+/// `certs rotate`: asks the member on the data dir to rotate and waits until it has.
+async fn rotate_command(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let marker = control_plane::security::ClusterPki::request_rotation(data_dir)?;
+    for _ in 0..150 {
+        if !marker.exists() {
+            println!("certificates rotated");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    println!("no running member took the request; the member rotates at its next start");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    pki::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -72,6 +127,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    if let Some(Command::Certs {
+        action: CertsCommand::Rotate,
+    }) = &cli.command
+    {
+        return rotate_command(&cli.data_dir).await;
+    }
     let mut config = ServerConfig::new(&cli.name);
     config.data_dir = cli.data_dir;
     config.listen_peer = cli.listen_peer;
@@ -83,7 +144,9 @@ async fn main() -> anyhow::Result<()> {
     config.join = cli.join;
     config.driver.snapshot_every = cli.snapshot_every.max(1);
     config.driver.tick = std::time::Duration::from_millis(cli.tick_ms.max(1));
-    config.token = cli.token;
+    config.token = read_token(cli.token_file.as_deref())?;
+    config.cert_validity = cli.cert_validity;
+    config.tls_sans = cli.tls_sans;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
 
@@ -99,6 +162,7 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
         let config = api::ApiConfig {
             advertise_address: ctx.config.api_addr(),
+            pki: Some(ctx.pki.clone()),
             ..api::ApiConfig::default()
         };
         Box::pin(api::serve_with(listener, store, config, shutdown))
@@ -106,7 +170,7 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
     let grpc: server::GrpcHook = Box::new(|ctx, routes| {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
         let config = AgentsConfig {
-            token: ctx.config.token.clone().unwrap_or_default(),
+            token: ctx.pki.token.to_string(),
             servers: ctx
                 .store
                 .members()
@@ -134,7 +198,11 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
         Box::pin(async move {
             // The system namespaces exist before anything else runs, so early clients can use `default`.
             for attempt in 0..50u32 {
-                match api::bootstrap(store.as_ref()).await {
+                let boot = async {
+                    api::bootstrap(store.as_ref()).await?;
+                    api::authz::bootstrap(store.as_ref()).await
+                };
+                match boot.await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, "bootstrap of system namespaces failed");

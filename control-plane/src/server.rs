@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::security::{ClusterPki, MemberIdentity};
 use crate::store::{BoxFuture, DriverConfig, Member, RaftStore, Start, StoreConfig};
 
 /// Settings of one `berth-server` member (the command-line flags).
@@ -34,8 +35,12 @@ pub struct ServerConfig {
     pub join: Option<String>,
     /// Raft timing and compaction.
     pub driver: DriverConfig,
-    /// Cluster token node agents present when joining.
-    pub token: Option<String>,
+    /// The cluster token: the first member makes one when not given; others need it to join.
+    pub token: Option<pki::Token>,
+    /// Validity of the certificates this member issues (its own, agents', users').
+    pub cert_validity: std::time::Duration,
+    /// Extra names and IPs for this member's certificate.
+    pub tls_sans: Vec<String>,
 }
 
 impl ServerConfig {
@@ -52,6 +57,8 @@ impl ServerConfig {
             join: None,
             driver: DriverConfig::default(),
             token: None,
+            cert_validity: crate::security::DEFAULT_VALIDITY,
+            tls_sans: Vec::new(),
         }
     }
 
@@ -118,6 +125,112 @@ impl ServerConfig {
         cfg.driver = self.driver.clone();
         Ok(cfg)
     }
+
+    /// Who this member is, for its certificate: every address it is reached at.
+    pub fn member_identity(&self) -> MemberIdentity {
+        let host = |a: &str| -> String {
+            let a = a
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
+            match a.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => h.to_string(),
+                _ => a.to_string(),
+            }
+        };
+        let mut sans = vec![host(&self.peer_addr()), host(&self.api_addr())];
+        sans.push(self.listen_api.ip().to_string());
+        sans.push(self.listen_peer.ip().to_string());
+        sans.extend(self.tls_sans.iter().cloned());
+        sans.retain(|s| !s.is_empty() && s != "0.0.0.0" && s != "::");
+        sans.sort();
+        sans.dedup();
+        MemberIdentity {
+            name: self.name.clone(),
+            sans,
+            validity: self.cert_validity,
+        }
+    }
+
+    /// The https URL of this member's API that a local client can use.
+    pub fn api_url(&self) -> String {
+        let a = self.api_addr();
+        match a.strip_prefix("0.0.0.0:") {
+            Some(port) => format!("https://127.0.0.1:{port}"),
+            None => format!("https://{a}"),
+        }
+    }
+
+    /// Where a member without a PKI gets the cluster keys: the `--join` member, or the first initial
+    /// member; `None` when this member is the first (it makes the CA).
+    fn pki_source(&self) -> Option<String> {
+        if let Some(via) = &self.join {
+            return Some(via.clone());
+        }
+        match self.initial_cluster.first() {
+            Some((first, addr)) if *first != self.name => Some(addr.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Opens this member's PKI, or makes it (the first member), or fetches the cluster keys from a running
+/// member with the token (everyone else), retrying until that member answers or `shutdown`.
+///
+/// # Errors
+/// When the PKI on disk is damaged, a joining member has no token, or shutdown came first.
+pub async fn setup_pki(
+    config: &ServerConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ClusterPki> {
+    let identity = config.member_identity();
+    if let Some(p) = ClusterPki::open(&config.data_dir, &identity)? {
+        if config.token.as_ref().is_some_and(|t| *t != p.token) {
+            tracing::warn!("the given cluster token differs from the one in the data dir; using the data dir's");
+        }
+        return Ok(p);
+    }
+    let Some(source) = config.pki_source() else {
+        let p = ClusterPki::create(&config.data_dir, &identity, config.token.clone())?;
+        tracing::info!(token_file = %p.dir().join("token").display(),
+            "created the cluster CA; agents and members join with the token in this file");
+        return Ok(p);
+    };
+    let Some(token) = &config.token else {
+        bail!(
+            "member {} joins through {source} and needs the cluster token: set BERTH_TOKEN or \
+             --token-file (the first member wrote it to <its data dir>/pki/token)",
+            config.name
+        );
+    };
+    let mut attempt = 0u32;
+    loop {
+        match crate::security::fetch_member_keys(&source, token, &identity).await {
+            Ok(keys) => {
+                tracing::info!(via = %source, "got the cluster keys");
+                return Ok(ClusterPki::adopt(
+                    &config.data_dir,
+                    &identity,
+                    keys,
+                    token.clone(),
+                )?);
+            }
+            Err(e) => {
+                attempt += 1;
+                // A refused token does not get better by waiting; an unreachable first member may.
+                if format!("{e:#}").contains("does not hold the cluster token") && attempt >= 5 {
+                    return Err(e.context("the cluster refused this member's token"));
+                }
+                if attempt % 10 == 1 {
+                    tracing::warn!(via = %source, error = %format!("{e:#}"), attempt,
+                        "waiting for a running member to hand out the cluster keys");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => bail!("shut down before the cluster keys arrived"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+    }
 }
 
 /// Parses `--initial-cluster name=addr,name=addr`.
@@ -145,6 +258,8 @@ pub struct Context {
     pub store: Arc<RaftStore>,
     /// The member's settings (token, addresses).
     pub config: Arc<ServerConfig>,
+    /// The cluster PKI as this member holds it.
+    pub pki: Arc<ClusterPki>,
 }
 
 /// Adds gRPC services next to `RaftPeer` on the peer port.
@@ -199,10 +314,14 @@ pub async fn run_with_listeners(
     hooks: Hooks,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store_config = config.store_config()?;
+    let mut store_config = config.store_config()?;
     tracing::info!(name = %config.name, peer = %store_config.peer_addr, api = %store_config.api_addr,
         data_dir = %config.data_dir.display(), "starting berth-server");
     let tracker = TaskTracker::new();
+    let pki = Arc::new(setup_pki(&config, &shutdown).await?);
+    let kubeconfig = pki.write_admin_kubeconfig(&config.api_url())?;
+    tracing::info!(path = %kubeconfig.display(), "wrote the admin kubeconfig");
+    store_config.tls = Some(pki.peer_client_config()?);
     // Peers that send before the peer port serves (a joining member) see refused connections and retry.
     let store = RaftStore::open(store_config)
         .await
@@ -210,17 +329,23 @@ pub async fn run_with_listeners(
     let ctx = Context {
         store: store.clone(),
         config: Arc::new(config),
+        pki: pki.clone(),
     };
 
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(store.peer_service());
+    routes.add_service(crate::security::bootstrap_service(
+        pki.clone(),
+        store.clone(),
+    ));
     if let Some(grpc) = hooks.grpc {
         grpc(&ctx, &mut routes);
     }
     let grpc_shutdown = shutdown.clone();
+    let peer_tls = pki.peer_server_config()?;
+    tracing::info!(addr = %peer_listener.local_addr()?, "serving the peer port (mutual TLS)");
     tracker.spawn(async move {
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(peer_listener).with_nodelay(Some(true));
+        let incoming = pki::net::incoming(peer_listener, peer_tls);
         let result = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_routes(routes.routes())
@@ -230,6 +355,8 @@ pub async fn run_with_listeners(
             tracing::error!(error = %e, "peer gRPC server failed");
         }
     });
+
+    tracker.spawn(rotate_certs(pki.clone(), shutdown.clone()));
 
     if let Some(api) = hooks.api {
         let fut = api(ctx.clone(), api_listener, shutdown.clone());
@@ -287,6 +414,27 @@ pub async fn run_with_listeners(
     ctx.store.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Renews this member's certificates before they expire, and picks up ones written by
+/// `berth-server certs rotate`, without a restart: new handshakes use them at once.
+async fn rotate_certs(pki: Arc<ClusterPki>, shutdown: CancellationToken) {
+    let every = (pki.validity() / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let p = pki.clone();
+        match tokio::task::spawn_blocking(move || p.rotate(false)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "certificate rotation failed; retrying"),
+            Err(e) => tracing::error!(error = %e, "certificate rotation task failed"),
+        }
+    }
 }
 
 #[cfg(test)]

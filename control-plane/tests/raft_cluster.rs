@@ -450,7 +450,7 @@ async fn server_run_serves_hooks_and_shuts_down_gracefully() {
     let leading2 = leading.clone();
     let hooks = Hooks {
         api: Some(Box::new(move |ctx, _listener, shutdown| {
-            let _ = tx.send(ctx.store.clone());
+            let _ = tx.send((ctx.store.clone(), ctx.pki.clone()));
             Box::pin(async move {
                 shutdown.cancelled().await;
                 Ok(())
@@ -470,7 +470,7 @@ async fn server_run_serves_hooks_and_shuts_down_gracefully() {
         hooks,
         shutdown.clone(),
     ));
-    let store = timeout(Duration::from_secs(10), rx).await.unwrap().unwrap();
+    let (store, pki) = timeout(Duration::from_secs(10), rx).await.unwrap().unwrap();
     let mut l = store.leadership();
     timeout(Duration::from_secs(10), l.wait_for(|v| *v))
         .await
@@ -480,11 +480,13 @@ async fn server_run_serves_hooks_and_shuts_down_gracefully() {
         .commit(put("/core/configmaps/default/s", Precondition::Absent))
         .await
         .unwrap();
-    // The peer port answers Status for tools.
-    let st = control_plane::store::transport::status(&peer_addr.to_string())
+    // The peer port answers Status for members (mutual TLS).
+    let tls = Some(pki.peer_client_config().unwrap());
+    let st = control_plane::store::transport::status(&peer_addr.to_string(), &tls)
         .await
         .unwrap();
     assert_eq!((st.id, st.leader_id), (1, 1));
+    peer_port_refuses_everyone_but_members(&peer_addr.to_string(), &pki).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while leading.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "leader hook never ran");
@@ -500,4 +502,84 @@ async fn server_run_serves_hooks_and_shuts_down_gracefully() {
         .commit(put("/core/configmaps/default/t", Precondition::None))
         .await
         .is_err());
+}
+
+/// 6444 over real TLS: plaintext, no certificate, another CA's certificate, an expired certificate and
+/// an agent's certificate are all refused; a joining member with a wrong token gets nothing.
+async fn peer_port_refuses_everyone_but_members(
+    addr: &str,
+    pki: &control_plane::security::ClusterPki,
+) {
+    use control_plane::store::transport::status;
+    use pki::{CertRequest, CertSource, Usage};
+    let h2: &[&[u8]] = &[b"h2"];
+    let refused = |what: &str, r: Result<_, control_plane::store::Error>| {
+        let e = r.expect_err(what);
+        eprintln!("{what}: {e}");
+    };
+    refused("plaintext", status(addr, &None).await);
+    let anonymous = pki::client_config(pki.ca_pem(), None, h2).unwrap();
+    refused(
+        "no client certificate",
+        status(addr, &Some(anonymous)).await,
+    );
+
+    let other_ca = pki::Ca::generate("other", Duration::from_secs(3600)).unwrap();
+    let mut member = CertRequest::client(
+        "berth:member:solo",
+        &[pki::GROUP_MEMBERS],
+        Duration::from_secs(3600),
+    );
+    member.usage = Usage::ServerAndClient;
+    let forged = other_ca.issue(&member).unwrap();
+    let src = CertSource::from_pem(&forged.cert_pem, &forged.key_pem).unwrap();
+    let cfg = pki::client_config(pki.ca_pem(), Some(src), h2).unwrap();
+    refused("another CA's certificate", status(addr, &Some(cfg)).await);
+
+    let mut expired = member.clone();
+    expired.validity = Duration::ZERO;
+    let old = pki.ca.issue(&expired).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let src = CertSource::from_pem(&old.cert_pem, &old.key_pem).unwrap();
+    let cfg = pki::client_config(pki.ca_pem(), Some(src), h2).unwrap();
+    refused("an expired certificate", status(addr, &Some(cfg)).await);
+
+    let node = pki
+        .ca
+        .issue(&CertRequest::client(
+            "system:node:n1",
+            &[pki::GROUP_NODES],
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+    let src = CertSource::from_pem(&node.cert_pem, &node.key_pem).unwrap();
+    let cfg = pki::client_config(pki.ca_pem(), Some(src), h2).unwrap();
+    refused("an agent's certificate", status(addr, &Some(cfg)).await);
+
+    // Joining: a wrong token fails the server's proof check and gets no keys; the right one works.
+    let id = control_plane::security::MemberIdentity {
+        name: "s9".into(),
+        sans: vec!["127.0.0.1".into()],
+        validity: Duration::from_secs(3600),
+    };
+    let wrong = pki::Token::parse("abcdef.0123456789abcdef").unwrap();
+    let e = control_plane::security::fetch_member_keys(addr, &wrong, &id)
+        .await
+        .unwrap_err();
+    eprintln!("wrong token: {e:#}");
+    let same_id_wrong_secret = pki::Token {
+        id: pki.token.id.clone(),
+        secret: "0000000000000000".into(),
+    };
+    let e = control_plane::security::fetch_member_keys(addr, &same_id_wrong_secret, &id)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("does not hold the cluster token"),
+        "{e:#}"
+    );
+    let keys = control_plane::security::fetch_member_keys(addr, &pki.token, &id)
+        .await
+        .unwrap();
+    assert_eq!(keys.ca_cert_pem, pki.ca_pem());
 }

@@ -245,7 +245,11 @@ mod tests {
             ))
             .unwrap();
         assert!(ca2
-            .issue(&CertRequest::client("a", &["x", "y"], Duration::from_secs(1)))
+            .issue(&CertRequest::client(
+                "a",
+                &["x", "y"],
+                Duration::from_secs(1)
+            ))
             .is_err());
         let der = crate::parse_certs(&c.cert_pem).unwrap();
         let id = identity_of(&der[0]).unwrap();

@@ -179,11 +179,7 @@ impl SigningKey {
     /// Signs `claims` as a compact JWT.
     pub fn sign(&self, claims: &ServiceAccountClaims) -> String {
         let body = serde_json::to_vec(claims).unwrap_or_default();
-        let signing_input = format!(
-            "{}.{}",
-            b64().encode(JWT_HEADER),
-            b64().encode(body)
-        );
+        let signing_input = format!("{}.{}", b64().encode(JWT_HEADER), b64().encode(body));
         let sig = hmac::sign(&self.0, signing_input.as_bytes());
         format!("{signing_input}.{}", b64().encode(sig.as_ref()))
     }
@@ -217,7 +213,13 @@ mod tests {
         assert_eq!(Token::parse(&format!(" {s}\n")).unwrap(), t);
         assert!(t.matches(&s));
         assert!(!t.matches("abcdef.0123456789abcdef"));
-        for bad in ["", "abcdef", "ABCDEF.0123456789abcdef", "abcde.0123456789abcdefg", "abcdef.0123456789abcde!"] {
+        for bad in [
+            "",
+            "abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdefg",
+            "abcdef.0123456789abcde!",
+        ] {
             assert!(Token::parse(bad).is_err(), "{bad}");
         }
         assert!(!format!("{t:?}").contains(&t.secret));

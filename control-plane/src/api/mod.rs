@@ -8,6 +8,7 @@
 //! - [`meta`]: metadata and per-kind defaults. [`alloc`]: ClusterIP/NodePort allocation.
 //! - [`watch`]: watch streams. [`status`]: `metav1.Status` errors. [`proxy`]: logs and exec via the agent.
 pub mod alloc;
+pub mod authn;
 pub mod authz;
 pub mod discovery;
 pub mod handlers;

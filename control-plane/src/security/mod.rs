@@ -26,6 +26,8 @@ pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// Default validity of leaf certificates (members, agents, the admin).
 pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A file whose presence asks the running member to rotate its certificates.
+const ROTATE_MARKER: &str = "rotate-requested";
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// Errors of the member PKI.
@@ -62,6 +64,12 @@ pub struct MemberKeys {
     pub ca_key_pem: String,
     /// ServiceAccount signing secret.
     pub sa_secret: String,
+}
+
+impl std::fmt::Debug for MemberKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberKeys").finish_non_exhaustive()
+    }
 }
 
 /// The cluster PKI as one member holds it.
@@ -189,6 +197,7 @@ impl ClusterPki {
             &ca,
             &apiserver_client_request(identity.validity),
         )?;
+        // A rotation asked for while the member was down happens now.
         let pki = ClusterPki {
             dir,
             ca,
@@ -198,6 +207,7 @@ impl ClusterPki {
             apiserver_client,
             identity: identity.clone(),
         };
+        pki.rotate(false)?;
         Ok(pki)
     }
 
@@ -293,10 +303,7 @@ impl ClusterPki {
         MemberKeys {
             ca_cert_pem: self.ca.cert_pem().to_string(),
             ca_key_pem: self.ca.key_pem().to_string(),
-            sa_secret: read(&self.dir, "sa.key")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
+            sa_secret: read(&self.dir, "sa.key").ok().flatten().unwrap_or_default(),
         }
     }
 
@@ -348,6 +355,9 @@ impl ClusterPki {
     /// # Errors
     /// When signing or writing fails (the old certificates stay in use).
     pub fn rotate(&self, force: bool) -> Result<bool> {
+        let marker = self.dir.join(ROTATE_MARKER);
+        let requested = marker.exists();
+        let force = force || requested;
         let mut rotated = false;
         let pairs = [
             ("member", &self.member, member_request(&self.identity)),
@@ -375,7 +385,28 @@ impl ClusterPki {
                 rotated = true;
             }
         }
+        if requested {
+            let _ = std::fs::remove_file(&marker);
+        }
         Ok(rotated)
+    }
+
+    /// Asks the member running on `data_dir` to rotate its certificates now (what
+    /// `berth-server certs rotate` does); a member that is not running rotates at its next start.
+    ///
+    /// # Errors
+    /// When the data dir has no PKI or the request cannot be written.
+    pub fn request_rotation(data_dir: &Path) -> Result<PathBuf> {
+        let dir = pki_dir(data_dir);
+        if !dir.join("ca.crt").exists() {
+            return Err(Error::Incomplete(format!(
+                "{} holds no cluster PKI",
+                dir.display()
+            )));
+        }
+        let marker = dir.join(ROTATE_MARKER);
+        pki::write_private(&marker, b"")?;
+        Ok(marker)
     }
 }
 
@@ -467,7 +498,13 @@ fn apiserver_client_request(validity: Duration) -> CertRequest {
 }
 
 /// A kubeconfig with one cluster, one user (client certificate) and one context.
-pub fn kubeconfig(server: &str, ca_pem: &str, user: &pki::Issued, cluster: &str, name: &str) -> String {
+pub fn kubeconfig(
+    server: &str,
+    ca_pem: &str,
+    user: &pki::Issued,
+    cluster: &str,
+    name: &str,
+) -> String {
     use base64::Engine as _;
     let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
@@ -487,7 +524,8 @@ pub fn peer_identity<T>(req: &tonic::Request<T>) -> Option<Identity> {
 /// Whether a gRPC caller is a control-plane member (by its certificate).
 pub fn is_member(id: Option<&Identity>) -> bool {
     id.is_some_and(|i| {
-        i.groups.iter().any(|g| g == pki::GROUP_MEMBERS) && i.user.starts_with(pki::MEMBER_USER_PREFIX)
+        i.groups.iter().any(|g| g == pki::GROUP_MEMBERS)
+            && i.user.starts_with(pki::MEMBER_USER_PREFIX)
     })
 }
 
@@ -525,7 +563,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&pki_dir(d.path())), 0o700);
-        for f in ["ca.key", "sa.key", "token", "member.key", "apiserver-client.key"] {
+        for f in [
+            "ca.key",
+            "sa.key",
+            "token",
+            "member.key",
+            "apiserver-client.key",
+        ] {
             assert_eq!(mode(&pki_dir(d.path()).join(f)), 0o600, "{f}");
         }
     }
@@ -565,6 +609,12 @@ mod tests {
         assert!(!p.rotate(false).unwrap(), "a fresh certificate is not due");
         assert!(p.rotate(true).unwrap());
         assert_ne!(p.member.cert_pem(), before);
+        // The command's request is honoured once.
+        let before = p.member.cert_pem();
+        ClusterPki::request_rotation(d.path()).unwrap();
+        assert!(p.rotate(false).unwrap());
+        assert_ne!(p.member.cert_pem(), before);
+        assert!(!p.rotate(false).unwrap());
         let on_disk = std::fs::read_to_string(p.dir().join("member.crt")).unwrap();
         assert_eq!(on_disk, p.member.cert_pem());
         // A certificate past two thirds of its life is due.
@@ -575,7 +625,11 @@ mod tests {
         // New addresses make it due too.
         let mut moved = identity(Duration::from_secs(3600));
         moved.sans.push("10.9.9.9".into());
-        assert!(renewal_due(&on_disk, &member_request(&moved), SystemTime::now()));
+        assert!(renewal_due(
+            &on_disk,
+            &member_request(&moved),
+            SystemTime::now()
+        ));
     }
 
     #[test]

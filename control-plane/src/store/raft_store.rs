@@ -50,6 +50,8 @@ pub struct StoreConfig {
     pub commit_timeout: Duration,
     /// How long a linearizable read waits before `Timeout`.
     pub read_timeout: Duration,
+    /// Mutual TLS towards peers; when set, the peer service also admits members only.
+    pub tls: super::transport::PeerTls,
 }
 
 impl StoreConfig {
@@ -71,6 +73,7 @@ impl StoreConfig {
             event_window: 10_000,
             commit_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -83,6 +86,7 @@ pub struct RaftStore {
     thread: DriverThread,
     commit_timeout: Duration,
     read_timeout: Duration,
+    member_certs: bool,
 }
 
 impl std::fmt::Debug for RaftStore {
@@ -165,6 +169,7 @@ impl RaftStore {
             id,
             tokio::runtime::Handle::current(),
             tx.clone(),
+            config.tls.clone(),
         ));
         transport.set_peers(&members);
         for m in &seeds {
@@ -197,6 +202,7 @@ impl RaftStore {
             thread: Mutex::new(Some(thread)),
             commit_timeout: config.commit_timeout,
             read_timeout: config.read_timeout,
+            member_certs: config.tls.is_some(),
         }))
     }
 
@@ -290,6 +296,11 @@ impl RaftStore {
     }
 
     /// Proposes on this member, which must be the leader; `NoLeader` otherwise (nothing proposed).
+    /// Whether the peer service admits only callers with a member certificate (TLS is on).
+    pub fn requires_member_certs(&self) -> bool {
+        self.member_certs
+    }
+
     pub(crate) async fn propose_local(&self, batch: &Batch) -> Result<Committed> {
         let data = serde_json::to_vec(batch).map_err(|e| Error::Invalid(format!("batch: {e}")))?;
         self.propose_data(data).await
@@ -478,7 +489,15 @@ async fn join_with_retry(via: &str, config: &StoreConfig) -> Result<(u64, Vec<Me
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Duration::from_millis(200);
     loop {
-        match transport::join(via, &config.name, &config.peer_addr, &config.api_addr).await {
+        match transport::join(
+            via,
+            &config.tls,
+            &config.name,
+            &config.peer_addr,
+            &config.api_addr,
+        )
+        .await
+        {
             Ok(r) => return Ok(r),
             Err(e) if Instant::now() + backoff < deadline => {
                 tracing::warn!(via, error = %e, "join failed, retrying");

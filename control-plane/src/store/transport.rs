@@ -39,21 +39,28 @@ pub(crate) struct Transport {
     runtime: tokio::runtime::Handle,
     driver: std::sync::mpsc::Sender<Msg>,
     peers: Mutex<HashMap<u64, Peer>>,
+    tls: PeerTls,
 }
 
-pub(crate) fn channel_to(addr: &str) -> Result<Channel> {
-    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
+/// The TLS client side of the peer port: trust the cluster CA, present this member's certificate.
+/// `None` is plaintext (in-process tests of the store alone).
+pub type PeerTls = Option<Arc<rustls::ClientConfig>>;
+
+pub(crate) fn channel_to(addr: &str, tls: &PeerTls) -> Result<Channel> {
+    let bare = addr
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    // The scheme stays http: with TLS, the connector wraps the stream before HTTP/2 starts.
+    let endpoint = Endpoint::from_shared(format!("http://{bare}"))
         .map_err(|e| Error::Invalid(format!("peer address {addr}: {e}")))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(match tls {
+        Some(cfg) => endpoint.connect_with_connector_lazy(pki::net::grpc_connector(cfg.clone())),
+        None => endpoint.connect_lazy(),
+    })
 }
 
 pub(crate) fn client(channel: Channel) -> RaftPeerClient<Channel> {
@@ -67,12 +74,14 @@ impl Transport {
         self_id: u64,
         runtime: tokio::runtime::Handle,
         driver: std::sync::mpsc::Sender<Msg>,
+        tls: PeerTls,
     ) -> Self {
         Transport {
             self_id,
             runtime,
             driver,
             peers: Mutex::new(HashMap::new()),
+            tls,
         }
     }
 
@@ -101,7 +110,7 @@ impl Transport {
         }
         // Called from the driver thread: tonic needs the runtime to build a channel.
         let _guard = self.runtime.enter();
-        let channel = match channel_to(addr) {
+        let channel = match channel_to(addr, &self.tls) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(peer = id, error = %e, "bad peer address");
@@ -207,11 +216,12 @@ async fn send_loop(
 /// `Unavailable` when the member cannot be reached or refuses.
 pub async fn join(
     addr: &str,
+    tls: &PeerTls,
     name: &str,
     peer_addr: &str,
     api_addr: &str,
 ) -> Result<(u64, Vec<Member>)> {
-    let mut c = client(channel_to(addr)?);
+    let mut c = client(channel_to(addr, tls)?);
     let mut req = Request::new(JoinRequest {
         name: name.to_string(),
         peer_addr: peer_addr.to_string(),
@@ -236,8 +246,8 @@ pub async fn join(
 ///
 /// # Errors
 /// `Unavailable` when it cannot be reached.
-pub async fn status(addr: &str) -> Result<StatusResponse> {
-    let mut c = client(channel_to(addr)?);
+pub async fn status(addr: &str, tls: &PeerTls) -> Result<StatusResponse> {
+    let mut c = client(channel_to(addr, tls)?);
     let mut req = Request::new(StatusRequest {});
     req.set_timeout(Duration::from_secs(5));
     Ok(c.status(req)
@@ -271,9 +281,32 @@ fn to_status(e: &Error) -> Status {
     }
 }
 
+impl PeerService {
+    /// Only members (by their certificate) may step, propose, join or ask for status: anyone else who
+    /// reaches 6444 could otherwise vote, write raw batches or add itself. Without TLS (the store's own
+    /// tests) there is no certificate to check.
+    fn check_member<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
+        if !self.store.requires_member_certs() {
+            return Ok(None);
+        }
+        let id = crate::security::peer_identity(request);
+        if !crate::security::is_member(id.as_ref()) {
+            return Err(Status::permission_denied(
+                "the peer port's Raft service is for control-plane members only",
+            ));
+        }
+        Ok(id.and_then(|i| {
+            i.user
+                .strip_prefix(pki::MEMBER_USER_PREFIX)
+                .map(str::to_string)
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
     async fn step(&self, request: Request<StepRequest>) -> Result<Response<StepResponse>, Status> {
+        self.check_member(&request)?;
         for bytes in request.into_inner().messages {
             let m = Message::parse_from_bytes(&bytes)
                 .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
@@ -288,6 +321,7 @@ impl RaftPeer for PeerService {
         &self,
         request: Request<ProposeRequest>,
     ) -> Result<Response<ProposeResponse>, Status> {
+        self.check_member(&request)?;
         let data = request.into_inner().batch;
         // Decoded only to reject what the state machine could not apply; the bytes go into the log as sent.
         let batch: Batch = serde_json::from_slice(&data)
@@ -308,6 +342,16 @@ impl RaftPeer for PeerService {
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let caller = self.check_member(&request)?;
+        // A member certificate admits exactly the member it names, never another one.
+        if let Some(name) = caller {
+            if name != request.get_ref().name {
+                return Err(Status::permission_denied(format!(
+                    "member {name} may not add a member named {}",
+                    request.get_ref().name
+                )));
+            }
+        }
         let api_addr = request
             .metadata()
             .get("x-berth-api-addr")
@@ -326,7 +370,11 @@ impl RaftPeer for PeerService {
         }))
     }
 
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        self.check_member(&request)?;
         let s = self.store.status().await.map_err(|e| to_status(&e))?;
         Ok(Response::new(StatusResponse {
             id: s.id,
