@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use control_plane::api;
+use control_plane::security::{ClusterPki, MemberIdentity, DEFAULT_VALIDITY};
 use control_plane::store::{
     Batch, BoxFuture, Committed, Consistency, Error as StoreError, MemStore, Member, Object,
     ObjectStore, Op, Precondition, RaftStore, Result as StoreResult, Start, StoreConfig,
@@ -28,6 +29,30 @@ struct Server {
     store: Arc<dyn ObjectStore>,
     shutdown: CancellationToken,
     dir: tempfile::TempDir,
+    pki: Arc<ClusterPki>,
+    /// TLS as a cluster admin (a `system:masters` client certificate).
+    tls: Arc<rustls::ClientConfig>,
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connection to the API with `tls`.
+async fn connect(addr: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Tls {
+    pki::net::connect(&addr.to_string(), tls.clone())
+        .await
+        .expect("TLS connection to the API")
+}
+
+/// One HTTP/1.1 request over a fresh TLS connection.
+async fn send(
+    addr: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    req: http::Request<Full<Bytes>>,
+) -> http::Response<hyper::body::Incoming> {
+    let io = hyper_util::rt::TokioIo::new(connect(addr, tls).await);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req).await.unwrap()
 }
 
 impl Drop for Server {
@@ -74,15 +99,51 @@ async fn start() -> Server {
 
 async fn start_with(store: Arc<dyn ObjectStore>, dir: tempfile::TempDir) -> Server {
     api::bootstrap(&*store).await.unwrap();
+    serve_secure(store, dir).await
+}
+
+/// The API over HTTPS with a fresh cluster PKI in `dir`.
+async fn serve_secure(store: Arc<dyn ObjectStore>, dir: tempfile::TempDir) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(api::serve(listener, store.clone(), shutdown.clone()));
+    let identity = MemberIdentity {
+        name: "a".into(),
+        sans: vec!["127.0.0.1".into()],
+        validity: DEFAULT_VALIDITY,
+    };
+    let pki = Arc::new(ClusterPki::create(&dir.path().join("member"), &identity, None).unwrap());
+    let kubeconfig = pki
+        .write_admin_kubeconfig(&format!("https://{addr}"))
+        .unwrap();
+    std::fs::copy(kubeconfig, dir.path().join("kubeconfig")).unwrap();
+    let admin = pki
+        .issue_user_cert("test-admin", &[pki::GROUP_MASTERS])
+        .unwrap();
+    let tls = pki::client_config(
+        pki.ca_pem(),
+        Some(pki::CertSource::from_pem(&admin.cert_pem, &admin.key_pem).unwrap()),
+        &[b"http/1.1"],
+    )
+    .unwrap();
+    let config = api::ApiConfig {
+        advertise_address: addr.to_string(),
+        pki: Some(pki.clone()),
+        ..api::ApiConfig::default()
+    };
+    tokio::spawn(api::serve_with(
+        listener,
+        store.clone(),
+        config,
+        shutdown.clone(),
+    ));
     Server {
         addr,
         store,
         shutdown,
         dir,
+        pki,
+        tls,
     }
 }
 
@@ -94,15 +155,14 @@ fn fixture(name: &str) -> String {
         .into_owned()
 }
 
-fn kubectl_command(addr: SocketAddr, dir: &Path, args: &[&str]) -> Command {
+/// Stock kubectl with the server's admin kubeconfig (HTTPS, a client certificate).
+fn kubectl_command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(KUBECTL);
-    c.arg("--server")
-        .arg(format!("http://{addr}"))
-        .arg("--cache-dir")
+    c.arg("--cache-dir")
         .arg(dir.join("cache"))
         .args(args)
-        // No user kubeconfig may leak in: the server flag is all kubectl needs.
-        .env("KUBECONFIG", dir.join("kubeconfig-none"))
+        // No user kubeconfig may leak in.
+        .env("KUBECONFIG", dir.join("kubeconfig"))
         .env("HOME", dir);
     c
 }
@@ -116,7 +176,7 @@ struct Run {
 
 impl Server {
     async fn kubectl(&self, args: &[&str]) -> Run {
-        let mut cmd = kubectl_command(self.addr, self.dir.path(), args);
+        let mut cmd = kubectl_command(self.dir.path(), args);
         let out: Output = tokio::task::spawn_blocking(move || cmd.output())
             .await
             .unwrap()
@@ -154,12 +214,10 @@ impl Server {
         body: Option<Vec<u8>>,
         accept: Option<&str>,
     ) -> (u16, Vec<u8>) {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Full<Bytes>>();
         let mut req = http::Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+            .uri(path)
+            .header("host", self.addr.to_string());
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
@@ -169,10 +227,9 @@ impl Server {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .unwrap();
-        let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        let resp = tokio::time::timeout(Duration::from_secs(20), send(self.addr, &self.tls, req))
             .await
-            .expect("request in time")
-            .unwrap();
+            .expect("request in time");
         let code = resp.status().as_u16();
         let bytes = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
             .await
@@ -526,7 +583,7 @@ fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> Vec<St
 async fn kubectl_get_watch_prints_new_objects() {
     let s = start().await;
     s.kubectl_ok(&["create", "-f", &fixture("pod.yaml")]).await;
-    let mut child = kubectl_command(s.addr, s.dir.path(), &["get", "pods", "-w"])
+    let mut child = kubectl_command(s.dir.path(), &["get", "pods", "-w"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1046,8 +1103,13 @@ async fn http_deletion_rules() {
 }
 
 /// Reads watch lines from a streaming response until `n` events or the stream ends.
-async fn watch_lines(addr: SocketAddr, path: &str, accept: Option<&str>, n: usize) -> Vec<Value> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+async fn watch_lines(
+    (addr, tls): (SocketAddr, Arc<rustls::ClientConfig>),
+    path: &str,
+    accept: Option<&str>,
+    n: usize,
+) -> Vec<Value> {
+    let mut stream = connect(addr, &tls).await;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {}\r\nConnection: close\r\n\r\n",
         accept.unwrap_or("application/json")
@@ -1101,7 +1163,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     // No resourceVersion: the current objects as ADDED, then live events; the selector applies.
     let watcher = {
         let path = format!("{cms}?watch=true&labelSelector=k%3D1&timeoutSeconds=5");
-        let addr = s.addr;
+        let addr = (s.addr, s.tls.clone());
         tokio::spawn(async move { watch_lines(addr, &path, None, 3).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1139,7 +1201,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     // From a resourceVersion: only later changes, including the delete.
     s.http("DELETE", &format!("{cms}/b"), None, None).await;
     let events = watch_lines(
-        s.addr,
+        (s.addr, s.tls.clone()),
         &format!("{cms}?watch=1&resourceVersion={rv_a}&timeoutSeconds=1"),
         None,
         10,
@@ -1155,7 +1217,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     // Tables in watch events, as `kubectl get -w` asks; the first carries the columns.
     let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
     let events = watch_lines(
-        s.addr,
+        (s.addr, s.tls.clone()),
         &format!("{cms}?watch=true&timeoutSeconds=1"),
         Some(table_accept),
         1,
@@ -1176,7 +1238,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
             .unwrap();
     }
     let events = watch_lines(
-        s.addr,
+        (s.addr, s.tls.clone()),
         &format!("{cms}?watch=true&resourceVersion=1"),
         None,
         1,
@@ -1189,7 +1251,7 @@ async fn http_watch_replays_filters_times_out_and_expires() {
     // Bookmarks carry the revision watched so far.
     let start = std::time::Instant::now();
     let events = watch_lines(
-        s.addr,
+        (s.addr, s.tls.clone()),
         &format!(
             "{cms}?watch=true&timeoutSeconds=2&allowWatchBookmarks=true&resourceVersion={}",
             s.store.revision()
@@ -1213,17 +1275,16 @@ async fn discovery_openapi_and_version() {
     assert_eq!((code, v["minor"].as_str()), (200, Some("32")));
     let agg =
         "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let resp = client
-        .request(
-            http::Request::get(format!("http://{}/apis", s.addr))
-                .header("accept", agg)
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send(
+        s.addr,
+        &s.tls,
+        http::Request::get("/apis")
+            .header("host", s.addr.to_string())
+            .header("accept", agg)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(
         resp.headers()["content-type"],
         "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -1302,7 +1363,7 @@ async fn logs_and_exec_are_proxied_to_the_agent() {
 
     let (port, agent) = fake_agent().await;
     put_node(&*s.store, "node1", port).await;
-    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let mut c = connect(s.addr, &s.tls).await;
     c.write_all(b"GET /api/v1/namespaces/default/pods/lp/exec?command=ls&command=%2F&stdout=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -1345,7 +1406,7 @@ async fn python_kubernetes_client() {
     }
     let s = start().await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python_client.py");
-    let url = format!("http://{}", s.addr);
+    let url = s.dir.path().join("kubeconfig");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
@@ -1475,16 +1536,7 @@ impl ObjectStore for Leaderless {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_unavailability_is_retryable() {
     let store: Arc<dyn ObjectStore> = Arc::new(Leaderless);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(api::serve(listener, store.clone(), shutdown.clone()));
-    let s = Server {
-        addr,
-        store,
-        shutdown,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let s = serve_secure(store, tempfile::tempdir().unwrap()).await;
     let (code, st) = s.get("/api/v1/namespaces/default/pods").await;
     assert_eq!(
         (code, st["reason"].as_str()),
@@ -1494,7 +1546,7 @@ async fn store_unavailability_is_retryable() {
     let (code, st) = s.get("/api/v1/namespaces/default/pods/x").await;
     assert_eq!((code, st["reason"].as_str()), (504, Some("Timeout")));
     let events = watch_lines(
-        addr,
+        (s.addr, s.tls.clone()),
         "/api/v1/namespaces/default/pods?watch=true&resourceVersion=5",
         None,
         1,
@@ -1663,4 +1715,106 @@ async fn measure_create_and_get_latency() {
         "create {create:?}/op, get {get:?}/op, list of {n} {:?}",
         t.elapsed()
     );
+}
+
+/// What a client with `tls` gets for `GET path` (with an optional bearer token); `None` when TLS
+/// refused the connection.
+async fn status_of(
+    s: &Server,
+    tls: Arc<rustls::ClientConfig>,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(u16, Value)> {
+    let io = pki::net::connect(&s.addr.to_string(), tls).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let mut req = http::Request::get(path).header("host", s.addr.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    // TLS 1.3 reports a refused client certificate only on the first read.
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .ok()?;
+    let code = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((code, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_anonymous_wrong_ca_and_expired_clients() {
+    let s = start().await;
+    let h1: &[&[u8]] = &[b"http/1.1"];
+    let anonymous = pki::client_config(s.pki.ca_pem(), None, h1).unwrap();
+    let (code, st) = status_of(&s, anonymous.clone(), "/api/v1/secrets", None)
+        .await
+        .unwrap();
+    assert_eq!(code, 401, "{st}");
+    assert_eq!(
+        (
+            st["kind"].as_str(),
+            st["reason"].as_str(),
+            st["code"].as_u64()
+        ),
+        (Some("Status"), Some("Unauthorized"), Some(401))
+    );
+    for open in ["/healthz", "/readyz", "/livez", "/version"] {
+        let (code, _) = status_of(&s, anonymous.clone(), open, None).await.unwrap();
+        assert_eq!(code, 200, "{open} is open to anyone, as in Kubernetes");
+    }
+    // A bad token is refused even where anonymous requests pass.
+    for path in ["/api/v1/secrets", "/version"] {
+        let (code, _) = status_of(&s, anonymous.clone(), path, Some("not-a-token"))
+            .await
+            .unwrap();
+        assert_eq!(code, 401, "{path}");
+    }
+
+    // A client certificate from another CA, or an expired one from the right CA: TLS refuses.
+    let other = pki::Ca::generate("other", Duration::from_secs(3600)).unwrap();
+    let forged = other
+        .issue(&pki::CertRequest::client(
+            "berth-admin",
+            &[pki::GROUP_MASTERS],
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+    let cfg = pki::client_config(
+        s.pki.ca_pem(),
+        Some(pki::CertSource::from_pem(&forged.cert_pem, &forged.key_pem).unwrap()),
+        h1,
+    )
+    .unwrap();
+    assert_eq!(status_of(&s, cfg, "/api/v1/secrets", None).await, None);
+    let old = s
+        .pki
+        .ca
+        .issue(&pki::CertRequest::client(
+            "berth-admin",
+            &[pki::GROUP_MASTERS],
+            Duration::ZERO,
+        ))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let cfg = pki::client_config(
+        s.pki.ca_pem(),
+        Some(pki::CertSource::from_pem(&old.cert_pem, &old.key_pem).unwrap()),
+        h1,
+    )
+    .unwrap();
+    assert_eq!(status_of(&s, cfg, "/api/v1/secrets", None).await, None);
+
+    // The server's own certificate is checked by clients: one that trusts another CA refuses it.
+    let distrust = pki::client_config(other.cert_pem(), None, h1).unwrap();
+    assert_eq!(status_of(&s, distrust, "/version", None).await, None);
+
+    // The admin certificate works.
+    let (code, _) = status_of(&s, s.tls.clone(), "/api/v1/secrets", None)
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
 }

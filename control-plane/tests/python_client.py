@@ -2,18 +2,16 @@
 """Drives a berth API server with the official Python `kubernetes` client: create, list, patch
 (strategic, merge, JSON, apply), scale, status, watch and delete a Deployment.
 
-Usage: python_client.py http://127.0.0.1:PORT
+Usage: python_client.py KUBECONFIG  (HTTPS with a client certificate, as a cluster user has)
 """
 import sys
 
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 
-def main(server):
-    cfg = client.Configuration()
-    cfg.host = server
-    api = client.ApiClient(cfg)
+def main(kubeconfig):
+    api = config.new_client_from_config(config_file=kubeconfig)
     apps = client.AppsV1Api(api)
     core = client.CoreV1Api(api)
     ns = "default"
