@@ -556,6 +556,29 @@ async fn peer_port_refuses_everyone_but_members(
     let cfg = pki::client_config(pki.ca_pem(), Some(src), h2).unwrap();
     refused("an agent's certificate", status(addr, &Some(cfg)).await);
 
+    // A valid member certificate for a name the cluster does not know cannot re-join as an existing
+    // member (which would remove it).
+    let mut evil = CertRequest::client(
+        "berth:member:evil",
+        &[pki::GROUP_MEMBERS],
+        Duration::from_secs(3600),
+    );
+    evil.usage = Usage::ServerAndClient;
+    let evil = pki.ca.issue(&evil).unwrap();
+    let src = CertSource::from_pem(&evil.cert_pem, &evil.key_pem).unwrap();
+    let cfg = Some(pki::client_config(pki.ca_pem(), Some(src), h2).unwrap());
+    let e = control_plane::store::transport::join(addr, &cfg, "solo", "127.0.0.1:1", "")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("may not add a member named solo"),
+        "{e}"
+    );
+    let st = status(addr, &Some(pki.peer_client_config().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(st.members.len(), 1, "the member is still there");
+
     // Joining: a wrong token fails the server's proof check and gets no keys; the right one works.
     let id = control_plane::security::MemberIdentity {
         name: "s9".into(),

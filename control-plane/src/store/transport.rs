@@ -343,9 +343,12 @@ impl RaftPeer for PeerService {
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let caller = self.check_member(&request)?;
-        // A member certificate admits exactly the member it names, never another one.
+        // A certificate for a name the cluster does not know (a member still joining) admits exactly
+        // the member it names: re-joining under another name would remove that member. Current
+        // members may add others: followers forward joins to the leader.
         if let Some(name) = caller {
-            if name != request.get_ref().name {
+            let known = self.store.members().by_name(&name).is_some();
+            if !known && name != request.get_ref().name {
                 return Err(Status::permission_denied(format!(
                     "member {name} may not add a member named {}",
                     request.get_ref().name
