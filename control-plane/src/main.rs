@@ -147,7 +147,8 @@ async fn main() -> anyhow::Result<()> {
     config.token = read_token(cli.token_file.as_deref())?;
     config.cert_validity = cli.cert_validity;
     config.tls_sans = cli.tls_sans;
-    std::fs::create_dir_all(&config.data_dir)
+    // The data dir holds every object, Secrets included: only root may read it.
+    pki::ensure_private_dir(&config.data_dir)
         .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
 
     let shutdown = CancellationToken::new();
