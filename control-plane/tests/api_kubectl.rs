@@ -1818,3 +1818,158 @@ async fn the_api_refuses_anonymous_wrong_ca_and_expired_clients() {
         .unwrap();
     assert_eq!(code, 200);
 }
+
+impl Server {
+    /// Stock kubectl with a kubeconfig that holds only the CA and `token` (no client certificate).
+    async fn kubectl_with_token(&self, token: &str, args: &[&str]) -> Run {
+        let path = self.dir.path().join("token.kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n",
+            self.addr,
+            base64_encode(self.pki.ca_pem())
+        );
+        std::fs::write(&path, text).unwrap();
+        let mut cmd = Command::new(KUBECTL);
+        cmd.arg("--cache-dir")
+            .arg(self.dir.path().join("cache-token"))
+            .args(args)
+            .env("KUBECONFIG", &path)
+            .env("HOME", self.dir.path());
+        let out: Output = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .expect("kubectl runs");
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_a_view_only_user_can_get_but_not_create_or_exec() {
+    let s = start().await;
+    s.kubectl_ok(&["create", "-f", &fixture("pod.yaml")]).await;
+    s.kubectl_ok(&["create", "serviceaccount", "viewer"]).await;
+    s.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "viewer-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:viewer",
+    ])
+    .await;
+    let token = s.kubectl_ok(&["create", "token", "viewer"]).await;
+    let token = token.trim();
+    assert!(token.len() > 40, "{token}");
+
+    let r = s.kubectl_with_token(token, &["get", "pods"]).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stdout.contains("solo"), "{}", r.stdout);
+
+    let r = s
+        .kubectl_with_token(token, &["create", "configmap", "x", "--from-literal=a=b"])
+        .await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains(r#"Error from server (Forbidden): configmaps is forbidden: User "system:serviceaccount:default:viewer" cannot create resource "configmaps" in API group "" in the namespace "default""#),
+        "{}",
+        r.stderr
+    );
+    let r = s.kubectl_with_token(token, &["exec", "solo", "--", "ls"]).await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains(r#"cannot create resource "pods/exec""#)
+            || r.stderr.contains(r#"cannot get resource "pods/exec""#),
+        "{}",
+        r.stderr
+    );
+    let r = s.kubectl_with_token(token, &["get", "secrets"]).await;
+    assert!(!r.ok, "view does not read Secrets: {}", r.stdout);
+
+    for (args, want) in [
+        (vec!["auth", "can-i", "get", "pods"], "yes"),
+        (vec!["auth", "can-i", "create", "pods"], "no"),
+        (vec!["auth", "can-i", "create", "pods/exec"], "no"),
+    ] {
+        let r = s.kubectl_with_token(token, &args).await;
+        assert_eq!(r.stdout.trim(), want, "{args:?}: {}", r.stderr);
+    }
+    // The admin may do anything.
+    let r = s.kubectl(&["auth", "can-i", "create", "pods/exec"]).await;
+    assert_eq!(r.stdout.trim(), "yes", "{}", r.stderr);
+
+    // A token whose ServiceAccount is gone no longer authenticates.
+    s.kubectl_ok(&["delete", "serviceaccount", "viewer"]).await;
+    let r = s.kubectl_with_token(token, &["get", "pods"]).await;
+    assert!(!r.ok);
+    assert!(r.stderr.contains("Unauthorized"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_identity_sees_only_its_own_pods_secrets_and_status() {
+    let s = start().await;
+    put_node(&*s.store, "n1", 1).await;
+    put_node(&*s.store, "n2", 1).await;
+    for (pod, node, secret) in [("p1", "n1", "s1"), ("p2", "n2", "s2")] {
+        let (code, v) = s
+            .post(
+                "/api/v1/namespaces/default/secrets",
+                json!({"metadata": {"name": secret}, "stringData": {"k": "v"}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        let (code, v) = s
+            .post(
+                "/api/v1/namespaces/default/pods",
+                json!({"metadata": {"name": pod}, "spec": {"nodeName": node,
+                    "containers": [{"name": "c", "image": "busybox"}],
+                    "volumes": [{"name": "s", "secret": {"secretName": secret}}]}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+    }
+    let n1 = s.pki.issue_user_cert("system:node:n1", &[pki::GROUP_NODES]).unwrap();
+    let tls = pki::client_config(
+        s.pki.ca_pem(),
+        Some(pki::CertSource::from_pem(&n1.cert_pem, &n1.key_pem).unwrap()),
+        &[b"http/1.1"],
+    )
+    .unwrap();
+    let get = |path: &'static str| {
+        let tls = tls.clone();
+        let s = &s;
+        async move { status_of(s, tls, path, None).await.unwrap().0 }
+    };
+    assert_eq!(get("/api/v1/namespaces/default/secrets/s1").await, 200);
+    assert_eq!(get("/api/v1/namespaces/default/secrets/s2").await, 403);
+    assert_eq!(get("/api/v1/namespaces/default/pods/p1").await, 200);
+    assert_eq!(get("/api/v1/namespaces/default/pods/p2").await, 403);
+    assert_eq!(get("/api/v1/nodes/n1").await, 200);
+    assert_eq!(get("/api/v1/nodes/n2").await, 403);
+    assert_eq!(get("/api/v1/namespaces/default/secrets").await, 403);
+
+    // Status writes: its own node's, never another's.
+    let patch = |path: String| {
+        let tls = tls.clone();
+        let addr = s.addr;
+        async move {
+            let body = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+            let req = http::Request::patch(path)
+                .header("host", addr.to_string())
+                .header("content-type", "application/merge-patch+json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            send(addr, &tls, req).await.status().as_u16()
+        }
+    };
+    assert_eq!(patch("/api/v1/nodes/n1/status".into()).await, 200);
+    assert_eq!(patch("/api/v1/nodes/n2/status".into()).await, 403);
+    assert_eq!(patch("/api/v1/namespaces/default/pods/p2/status".into()).await, 403);
+}
