@@ -1882,7 +1882,9 @@ async fn rbac_a_view_only_user_can_get_but_not_create_or_exec() {
         "{}",
         r.stderr
     );
-    let r = s.kubectl_with_token(token, &["exec", "solo", "--", "ls"]).await;
+    let r = s
+        .kubectl_with_token(token, &["exec", "solo", "--", "ls"])
+        .await;
     assert!(!r.ok);
     assert!(
         r.stderr.contains(r#"cannot create resource "pods/exec""#)
@@ -1935,7 +1937,10 @@ async fn a_node_identity_sees_only_its_own_pods_secrets_and_status() {
             .await;
         assert_eq!(code, 201, "{v}");
     }
-    let n1 = s.pki.issue_user_cert("system:node:n1", &[pki::GROUP_NODES]).unwrap();
+    let n1 = s
+        .pki
+        .issue_user_cert("system:node:n1", &[pki::GROUP_NODES])
+        .unwrap();
     let tls = pki::client_config(
         s.pki.ca_pem(),
         Some(pki::CertSource::from_pem(&n1.cert_pem, &n1.key_pem).unwrap()),
@@ -1971,5 +1976,8 @@ async fn a_node_identity_sees_only_its_own_pods_secrets_and_status() {
     };
     assert_eq!(patch("/api/v1/nodes/n1/status".into()).await, 200);
     assert_eq!(patch("/api/v1/nodes/n2/status".into()).await, 403);
-    assert_eq!(patch("/api/v1/namespaces/default/pods/p2/status".into()).await, 403);
+    assert_eq!(
+        patch("/api/v1/namespaces/default/pods/p2/status".into()).await,
+        403
+    );
 }

@@ -90,8 +90,14 @@ pub fn reconcile(
             .or_else(|| condition(job, "Failed").and_then(|c| c.get("lastTransitionTime")))
             .and_then(Value::as_str)
             .and_then(parse_time);
-        if let (Some(ttl), Some(done)) = (ttl, done) {
-            let expires = done + Duration::from_secs(ttl.max(0) as u64);
+        // A TTL past the end of time never expires (checked: a huge TTL must not panic the leader).
+        let expires = match (ttl, done) {
+            (Some(ttl), Some(done)) => {
+                done.checked_add(Duration::from_secs(ttl.max(0).unsigned_abs()))
+            }
+            _ => None,
+        };
+        if let Some(expires) = expires {
             if expires <= now {
                 // Background propagation: the garbage collector removes its pods.
                 out.push(Action::Delete {
@@ -151,7 +157,8 @@ pub fn reconcile(
         };
     let deadline = spec_i64(job, "activeDeadlineSeconds")
         .filter(|_| !suspended)
-        .map(|s| start + Duration::from_secs(s.max(0) as u64));
+        // A deadline past the end of time is no deadline (checked: it must not panic the leader).
+        .and_then(|s| start.checked_add(Duration::from_secs(s.max(0).unsigned_abs())));
     let failure = if indexed {
         Some((
             "UnsupportedCompletionMode",

@@ -202,6 +202,22 @@ fn the_active_deadline_fails_a_running_job() {
 }
 
 #[test]
+fn deadlines_and_ttls_past_the_end_of_time_do_not_panic() {
+    // Issue #13: activeDeadlineSeconds of i64::MAX panicked the leader's controllers on every leader.
+    let mut j = job(Some(1), 1);
+    j["spec"]["activeDeadlineSeconds"] = json!(i64::MAX);
+    j["status"] = json!({"startTime": at(31)});
+    let a = run(&j, &[pod("a", "Running", 0)]);
+    assert_eq!(deleted(&a), 0, "a deadline that never comes fails nothing");
+    let mut j = job(Some(1), 1);
+    j["spec"]["ttlSecondsAfterFinished"] = json!(i64::MAX);
+    j["status"] = json!({"completionTime": at(30),
+        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at(30)}]});
+    let a = run(&j, &[]);
+    assert!(a.is_empty());
+}
+
+#[test]
 fn suspend_stops_pods_and_resume_starts_them() {
     let mut j = job(Some(3), 2);
     j["spec"]["suspend"] = json!(true);
