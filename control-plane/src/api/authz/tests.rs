@@ -870,3 +870,257 @@ mod served {
         assert_eq!(body["status"]["userInfo"]["username"], "system:anonymous");
     }
 }
+
+mod kubectl {
+    //! The real kubectl against the handlers, with the caller named by kubectl's impersonation
+    //! headers (`--as`, `--as-group`) standing in for authentication. Skipped without kubectl.
+
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::Router;
+    use http::Request;
+
+    use super::super::{bootstrap, service_account_groups, UserInfo};
+    use crate::api::handlers::{handle, ApiConfig, ApiState};
+    use crate::security::{ClusterPki, MemberIdentity};
+    use crate::store::MemStore;
+
+    const KUBECTL: &str = "/usr/bin/kubectl";
+
+    fn caller(req: &Request<Body>) -> Option<UserInfo> {
+        let name = req
+            .headers()
+            .get("impersonate-user")?
+            .to_str()
+            .ok()?
+            .to_string();
+        let mut groups: Vec<String> = req
+            .headers()
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(String::from))
+            .collect();
+        if let Some(ns) = name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|r| r.split(':').next())
+        {
+            groups.extend(service_account_groups(ns));
+        } else {
+            groups.push("system:authenticated".into());
+        }
+        Some(UserInfo {
+            name,
+            uid: String::new(),
+            groups,
+        })
+    }
+
+    async fn serve(dir: &Path) -> SocketAddr {
+        let store = Arc::new(MemStore::new());
+        crate::api::bootstrap(&*store).await.unwrap();
+        bootstrap(&*store).await.unwrap();
+        let identity = MemberIdentity {
+            name: "a".into(),
+            sans: vec!["127.0.0.1".into()],
+            validity: Duration::from_secs(3600),
+        };
+        let pki = ClusterPki::create(dir, &identity, None).unwrap();
+        let state = Arc::new(ApiState {
+            store,
+            config: ApiConfig {
+                pki: Some(Arc::new(pki)),
+                ..ApiConfig::default()
+            },
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        });
+        let app = Router::new()
+            .fallback(
+                |State(state): State<Arc<ApiState>>, mut req: Request<Body>| async move {
+                    if let Some(u) = caller(&req) {
+                        req.extensions_mut().insert(u);
+                    }
+                    handle(state, req).await
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    async fn run(addr: SocketAddr, dir: &Path, args: &[&str]) -> (bool, String) {
+        let mut c = Command::new(KUBECTL);
+        c.arg("--server")
+            .arg(format!("http://{addr}"))
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .args(args)
+            .env("KUBECONFIG", dir.join("kubeconfig-none"))
+            .env("HOME", dir);
+        let out = tokio::task::spawn_blocking(move || c.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kubectl_drives_rbac_tokens_and_can_i() {
+        if !Path::new(KUBECTL).exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let addr = serve(dir.path()).await;
+        let d = dir.path();
+        let ok = |args: &'static [&'static str]| async move {
+            let (ok, out) = run(addr, d, args).await;
+            assert!(ok, "kubectl {args:?}: {out}");
+            out
+        };
+        ok(&["create", "serviceaccount", "viewer", "-n", "default"]).await;
+        ok(&[
+            "create",
+            "role",
+            "pod-reader",
+            "--verb=get,list",
+            "--resource=pods",
+            "-n",
+            "default",
+        ])
+        .await;
+        ok(&[
+            "create",
+            "rolebinding",
+            "viewer",
+            "--clusterrole=view",
+            "--serviceaccount=default:viewer",
+            "-n",
+            "default",
+        ])
+        .await;
+        ok(&[
+            "create",
+            "clusterrolebinding",
+            "ops",
+            "--clusterrole=view",
+            "--group=ops",
+            "--user=alice",
+        ])
+        .await;
+        let out = ok(&["get", "clusterroles"]).await;
+        assert!(
+            out.starts_with("NAME") && out.contains("CREATED AT") && out.contains("cluster-admin"),
+            "{out}"
+        );
+        let out = ok(&["get", "rolebindings", "-n", "default", "-o", "wide"]).await;
+        assert!(
+            out.contains("ClusterRole/view") && out.contains("default/viewer"),
+            "{out}"
+        );
+        let out = ok(&["get", "clusterrolebinding", "ops", "-o", "wide"]).await;
+        assert!(out.contains("alice") && out.contains("ops"), "{out}");
+        let out = ok(&["get", "sa", "-n", "default"]).await;
+        assert!(out.contains("viewer"), "{out}");
+        let out = ok(&[
+            "get",
+            "role",
+            "pod-reader",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.rules[0].verbs}",
+        ])
+        .await;
+        assert_eq!(out, r#"["get","list"]"#);
+
+        let sa = "--as=system:serviceaccount:default:viewer";
+        let (_, out) = run(
+            addr,
+            d,
+            &["auth", "can-i", "list", "pods", "-n", "default", sa],
+        )
+        .await;
+        assert_eq!(out.trim(), "yes");
+        let (_, out) = run(
+            addr,
+            d,
+            &["auth", "can-i", "create", "pods", "-n", "default", sa],
+        )
+        .await;
+        assert_eq!(out.trim(), "no");
+        let (_, out) = run(
+            addr,
+            d,
+            &["auth", "can-i", "create", "pods/exec", "-n", "default", sa],
+        )
+        .await;
+        assert_eq!(out.trim(), "no");
+        let (_, out) = run(
+            addr,
+            d,
+            &[
+                "auth",
+                "can-i",
+                "list",
+                "deployments",
+                "-n",
+                "default",
+                "--as=alice",
+            ],
+        )
+        .await;
+        assert_eq!(out.trim(), "yes");
+        let (_, out) = run(addr, d, &["auth", "can-i", "--list", "-n", "default", sa]).await;
+        assert!(
+            out.contains("selfsubjectaccessreviews.authorization.k8s.io") && out.contains("pods"),
+            "{out}"
+        );
+        let out = ok(&[
+            "auth",
+            "whoami",
+            "--as=system:serviceaccount:default:viewer",
+        ])
+        .await;
+        assert!(
+            out.contains("system:serviceaccount:default:viewer"),
+            "{out}"
+        );
+
+        let token = ok(&["create", "token", "viewer", "-n", "default"]).await;
+        assert_eq!(token.trim().split('.').count(), 3, "{token}");
+        let (okk, out) = run(
+            addr,
+            d,
+            &[
+                "create",
+                "token",
+                "viewer",
+                "-n",
+                "default",
+                "--duration=1m",
+            ],
+        )
+        .await;
+        assert!(
+            !okk && out.contains("may not specify a duration less than 10 minutes"),
+            "{out}"
+        );
+        let (okk, out) = run(addr, d, &["create", "token", "nobody", "-n", "default"]).await;
+        assert!(
+            !okk && out.contains(r#"serviceaccounts "nobody" not found"#),
+            "{out}"
+        );
+    }
+}
