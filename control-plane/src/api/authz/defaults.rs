@@ -230,18 +230,22 @@ fn admin_rules() -> Vec<Value> {
 
 /// Every default ClusterRole.
 pub fn cluster_roles() -> Vec<Value> {
-    let mut view = cluster_role("view", view_rules());
-    view["metadata"] = meta("view", Some("edit"));
-    let mut edit = cluster_role("edit", edit_rules());
-    edit["metadata"] = meta("edit", Some("admin"));
+    // admin, edit and view also take in the ClusterRoles labelled to aggregate into them.
+    let aggregating = |name: &str, label_as: Option<&str>, rules: Vec<Value>| {
+        let mut role = cluster_role(name, rules);
+        role["metadata"] = meta(name, label_as);
+        role["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {
+            format!("rbac.authorization.k8s.io/aggregate-to-{name}"): "true"}}]});
+        role
+    };
     vec![
         cluster_role(
             "cluster-admin",
             vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])],
         ),
-        cluster_role("admin", admin_rules()),
-        edit,
-        view,
+        aggregating("admin", None, admin_rules()),
+        aggregating("edit", Some("admin"), edit_rules()),
+        aggregating("view", Some("edit"), view_rules()),
         cluster_role(
             "system:discovery",
             vec![url_rule(

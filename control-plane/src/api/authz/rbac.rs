@@ -263,6 +263,68 @@ fn allowed_reason(b: &Binding, s: &Subject) -> String {
     }
 }
 
+/// The rules of every ClusterRole, with those of aggregated ClusterRoles (an `aggregationRule`'s
+/// `clusterRoleSelectors`) added as kube-controller-manager's aggregation controller would write
+/// them, transitively: a role labelled `aggregate-to-view` extends `view`, `edit` and `admin`.
+fn aggregate(roles: Vec<&Value>) -> HashMap<String, Vec<PolicyRule>> {
+    use crate::api::selector::LabelSelector;
+    let name = |r: &Value| {
+        r.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let own: HashMap<String, Vec<PolicyRule>> = roles
+        .iter()
+        .map(|r| (name(r), PolicyRule::list_from(r)))
+        .collect();
+    // Which roles each aggregating role selects (never itself).
+    let selects: HashMap<String, Vec<String>> = roles
+        .iter()
+        .filter_map(|r| {
+            let selectors = r
+                .pointer("/aggregationRule/clusterRoleSelectors")
+                .and_then(Value::as_array)?;
+            let selectors: Vec<LabelSelector> = selectors
+                .iter()
+                .filter_map(|s| LabelSelector::from_label_selector_json(s).ok())
+                .collect();
+            let me = name(r);
+            let picked = roles
+                .iter()
+                .filter(|o| name(o) != me)
+                .filter(|o| {
+                    let labels = o.pointer("/metadata/labels").and_then(Value::as_object);
+                    selectors.iter().any(|s| s.matches(labels))
+                })
+                .map(|o| name(o))
+                .collect();
+            Some((me, picked))
+        })
+        .collect();
+    own.keys()
+        .map(|n| {
+            let mut rules: Vec<PolicyRule> = Vec::new();
+            let mut seen = vec![n.clone()];
+            let mut queue = vec![n.clone()];
+            while let Some(r) = queue.pop() {
+                for rule in own.get(&r).into_iter().flatten() {
+                    if !rules.contains(rule) {
+                        rules.push(rule.clone());
+                    }
+                }
+                for next in selects.get(&r).into_iter().flatten() {
+                    if !seen.contains(next) {
+                        seen.push(next.clone());
+                        queue.push(next.clone());
+                    }
+                }
+            }
+            (n.clone(), rules)
+        })
+        .collect()
+}
+
 impl Snapshot {
     /// Builds a snapshot from the four kinds' stored objects.
     pub fn build<'a>(
@@ -287,10 +349,7 @@ impl Snapshot {
                     )
                 })
                 .collect(),
-            cluster_roles: cluster_roles
-                .into_iter()
-                .map(|r| (meta(r, "name"), PolicyRule::list_from(r)))
-                .collect(),
+            cluster_roles: aggregate(cluster_roles.into_iter().collect()),
             role_bindings: role_bindings.into_iter().map(Binding::from_json).collect(),
             cluster_role_bindings: cluster_role_bindings
                 .into_iter()
@@ -541,6 +600,40 @@ mod tests {
             &role_bindings,
             &cluster_role_bindings,
         )
+    }
+
+    #[test]
+    fn cluster_roles_aggregate_transitively() {
+        let sel = |to: &str| json!({"clusterRoleSelectors": [{"matchLabels": {format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"}}]});
+        let label =
+            |to: &str| json!({format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"});
+        let roles = [
+            json!({"metadata": {"name": "admin"}, "aggregationRule": sel("admin"), "rules": []}),
+            json!({"metadata": {"name": "edit", "labels": label("admin")}, "aggregationRule": sel("edit"),
+                "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]}),
+            json!({"metadata": {"name": "view", "labels": label("edit")}, "aggregationRule": sel("view"),
+                "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]}),
+            json!({"metadata": {"name": "widgets-view", "labels": label("view")},
+                "rules": [{"verbs": ["get"], "apiGroups": ["example.com"], "resources": ["widgets"]}]}),
+        ];
+        let binding = |role: &str| {
+            json!({"metadata": {"name": role},
+                "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": role, "apiGroup": GROUP}]})
+        };
+        let bindings = [binding("admin"), binding("edit"), binding("view")];
+        let s = Snapshot::build(&[], &roles, &[], &bindings);
+        let widgets = res("get", "example.com", "widgets", "", "", "w");
+        let create = res("create", "", "pods", "", "", "");
+        for (u, a, want) in [
+            ("view", &widgets, true),
+            ("edit", &widgets, true),
+            ("admin", &widgets, true),
+            ("admin", &create, true),
+            ("view", &create, false),
+        ] {
+            assert_eq!(s.decide(&user(u, &[]), a).is_ok(), want, "{u} {a:?}");
+        }
     }
 
     #[test]
