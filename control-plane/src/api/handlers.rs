@@ -161,6 +161,10 @@ struct Ctx<'a> {
     render: Render,
     content_type: String,
     dry_run: bool,
+    /// The authenticated caller, when the server authenticates (RBAC writes check escalation).
+    user: Option<authz::UserInfo>,
+    /// The server's shared authorizer, when it put one in the request's extensions.
+    authorizer: Option<Arc<authz::Authorizer>>,
 }
 
 impl Ctx<'_> {
@@ -218,6 +222,8 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
         content_type: header_str(&req, header::CONTENT_TYPE).to_string(),
         dry_run: query.get("dryRun") == Some("All"),
         query,
+        user: req.extensions().get::<authz::UserInfo>().cloned(),
+        authorizer: req.extensions().get::<Arc<authz::Authorizer>>().cloned(),
     };
     let method = req.method().clone();
     let m = method.as_str();
@@ -360,6 +366,52 @@ async fn review(
         _ => authz::review::whoami(user),
     };
     Ok(json_response(StatusCode::CREATED, &answer))
+}
+
+/// A Role or ClusterRole may only grant what its author holds, and a binding only bind a role whose
+/// rules its author holds (unless they may `escalate` or `bind`), when the server authenticates.
+async fn check_escalation(ctx: &Ctx<'_>, obj: &Value) -> Result<()> {
+    if ctx.info.group != authz::rbac::GROUP {
+        return Ok(());
+    }
+    let Some(user) = &ctx.user else {
+        return Ok(());
+    };
+    let authorizer = ctx
+        .authorizer
+        .clone()
+        .unwrap_or_else(|| authz::Authorizer::new(ctx.state.store.clone()));
+    let mut role_rules = None;
+    if matches!(ctx.info.resource, "rolebindings" | "clusterrolebindings") {
+        let name = obj
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let key = match obj.pointer("/roleRef/kind").and_then(Value::as_str) {
+            Some("Role") => store::key(authz::rbac::GROUP, "roles", meta::namespace_of(obj), name),
+            _ => store::key(authz::rbac::GROUP, "clusterroles", "", name),
+        };
+        role_rules = ctx
+            .store()
+            .get(&key, Consistency::Linearizable)
+            .await
+            .map_err(ApiError::from_store)?
+            .map(|o| authz::rbac::PolicyRule::list_from(&o.value));
+    }
+    authz::escalation::check(&authorizer, user, ctx.info.resource, obj, role_rules)
+        .await
+        .map_err(|why| {
+            let name = meta::name_of(obj);
+            ApiError {
+                details: Some(
+                    json!({"name": name, "group": ctx.info.group, "kind": ctx.info.resource}),
+                ),
+                ..ApiError::forbidden(format!(
+                    "{} \"{name}\" is forbidden: {why}",
+                    ctx.info.qualified()
+                ))
+            }
+        })
 }
 
 /// `POST serviceaccounts/{name}/token`: a signed token for an existing ServiceAccount.
@@ -533,6 +585,7 @@ async fn create_object(ctx: &Ctx<'_>, obj: Value) -> Result<Value> {
             &CreateContext::fresh(),
         )?;
         validate(ctx.info, &o)?;
+        check_escalation(ctx, &o).await?;
         let name = meta::name_of(&o).to_string();
         check_namespace(ctx, &name).await?;
         let key = ctx.info.key(ctx.ns(), &name);
@@ -650,6 +703,7 @@ async fn write_update(
     }
     if mode == Mode::Main || mode == Mode::Scale {
         validate_update(info, &cur.value, &new)?;
+        check_escalation(ctx, &new).await?;
     } else {
         validate(info, &new)?;
     }

@@ -8,8 +8,10 @@
 //! - [`node`]: the Node authorizer's rules and pod references (pure; the pods are read here).
 //! - [`defaults`]: the default ClusterRoles and ClusterRoleBindings [`bootstrap`] creates.
 //! - [`review`]: the access and rules reviews. [`token`]: ServiceAccount TokenRequest.
+//! - [`escalation`]: RBAC writes may not grant more than their author holds.
 
 pub mod defaults;
+pub mod escalation;
 pub mod node;
 pub mod rbac;
 pub mod review;

@@ -869,6 +869,115 @@ mod served {
         assert_eq!(code, StatusCode::CREATED);
         assert_eq!(body["status"]["userInfo"]["username"], "system:anonymous");
     }
+
+    #[tokio::test]
+    async fn rbac_writes_may_not_escalate() {
+        let st = state().await;
+        let rbac = "/apis/rbac.authorization.k8s.io/v1";
+        let (code, _) = call(&st, Method::POST, &format!("{rbac}/namespaces/default/rolebindings"), Some(json!({
+            "metadata": {"name": "ad"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [{"kind": "User", "name": "ad"}]})), None).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let ad = UserInfo {
+            name: "ad".into(),
+            uid: String::new(),
+            groups: vec!["system:authenticated".into()],
+        };
+        let role = |name: &str, resource: &str| {
+            json!({"metadata": {"name": name},
+            "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": [resource]}]})
+        };
+        let roles = format!("{rbac}/namespaces/default/roles");
+        let (code, _) = call(
+            &st,
+            Method::POST,
+            &roles,
+            Some(role("ok", "pods")),
+            Some(ad.clone()),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED);
+        let (code, body) = call(
+            &st,
+            Method::POST,
+            &roles,
+            Some(role("nodes", "nodes")),
+            Some(ad.clone()),
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        assert_eq!(
+            body["message"],
+            "roles.rbac.authorization.k8s.io \"nodes\" is forbidden: user \"ad\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"
+        );
+        let binding = |name: &str, role: &str| {
+            json!({"metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "User", "name": "mallory"}]})
+        };
+        let bindings = format!("{rbac}/namespaces/default/rolebindings");
+        let (code, _) = call(
+            &st,
+            Method::POST,
+            &bindings,
+            Some(binding("v", "view")),
+            Some(ad.clone()),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED);
+        let (code, body) = call(
+            &st,
+            Method::POST,
+            &bindings,
+            Some(binding("ca", "cluster-admin")),
+            Some(ad.clone()),
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        let (code, body) = call(
+            &st,
+            Method::POST,
+            &bindings,
+            Some(binding("gone", "no-such-role")),
+            Some(ad.clone()),
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(r#"clusterroles.rbac.authorization.k8s.io "no-such-role" not found"#),
+            "{body}"
+        );
+        // An update is checked too; a superuser may do anything.
+        let (_, mut ok_role) = call(&st, Method::GET, &format!("{roles}/ok"), None, None).await;
+        ok_role["rules"][0]["resources"] = json!(["nodes"]);
+        let (code, _) = call(
+            &st,
+            Method::PUT,
+            &format!("{roles}/ok"),
+            Some(ok_role.clone()),
+            Some(ad),
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        let root = UserInfo {
+            name: "root".into(),
+            uid: String::new(),
+            groups: vec![MASTERS.into()],
+        };
+        let (code, _) = call(
+            &st,
+            Method::PUT,
+            &format!("{roles}/ok"),
+            Some(ok_role),
+            Some(root),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+    }
 }
 
 mod kubectl {
