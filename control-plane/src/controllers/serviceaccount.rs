@@ -131,6 +131,60 @@ mod tests {
         )
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn runner_keeps_the_default_account() {
+        use crate::store::{Batch, Consistency, MemStore, ObjectStore, Op, Precondition};
+        let store = Arc::new(MemStore::new());
+        let ctx = Ctx::new(
+            store.clone(),
+            super::super::ControllerConfig {
+                seed: Some(1),
+                ..Default::default()
+            },
+        );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(
+            ctx.caches
+                .namespaces
+                .clone()
+                .run(store.clone(), shutdown.clone()),
+        );
+        let runner = tokio::spawn(run(ctx.clone(), shutdown.clone()));
+        let put = |key: String, value: Value| Op::Put {
+            key,
+            value,
+            precondition: Precondition::None,
+        };
+        store
+            .commit(Batch::one(put(
+                store::key("", "namespaces", "", "team"),
+                json!({"metadata": {"name": "team"}}),
+            )))
+            .await
+            .unwrap();
+        let key = store::key("", "serviceaccounts", "team", "default");
+        let exists = || async {
+            for _ in 0..100 {
+                if store.get(&key, Consistency::Local).await.unwrap().is_some() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        };
+        assert!(exists().await, "created");
+        store
+            .commit(Batch::one(Op::Delete {
+                key: key.clone(),
+                precondition: Precondition::None,
+            }))
+            .await
+            .unwrap();
+        assert!(exists().await, "re-created");
+        shutdown.cancel();
+        runner.await.unwrap();
+    }
+
     #[test]
     fn creates_the_missing_default_accounts() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
