@@ -1172,7 +1172,39 @@ mod kubectl {
         let (_, out) = run(
             addr,
             d,
-            &["auth", "can-i", "create", "pods/exec", "-n", "default", sa],
+            &[
+                "auth",
+                "can-i",
+                "create",
+                "pods",
+                "--subresource=exec",
+                "-n",
+                "default",
+                sa,
+            ],
+        )
+        .await;
+        assert_eq!(out.trim(), "no");
+        let (_, out) = run(
+            addr,
+            d,
+            &[
+                "auth",
+                "can-i",
+                "get",
+                "pods",
+                "--subresource=log",
+                "-n",
+                "default",
+                sa,
+            ],
+        )
+        .await;
+        assert_eq!(out.trim(), "yes");
+        let (_, out) = run(
+            addr,
+            d,
+            &["auth", "can-i", "get", "secrets", "-n", "default", sa],
         )
         .await;
         assert_eq!(out.trim(), "no");
@@ -1206,6 +1238,36 @@ mod kubectl {
             out.contains("system:serviceaccount:default:viewer"),
             "{out}"
         );
+
+        let manifest = d.join("rbac.yaml");
+        std::fs::write(
+            &manifest,
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: secrets-view\n  labels:\n    rbac.authorization.k8s.io/aggregate-to-view: \"true\"\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get, list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: secrets-readers\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: secrets-view\nsubjects:\n- kind: Group\n  name: readers\n",
+        )
+        .unwrap();
+        let m = manifest.to_str().unwrap().to_string();
+        let (okk, out) = run(addr, d, &["apply", "-f", &m]).await;
+        assert!(okk, "{out}");
+        let (okk, out) = run(addr, d, &["apply", "-f", &m]).await;
+        assert!(okk && out.contains("unchanged"), "{out}");
+        let out = ok(&["describe", "clusterrole", "secrets-view"]).await;
+        assert!(
+            out.contains("secrets") && out.contains("[get list]"),
+            "{out}"
+        );
+        let out = ok(&["describe", "rolebinding", "viewer", "-n", "default"]).await;
+        assert!(
+            out.contains("ServiceAccount") && out.contains("viewer"),
+            "{out}"
+        );
+        // The aggregated rule reaches view (and so the viewer account).
+        let (_, out) = run(
+            addr,
+            d,
+            &["auth", "can-i", "get", "secrets", "-n", "default", sa],
+        )
+        .await;
+        assert_eq!(out.trim(), "yes");
 
         let token = ok(&["create", "token", "viewer", "-n", "default"]).await;
         assert_eq!(token.trim().split('.').count(), 3, "{token}");
