@@ -39,6 +39,25 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
+    /// The user a ServiceAccount token names: `system:serviceaccount:<ns>:<name>` with the
+    /// account's uid, in `system:serviceaccounts`, `system:serviceaccounts:<ns>` and
+    /// `system:authenticated`.
+    pub fn service_account(namespace: &str, name: &str, uid: &str) -> UserInfo {
+        UserInfo {
+            name: service_account_user(namespace, name),
+            uid: uid.to_string(),
+            groups: service_account_groups(namespace),
+        }
+    }
+
+    /// `(namespace, name)` of a ServiceAccount user, else `None`.
+    pub fn as_service_account(&self) -> Option<(&str, &str)> {
+        self.name
+            .strip_prefix("system:serviceaccount:")?
+            .split_once(':')
+            .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains(':'))
+    }
+
     /// The anonymous user (`system:anonymous` in `system:unauthenticated`).
     pub fn anonymous() -> UserInfo {
         UserInfo {

@@ -172,6 +172,27 @@ fn user(name: &str, groups: &[&str]) -> UserInfo {
 }
 
 #[test]
+fn service_account_users() {
+    let u = UserInfo::service_account("default", "viewer", "u1");
+    assert_eq!(u.name, "system:serviceaccount:default:viewer");
+    assert_eq!(u.uid, "u1");
+    assert_eq!(
+        u.groups,
+        [
+            "system:serviceaccounts",
+            "system:serviceaccounts:default",
+            "system:authenticated"
+        ]
+    );
+    assert_eq!(u.as_service_account(), Some(("default", "viewer")));
+    assert_eq!(user("alice", &[]).as_service_account(), None);
+    assert_eq!(
+        user("system:serviceaccount:default", &[]).as_service_account(),
+        None
+    );
+}
+
+#[test]
 fn forbidden_messages_match_kube_apiserver() {
     let viewer = user("system:serviceaccount:default:viewer", &[]);
     let x = user("x", &[]);
