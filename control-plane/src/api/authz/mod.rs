@@ -307,7 +307,7 @@ impl Authorizer {
             }
         }
         match self.snapshot().await {
-            Ok(s) => s.decide(user, attrs).map_err(|()| node_reason),
+            Ok(s) => s.allowed_by(user, attrs).ok_or(node_reason),
             Err(e) => Err(format!("authorizer error: {e}")),
         }
     }

@@ -379,14 +379,11 @@ impl Snapshot {
         )
     }
 
-    /// Decides `attrs` for `user`: `Ok(reason)` when a rule allows it.
-    ///
-    /// # Errors
-    /// `Err(())` when no rule allows it (RBAC has no explicit deny).
-    #[allow(clippy::result_unit_err)]
-    pub fn decide(&self, user: &UserInfo, attrs: &Attributes) -> Result<String, ()> {
+    /// Decides `attrs` for `user`: why it is allowed, or `None` when no rule allows it (RBAC has
+    /// no explicit deny).
+    pub fn allowed_by(&self, user: &UserInfo, attrs: &Attributes) -> Option<String> {
         if user.groups.iter().any(|g| g == MASTERS) {
-            return Ok(format!("allowed as a member of {MASTERS}"));
+            return Some(format!("allowed as a member of {MASTERS}"));
         }
         // A non-resource request is matched only by cluster-wide bindings (namespace "").
         let namespace = if attrs.resource_request {
@@ -399,10 +396,10 @@ impl Snapshot {
                 continue;
             };
             if self.role_rules(b).iter().any(|r| r.allows(attrs)) {
-                return Ok(allowed_reason(b, subject));
+                return Some(allowed_reason(b, subject));
             }
         }
-        Err(())
+        None
     }
 
     /// The rules that apply to `user` in `namespace` (`SelfSubjectRulesReview`): the rules of every
@@ -632,7 +629,7 @@ mod tests {
             ("admin", &create, true),
             ("view", &create, false),
         ] {
-            assert_eq!(s.decide(&user(u, &[]), a).is_ok(), want, "{u} {a:?}");
+            assert_eq!(s.allowed_by(&user(u, &[]), a).is_some(), want, "{u} {a:?}");
         }
     }
 
@@ -688,15 +685,15 @@ mod tests {
             (user("x", &[MASTERS]), non_res("get", "/anything"), true),
         ];
         for (i, (u, a, want)) in cases.iter().enumerate() {
-            assert_eq!(s.decide(u, a).is_ok(), *want, "case {i}: {u:?} {a:?}");
+            assert_eq!(s.allowed_by(u, a).is_some(), *want, "case {i}: {u:?} {a:?}");
         }
         assert_eq!(
-            s.decide(&user("alice", &[]), &res("get", "", "pods", "", "dev", "p")),
-            Ok("RBAC: allowed by RoleBinding \"read-pods/dev\" of Role \"pod-reader\" to User \"alice\"".into())
+            s.allowed_by(&user("alice", &[]), &res("get", "", "pods", "", "dev", "p")),
+            Some("RBAC: allowed by RoleBinding \"read-pods/dev\" of Role \"pod-reader\" to User \"alice\"".into())
         );
         assert_eq!(
-            s.decide(&user("dave", &["ops"]), &non_res("get", "/metrics")),
-            Ok("RBAC: allowed by ClusterRoleBinding \"ops\" of ClusterRole \"node-reader\" to Group \"ops\"".into())
+            s.allowed_by(&user("dave", &["ops"]), &non_res("get", "/metrics")),
+            Some("RBAC: allowed by ClusterRoleBinding \"ops\" of ClusterRole \"node-reader\" to Group \"ops\"".into())
         );
         let rules = s.rules_for(&user("alice", &[]), "dev");
         assert_eq!(rules.len(), 1);
