@@ -209,6 +209,53 @@ mod tests {
     }
 
     #[test]
+    fn rbac_reviews_and_service_accounts_are_discoverable() {
+        let rbac = api_resource_list("rbac.authorization.k8s.io", "v1");
+        let names: Vec<&str> = rbac["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "clusterrolebindings",
+                "clusterroles",
+                "rolebindings",
+                "roles"
+            ]
+        );
+        assert_eq!(rbac["resources"][3]["namespaced"], true);
+        assert_eq!(rbac["resources"][1]["namespaced"], false);
+        let authz = api_resource_list("authorization.k8s.io", "v1");
+        assert_eq!(authz["resources"][0]["name"], "selfsubjectaccessreviews");
+        assert_eq!(authz["resources"][0]["verbs"], json!(["create"]));
+        let core = api_resource_list("", "v1");
+        let token = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "serviceaccounts/token")
+            .unwrap();
+        assert_eq!(
+            (&token["group"], &token["kind"], &token["verbs"]),
+            (
+                &json!("authentication.k8s.io"),
+                &json!("TokenRequest"),
+                &json!(["create"])
+            )
+        );
+        let sa = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "serviceaccounts")
+            .unwrap();
+        assert_eq!(sa["shortNames"], json!(["sa"]));
+    }
+
+    #[test]
     fn batch_jobs_are_discoverable() {
         let groups = aggregated_groups();
         let names: Vec<&str> = groups["items"]
@@ -217,8 +264,18 @@ mod tests {
             .iter()
             .map(|g| g["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "batch", "coordination.k8s.io"]);
-        let batch = &groups["items"][1]["versions"][0];
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
+                "batch",
+                "rbac.authorization.k8s.io",
+                "coordination.k8s.io"
+            ]
+        );
+        let batch = &groups["items"][3]["versions"][0];
         assert_eq!(batch["version"], "v1");
         let jobs = &batch["resources"][0];
         assert_eq!(jobs["resource"], "jobs");
@@ -235,7 +292,7 @@ mod tests {
 
         let legacy = api_group_list();
         assert_eq!(
-            legacy["groups"][1],
+            legacy["groups"][3],
             json!({"name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
                    "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}})
         );

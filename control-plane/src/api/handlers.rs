@@ -18,7 +18,7 @@ use super::resources::{lookup, ResourceInfo};
 use super::route::{self, Query, Route, Target};
 use super::status::{json_response, success, ApiError, Result};
 use super::watch::{self, Render, Selectors, WatchRequest};
-use super::{alloc, discovery, openapi, proxy};
+use super::{alloc, authz, discovery, openapi, proxy};
 use super::{patch, protobuf, validation};
 use crate::store::{self, Batch, Consistency, Object, ObjectStore, Op, Precondition};
 
@@ -161,6 +161,10 @@ struct Ctx<'a> {
     render: Render,
     content_type: String,
     dry_run: bool,
+    /// The authenticated caller, when the server authenticates (RBAC writes check escalation).
+    user: Option<authz::UserInfo>,
+    /// The server's shared authorizer, when it put one in the request's extensions.
+    authorizer: Option<Arc<authz::Authorizer>>,
 }
 
 impl Ctx<'_> {
@@ -218,12 +222,25 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
         content_type: header_str(&req, header::CONTENT_TYPE).to_string(),
         dry_run: query.get("dryRun") == Some("All"),
         query,
+        user: req.extensions().get::<authz::UserInfo>().cloned(),
+        authorizer: req.extensions().get::<Arc<authz::Authorizer>>().cloned(),
     };
     let method = req.method().clone();
     let m = method.as_str();
     let not_allowed = || ApiError::method_not_allowed(m, Some(t.info));
     match (t.name.is_some(), t.subresource.as_deref()) {
+        (false, None) if method == Method::POST && is_review(t.info) => {
+            let user = req
+                .extensions()
+                .get::<authz::UserInfo>()
+                .cloned()
+                .unwrap_or_else(authz::UserInfo::anonymous);
+            let authorizer = req.extensions().get::<Arc<authz::Authorizer>>().cloned();
+            let body = read_body(req.into_body()).await?;
+            review(&ctx, &user, authorizer, &body).await
+        }
         (false, _) => match method {
+            Method::GET | Method::HEAD if !t.info.supports("list") => Err(not_allowed()),
             Method::GET | Method::HEAD => {
                 if ctx.query.flag("watch") {
                     watch(&ctx)
@@ -307,6 +324,10 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
             let body = read_body(req.into_body()).await?;
             bind(&ctx, &body).await
         }
+        (true, Some("token")) if method == Method::POST => {
+            let body = read_body(req.into_body()).await?;
+            token_request(&ctx, &body).await
+        }
         (true, Some("log")) if method == Method::GET => {
             let pod = ctx.load_existing().await?;
             proxy::logs(state, &pod.value, &ctx.query).await
@@ -317,6 +338,90 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
         }
         _ => Err(not_allowed()),
     }
+}
+
+/// Whether a kind is a review answered from the caller's identity and never stored
+/// (`SelfSubjectAccessReview`, `SelfSubjectRulesReview`, `SelfSubjectReview`).
+fn is_review(info: &ResourceInfo) -> bool {
+    matches!(info.group, "authorization.k8s.io" | "authentication.k8s.io")
+}
+
+/// A review about the caller (`user`, from the request's extensions; anonymous when there is none).
+/// Uses the request's `Arc<Authorizer>` extension when the server put one there, else reads the
+/// RBAC objects from the store.
+async fn review(
+    ctx: &Ctx<'_>,
+    user: &authz::UserInfo,
+    authorizer: Option<Arc<authz::Authorizer>>,
+    body: &[u8],
+) -> Result<Response> {
+    let obj = decode_object(&ctx.content_type, body)?;
+    check_kind(ctx.info, &obj, ctx.info.kind)?;
+    let authorizer = authorizer.unwrap_or_else(|| authz::Authorizer::new(ctx.state.store.clone()));
+    let answer = match ctx.info.resource {
+        "selfsubjectaccessreviews" => {
+            authz::review::access(&authorizer, ctx.info, user, &obj).await?
+        }
+        "selfsubjectrulesreviews" => authz::review::rules(&authorizer, user, &obj).await?,
+        _ => authz::review::whoami(user),
+    };
+    Ok(json_response(StatusCode::CREATED, &answer))
+}
+
+/// A Role or ClusterRole may only grant what its author holds, and a binding only bind a role whose
+/// rules its author holds (unless they may `escalate` or `bind`), when the server authenticates.
+async fn check_escalation(ctx: &Ctx<'_>, obj: &Value) -> Result<()> {
+    if ctx.info.group != authz::rbac::GROUP {
+        return Ok(());
+    }
+    let Some(user) = &ctx.user else {
+        return Ok(());
+    };
+    let authorizer = ctx
+        .authorizer
+        .clone()
+        .unwrap_or_else(|| authz::Authorizer::new(ctx.state.store.clone()));
+    let mut role_rules = None;
+    if matches!(ctx.info.resource, "rolebindings" | "clusterrolebindings") {
+        let name = obj
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let key = match obj.pointer("/roleRef/kind").and_then(Value::as_str) {
+            Some("Role") => store::key(authz::rbac::GROUP, "roles", meta::namespace_of(obj), name),
+            _ => store::key(authz::rbac::GROUP, "clusterroles", "", name),
+        };
+        role_rules = ctx
+            .store()
+            .get(&key, Consistency::Linearizable)
+            .await
+            .map_err(ApiError::from_store)?
+            .map(|o| authz::rbac::PolicyRule::list_from(&o.value));
+    }
+    authz::escalation::check(&authorizer, user, ctx.info.resource, obj, role_rules)
+        .await
+        .map_err(|why| {
+            let name = meta::name_of(obj);
+            ApiError {
+                details: Some(
+                    json!({"name": name, "group": ctx.info.group, "kind": ctx.info.resource}),
+                ),
+                ..ApiError::forbidden(format!(
+                    "{} \"{name}\" is forbidden: {why}",
+                    ctx.info.qualified()
+                ))
+            }
+        })
+}
+
+/// `POST serviceaccounts/{name}/token`: a signed token for an existing ServiceAccount.
+async fn token_request(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
+    let request = decode_object(&ctx.content_type, body)?;
+    check_kind(ctx.info, &request, "TokenRequest")?;
+    let sa = ctx.load_existing().await?;
+    let key = ctx.state.config.pki.as_ref().map(|p| &p.sa_key);
+    let answer = authz::token::answer(key, &sa.value, &request, SystemTime::now())?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// Reads a request body, refusing more than [`MAX_BODY`] bytes.
@@ -480,6 +585,7 @@ async fn create_object(ctx: &Ctx<'_>, obj: Value) -> Result<Value> {
             &CreateContext::fresh(),
         )?;
         validate(ctx.info, &o)?;
+        check_escalation(ctx, &o).await?;
         let name = meta::name_of(&o).to_string();
         check_namespace(ctx, &name).await?;
         let key = ctx.info.key(ctx.ns(), &name);
@@ -597,6 +703,7 @@ async fn write_update(
     }
     if mode == Mode::Main || mode == Mode::Scale {
         validate_update(info, &cur.value, &new)?;
+        check_escalation(ctx, &new).await?;
     } else {
         validate(info, &new)?;
     }

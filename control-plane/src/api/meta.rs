@@ -183,6 +183,10 @@ pub fn prepare_create(
     if info.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
     }
+    if info.kind == "Pod" {
+        // The ServiceAccount admission plugin's default, on create only.
+        default_service_account(object_at(obj, "spec"));
+    }
     apply_defaults(info, obj);
     Ok(())
 }
@@ -303,6 +307,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
                 set_default(m, "type", json!("Opaque"));
             }
         }
+        "RoleBinding" | "ClusterRoleBinding" => default_subjects(obj),
         "PersistentVolumeClaim" => {
             let spec = object_at(obj, "spec");
             set_default(spec, "volumeMode", json!("Filesystem"));
@@ -505,6 +510,33 @@ pub fn default_pod_spec(spec: &mut Map<String, Value>) {
     }
 }
 
+/// Sets a pod's `serviceAccountName` to `default` when unset, and the deprecated `serviceAccount`
+/// to the same name (as the API's v1 conversion shows it). Pods built by controllers from templates
+/// should get this too, as they pass the same admission in Kubernetes.
+pub fn default_service_account(spec: &mut Map<String, Value>) {
+    let name = match spec.get("serviceAccountName").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => match spec.get("serviceAccount").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => "default".to_string(),
+        },
+    };
+    spec.insert("serviceAccountName".into(), json!(name));
+    spec.insert("serviceAccount".into(), json!(name));
+}
+
+/// A binding's User and Group subjects default to the RBAC API group (`SetDefaults_Subject`).
+fn default_subjects(obj: &mut Value) {
+    if let Some(Value::Array(subjects)) = obj.get_mut("subjects") {
+        for s in subjects.iter_mut().filter_map(Value::as_object_mut) {
+            let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
+            if matches!(kind, "User" | "Group") {
+                set_default(s, "apiGroup", json!("rbac.authorization.k8s.io"));
+            }
+        }
+    }
+}
+
 /// `Always` for `:latest` or untagged images, else `IfNotPresent` (digests count as tagged).
 pub fn pull_policy(image: &str) -> &'static str {
     if image.contains('@') {
@@ -629,6 +661,25 @@ mod tests {
         assert_eq!(p["spec"]["dnsPolicy"], "ClusterFirst");
         assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(p["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+
+        assert_eq!(p["spec"]["serviceAccountName"], "default");
+        assert_eq!(p["spec"]["serviceAccount"], "default");
+        let mut p = json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "runner", "containers": []}});
+        prepare_create(pods, &mut p, None, &ctx()).unwrap();
+        assert_eq!(p["spec"]["serviceAccount"], "runner");
+        let deploy = lookup("apps", "v1", "deployments").unwrap();
+        let mut d =
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": []}}}});
+        prepare_create(deploy, &mut d, None, &ctx()).unwrap();
+        assert!(d["spec"]["template"]["spec"]
+            .get("serviceAccountName")
+            .is_none());
+
+        let rb = lookup("rbac.authorization.k8s.io", "v1", "rolebindings").unwrap();
+        let mut b = json!({"metadata": {"name": "b"}, "subjects": [{"kind": "User", "name": "u"}, {"kind": "ServiceAccount", "name": "s"}]});
+        prepare_create(rb, &mut b, Some("default"), &ctx()).unwrap();
+        assert_eq!(b["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
+        assert!(b["subjects"][1].get("apiGroup").is_none());
 
         let svc = lookup("", "v1", "services").unwrap();
         let mut s = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}});

@@ -51,7 +51,8 @@ fn document_for(group: &str, version: &str) -> Value {
         format!("/apis/{group}/{version}")
     };
     let mut paths = Map::new();
-    for r in of_group_version(group, version) {
+    // Reviews are create-only: kubectl looks for no PATCH operation of theirs.
+    for r in of_group_version(group, version).filter(|r| r.supports("patch")) {
         let path = if r.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.resource)
         } else {

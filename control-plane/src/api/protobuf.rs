@@ -2,7 +2,7 @@
 //! JSON the API uses, for the kinds `kubectl create <generator>`, `autoscale` and `drain` send.
 //!
 //! The decoder is driven by per-message field tables whose numbers follow upstream
-//! `k8s.io/api/{core,apps,autoscaling,batch}/v1/generated.proto` and `apimachinery/.../meta/v1/generated.proto`.
+//! `k8s.io/api/{core,apps,autoscaling,batch,rbac,authentication,authorization}/v1/generated.proto` and `apimachinery/.../meta/v1/generated.proto`.
 //! Go marshals every non-pointer field, so zero values are dropped again the way `omitempty` would,
 //! except for fields marked [`Emit::Present`] (pointers: `replicas: 0` matters) or [`Emit::Always`].
 
@@ -64,6 +64,13 @@ fn kind_fields(kind: &str) -> Option<&'static [F]> {
         "DeleteOptions" => DELETE_OPTIONS,
         "HorizontalPodAutoscaler" => HPA,
         "Job" => JOB,
+        "Role" => ROLE,
+        "ClusterRole" => CLUSTER_ROLE,
+        "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
+        "TokenRequest" => TOKEN_REQUEST,
+        "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
+        "SelfSubjectRulesReview" => SELF_SUBJECT_RULES_REVIEW,
+        "SelfSubjectReview" => SELF_SUBJECT_REVIEW,
         _ => return None,
     })
 }
@@ -616,6 +623,80 @@ const HPA: &[F] = &[
     f(2, "spec", Msg(HPA_SPEC)),
 ];
 
+// rbac/v1
+const POLICY_RULE: &[F] = &[
+    r(1, "verbs", Str),
+    r(2, "apiGroups", Str),
+    r(3, "resources", Str),
+    r(4, "resourceNames", Str),
+    r(5, "nonResourceURLs", Str),
+];
+const ROLE: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    r(2, "rules", Msg(POLICY_RULE)),
+];
+const AGGREGATION_RULE: &[F] = &[r(1, "clusterRoleSelectors", Msg(LABEL_SELECTOR))];
+const CLUSTER_ROLE: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    r(2, "rules", Msg(POLICY_RULE)),
+    p(3, "aggregationRule", Msg(AGGREGATION_RULE)),
+];
+const SUBJECT: &[F] = &[
+    a(1, "kind", Str),
+    f(2, "apiGroup", Str),
+    a(3, "name", Str),
+    f(4, "namespace", Str),
+];
+const ROLE_REF: &[F] = &[a(1, "apiGroup", Str), a(2, "kind", Str), a(3, "name", Str)];
+const ROLE_BINDING: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    r(2, "subjects", Msg(SUBJECT)),
+    a(3, "roleRef", Msg(ROLE_REF)),
+];
+
+// authentication/v1
+const BOUND_OBJECT_REFERENCE: &[F] = &[
+    f(1, "kind", Str),
+    f(2, "apiVersion", Str),
+    f(3, "name", Str),
+    f(4, "uid", Str),
+];
+const TOKEN_REQUEST_SPEC: &[F] = &[
+    r(1, "audiences", Str),
+    p(3, "boundObjectRef", Msg(BOUND_OBJECT_REFERENCE)),
+    p(4, "expirationSeconds", I64),
+];
+const TOKEN_REQUEST: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    a(2, "spec", Msg(TOKEN_REQUEST_SPEC)),
+];
+const SELF_SUBJECT_REVIEW: &[F] = &[f(1, "metadata", Msg(OBJECT_META))];
+
+// authorization/v1
+const RESOURCE_ATTRIBUTES: &[F] = &[
+    f(1, "namespace", Str),
+    f(2, "verb", Str),
+    f(3, "group", Str),
+    f(4, "version", Str),
+    f(5, "resource", Str),
+    f(6, "subresource", Str),
+    f(7, "name", Str),
+];
+const NON_RESOURCE_ATTRIBUTES: &[F] = &[f(1, "path", Str), f(2, "verb", Str)];
+const SELF_SUBJECT_ACCESS_REVIEW_SPEC: &[F] = &[
+    p(1, "resourceAttributes", Msg(RESOURCE_ATTRIBUTES)),
+    p(2, "nonResourceAttributes", Msg(NON_RESOURCE_ATTRIBUTES)),
+];
+const SELF_SUBJECT_ACCESS_REVIEW: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    a(2, "spec", Msg(SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+];
+const SELF_SUBJECT_RULES_REVIEW_SPEC: &[F] = &[f(1, "namespace", Str)];
+const SELF_SUBJECT_RULES_REVIEW: &[F] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    a(2, "spec", Msg(SELF_SUBJECT_RULES_REVIEW_SPEC)),
+];
+
 const INT_OR_STRING: &[F] = &[f(1, "type", I64), f(2, "intVal", I32), f(3, "strVal", Str)];
 const QUANTITY: &[F] = &[f(1, "string", Str)];
 const TIME: &[F] = &[f(1, "seconds", I64), f(2, "nanos", I32)];
@@ -894,6 +975,78 @@ mod tests {
             ld(4, b""),
         ]
         .concat()
+    }
+
+    #[test]
+    fn rbac_and_auth_kinds() {
+        let meta = ld(1, &ld(1, b"read-pods"));
+        let subject = [
+            ld(1, b"ServiceAccount"),
+            ld(2, b""),
+            ld(3, b"viewer"),
+            ld(4, b"default"),
+        ]
+        .concat();
+        let role_ref = [
+            ld(1, b"rbac.authorization.k8s.io"),
+            ld(2, b"ClusterRole"),
+            ld(3, b"view"),
+        ]
+        .concat();
+        let raw = [meta.clone(), ld(2, &subject), ld(3, &role_ref)].concat();
+        let v = decode(&envelope(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            &raw,
+        ))
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "read-pods"},
+                "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "default"}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}})
+        );
+        let rule = [ld(1, b"get"), ld(1, b"list"), ld(2, b""), ld(3, b"pods")].concat();
+        let raw = [meta.clone(), ld(2, &rule)].concat();
+        let v = decode(&envelope("rbac.authorization.k8s.io/v1", "Role", &raw)).unwrap();
+        assert_eq!(
+            v["rules"],
+            json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}])
+        );
+        let spec = [ld(1, b"api"), vi(4, 600)].concat();
+        let raw = [ld(1, b""), ld(2, &spec)].concat();
+        let v = decode(&envelope("authentication.k8s.io/v1", "TokenRequest", &raw)).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"audiences": ["api"], "expirationSeconds": 600})
+        );
+        let attrs = [
+            ld(1, b"default"),
+            ld(2, b"create"),
+            ld(5, b"pods"),
+            ld(6, b"exec"),
+        ]
+        .concat();
+        let raw = [ld(1, b""), ld(2, &ld(1, &attrs))].concat();
+        let v = decode(&envelope(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            &raw,
+        ))
+        .unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods", "subresource": "exec"}})
+        );
+        let raw = [ld(1, b""), ld(2, &ld(1, b"default"))].concat();
+        let v = decode(&envelope(
+            "authorization.k8s.io/v1",
+            "SelfSubjectRulesReview",
+            &raw,
+        ))
+        .unwrap();
+        assert_eq!(v["spec"], json!({"namespace": "default"}));
     }
 
     #[test]

@@ -73,6 +73,27 @@ const SCALE: Subresource = Subresource {
     verbs: STATUS_VERBS,
 };
 
+/// A `rbac.authorization.k8s.io/v1` kind.
+const fn rbac(
+    resource: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        resource,
+        singular,
+        kind,
+        namespaced,
+        short_names: &[],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    }
+}
+
 /// Every kind the API serves.
 pub static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
@@ -234,6 +255,24 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[status("", "PersistentVolumeClaim")],
     },
     ResourceInfo {
+        group: "",
+        version: "v1",
+        resource: "serviceaccounts",
+        singular: "serviceaccount",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[Subresource {
+            name: "token",
+            group: "authentication.k8s.io",
+            version: "v1",
+            kind: "TokenRequest",
+            verbs: &["create"],
+        }],
+    },
+    ResourceInfo {
         group: "apps",
         version: "v1",
         resource: "deployments",
@@ -293,10 +332,62 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: ALL_VERBS,
         subresources: &[],
     },
+    ResourceInfo {
+        group: "authentication.k8s.io",
+        version: "v1",
+        resource: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        kind: "SelfSubjectReview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: &["create"],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "authorization.k8s.io",
+        version: "v1",
+        resource: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        kind: "SelfSubjectAccessReview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: &["create"],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "authorization.k8s.io",
+        version: "v1",
+        resource: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        kind: "SelfSubjectRulesReview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: &["create"],
+        subresources: &[],
+    },
+    rbac(
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+    ),
+    rbac("clusterroles", "clusterrole", "ClusterRole", false),
+    rbac("rolebindings", "rolebinding", "RoleBinding", true),
+    rbac("roles", "role", "Role", true),
 ];
 
 /// The groups served under `/apis`, in discovery order (the core group is served under `/api`).
-pub const GROUPS: &[&str] = &["apps", "batch", "coordination.k8s.io"];
+pub const GROUPS: &[&str] = &[
+    "apps",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "batch",
+    "rbac.authorization.k8s.io",
+    "coordination.k8s.io",
+];
 
 impl ResourceInfo {
     /// `apps/v1`, or `v1` for the core group: the objects' `apiVersion`.

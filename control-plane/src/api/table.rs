@@ -52,6 +52,9 @@ pub fn table(
         "events" => (EVENT_COLUMNS, event_row),
         "persistentvolumeclaims" => (PVC_COLUMNS, pvc_row),
         "leases" => (LEASE_COLUMNS, lease_row),
+        "serviceaccounts" => (SERVICE_ACCOUNT_COLUMNS, service_account_row),
+        "roles" | "clusterroles" => (ROLE_COLUMNS, role_row),
+        "rolebindings" | "clusterrolebindings" => (ROLE_BINDING_COLUMNS, role_binding_row),
         _ => (GENERIC_COLUMNS, generic_row),
     };
     let column_definitions: Vec<Value> = columns
@@ -300,6 +303,20 @@ const LEASE_COLUMNS: &[Col] = &[
     AGE,
 ];
 const GENERIC_COLUMNS: &[Col] = &[NAME, AGE];
+const SERVICE_ACCOUNT_COLUMNS: &[Col] = &[
+    NAME,
+    col("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
+    AGE,
+];
+const ROLE_COLUMNS: &[Col] = &[NAME, col("Created At", "date", 0, AGE_DESC)];
+const ROLE_BINDING_COLUMNS: &[Col] = &[
+    NAME,
+    col("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable."),
+    AGE,
+    col("Users", "string", 1, "Users in the roleBinding"),
+    col("Groups", "string", 1, "Groups in the roleBinding"),
+    col("ServiceAccounts", "string", 1, "ServiceAccounts in the roleBinding"),
+];
 
 fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
@@ -1193,6 +1210,47 @@ fn lease_row(lease: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
     )
 }
 
+fn service_account_row(sa: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
+    let secrets = arr(sa, "/secrets").len();
+    (
+        vec![name(sa), Value::from(secrets), created_age(sa, now)],
+        None,
+    )
+}
+
+/// ClusterRole and Role: the creation time as RFC 3339, as kubectl prints it (not an age).
+fn role_row(role: &Value, _now: SystemTime) -> (Vec<Value>, Option<Value>) {
+    let created = s(role, "/metadata/creationTimestamp");
+    (vec![name(role), Value::from(created)], None)
+}
+
+/// RoleBinding and ClusterRoleBinding: `Kind/name` of the role, age, and the subjects by kind
+/// (ServiceAccounts as `namespace/name`), each list joined with ", ".
+fn role_binding_row(b: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
+    let role = format!("{}/{}", s(b, "/roleRef/kind"), s(b, "/roleRef/name"));
+    let (mut users, mut groups, mut sas) = (vec![], vec![], vec![]);
+    for subject in arr(b, "/subjects") {
+        let n = s(subject, "/name");
+        match s(subject, "/kind") {
+            "User" => users.push(n.to_string()),
+            "Group" => groups.push(n.to_string()),
+            "ServiceAccount" => sas.push(format!("{}/{n}", s(subject, "/namespace"))),
+            _ => {}
+        }
+    }
+    (
+        vec![
+            name(b),
+            Value::from(role),
+            created_age(b, now),
+            Value::from(users.join(", ")),
+            Value::from(groups.join(", ")),
+            Value::from(sas.join(", ")),
+        ],
+        None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1219,6 +1277,47 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn rbac_and_service_account_rows() {
+        let names =
+            |r: &str| -> Vec<String> { column_names(r).into_iter().map(|(n, _)| n).collect() };
+        assert_eq!(names("clusterroles"), ["Name", "Created At"]);
+        assert_eq!(
+            names("rolebindings"),
+            ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
+        );
+        assert_eq!(
+            column_names("clusterrolebindings")[3],
+            ("Users".to_string(), 1)
+        );
+        assert_eq!(names("serviceaccounts"), ["Name", "Secrets", "Age"]);
+        let created = json!({"name": "x", "creationTimestamp": "2026-11-25T11:00:00Z"});
+        assert_eq!(
+            cells("roles", json!({"metadata": created})),
+            [json!("x"), json!("2026-11-25T11:00:00Z")]
+        );
+        let b = json!({"metadata": created,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "a"}, {"kind": "User", "name": "b"},
+                         {"kind": "Group", "name": "g"},
+                         {"kind": "ServiceAccount", "name": "s", "namespace": "default"}]});
+        assert_eq!(
+            cells("rolebindings", b),
+            [
+                json!("x"),
+                json!("ClusterRole/view"),
+                json!("60m"),
+                json!("a, b"),
+                json!("g"),
+                json!("default/s")
+            ]
+        );
+        assert_eq!(
+            cells("serviceaccounts", json!({"metadata": created})),
+            [json!("x"), json!(0), json!("60m")]
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn validate(resource: &str, object: &Value) -> Vec<Cause> {
     let name_fn: fn(&str) -> Vec<String> = match resource {
         "namespaces" => dns1123_label,
         "services" => dns1035_label,
+        "roles" | "clusterroles" | "rolebindings" | "clusterrolebindings" => path_segment_name,
         _ => dns1123_subdomain,
     };
     validate_object_meta(&mut e, meta, name_fn);
@@ -73,9 +74,162 @@ pub fn validate(resource: &str, object: &Value) -> Vec<Cause> {
         "services" => validate_service(&mut e, spec.unwrap_or(&Value::Null)),
         "configmaps" => validate_config_data(&mut e, object, false),
         "secrets" => validate_config_data(&mut e, object, true),
+        "roles" => validate_rules(&mut e, object, true),
+        "clusterroles" => validate_rules(&mut e, object, false),
+        "rolebindings" => validate_role_binding(&mut e, object, true),
+        "clusterrolebindings" => validate_role_binding(&mut e, object, false),
         _ => {}
     }
     e.0
+}
+
+/// Names of RBAC objects need only be valid path segments (`system:node` is fine).
+pub fn path_segment_name(s: &str) -> Vec<String> {
+    if s == "." || s == ".." {
+        return vec![format!("may not be '{s}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|c| s.contains(*c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
+}
+
+fn str_list(v: Option<&Value>) -> Vec<&str> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn go_string_slice(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
+}
+
+/// A Role's or ClusterRole's rules, as `ValidatePolicyRule`.
+fn validate_rules(e: &mut Errs, role: &Value, namespaced: bool) {
+    let Some(rules) = role.get("rules").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        let base = format!("rules[{i}]");
+        let urls = str_list(rule.get("nonResourceURLs"));
+        let resources = str_list(rule.get("resources"));
+        if str_list(rule.get("verbs")).is_empty() {
+            e.required(
+                &format!("{base}.verbs"),
+                "verbs must contain at least one value",
+            );
+        }
+        if !urls.is_empty() {
+            if namespaced {
+                e.invalid_raw(
+                    &format!("{base}.nonResourceURLs"),
+                    &go_string_slice(&urls),
+                    "namespaced rules cannot apply to non-resource URLs",
+                );
+            }
+            if !str_list(rule.get("apiGroups")).is_empty() || !resources.is_empty() {
+                e.invalid_raw(
+                    &format!("{base}.nonResourceURLs"),
+                    &go_string_slice(&urls),
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                );
+            }
+            continue;
+        }
+        if rule
+            .get("apiGroups")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            e.required(
+                &format!("{base}.apiGroups"),
+                "resource rules must supply at least one api group",
+            );
+        }
+        if resources.is_empty() {
+            e.required(
+                &format!("{base}.resources"),
+                "resource rules must supply at least one resource",
+            );
+        }
+    }
+}
+
+/// A RoleBinding's or ClusterRoleBinding's roleRef and subjects, as `ValidateRoleBinding`.
+fn validate_role_binding(e: &mut Errs, b: &Value, namespaced: bool) {
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    let get = |p: &str| b.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let group = get("/roleRef/apiGroup");
+    if group != RBAC {
+        e.not_supported("roleRef.apiGroup", group, &[RBAC]);
+    }
+    let kind = get("/roleRef/kind");
+    if namespaced {
+        if kind != "Role" && kind != "ClusterRole" {
+            e.not_supported("roleRef.kind", kind, &["Role", "ClusterRole"]);
+        }
+    } else if kind != "ClusterRole" {
+        e.not_supported("roleRef.kind", kind, &["ClusterRole"]);
+    }
+    let name = get("/roleRef/name");
+    if name.is_empty() {
+        e.required("roleRef.name", "");
+    } else {
+        for msg in path_segment_name(name) {
+            e.invalid_str("roleRef.name", name, &msg);
+        }
+    }
+    let subjects = b.get("subjects").and_then(Value::as_array);
+    for (i, s) in subjects.into_iter().flatten().enumerate() {
+        let base = format!("subjects[{i}]");
+        let get = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("");
+        let name = get("name");
+        if name.is_empty() {
+            e.required(&format!("{base}.name"), "");
+        }
+        match get("kind") {
+            "ServiceAccount" => {
+                if !name.is_empty() {
+                    for msg in dns1123_subdomain(name) {
+                        e.invalid_str(&format!("{base}.name"), name, &msg);
+                    }
+                }
+                if !get("apiGroup").is_empty() {
+                    e.not_supported(&format!("{base}.apiGroup"), get("apiGroup"), &[""]);
+                }
+                if !namespaced && get("namespace").is_empty() {
+                    e.required(&format!("{base}.namespace"), "");
+                }
+            }
+            "User" | "Group" => {
+                if get("apiGroup") != RBAC {
+                    e.not_supported(&format!("{base}.apiGroup"), get("apiGroup"), &[RBAC]);
+                }
+            }
+            other => e.not_supported(
+                &format!("{base}.kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            ),
+        }
+    }
+}
+
+/// A binding's roleRef may not change (`cannot change roleRef`).
+fn validate_role_ref_update(e: &mut Errs, old: &Value, new: &Value) {
+    if old.get("roleRef") == new.get("roleRef") {
+        return;
+    }
+    let get = |p: &str| new.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let rendered = format!(
+        "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
+        go_quote(get("/roleRef/apiGroup")),
+        go_quote(get("/roleRef/kind")),
+        go_quote(get("/roleRef/name"))
+    );
+    e.invalid_raw("roleRef", &rendered, "cannot change roleRef");
 }
 
 /// Validates what may change in an update of the main resource (not `/status`), comparing the stored
@@ -85,6 +239,9 @@ pub fn validate_update(resource: &str, old: &Value, new: &Value) -> Vec<Cause> {
     let mut e = Errs::default();
     if resource == "jobs" {
         validate_job_update(&mut e, old, new);
+    }
+    if matches!(resource, "rolebindings" | "clusterrolebindings") {
+        validate_role_ref_update(&mut e, old, new);
     }
     e.0
 }
@@ -1322,6 +1479,61 @@ mod tests {
         assert_eq!(
             (c.reason.as_str(), c.field.as_str()),
             ("FieldValueRequired", "spec.selector")
+        );
+    }
+
+    #[test]
+    fn rbac_messages() {
+        let rules = |r: Value| json!({"metadata": {"name": "system:x"}, "rules": r});
+        assert!(lines(
+            "clusterroles",
+            rules(json!([{"verbs": ["*"], "nonResourceURLs": ["*"]}]))
+        )
+        .is_empty());
+        assert!(lines(
+            "roles",
+            rules(json!([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]))
+        )
+        .is_empty());
+        assert_eq!(
+            lines("roles", rules(json!([{"verbs": [], "apiGroups": [""], "resources": ["pods"]}, {"verbs": ["get"], "nonResourceURLs": ["/x"]}, {"verbs": ["get"]}]))),
+            sorted([
+                "rules[0].verbs: Required value: verbs must contain at least one value",
+                "rules[1].nonResourceURLs: Invalid value: []string{\"/x\"}: namespaced rules cannot apply to non-resource URLs",
+                "rules[2].apiGroups: Required value: resource rules must supply at least one api group",
+                "rules[2].resources: Required value: resource rules must supply at least one resource",
+            ])
+        );
+        assert_eq!(
+            lines("clusterroles", json!({"metadata": {"name": "a/b"}})),
+            ["metadata.name: Invalid value: \"a/b\": may not contain '/'"]
+        );
+        let binding = |role_ref: Value, subjects: Value| json!({"metadata": {"name": "b"}, "roleRef": role_ref, "subjects": subjects});
+        let view =
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"});
+        let sa = json!([{"kind": "ServiceAccount", "name": "x"}]);
+        assert!(lines("rolebindings", binding(view.clone(), sa.clone())).is_empty());
+        assert_eq!(
+            lines("clusterrolebindings", binding(view, sa)),
+            ["subjects[0].namespace: Required value"]
+        );
+        assert_eq!(
+            lines("rolebindings", binding(json!({}), json!([{"kind": "Robot", "name": "r"}, {"kind": "User", "name": ""}]))),
+            sorted([
+                "roleRef.apiGroup: Unsupported value: \"\": supported values: \"rbac.authorization.k8s.io\"",
+                "roleRef.kind: Unsupported value: \"\": supported values: \"Role\", \"ClusterRole\"",
+                "roleRef.name: Required value",
+                "subjects[0].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+                "subjects[1].apiGroup: Unsupported value: \"\": supported values: \"rbac.authorization.k8s.io\"",
+                "subjects[1].name: Required value",
+            ])
+        );
+        let old = json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "a"}});
+        assert!(validate_update("rolebindings", &old, &old).is_empty());
+        let new = json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "b"}});
+        assert_eq!(
+            validate_update("rolebindings", &old, &new)[0].to_line(),
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"b\"}: cannot change roleRef"
         );
     }
 

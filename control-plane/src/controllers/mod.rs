@@ -4,7 +4,8 @@
 //! # Layout
 //! - `informer`: list+watch caches shared by the controllers, with write-through of their own commits.
 //! - `events`: v1 Event records and their aggregation.
-//! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`: one controller each.
+//! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`,
+//!   `serviceaccount`: one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
@@ -21,6 +22,7 @@ pub mod node_lifecycle;
 pub mod object;
 pub mod replicaset;
 pub mod scheduling;
+pub mod serviceaccount;
 
 #[cfg(test)]
 mod runner_tests;
@@ -390,6 +392,7 @@ pub async fn run(
             term.clone(),
         ));
         tracker.spawn(namespace::run(ctx.clone(), term.clone()));
+        tracker.spawn(serviceaccount::run(ctx.clone(), term.clone()));
         tracker.spawn(gc::run(ctx.clone(), term.clone()));
         tracker.spawn(scheduling::run(store.clone(), config.clone(), term.clone()));
         tracker.close();

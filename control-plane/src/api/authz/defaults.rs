@@ -1,0 +1,313 @@
+//! The default ClusterRoles and ClusterRoleBindings every cluster starts with (Kubernetes'
+//! `plugin/pkg/auth/authorizer/rbac/bootstrappolicy`, trimmed to the kinds berth serves and with
+//! the `admin`/`edit`/`view` aggregations written out).
+
+use serde_json::{json, Value};
+
+use super::rbac::GROUP;
+
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+const ALL: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+fn url_rule(urls: &[&str], verbs: &[&str]) -> Value {
+    json!({"nonResourceURLs": urls, "verbs": verbs})
+}
+
+fn meta(name: &str, aggregate_to: Option<&str>) -> Value {
+    let mut labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    if let Some(a) = aggregate_to {
+        labels[format!("rbac.authorization.k8s.io/aggregate-to-{a}")] = json!("true");
+    }
+    json!({
+        "name": name,
+        "labels": labels,
+        "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+    })
+}
+
+fn cluster_role(name: &str, rules: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": meta(name, None),
+        "rules": rules,
+    })
+}
+
+fn binding_to_groups(name: &str, role: &str, groups: &[&str]) -> Value {
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"apiGroup": GROUP, "kind": "Group", "name": g}))
+        .collect();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": meta(name, None),
+        "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    })
+}
+
+/// `view`: read most namespaced objects, not Secrets (nor roles and bindings).
+fn view_rules() -> Vec<Value> {
+    vec![
+        rule(
+            &[""],
+            &[
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+            ],
+            READ,
+        ),
+        rule(
+            &[""],
+            &[
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status",
+            ],
+            READ,
+        ),
+        rule(&[""], &["namespaces"], READ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+        rule(
+            &["apps"],
+            &[
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+            ],
+            READ,
+        ),
+        rule(
+            &["autoscaling"],
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+            READ,
+        ),
+        rule(
+            &["batch"],
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+            READ,
+        ),
+        rule(
+            &["policy"],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+            READ,
+        ),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "ingresses/status", "networkpolicies"],
+            READ,
+        ),
+    ]
+}
+
+/// `edit`: `view` plus writing those objects, Secrets, exec/attach/port-forward, tokens and leases.
+fn edit_rules() -> Vec<Value> {
+    let mut rules = vec![
+        rule(
+            &[""],
+            &[
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+                "secrets",
+                "services/proxy",
+            ],
+            READ,
+        ),
+        rule(&[""], &["serviceaccounts"], &["impersonate"]),
+        rule(
+            &[""],
+            &[
+                "pods",
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+            ],
+            WRITE,
+        ),
+        rule(&[""], &["pods/eviction"], &["create"]),
+        rule(
+            &[""],
+            &[
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+            ],
+            WRITE,
+        ),
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
+        rule(
+            &["apps"],
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+            ],
+            WRITE,
+        ),
+        rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
+        rule(&["batch"], &["cronjobs", "jobs"], WRITE),
+        rule(&["policy"], &["poddisruptionbudgets"], WRITE),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "networkpolicies"],
+            WRITE,
+        ),
+        rule(&["coordination.k8s.io"], &["leases"], ALL),
+    ];
+    rules.extend(view_rules());
+    rules
+}
+
+/// `admin`: `edit` plus Roles and RoleBindings in the namespace.
+fn admin_rules() -> Vec<Value> {
+    let mut rules = vec![
+        rule(
+            &["authorization.k8s.io"],
+            &["localsubjectaccessreviews"],
+            &["create"],
+        ),
+        rule(&[GROUP], &["rolebindings", "roles"], ALL),
+    ];
+    rules.extend(edit_rules());
+    rules
+}
+
+/// Every default ClusterRole.
+pub fn cluster_roles() -> Vec<Value> {
+    // admin, edit and view also take in the ClusterRoles labelled to aggregate into them.
+    let aggregating = |name: &str, label_as: Option<&str>, rules: Vec<Value>| {
+        let mut role = cluster_role(name, rules);
+        role["metadata"] = meta(name, label_as);
+        role["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {
+            format!("rbac.authorization.k8s.io/aggregate-to-{name}"): "true"}}]});
+        role
+    };
+    vec![
+        cluster_role(
+            "cluster-admin",
+            vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])],
+        ),
+        aggregating("admin", None, admin_rules()),
+        aggregating("edit", Some("admin"), edit_rules()),
+        aggregating("view", Some("edit"), view_rules()),
+        cluster_role(
+            "system:discovery",
+            vec![url_rule(
+                &[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
+                &["get"],
+            )],
+        ),
+        cluster_role(
+            "system:basic-user",
+            vec![
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:public-info-viewer",
+            vec![url_rule(
+                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &["get"],
+            )],
+        ),
+    ]
+}
+
+/// Every default ClusterRoleBinding.
+pub fn cluster_role_bindings() -> Vec<Value> {
+    vec![
+        binding_to_groups("cluster-admin", "cluster-admin", &[super::rbac::MASTERS]),
+        binding_to_groups(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        binding_to_groups(
+            "system:basic-user",
+            "system:basic-user",
+            &["system:authenticated"],
+        ),
+        binding_to_groups(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
+    ]
+}
