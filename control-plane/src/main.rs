@@ -199,11 +199,7 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
         Box::pin(async move {
             // The system namespaces exist before anything else runs, so early clients can use `default`.
             for attempt in 0..50u32 {
-                let boot = async {
-                    api::bootstrap(store.as_ref()).await?;
-                    api::authz::bootstrap(store.as_ref()).await
-                };
-                match boot.await {
+                match api::bootstrap(store.as_ref()).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, "bootstrap of system namespaces failed");

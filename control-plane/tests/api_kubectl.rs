@@ -1878,7 +1878,7 @@ async fn rbac_a_view_only_user_can_get_but_not_create_or_exec() {
         .await;
     assert!(!r.ok);
     assert!(
-        r.stderr.contains(r#"Error from server (Forbidden): configmaps is forbidden: User "system:serviceaccount:default:viewer" cannot create resource "configmaps" in API group "" in the namespace "default""#),
+        r.stderr.contains(r#"configmaps is forbidden: User "system:serviceaccount:default:viewer" cannot create resource "configmaps" in API group "" in the namespace "default""#),
         "{}",
         r.stderr
     );

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use super::authn;
 use super::authz::{self, Authorizer, Decision, UserInfo};
 use super::handlers::{handle, ApiConfig, ApiState};
-use super::status::ApiError;
 use crate::security::ClusterPki;
 use crate::store::ObjectStore;
 
@@ -71,6 +70,8 @@ pub async fn serve_with(
             .await?;
         return Ok(());
     };
+    // Every member serving the API keeps its own RBAC cache current.
+    tokio::spawn(authorizer.clone().run(shutdown.clone()));
     let local = listener.local_addr()?;
     let tls = TlsListener {
         incoming: Box::pin(pki::net::incoming(listener, pki.api_server_config()?)),
@@ -186,25 +187,22 @@ impl Secure {
             if let Decision::Deny(why) = self.authorizer.authorize(&user, &attrs).await {
                 tracing::debug!(user = %user.name, verb = %attrs.verb, resource = %attrs.resource,
                     reason = %why, "forbidden");
-                return forbidden(&user, &attrs).into_response();
+                return forbidden(&user, &attrs);
             }
         }
         req.extensions_mut().insert(user);
+        // Reviews and the escalation check reuse this cache instead of reading the store.
+        req.extensions_mut().insert(self.authorizer.clone());
         handle(self.state.clone(), req).await
     }
 }
 
 /// 403 with kube-apiserver's message and details.
-fn forbidden(user: &UserInfo, attrs: &authz::Attributes) -> ApiError {
-    let mut e = ApiError::forbidden(authz::forbidden_message(user, attrs));
-    if attrs.resource_request {
-        e.details = Some(serde_json::json!({
-            "name": attrs.name,
-            "group": attrs.api_group,
-            "kind": attrs.resource,
-        }));
-    }
-    e
+fn forbidden(user: &UserInfo, attrs: &authz::Attributes) -> Response {
+    super::status::json_response(
+        http::StatusCode::FORBIDDEN,
+        &authz::forbidden_status(user, attrs),
+    )
 }
 
 /// Namespaces every cluster has.
@@ -212,7 +210,7 @@ pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates the system namespaces that are missing (`default`, `kube-system`, `kube-public`,
-/// `kube-node-lease`). Idempotent and safe to run on every member at start: a namespace someone
+/// `kube-node-lease`) and the default RBAC roles and bindings. Idempotent and safe to run on every member at start: a namespace someone
 /// else created meanwhile is left alone.
 ///
 /// # Errors
@@ -240,5 +238,6 @@ pub async fn bootstrap(store: &dyn ObjectStore) -> Result<(), crate::store::Erro
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    // The default ClusterRoles and bindings: without them nobody but system:masters may even discover.
+    super::authz::bootstrap(store).await
 }

@@ -119,6 +119,11 @@ pub fn new_pod(rs: &Value, now: SystemTime, rng: &mut dyn RngCore) -> Value {
         "spec": template.get("spec").cloned().unwrap_or(json!({})),
         "status": {"phase": "Pending"},
     });
+    // Controllers write pods straight to the store, past the API's defaults: give them the same
+    // ServiceAccount default a pod created through the API gets.
+    if let Some(spec) = pod["spec"].as_object_mut() {
+        crate::api::meta::default_service_account(spec);
+    }
     stamp_new(&mut pod, now, rng);
     // Pods carry no generation in Kubernetes' output unless set; keep it, the API does the same.
     pod
