@@ -47,6 +47,9 @@ enum Command {
 }
 
 fn main() {
+    // Before anything can build a TLS configuration: kube and the lab helpers take the process-wide
+    // provider, and it must be ring (the workspace builds no other).
+    pki::install_crypto_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
