@@ -92,15 +92,17 @@ pub fn is_not_found(err: &anyhow::Error) -> bool {
     api_status(err).is_some_and(|s| s.code == 404)
 }
 
-/// The TLS error inside an error chain, if any. rustls errors travel inside an `io::Error`, whose
-/// `source()` skips its payload, so each `io::Error` is looked into as well.
+/// The TLS error inside an error chain, if any. rustls errors travel inside `io::Error`s (hyper-rustls
+/// wraps tokio-rustls' one again), whose `source()` skips their payload, so those are unwrapped by hand.
 pub fn tls_error(err: &anyhow::Error) -> Option<&rustls::Error> {
     err.chain().find_map(|e| {
-        e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        })
+        let mut e: &(dyn std::error::Error + 'static) = e;
+        loop {
+            if let Some(t) = e.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        }
     })
 }
 
@@ -112,7 +114,10 @@ pub fn tls_message(e: &rustls::Error) -> String {
     let why = match e {
         E::InvalidCertificate(c) => {
             let x509 = match c {
-                C::UnknownIssuer => "certificate signed by unknown authority".to_string(),
+                // A CA of the same name (every berth cluster's is alike) fails on the signature.
+                C::UnknownIssuer | C::BadSignature => {
+                    "certificate signed by unknown authority".to_string()
+                }
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
                     "certificate is not valid for the server's name or address".to_string()
                 }
@@ -230,7 +235,8 @@ mod tests {
         use rustls::{AlertDescription, CertificateError};
         // As hyper hands them over: a rustls error inside an io::Error, under some context.
         let wrapped = |e: rustls::Error| {
-            anyhow::Error::new(std::io::Error::other(e)).context("client error (Connect)")
+            let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+            anyhow::Error::new(std::io::Error::other(inner)).context("client error (Connect)")
         };
         assert_eq!(
             render(
