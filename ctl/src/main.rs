@@ -42,6 +42,8 @@ enum Command {
     Stack(commands::stack::Args),
     /// Print the client and server version
     Version(commands::version::Args),
+    /// Manage bootstrap tokens that agents join with (kubeadm's `token`)
+    Token(commands::token::Args),
     /// Local lab clusters in network namespaces, and fault drills
     Lab(commands::lab::Args),
 }
@@ -85,6 +87,7 @@ fn main() {
             Command::Image(a) => commands::image::run(&g, a).await,
             Command::Stack(a) => commands::stack::run(&g, a).await,
             Command::Version(a) => commands::version::run(&g, a).await,
+            Command::Token(a) => commands::token::run(&g, a).await,
             Command::Lab(a) => commands::lab::run(a).await,
         }
     });

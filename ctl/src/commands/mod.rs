@@ -11,6 +11,7 @@ pub mod node;
 pub mod rollout;
 pub mod scale;
 pub mod stack;
+pub mod token;
 pub mod version;
 
 use std::path::PathBuf;
