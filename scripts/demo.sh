@@ -22,7 +22,10 @@ for ip in $NODE_IPS; do
     printf '%s:30080 -> ' "$ip"; curl -s --max-time 2 "http://${ip}:30080/" || echo "(no answer)"
   done
 done
+API=$(grep -m1 'server: https://' "$KUBECONFIG" | awk '{print $2}')
+printf 'the API without credentials (%s/api/v1/secrets): ' "$API"
+curl -sk --max-time 3 -o /dev/null -w '%{http_code}\n' "$API/api/v1/secrets" || echo "(no answer)"
 echo
-echo "export KUBECONFIG=$KUBECONFIG"
+echo "export KUBECONFIG=$KUBECONFIG   # TLS with an admin client certificate"
 echo "then try: $B scale deploy/web --replicas 6; $B lab kill a1 --name demo; $B get pods -o wide -w"
 echo "remove it all with: $B lab down --name demo"

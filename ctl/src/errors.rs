@@ -92,11 +92,70 @@ pub fn is_not_found(err: &anyhow::Error) -> bool {
     api_status(err).is_some_and(|s| s.code == 404)
 }
 
+/// The TLS error inside an error chain, if any. rustls errors travel inside `io::Error`s (hyper-rustls
+/// wraps tokio-rustls' one again), whose `source()` skips their payload, so those are unwrapped by hand.
+pub fn tls_error(err: &anyhow::Error) -> Option<&rustls::Error> {
+    err.chain().find_map(|e| {
+        let mut e: &(dyn std::error::Error + 'static) = e;
+        loop {
+            if let Some(t) = e.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        }
+    })
+}
+
+/// A TLS failure in kubectl's words (`Unable to connect to the server: ...`), with Go's phrasing for the
+/// cases people meet: an unknown CA, a certificate for another name, an expired one, a server that
+/// refused our client certificate, and `https://` to a plain HTTP server.
+pub fn tls_message(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    let why = match e {
+        E::InvalidCertificate(c) => {
+            let x509 = match c {
+                // A CA of the same name (every berth cluster's is alike) fails on the signature.
+                C::UnknownIssuer | C::BadSignature => {
+                    "certificate signed by unknown authority".to_string()
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "certificate is not valid for the server's name or address".to_string()
+                }
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. } => {
+                    "certificate has expired or is not yet valid".to_string()
+                }
+                other => format!("{other:?}"),
+            };
+            format!("tls: failed to verify certificate: x509: {x509}")
+        }
+        E::AlertReceived(a) => {
+            let what = match a {
+                A::CertificateRequired => "certificate required".to_string(),
+                A::BadCertificate => "bad certificate".to_string(),
+                A::UnknownCA => "unknown certificate authority".to_string(),
+                A::CertificateExpired => "expired certificate".to_string(),
+                A::HandshakeFailure => "handshake failure".to_string(),
+                other => format!("{other:?}"),
+            };
+            format!("remote error: tls: {what}")
+        }
+        E::InvalidMessage(_) => "http: server gave HTTP response to HTTPS client".to_string(),
+        other => format!("tls: {other}"),
+    };
+    format!("Unable to connect to the server: {why}")
+}
+
 /// Renders any error as the single line berthctl prints on stderr. `server` is the API address (for
 /// connection errors).
 pub fn render(err: &anyhow::Error, server: Option<&str>) -> String {
     if let Some(s) = api_status(err) {
         return status_message(s);
+    }
+    if let Some(e) = tls_error(err) {
+        return tls_message(e);
     }
     let full = format!("{err:#}");
     if full.contains("Connection refused") || full.contains("connection refused") {
@@ -168,6 +227,55 @@ mod tests {
         assert_eq!(
             status_message(&s),
             "error: You must be logged in to the server (Unauthorized)"
+        );
+    }
+
+    #[test]
+    fn tls_errors_read_like_kubectl() {
+        use rustls::{AlertDescription, CertificateError};
+        // As hyper hands them over: a rustls error inside an io::Error, under some context.
+        let wrapped = |e: rustls::Error| {
+            let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+            anyhow::Error::new(std::io::Error::other(inner)).context("client error (Connect)")
+        };
+        assert_eq!(
+            render(
+                &wrapped(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer
+                )),
+                None
+            ),
+            "Unable to connect to the server: tls: failed to verify certificate: x509: certificate signed by unknown authority"
+        );
+        assert_eq!(
+            render(
+                &wrapped(rustls::Error::AlertReceived(
+                    AlertDescription::CertificateRequired
+                )),
+                None
+            ),
+            "Unable to connect to the server: remote error: tls: certificate required"
+        );
+        assert_eq!(
+            render(
+                &wrapped(rustls::Error::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType
+                )),
+                None
+            ),
+            "Unable to connect to the server: http: server gave HTTP response to HTTPS client"
+        );
+        assert!(tls_error(&anyhow::anyhow!("plain")).is_none());
+    }
+
+    #[test]
+    fn forbidden_names_the_reason() {
+        let s = status(json!({"kind":"Status","apiVersion":"v1","status":"Failure",
+            "message":"secrets is forbidden: User \"bob\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"",
+            "reason":"Forbidden","code":403}));
+        assert_eq!(
+            status_message(&s),
+            "Error from server (Forbidden): secrets is forbidden: User \"bob\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
         );
     }
 

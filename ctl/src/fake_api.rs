@@ -393,6 +393,24 @@ fn handle(
                 None => not_found(kind, &n),
             }
         }
+        ("POST", None, None) => {
+            let Some(n) = body["metadata"]["name"].as_str().map(str::to_string) else {
+                return status(422, "Invalid", "metadata.name: Required value".into());
+            };
+            let k = key(kind, ns.as_deref(), &n);
+            if st.objects.contains_key(&k) {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    format!("{} \"{n}\" already exists", kind.plural),
+                );
+            }
+            st.rv += 1;
+            let mut obj = body;
+            obj["metadata"]["resourceVersion"] = st.rv.to_string().into();
+            st.objects.insert(k, obj.clone());
+            (StatusCode::CREATED, js(obj)).into_response()
+        }
         ("POST", Some(n), Some("eviction")) => {
             let k = key(kind, ns.as_deref(), &n);
             match st.objects.remove(&k) {

@@ -1,5 +1,6 @@
 //! Kubeconfig resolution like kubectl: `--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`, `--context`,
-//! `--namespace` and a `--server` override, turned into a connected [`Session`].
+//! `--namespace`, and the `--server`, `--token`, `--certificate-authority` and `--insecure-skip-tls-verify`
+//! overrides, turned into a connected [`Session`] (rustls with ring for `https://`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,13 @@ pub struct ConnectOptions {
     pub namespace: Option<String>,
     /// `--server URL`: overrides the cluster address (plain `http://` works without any kubeconfig).
     pub server: Option<String>,
+    /// `--token`: a bearer token instead of the kubeconfig user's credentials.
+    pub token: Option<String>,
+    /// `--certificate-authority FILE`: the CA bundle (PEM) that verifies the server instead of the
+    /// kubeconfig's.
+    pub certificate_authority: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`: do not verify the server certificate (never with a CA).
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// A connected client plus the namespace the verbs act in.
@@ -88,8 +96,13 @@ pub async fn load_config(opts: &ConnectOptions) -> Result<Config> {
     config_from(kc, opts).await
 }
 
-/// The pure part of [`load_config`]: applies context, namespace and server flags to a parsed kubeconfig.
+/// The pure part of [`load_config`]: applies context, namespace, server and credential flags to a parsed
+/// kubeconfig.
 pub async fn config_from(kc: Option<Kubeconfig>, opts: &ConnectOptions) -> Result<Config> {
+    if opts.insecure_skip_tls_verify && opts.certificate_authority.is_some() {
+        // kubectl's own refusal: a CA and "verify nothing" contradict each other.
+        anyhow::bail!("specifying a root certificates file with the insecure flag is not allowed");
+    }
     let mut config = match kc {
         Some(kc) => {
             let kco = KubeConfigOptions {
@@ -100,21 +113,48 @@ pub async fn config_from(kc: Option<Kubeconfig>, opts: &ConnectOptions) -> Resul
                 Ok(c) => c,
                 Err(e) if opts.server.is_some() => {
                     tracing::debug!("ignoring kubeconfig because --server is set: {e}");
-                    Config::new(parse_server(opts.server.as_deref().unwrap_or_default())?)
+                    Config::new(parse_server(
+                        opts.server.as_deref().unwrap_or_default(),
+                        false,
+                    )?)
                 }
                 Err(e) => return Err(e).context("invalid configuration"),
             }
         }
         None => match &opts.server {
-            Some(s) => Config::new(parse_server(s)?),
+            Some(s) => Config::new(parse_server(s, false)?),
             None => anyhow::bail!(
                 "no configuration has been provided, try setting KUBECONFIG or --server \
                  (or run `berthctl lab up` and export the KUBECONFIG it prints)"
             ),
         },
     };
+    if let Some(path) = &opts.certificate_authority {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("unable to read certificate-authority {}", path.display()))?;
+        let certs = pki::parse_certs(&pem)
+            .with_context(|| format!("unable to load root certificates from {}", path.display()))?;
+        config.root_cert = Some(certs.iter().map(|c| c.to_vec()).collect());
+        config.root_cert_file = None;
+        config.accept_invalid_certs = false;
+    }
+    if opts.insecure_skip_tls_verify {
+        config.root_cert = None;
+        config.root_cert_file = None;
+        config.accept_invalid_certs = true;
+    }
+    if let Some(t) = &opts.token {
+        // As kubectl: the flag replaces whatever else the user entry would send as a bearer.
+        let a = &mut config.auth_info;
+        a.token = Some(secrecy::SecretString::from(t.clone()));
+        a.token_file = None;
+        a.username = None;
+        a.password = None;
+        a.exec = None;
+        a.auth_provider = None;
+    }
     if let Some(s) = &opts.server {
-        config.cluster_url = parse_server(s)?;
+        config.cluster_url = parse_server(s, speaks_tls(&config))?;
     }
     if let Some(ns) = &opts.namespace {
         config.default_namespace = ns.clone();
@@ -124,10 +164,23 @@ pub async fn config_from(kc: Option<Kubeconfig>, opts: &ConnectOptions) -> Resul
     Ok(config)
 }
 
-/// Accepts `host:port` or a URL; a bare address means plain `http://`.
-pub fn parse_server(s: &str) -> Result<http::Uri> {
+/// Whether the configuration carries TLS settings, which make a bare `--server host:port` mean
+/// `https://` (client-go's rule: a CA, a client certificate or `insecure` imply TLS).
+fn speaks_tls(c: &Config) -> bool {
+    c.root_cert.is_some()
+        || c.root_cert_file.is_some()
+        || c.accept_invalid_certs
+        || c.auth_info.client_certificate.is_some()
+        || c.auth_info.client_certificate_data.is_some()
+}
+
+/// Accepts `host:port` or a URL; a bare address means `https://` when `tls` is set (the configuration
+/// has a CA, a client certificate or skips verification), plain `http://` otherwise.
+pub fn parse_server(s: &str, tls: bool) -> Result<http::Uri> {
     let full = if s.contains("://") {
         s.to_string()
+    } else if tls {
+        format!("https://{s}")
     } else {
         format!("http://{s}")
     };
@@ -137,6 +190,8 @@ pub fn parse_server(s: &str) -> Result<http::Uri> {
 
 /// Resolves the flags and connects (no request is sent yet).
 pub async fn connect(opts: &ConnectOptions) -> Result<Session> {
+    // kube builds its rustls configuration from the process-wide provider: make sure it is ring.
+    pki::install_crypto_provider();
     let config = load_config(opts).await?;
     let namespace = config.default_namespace.clone();
     let server = config.cluster_url.to_string();
@@ -274,5 +329,85 @@ current-context: ca
             ..opts()
         };
         assert!(config_from(Some(kc), &o).await.is_err());
+    }
+
+    const TLS: &str = r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster:
+    server: "https://10.0.0.1:6443"
+    certificate-authority-data: "bm90IGEgY2VydA=="
+users:
+- name: u
+  user: {token: from-file}
+contexts:
+- name: ca
+  context: {cluster: a, user: u}
+current-context: ca
+"#;
+
+    #[tokio::test]
+    async fn bare_server_is_https_when_the_config_speaks_tls() {
+        let kc = Kubeconfig::from_yaml(TLS).unwrap();
+        let o = ConnectOptions {
+            server: Some("10.0.0.9:6443".into()),
+            ..opts()
+        };
+        let c = config_from(Some(kc), &o).await.unwrap();
+        assert_eq!(c.cluster_url.to_string(), "https://10.0.0.9:6443/");
+        assert_eq!(
+            parse_server("h:1", false).unwrap().to_string(),
+            "http://h:1/"
+        );
+        assert_eq!(
+            parse_server("http://h:1", true).unwrap().to_string(),
+            "http://h:1/"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_ca_and_insecure_flags() {
+        use secrecy::ExposeSecret as _;
+        let kc = Kubeconfig::from_yaml(TLS).unwrap();
+        let o = ConnectOptions {
+            token: Some("abcdef.0123456789abcdef".into()),
+            insecure_skip_tls_verify: true,
+            ..opts()
+        };
+        let c = config_from(Some(kc), &o).await.unwrap();
+        assert_eq!(
+            c.auth_info
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            Some("abcdef.0123456789abcdef".to_string())
+        );
+        assert!(c.accept_invalid_certs);
+        assert!(c.root_cert.is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = pki::Ca::generate("test-ca", std::time::Duration::from_secs(3600)).unwrap();
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let o = ConnectOptions {
+            certificate_authority: Some(ca_file.clone()),
+            server: Some("https://127.0.0.1:1".into()),
+            ..opts()
+        };
+        let c = config_from(None, &o).await.unwrap();
+        assert_eq!(c.root_cert.as_ref().map(Vec::len), Some(1));
+        let both = ConnectOptions {
+            certificate_authority: Some(ca_file),
+            insecure_skip_tls_verify: true,
+            server: Some("https://127.0.0.1:1".into()),
+            ..opts()
+        };
+        let e = config_from(None, &both).await.unwrap_err();
+        assert!(
+            e.to_string().contains("insecure flag is not allowed"),
+            "{e}"
+        );
     }
 }

@@ -26,3 +26,5 @@ pub mod table;
 
 #[cfg(test)]
 mod fake_api;
+#[cfg(test)]
+mod tls_tests;

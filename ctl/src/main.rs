@@ -42,11 +42,16 @@ enum Command {
     Stack(commands::stack::Args),
     /// Print the client and server version
     Version(commands::version::Args),
+    /// Manage bootstrap tokens that agents join with (kubeadm's `token`)
+    Token(commands::token::Args),
     /// Local lab clusters in network namespaces, and fault drills
     Lab(commands::lab::Args),
 }
 
 fn main() {
+    // Before anything can build a TLS configuration: kube and the lab helpers take the process-wide
+    // provider, and it must be ring (the workspace builds no other).
+    pki::install_crypto_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -82,6 +87,7 @@ fn main() {
             Command::Image(a) => commands::image::run(&g, a).await,
             Command::Stack(a) => commands::stack::run(&g, a).await,
             Command::Version(a) => commands::version::run(&g, a).await,
+            Command::Token(a) => commands::token::run(&g, a).await,
             Command::Lab(a) => commands::lab::run(a).await,
         }
     });

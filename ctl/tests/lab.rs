@@ -3,9 +3,11 @@
 //! - `lab_smoke_with_real_binaries`: `lab up --servers 1 --agents 1` with the real `berth-server` and
 //!   `berth-agent` from the target dir; skipped (with the reason printed) until they are built and take the
 //!   lab's flags.
-//! - `lab_drills_with_stand_in_binaries`: the same flow plus status/partition/heal/kill/restart, with busybox
-//!   httpd stand-ins that serve what `lab up` polls (`/version`, `/api/v1/nodes`, `/api/v1/namespaces/default`), so the namespace plumbing is
-//!   tested even before the real binaries work.
+//! - `lab_drills_with_stand_in_binaries`: the same flow plus status/partition/heal/kill/restart, with
+//!   stand-ins (`openssl s_server` over TLS for the server, busybox httpd for the agent) that serve what
+//!   `lab up` polls (`/version`, `/api/v1/nodes`, `/api/v1/namespaces/default`) and write the admin
+//!   kubeconfig the lab kubeconfig is made from, so the namespace and TLS plumbing is tested even before
+//!   the real binaries work.
 //!
 //! Both tests take one lock so they never build two labs at once; all traffic goes to the labs' own bridge.
 
@@ -193,14 +195,20 @@ fn lab_smoke_with_real_binaries() {
     assert_eq!(leftovers(&name, &dir), Vec::<String>::new());
 }
 
-/// Busybox-httpd stand-ins for berth-server and berth-agent: they take the lab's flags, serve the files the
-/// readiness wait reads, and keep the data dir in their command line as the real ones do.
+/// Stand-ins for berth-server and berth-agent: they take the lab's flags (the token from `BERTH_TOKEN`),
+/// serve the files the readiness wait reads and keep the data dir in their command line as the real ones
+/// do. The server is TLS like the real one: it makes a CA (once; a restart keeps it), a certificate for its
+/// lab address and an admin client certificate, writes `pki/admin.kubeconfig`, and serves with
+/// `openssl s_server -WWW`; the agent is busybox httpd on 10250.
 const STAND_IN: &str = r#"#!/bin/sh
 set -e
+[ -n "$BERTH_TOKEN" ] || { echo "no BERTH_TOKEN in the environment" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
+    --token) echo "a token on the command line" >&2; exit 2 ;;
     --data-dir) dir=$2; shift ;;
     --listen-api) api=1 ;;
+    --listen-peer) peer=$2; shift ;;
     --node-name) node=$2; shift ;;
   esac
   shift
@@ -209,8 +217,31 @@ mkdir -p "$dir/www/api/v1/namespaces"
 echo '{"major":"1","minor":"32","gitVersion":"v1.32.0-standin"}' > "$dir/www/version"
 echo '{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"default"}}' > "$dir/www/api/v1/namespaces/default"
 echo '{"kind":"NodeList","items":[{"metadata":{"name":"a1"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}]}' > "$dir/www/api/v1/nodes"
-if [ -n "$api" ]; then port=6443; else port=10250; fi
-exec BUSYBOX httpd -f -p "$port" -h "$dir/www"
+if [ -z "$api" ]; then
+  exec BUSYBOX httpd -f -p 10250 -h "$dir/www"
+fi
+p="$dir/pki"
+mkdir -p "$p"
+if [ ! -f "$p/admin.kubeconfig" ]; then
+  key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+  key "$p/ca.key"; key "$p/api.key"; key "$p/admin.key"
+  openssl req -x509 -new -key "$p/ca.key" -out "$p/ca.crt" -days 2 -subj /CN=standin-ca 2>/dev/null
+  openssl req -new -key "$p/api.key" -out "$p/api.csr" -subj /CN=standin-api 2>/dev/null
+  printf 'subjectAltName=IP:%s
+extendedKeyUsage=serverAuth
+' "${peer%:*}" > "$p/api.ext"
+  openssl x509 -req -in "$p/api.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -out "$p/api.crt" -days 2 -extfile "$p/api.ext" 2>/dev/null
+  openssl req -new -key "$p/admin.key" -out "$p/admin.csr" -subj "/O=system:masters/CN=berth-admin" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth
+' > "$p/admin.ext"
+  openssl x509 -req -in "$p/admin.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -out "$p/admin.crt" -days 2 -extfile "$p/admin.ext" 2>/dev/null
+  b() { base64 -w0 "$1"; }
+  printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: berth\n  cluster:\n    server: https://%s:6443\n    certificate-authority-data: %s\nusers:\n- name: berth-admin\n  user:\n    client-certificate-data: %s\n    client-key-data: %s\ncontexts:\n- name: berth\n  context:\n    cluster: berth\n    user: berth-admin\ncurrent-context: berth\n' \
+    "${peer%:*}" "$(b "$p/ca.crt")" "$(b "$p/admin.crt")" "$(b "$p/admin.key")" > "$p/admin.kubeconfig.tmp"
+  mv "$p/admin.kubeconfig.tmp" "$p/admin.kubeconfig"
+fi
+cd "$dir/www"
+exec openssl s_server -quiet -WWW -accept 6443 -cert "$p/api.crt" -key "$p/api.key"
 "#;
 
 fn agent_answers(ip: &str) -> bool {
@@ -242,6 +273,10 @@ fn lab_drills_with_stand_in_binaries() {
         println!("skipped: busybox is not installed");
         return;
     };
+    if !Path::new("/usr/bin/openssl").exists() {
+        println!("skipped: openssl is not installed (the server stand-in serves TLS with it)");
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
@@ -270,6 +305,18 @@ fn lab_drills_with_stand_in_binaries() {
             dir: &dir,
         };
         up_one_and_one(&name, &d, &b, "30s", Duration::from_secs(60));
+        // The token and the admin credentials are private; the token is in no command line.
+        use std::os::unix::fs::PermissionsExt as _;
+        for f in ["kubeconfig", "token"] {
+            let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+        let kubeconfig = std::fs::read_to_string(dir.join("kubeconfig")).unwrap();
+        assert!(kubeconfig.contains("server: https://") && kubeconfig.contains("client-key-data"));
+        let token = std::fs::read_to_string(dir.join("token")).unwrap();
+        assert!(leftovers(&name, &dir)
+            .iter()
+            .all(|l| !l.contains(token.trim())));
         let state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).unwrap()).unwrap();
         let a1 = state["plan"]["nodes"][1]["ip"]

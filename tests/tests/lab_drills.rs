@@ -1,7 +1,9 @@
 //! End-to-end fault drills on a real lab: 3 servers and 3 agents in network namespaces, real containers.
 //! One scenario, in order, because each step needs the cluster the previous one left: apply, scale, rolling
 //! update, kill an agent node, kill the leader server, partition a minority server, restart everything.
-//! A writer creates ConfigMaps throughout; every write the API acknowledged must exist at the end.
+//! A writer creates ConfigMaps throughout; every write the API acknowledged must exist at the end. The API
+//! is HTTPS only: the drill checks that anonymous requests get 401, a bootstrap token 403, and that the
+//! lab kubeconfig (admin client certificate) works for berthctl and stock kubectl.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use berth_tests::{http, skip_reason, wait_for, workspace, Lab};
+use berth_tests::{http, https, skip_reason, wait_for, workspace, Lab, Tls};
 use serde_json::Value;
 
 const POLL: Duration = Duration::from_millis(500);
@@ -28,7 +30,7 @@ struct Writer {
 const MAX_WRITES: usize = 5_000;
 
 impl Writer {
-    fn start(servers: Vec<SocketAddr>) -> Writer {
+    fn start(servers: Vec<SocketAddr>, tls: Tls) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
         let longest_gap = Arc::new(Mutex::new(Duration::ZERO));
@@ -49,7 +51,8 @@ impl Writer {
                 let started = Instant::now();
                 while !s.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
                     let addr = servers[server % servers.len()];
-                    match http(
+                    match https(
+                        &tls,
                         "POST",
                         addr,
                         "/api/v1/namespaces/default/configmaps",
@@ -478,6 +481,72 @@ fn server_chaos(lab: &Lab, writer: &Writer, span: Duration) -> Result<Vec<Durati
     Ok(gaps)
 }
 
+/// Secure by default: the kubeconfig is private, the API answers only over TLS, anonymous requests get
+/// 401 (except the health endpoints), a bootstrap token authenticates but may not read Secrets, and the
+/// admin certificate in the kubeconfig works for berthctl and stock kubectl.
+fn security(lab: &Lab) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    eprintln!("== security: TLS, 401 anonymous, 403 bootstrap token, admin certificate");
+    let t = Duration::from_secs(3);
+    let mode = std::fs::metadata(&lab.kubeconfig)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "lab kubeconfig is {mode:o}");
+    let addr = lab.api_addrs()[0];
+    let r = https(&lab.anonymous, "GET", addr, "/api/v1/secrets", None, t)?;
+    assert_eq!(r.status, 401, "anonymous list of secrets: {r:?}");
+    assert_eq!(r.json()?["kind"], "Status", "{r:?}");
+    for open in ["/readyz", "/healthz", "/livez", "/version"] {
+        let r = https(&lab.anonymous, "GET", addr, open, None, t)?;
+        assert_eq!(r.status, 200, "anonymous {open}: {r:?}");
+    }
+    // Plain HTTP on the API port gets nothing useful.
+    if let Ok(r) = http("GET", addr, "/api/v1/secrets", None, t) {
+        assert_ne!(r.status, 200, "plain HTTP served the API: {r:?}");
+    }
+    let bad = lab.anonymous.with_bearer("abcdef.0123456789abcdef");
+    let r = https(&bad, "GET", addr, "/api/v1/secrets", None, t)?;
+    assert_eq!(r.status, 401, "unknown bearer token: {r:?}");
+
+    let token = lab.berthctl(&["token", "create", "--ttl", "1h"])?;
+    let token = token.trim();
+    let listed = lab.berthctl(&["token", "list"])?;
+    assert!(listed.contains(token), "{listed}");
+    let boot = lab.anonymous.with_bearer(token);
+    let r = https(&boot, "GET", addr, "/api/v1/secrets", None, t)?;
+    assert_eq!(r.status, 403, "a bootstrap token read secrets: {r:?}");
+    // Not through the lab kubeconfig: its client certificate would authenticate the admin first.
+    let tmp = tempfile::tempdir()?;
+    let ca = tmp.path().join("ca.crt");
+    std::fs::write(&ca, berth_tests::kubeconfig_credentials(&lab.kubeconfig)?.0)?;
+    let denied = berth_tests::output(
+        std::process::Command::new(berth_tests::bin_dir().join("berthctl"))
+            .env("KUBECONFIG", tmp.path().join("none"))
+            .arg("--server")
+            .arg(format!("https://{addr}"))
+            .arg("--certificate-authority")
+            .arg(&ca)
+            .args(["--token", token, "get", "secrets", "-A"]),
+    )?;
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        !denied.status.success() && err.starts_with("Error from server (Forbidden)"),
+        "{err}"
+    );
+
+    let r = lab.api(
+        "GET",
+        addr,
+        "/api/v1/namespaces/kube-system/secrets",
+        None,
+        t,
+    )?;
+    assert_eq!(r.status, 200, "admin list of secrets: {r:?}");
+    let nodes = lab.kubectl(&["get", "nodes"])?;
+    assert!(nodes.contains("Ready"), "{nodes}");
+    let nodes = lab.berthctl(&["get", "nodes"])?;
+    assert!(nodes.contains("Ready"), "{nodes}");
+    Ok(())
+}
+
 #[test]
 fn lab_fault_drills() -> Result<()> {
     if let Some(why) = skip_reason() {
@@ -495,6 +564,7 @@ fn lab_fault_drills() -> Result<()> {
 
     eprintln!("== up: 3 servers, 3 agents");
     let lab = Lab::up("e2e", 3, 3)?;
+    security(&lab)?;
     lab.berthctl(&["image", "load", &image])?;
 
     eprintln!("== apply: web, 3 replicas spread over the agents");
@@ -575,7 +645,7 @@ fn lab_fault_drills() -> Result<()> {
     daemonset_rollout(&lab)?;
     job_to_completion(&lab)?;
 
-    let writer = Writer::start(lab.api_addrs());
+    let writer = Writer::start(lab.api_addrs(), lab.admin.clone());
 
     eprintln!("== scale 3 -> 6 -> 2 with stock kubectl");
     lab.kubectl(&["scale", "deployment/web", "--replicas=6"])?;

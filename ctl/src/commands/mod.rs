@@ -11,6 +11,7 @@ pub mod node;
 pub mod rollout;
 pub mod scale;
 pub mod stack;
+pub mod token;
 pub mod version;
 
 use std::path::PathBuf;
@@ -32,9 +33,18 @@ pub struct Global {
     /// The namespace scope for this request
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    /// The address of the API server (http://host:port), overriding the kubeconfig
+    /// The address of the API server (https://host:port), overriding the kubeconfig
     #[arg(short = 's', long, global = true)]
     pub server: Option<String>,
+    /// Bearer token for authentication to the API server
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// Path to a CA certificate file (PEM) that verifies the API server
+    #[arg(long, global = true, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Do not verify the server's certificate (insecure: anyone on the path can read and change traffic)
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
 }
 
 static SERVER: OnceLock<String> = OnceLock::new();
@@ -51,6 +61,9 @@ pub async fn session(g: &Global) -> Result<Session> {
         context: g.context.clone(),
         namespace: g.namespace.clone(),
         server: g.server.clone(),
+        token: g.token.clone(),
+        certificate_authority: g.certificate_authority.clone(),
+        insecure_skip_tls_verify: g.insecure_skip_tls_verify,
     })
     .await?;
     let _ = SERVER.set(s.server.clone());

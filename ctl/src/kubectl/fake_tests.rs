@@ -551,3 +551,40 @@ async fn get_all_lists_the_category_with_kind_prefixes() {
     assert!(pod < svc && svc < deploy, "kubectl's order: {out}");
     assert!(out.contains("\n\nNAME"), "one table per type: {out}");
 }
+
+#[tokio::test]
+async fn token_create_list_delete() {
+    use crate::kubectl::token;
+    let f = Fake::start().await;
+    let s = f.session().await;
+    let t = token::create(
+        &s,
+        &token::CreateOptions {
+            token: None,
+            ttl: std::time::Duration::from_secs(86_400),
+            usages: vec!["authentication".into()],
+            description: None,
+        },
+    )
+    .await
+    .unwrap();
+    let parsed = pki::Token::parse(&t).unwrap();
+    let stored = f
+        .object(&format!(
+            "/api/v1/namespaces/kube-system/secrets/bootstrap-token-{}",
+            parsed.id
+        ))
+        .expect("secret stored");
+    assert_eq!(stored["type"], "bootstrap.kubernetes.io/token");
+    let lines = token::list(&s).await.unwrap();
+    assert!(lines[0].starts_with("TOKEN"), "{lines:?}");
+    assert!(
+        lines[1].starts_with(&t) && lines[1].contains("authentication"),
+        "{lines:?}"
+    );
+    let out = token::delete(&s, std::slice::from_ref(&parsed.id))
+        .await
+        .unwrap();
+    assert_eq!(out, [format!("bootstrap token \"{}\" deleted", parsed.id)]);
+    assert!(token::list(&s).await.unwrap().is_empty());
+}

@@ -10,6 +10,7 @@ pub mod node;
 pub mod rollout;
 pub mod scale;
 pub mod stack;
+pub mod token;
 pub mod version;
 
 #[cfg(test)]

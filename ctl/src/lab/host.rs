@@ -84,7 +84,15 @@ pub fn netns_pids(netns: &str) -> Vec<u32> {
 /// binary's PID). `nsenter --net` rather than `ip netns exec`: the latter also remounts `/sys` in a private
 /// mount namespace, which hides the host's cgroup hierarchy from the agent's OCI runtime and keeps the pod
 /// network namespaces the agent creates out of the host's `/run/netns`.
-pub fn spawn_in_netns(netns: &str, bin: &Path, args: &[String], log: &Path) -> Result<u32> {
+/// `env` is added to the inherited environment (secrets go there, never in `args`: a command line is
+/// world-readable in `/proc`).
+pub fn spawn_in_netns(
+    netns: &str,
+    bin: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<u32> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -96,6 +104,7 @@ pub fn spawn_in_netns(netns: &str, bin: &Path, args: &[String], log: &Path) -> R
         .arg("--")
         .arg(bin)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(f.try_clone()?)
         .stderr(f)
@@ -267,16 +276,6 @@ pub fn unmount_all_under(dir: &Path) -> Vec<String> {
         }
     }
     mounts_under(dir)
-}
-
-/// 16 random bytes as hex, for the cluster join token.
-pub fn random_token() -> Result<String> {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .context("failed to read /dev/urandom")?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// Whether we run as root (labs need CAP_NET_ADMIN and CAP_SYS_ADMIN).

@@ -1,6 +1,8 @@
 //! `lab` verbs: local multi-node berth clusters made of network namespaces on a private bridge, and the fault
 //! drills (`kill`, `restart`, `partition`, `heal`). Everything a lab creates is recorded in `{dir}/lab.json`;
-//! `down` also finds leftovers by name pattern, so it works after a crash.
+//! `down` also finds leftovers by name pattern, so it works after a crash. A lab is TLS like any cluster:
+//! its token is in `{dir}/token` (0600) and reaches the processes through their environment, and its
+//! kubeconfig (0600) carries the CA and the admin client certificate the first server made.
 
 pub mod host;
 pub mod plan;
@@ -50,8 +52,6 @@ pub struct LabState {
     pub plan: LabPlan,
     /// The lab directory.
     pub dir: PathBuf,
-    /// Join token shared by servers and agents.
-    pub token: String,
     /// The kubeconfig written for the host.
     pub kubeconfig: PathBuf,
     /// Per-node processes.
@@ -78,6 +78,48 @@ impl LabState {
     /// `{dir}/lab.json`.
     pub fn path(dir: &Path) -> PathBuf {
         dir.join("lab.json")
+    }
+
+    /// `{dir}/token`: the cluster token (0600), kept out of `lab.json` and out of every command line.
+    pub fn token_path(&self) -> PathBuf {
+        self.dir.join("token")
+    }
+
+    /// The cluster token from [`Self::token_path`].
+    ///
+    /// # Errors
+    /// When the file is missing or does not hold a token.
+    pub fn token(&self) -> Result<pki::Token> {
+        let p = self.token_path();
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("failed to read the lab token {}", p.display()))?;
+        pki::Token::parse(&text).with_context(|| format!("invalid lab token in {}", p.display()))
+    }
+
+    /// `{first server's data dir}/pki/admin.kubeconfig`, written by berth-server once it has its PKI.
+    pub fn admin_kubeconfig_path(&self) -> Option<PathBuf> {
+        let first = self.plan.servers().next()?;
+        let run = self.nodes.iter().find(|n| n.name == first.name)?;
+        Some(run.data_dir.join(plan::ADMIN_KUBECONFIG))
+    }
+
+    /// Writes the lab kubeconfig (0600) from the first server's admin kubeconfig. `Ok(false)` while the
+    /// server has not written it yet.
+    ///
+    /// # Errors
+    /// When the admin kubeconfig exists but is unusable, or the lab kubeconfig cannot be written.
+    pub fn write_kubeconfig(&self) -> Result<bool> {
+        let Some(admin) = self.admin_kubeconfig_path() else {
+            bail!("lab {} has no server", self.plan.name);
+        };
+        let Some(text) = pki::read_if_exists(&admin)? else {
+            return Ok(false);
+        };
+        // The server writes it atomically, so a partial file is a real error, not a race.
+        let creds = plan::AdminCredentials::from_kubeconfig(&text)
+            .with_context(|| format!("unusable {}", admin.display()))?;
+        pki::write_private(&self.kubeconfig, self.plan.kubeconfig(&creds).as_bytes())?;
+        Ok(true)
     }
 
     /// Reads `lab.json` (None when absent).
@@ -225,7 +267,8 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
     let lab = plan::plan(&opts.name, opts.servers, opts.agents, subnet)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    let token = host::random_token()?;
+    let token = pki::Token::generate().context("failed to make the lab token")?;
+    pki::write_private(&dir.join("token"), format!("{token}\n").as_bytes())?;
     let nodes = lab
         .nodes
         .iter()
@@ -237,7 +280,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
                     Role::Server => server_bin.clone(),
                     Role::Agent => agent_bin.clone(),
                 },
-                args: lab.args(n, &data_dir.to_string_lossy(), &token),
+                args: lab.args(n, &data_dir.to_string_lossy()),
                 pid: None,
                 log: dir.join(format!("{}.log", n.name)),
                 data_dir,
@@ -249,7 +292,6 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
         kubeconfig: dir.join("kubeconfig"),
         plan: lab,
         dir: dir.clone(),
-        token,
         nodes,
     };
     // Record intent before touching the host, so `down` can clean up after a crash part-way.
@@ -261,7 +303,6 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
         let _ = down(&opts.name, Some(&dir));
         return Err(e);
     }
-    std::fs::write(&state.kubeconfig, state.plan.kubeconfig(&state.token))?;
     println!(
         "lab {} on {} (bridge {}): {} servers, {} agents",
         state.plan.name,
@@ -287,15 +328,18 @@ fn build_network(state: &LabState) -> Result<()> {
     Ok(())
 }
 
-fn start_node(plan: &LabPlan, run: &mut NodeRun) -> Result<u32> {
+fn start_node(plan: &LabPlan, token: &pki::Token, run: &mut NodeRun) -> Result<u32> {
     let np = plan.node(&run.name).context("unknown node")?;
     std::fs::create_dir_all(&run.data_dir)?;
-    let pid = host::spawn_in_netns(&np.netns, &run.binary, &run.args, &run.log)?;
+    let token = token.to_string();
+    let env = [(plan::TOKEN_ENV, token.as_str())];
+    let pid = host::spawn_in_netns(&np.netns, &run.binary, &run.args, &env, &run.log)?;
     run.pid = Some(pid);
     Ok(pid)
 }
 
 fn start_all(state: &mut LabState) -> Result<()> {
+    let token = state.token()?;
     // Servers first: agents retry their join, but there is no point in starting them before a server.
     for role in [Role::Server, Role::Agent] {
         for i in 0..state.nodes.len() {
@@ -305,7 +349,7 @@ fn start_all(state: &mut LabState) -> Result<()> {
                 .is_some_and(|n| n.role == role);
             if is_role {
                 let plan = state.plan.clone();
-                start_node(&plan, &mut state.nodes[i])?;
+                start_node(&plan, &token, &mut state.nodes[i])?;
                 state.save()?;
             }
         }
@@ -366,10 +410,12 @@ async fn any_server_client(state: &LabState) -> Option<kube::Client> {
     None
 }
 
-/// Waits (bounded) for the API to answer and every agent to be Ready, showing progress on stderr. A node
-/// process that exits meanwhile fails the wait with the end of its log.
+/// Waits (bounded) for the first server's admin credentials (then writes the lab kubeconfig), for the API
+/// to answer over TLS and every agent to be Ready, showing progress on stderr. A node process that exits
+/// meanwhile fails the wait with the end of its log.
 pub async fn wait_ready(state: &LabState, timeout: Duration) -> Result<()> {
-    let client = lab_client(state).await?;
+    // No client until the first server has made the CA and written its admin kubeconfig.
+    let mut client: Option<kube::Client> = None;
     let agents: Vec<String> = state.plan.agents().map(|a| a.name.clone()).collect();
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
@@ -407,32 +453,41 @@ pub async fn wait_ready(state: &LabState, timeout: Duration) -> Result<()> {
                 );
             }
         }
-        let api = tokio::time::timeout(Duration::from_secs(2), client.apiserver_version())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let ready = if api {
-            tokio::time::timeout(Duration::from_secs(2), ready_nodes(&client))
+        if client.is_none() && state.write_kubeconfig()? {
+            client = Some(lab_client(state).await?);
+        }
+        let mut api = false;
+        let mut ready = vec![];
+        let mut bootstrapped = false;
+        if let Some(client) = &client {
+            api = tokio::time::timeout(Duration::from_secs(2), client.apiserver_version())
                 .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default()
-        } else {
-            vec![]
-        };
+                .is_ok_and(|r| r.is_ok());
+            if api {
+                ready = tokio::time::timeout(Duration::from_secs(2), ready_nodes(client))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                // The leader creates the system namespaces; until then `apply` into `default` would fail.
+                bootstrapped = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    crate::rest::get(client, "/api/v1/namespaces/default"),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+            }
+        }
         let n_ready = agents.iter().filter(|a| ready.contains(a)).count();
-        // The leader creates the system namespaces; until then `apply` into `default` would fail.
-        let bootstrapped = api
-            && tokio::time::timeout(
-                Duration::from_secs(2),
-                crate::rest::get(&client, "/api/v1/namespaces/default"),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok());
         let done = bootstrapped && n_ready == agents.len();
         let secs = start.elapsed().as_secs();
         let status = format!(
             "API {}  nodes Ready {n_ready}/{}",
-            if api { "up" } else { "waiting" },
+            match (&client, api) {
+                (None, _) => "waiting for the admin certificate",
+                (Some(_), true) => "up (TLS)",
+                (Some(_), false) => "waiting",
+            },
             agents.len()
         );
         if tty {
@@ -760,13 +815,14 @@ pub fn kill(name: &str, dir: Option<&Path>, node: &str) -> Result<String> {
 pub fn restart(name: &str, dir: Option<&Path>, node: &str) -> Result<String> {
     let mut state = load_required(name, dir)?;
     let plan = state.plan.clone();
+    let token = state.token()?;
     let (np, run) = state.node_mut(node)?;
     let node_name = np.name.clone();
     let bin = run.binary_name();
     if let Some(p) = run.live_pid() {
         host::terminate(&[p], Duration::from_secs(5));
     }
-    let pid = start_node(&plan, run)?;
+    let pid = start_node(&plan, &token, run)?;
     state.save()?;
     Ok(format!("node {node_name} restarted ({bin}, pid {pid})"))
 }
@@ -841,7 +897,6 @@ mod tests {
         let mut s = LabState {
             plan: p,
             dir: dir.path().to_path_buf(),
-            token: "t".into(),
             kubeconfig: dir.path().join("kubeconfig"),
             nodes,
         };
@@ -850,6 +905,55 @@ mod tests {
         assert_eq!(s.node_mut("t-a2").unwrap().1.name, "a2");
         assert!(s.node_mut("a9").is_err());
         assert!(LabState::load(&dir.path().join("nope")).unwrap().is_none());
+    }
+
+    #[test]
+    fn token_file_and_tls_kubeconfig_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan::plan("t", 2, 1, Cidr::parse("172.29.8.0/24").unwrap()).unwrap();
+        let nodes = p
+            .nodes
+            .iter()
+            .map(|n| NodeRun {
+                name: n.name.clone(),
+                binary: PathBuf::from("/bin/x"),
+                args: p.args(n, &dir.path().join(&n.name).to_string_lossy()),
+                pid: None,
+                log: dir.path().join("x.log"),
+                data_dir: dir.path().join(&n.name),
+                partitioned: false,
+            })
+            .collect();
+        let s = LabState {
+            plan: p,
+            dir: dir.path().to_path_buf(),
+            kubeconfig: dir.path().join("kubeconfig"),
+            nodes,
+        };
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert!(s.token().is_err());
+        let t = pki::Token::generate().unwrap();
+        pki::write_private(&s.token_path(), format!("{t}\n").as_bytes()).unwrap();
+        assert_eq!(s.token().unwrap().to_string(), t.to_string());
+        assert_eq!(mode(&s.token_path()), 0o600);
+        s.save().unwrap();
+        let json = std::fs::read_to_string(LabState::path(dir.path())).unwrap();
+        assert!(!json.contains(&t.secret), "the token leaked into lab.json");
+
+        // Not yet: the first server has not written its admin kubeconfig.
+        assert!(!s.write_kubeconfig().unwrap());
+        let admin = s.admin_kubeconfig_path().unwrap();
+        assert_eq!(admin, dir.path().join("s1/pki/admin.kubeconfig"));
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        std::fs::write(&admin, plan::tests::admin_kubeconfig_fixture().0).unwrap();
+        assert!(s.write_kubeconfig().unwrap());
+        assert_eq!(mode(&s.kubeconfig), 0o600);
+        let kc = kube::config::Kubeconfig::read_from(&s.kubeconfig).unwrap();
+        assert_eq!(
+            kc.clusters[1].cluster.as_ref().unwrap().server.as_deref(),
+            Some("https://172.29.8.12:6443")
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Pure lab planning: choosing a free /24 from the host's routes, node names, addresses, interface names, the
-//! `ip` commands that build the network, the process arguments and the kubeconfig.
+//! `ip` commands that build the network, the process arguments and environment, and the TLS kubeconfig.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -9,6 +9,93 @@ use serde::{Deserialize, Serialize};
 
 /// Raft entries between checkpoints on lab servers (the server default is 10,000).
 pub const LAB_SNAPSHOT_EVERY: u64 = 1_000;
+
+/// The environment variable that carries the cluster token to `berth-server` and `berth-agent`. Never
+/// argv: a command line is readable by every user through `/proc/PID/cmdline`.
+pub const TOKEN_ENV: &str = "BERTH_TOKEN";
+
+/// Where a server writes its admin kubeconfig, relative to its data dir.
+pub const ADMIN_KUBECONFIG: &str = "pki/admin.kubeconfig";
+
+/// The admin credentials of a lab: the cluster CA and a `system:masters` client certificate, as
+/// base64 of PEM (the kubeconfig `*-data` form), taken from a server's `admin.kubeconfig`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminCredentials {
+    /// `certificate-authority-data`.
+    pub ca_data: String,
+    /// `client-certificate-data`.
+    pub cert_data: String,
+    /// `client-key-data`.
+    pub key_data: String,
+}
+
+impl fmt::Debug for AdminCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of logs and panics.
+        f.debug_struct("AdminCredentials")
+            .field("ca_data", &self.ca_data)
+            .field("cert_data", &self.cert_data)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminCredentials {
+    /// Takes the CA of the current context's cluster and the client certificate and key of its user from
+    /// a server's `admin.kubeconfig`, checking that each decodes to PEM that parses.
+    ///
+    /// # Errors
+    /// When the text is not a kubeconfig or lacks (or has unreadable) CA, certificate or key data.
+    pub fn from_kubeconfig(text: &str) -> Result<AdminCredentials> {
+        use base64::Engine as _;
+        use secrecy::ExposeSecret as _;
+        let kc = kube::config::Kubeconfig::from_yaml(text)
+            .map_err(|e| anyhow::anyhow!("admin kubeconfig does not parse: {e}"))?;
+        let ctx = kc
+            .current_context
+            .as_deref()
+            .and_then(|c| kc.contexts.iter().find(|n| n.name == c))
+            .and_then(|c| c.context.as_ref());
+        let cluster = ctx
+            .and_then(|c| kc.clusters.iter().find(|n| n.name == c.cluster))
+            .or(kc.clusters.first())
+            .and_then(|c| c.cluster.as_ref());
+        let user = ctx
+            .and_then(|c| c.user.as_deref())
+            .and_then(|u| kc.auth_infos.iter().find(|n| n.name == u))
+            .or(kc.auth_infos.first())
+            .and_then(|u| u.auth_info.as_ref());
+        let ca_data = cluster.and_then(|c| c.certificate_authority_data.clone());
+        let cert_data = user.and_then(|u| u.client_certificate_data.clone());
+        let key_data = user.and_then(|u| {
+            u.client_key_data
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+        });
+        let (Some(ca_data), Some(cert_data), Some(key_data)) = (ca_data, cert_data, key_data)
+        else {
+            bail!("admin kubeconfig lacks certificate-authority-data, client-certificate-data or client-key-data");
+        };
+        let pem = |what: &str, data: &str| -> Result<String> {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| anyhow::anyhow!("admin kubeconfig {what} is not base64: {e}"))?;
+            String::from_utf8(raw)
+                .map_err(|_| anyhow::anyhow!("admin kubeconfig {what} is not PEM"))
+        };
+        pki::parse_certs(&pem("certificate-authority-data", &ca_data)?)
+            .map_err(|e| anyhow::anyhow!("admin kubeconfig CA: {e}"))?;
+        pki::CertSource::from_pem(
+            &pem("client-certificate-data", &cert_data)?,
+            &pem("client-key-data", &key_data)?,
+        )
+        .map_err(|e| anyhow::anyhow!("admin kubeconfig client certificate: {e}"))?;
+        Ok(AdminCredentials {
+            ca_data: ca_data.trim().to_string(),
+            cert_data: cert_data.trim().to_string(),
+            key_data: key_data.trim().to_string(),
+        })
+    }
+}
 
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,8 +434,9 @@ impl LabPlan {
             .join(",")
     }
 
-    /// The arguments of a node's process (without the binary).
-    pub fn args(&self, n: &NodePlan, data_dir: &str, token: &str) -> Vec<String> {
+    /// The arguments of a node's process (without the binary). The cluster token is not among them: it
+    /// goes in the environment ([`TOKEN_ENV`]).
+    pub fn args(&self, n: &NodePlan, data_dir: &str) -> Vec<String> {
         match n.role {
             Role::Server => vec![
                 "--name".into(),
@@ -361,8 +449,6 @@ impl LabPlan {
                 "0.0.0.0:6443".into(),
                 "--initial-cluster".into(),
                 self.initial_cluster(),
-                "--token".into(),
-                token.into(),
                 // A lab writes a few thousand entries in minutes: checkpoint often enough that
                 // kills and restarts in a lab replay a compacted log over checkpointed objects.
                 "--snapshot-every".into(),
@@ -374,8 +460,6 @@ impl LabPlan {
                     .map(|s| format!("{}:6444", s.ip))
                     .collect::<Vec<_>>()
                     .join(","),
-                "--token".into(),
-                token.into(),
                 "--node-name".into(),
                 n.name.clone(),
                 "--data-dir".into(),
@@ -391,12 +475,13 @@ impl LabPlan {
     /// The API URL the host uses (the first server, through the bridge).
     pub fn api_url(&self) -> String {
         let ip = self.servers().next().map(|s| s.ip).unwrap_or(self.gateway);
-        format!("http://{ip}:6443")
+        format!("https://{ip}:6443")
     }
 
     /// A kubeconfig for the lab: context `berth-{name}` talks to the first server; `berth-{name}-s2`... to
-    /// each other server (for drills that kill s1).
-    pub fn kubeconfig(&self, token: &str) -> String {
+    /// each other server (for drills that kill s1). Every cluster is `https://` and trusts the lab's CA;
+    /// the one user authenticates with the admin client certificate.
+    pub fn kubeconfig(&self, admin: &AdminCredentials) -> String {
         let n = format!("berth-{}", self.name);
         let mut clusters = String::new();
         let mut contexts = String::new();
@@ -407,29 +492,31 @@ impl LabPlan {
                 format!("{n}-{}", s.name)
             };
             clusters.push_str(&format!(
-                "- name: {cn}\n  cluster:\n    server: http://{}:6443\n",
-                s.ip
+                "- name: {cn}\n  cluster:\n    server: https://{}:6443\n    certificate-authority-data: {}\n",
+                s.ip, admin.ca_data
             ));
             contexts.push_str(&format!(
                 "- name: {cn}\n  context:\n    cluster: {cn}\n    user: {n}\n    namespace: default\n"
             ));
         }
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n- name: {n}\n  user:\n    token: {token}\n\
-             contexts:\n{contexts}current-context: {n}\n"
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n- name: {n}\n  user:\n    \
+             client-certificate-data: {}\n    client-key-data: {}\n\
+             contexts:\n{contexts}current-context: {n}\n",
+            admin.cert_data, admin.key_data
         )
     }
 
     /// The API URL of every server.
     pub fn api_urls(&self) -> Vec<String> {
         self.servers()
-            .map(|s| format!("http://{}:6443", s.ip))
+            .map(|s| format!("https://{}:6443", s.ip))
             .collect()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -508,26 +595,107 @@ broadcast 192.0.2.255 dev eth0 table local proto kernel scope link src 192.0.2.2
             p.initial_cluster(),
             "s1=172.29.5.11:6444,s2=172.29.5.12:6444,s3=172.29.5.13:6444"
         );
-        let a = p.args(p.node("a1").unwrap(), "/d/a1", "tok");
+        let a = p.args(p.node("a1").unwrap(), "/d/a1");
         assert_eq!(
             a.join(" "),
-            "--server 172.29.5.11:6444,172.29.5.12:6444,172.29.5.13:6444 --token tok --node-name a1 \
+            "--server 172.29.5.11:6444,172.29.5.12:6444,172.29.5.13:6444 --node-name a1 \
              --data-dir /d/a1 --node-ip 172.29.5.101 --listen 0.0.0.0:10250"
         );
-        let s = p.args(p.node("demo-s2").unwrap(), "/d/s2", "tok");
+        let s = p.args(p.node("demo-s2").unwrap(), "/d/s2");
         assert_eq!(
             s.join(" "),
             "--name s2 --data-dir /d/s2 --listen-peer 172.29.5.12:6444 --listen-api 0.0.0.0:6443 \
-             --initial-cluster s1=172.29.5.11:6444,s2=172.29.5.12:6444,s3=172.29.5.13:6444 --token tok \
+             --initial-cluster s1=172.29.5.11:6444,s2=172.29.5.12:6444,s3=172.29.5.13:6444 \
              --snapshot-every 1000"
         );
-        assert_eq!(p.api_url(), "http://172.29.5.11:6443");
-        let kc = kube::config::Kubeconfig::from_yaml(&p.kubeconfig("tok")).unwrap();
-        assert_eq!(kc.current_context.as_deref(), Some("berth-demo"));
+        // The token travels in the environment only.
+        assert!(!a.iter().chain(&s).any(|x| x.contains("token")));
+        assert_eq!(p.api_url(), "https://172.29.5.11:6443");
         assert_eq!(
-            kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
-            Some("http://172.29.5.11:6443")
+            p.api_urls(),
+            [
+                "https://172.29.5.11:6443",
+                "https://172.29.5.12:6443",
+                "https://172.29.5.13:6443"
+            ]
         );
+    }
+
+    /// An `admin.kubeconfig` in the shape berth-server writes (control-plane `security::kubeconfig`).
+    pub(crate) fn admin_kubeconfig_fixture() -> (String, pki::Ca, pki::Issued) {
+        use base64::Engine as _;
+        let ca = pki::Ca::generate("lab", std::time::Duration::from_secs(3600)).unwrap();
+        let admin = ca
+            .issue(&pki::CertRequest::client(
+                "berth-admin",
+                &[pki::GROUP_MASTERS],
+                std::time::Duration::from_secs(3600),
+            ))
+            .unwrap();
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: berth\n  cluster:\n    server: https://172.29.5.11:6443\n    certificate-authority-data: {}\nusers:\n- name: berth-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: berth\n  context:\n    cluster: berth\n    user: berth-admin\ncurrent-context: berth\n",
+            b(ca.cert_pem()),
+            b(&admin.cert_pem),
+            b(&admin.key_pem)
+        );
+        (text, ca, admin)
+    }
+
+    #[test]
+    fn lab_kubeconfig_is_tls_with_the_admin_certificate() {
+        use secrecy::ExposeSecret as _;
+        let p = plan("demo", 2, 1, Cidr::parse("172.29.5.0/24").unwrap()).unwrap();
+        let (admin_text, _, _) = admin_kubeconfig_fixture();
+        let admin = AdminCredentials::from_kubeconfig(&admin_text).unwrap();
+        assert!(!format!("{admin:?}").contains(&admin.key_data));
+        let kc = kube::config::Kubeconfig::from_yaml(&p.kubeconfig(&admin)).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some("berth-demo"));
+        let servers: Vec<_> = kc
+            .clusters
+            .iter()
+            .map(|c| {
+                let c = c.cluster.as_ref().unwrap();
+                assert_eq!(c.certificate_authority_data.as_ref(), Some(&admin.ca_data));
+                c.server.clone().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            servers,
+            ["https://172.29.5.11:6443", "https://172.29.5.12:6443"]
+        );
+        let ctx: Vec<_> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(ctx, ["berth-demo", "berth-demo-s2"]);
+        let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
+        assert_eq!(
+            user.client_certificate_data.as_ref(),
+            Some(&admin.cert_data)
+        );
+        assert_eq!(
+            user.client_key_data
+                .as_ref()
+                .map(|k| k.expose_secret().to_string()),
+            Some(admin.key_data.clone())
+        );
+        assert!(user.token.is_none());
+    }
+
+    #[test]
+    fn admin_kubeconfig_without_credentials_is_refused() {
+        let (text, _, _) = admin_kubeconfig_fixture();
+        let no_key: String = text
+            .lines()
+            .filter(|l| !l.contains("client-key-data"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = AdminCredentials::from_kubeconfig(&no_key).unwrap_err();
+        assert!(e.to_string().contains("client-key-data"), "{e}");
+        let garbled = text.replace(
+            "certificate-authority-data: ",
+            "certificate-authority-data: x",
+        );
+        assert!(AdminCredentials::from_kubeconfig(&garbled).is_err());
+        assert!(AdminCredentials::from_kubeconfig("not: [yaml").is_err());
     }
 
     #[test]
