@@ -170,6 +170,8 @@ impl AgentsService {
             }
         }
         let cert_pem = match &self.config.pki {
+            // A node that holds its certificate asks for a new one only when renewing.
+            Some(_) if req.csr_pem.is_empty() && auth == JoinAuth::OwnCert => String::new(),
             Some(pki) => {
                 if req.csr_pem.is_empty() {
                     return Err(tonic::Status::invalid_argument("csr_pem is required"));
