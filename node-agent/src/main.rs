@@ -69,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         for id in rt.reset() {
             println!("removed {id}");
         }
+        node_agent::pod::release_secret_mounts(data_dir);
         return Ok(());
     }
     if let Some(Mode::Supervise {

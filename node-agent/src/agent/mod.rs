@@ -78,7 +78,11 @@ fn desired(u: &proto::agentpb::PodUpdate) -> Option<DesiredPod> {
         .iter()
         .filter_map(|o| serde_json::from_str(o).ok())
         .collect();
-    Some(DesiredPod { pod, objects })
+    Some(DesiredPod {
+        pod,
+        objects,
+        service_account_token: u.service_account_token.clone(),
+    })
 }
 
 /// Runs the pod manager on its own thread: applies commands, syncs every 250 ms (sooner on a command),
@@ -365,6 +369,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
             .unwrap_or_else(|| resp.cluster_dns.clone()),
         cluster_domain: resp.cluster_domain.clone(),
         node_ip: cfg.node_ip.clone(),
+        ca_pem: id.ca_pem.clone(),
     };
     let source = Arc::new(StoreImages {
         store: images.clone(),
