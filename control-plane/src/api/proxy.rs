@@ -1,5 +1,10 @@
-//! `pods/log` and `pods/exec`: proxied to the node agent of the pod's node. Logs stream through as
-//! chunked text; exec forwards the WebSocket upgrade and then copies bytes both ways.
+//! `pods/log`, `pods/exec` and `nodes/proxy` (image load): proxied to the node agent of the pod's
+//! node. Logs stream through as chunked text; exec forwards the WebSocket upgrade and then copies bytes
+//! both ways; an image tar streams through to the agent's `/images/load`.
+//!
+//! With a cluster PKI the agent is dialled over TLS, verified by the node IP in its certificate, with
+//! the API server's client certificate (the only one agents serve). Plain HTTP only without a PKI
+//! (in-process tests).
 
 use std::sync::Arc;
 
@@ -9,7 +14,7 @@ use futures::StreamExt;
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::handlers::ApiState;
@@ -72,8 +77,16 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
         .await
         .map_err(ApiError::from_store)?
         .ok_or_else(|| ApiError::bad_request(format!("node {node} of pod {pod_name} is gone")))?;
+    node_address(state, &node_obj.value)
+}
+
+/// `host:port` of a Node's agent: its InternalIP and advertised daemon port.
+fn node_address(state: &ApiState, node_obj: &Value) -> Result<String> {
+    let node = node_obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let addresses = node_obj
-        .value
         .pointer("/status/addresses")
         .and_then(Value::as_array)
         .cloned()
@@ -85,7 +98,6 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
         .ok_or_else(|| ApiError::bad_request(format!("node {node} reports no InternalIP")))?
         .to_string();
     let port = node_obj
-        .value
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_u64)
         .filter(|p| *p > 0 && *p <= u16::MAX as u64)
@@ -96,6 +108,61 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
     } else {
         format!("{ip}:{port}")
     })
+}
+
+/// A connection to an agent, TLS or (without a PKI) plain.
+trait AgentIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentIo for T {}
+
+/// How long dialling an agent (TCP and TLS) may take.
+const DIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Dials the agent at `addr`: TLS with the API server's client certificate, verifying the agent's
+/// certificate by the address, when the cluster has a PKI.
+async fn dial(state: &ApiState, addr: &str) -> std::io::Result<Box<dyn AgentIo>> {
+    let connect = async {
+        Ok::<Box<dyn AgentIo>, std::io::Error>(match &state.config.pki {
+            Some(pki) => {
+                let config = pki.agent_client_config().map_err(std::io::Error::other)?;
+                Box::new(pki::net::connect(addr, config).await?)
+            }
+            None => Box::new(TcpStream::connect(addr).await?),
+        })
+    };
+    tokio::time::timeout(DIAL_TIMEOUT, connect)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))?
+}
+
+fn unreachable_agent(addr: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        503,
+        "ServiceUnavailable",
+        format!("error trying to reach the node agent at {addr}: {e}"),
+    )
+}
+
+/// Sends one HTTP/1.1 request to the agent at `addr` on a fresh connection.
+async fn send(
+    state: &ApiState,
+    addr: &str,
+    req: Request<Body>,
+) -> Result<http::Response<hyper::body::Incoming>> {
+    let io = dial(state, addr)
+        .await
+        .map_err(|e| unreachable_agent(addr, e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| unreachable_agent(addr, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "agent connection ended");
+        }
+    });
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| unreachable_agent(addr, e))
 }
 
 fn encode_component(s: &str) -> String {
@@ -144,24 +211,17 @@ pub async fn logs(state: &Arc<ApiState>, pod: &Value, query: &Query) -> Result<R
         }
     }
     let uri = format!(
-        "http://{addr}/containerLogs/{}/{}/{}?{}",
+        "/containerLogs/{}/{}/{}?{}",
         encode_component(ns),
         encode_component(name),
         encode_component(c),
         params.join("&")
     );
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Body>();
     let req = Request::get(&uri)
+        .header(header::HOST, &addr)
         .body(Body::empty())
         .map_err(ApiError::internal)?;
-    let resp = client.request(req).await.map_err(|e| {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!("error trying to reach the node agent at {addr}: {e}"),
-        )
-    })?;
+    let resp = send(state, &addr, req).await?;
     let (parts, body) = resp.into_parts();
     if !parts.status.is_success() {
         let bytes = http_body_util::BodyExt::collect(body)
@@ -244,14 +304,8 @@ pub async fn exec(state: &Arc<ApiState>, pod: &Value, mut req: Request<Body>) ->
         }
     }
     head.push_str("\r\n");
-    let unreachable = |e: std::io::Error| {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!("error trying to reach the node agent at {addr}: {e}"),
-        )
-    };
-    let mut agent = TcpStream::connect(&addr).await.map_err(unreachable)?;
+    let unreachable = |e: std::io::Error| unreachable_agent(&addr, e);
+    let mut agent = dial(state, &addr).await.map_err(unreachable)?;
     agent
         .write_all(head.as_bytes())
         .await
@@ -319,6 +373,88 @@ pub async fn exec(state: &Arc<ApiState>, pod: &Value, mut req: Request<Body>) ->
         }
     });
     Ok(resp)
+}
+
+/// Largest image tar `nodes/{node}/proxy/images/load` passes on.
+pub const MAX_IMAGE_BYTES: u64 = 8 << 30;
+
+/// `nodes/{name}/proxy/...`, Kubernetes' node proxy, for what berth's agents serve the API server:
+/// `POST images/load` (an image tar, streamed through, at most [`MAX_IMAGE_BYTES`]) and `GET images`.
+///
+/// # Errors
+/// NotFound for other paths; 413 for a larger body; ServiceUnavailable when the agent cannot be
+/// reached; the agent's refusal as BadRequest.
+pub async fn node_proxy(
+    state: &Arc<ApiState>,
+    node: &Value,
+    req: Request<Body>,
+) -> Result<Response> {
+    let path = req.uri().path();
+    let rest = path
+        .split_once("/proxy/")
+        .map(|(_, r)| r.trim_end_matches('/'))
+        .unwrap_or("");
+    let method = req.method().clone();
+    let agent_path =
+        match (&method, rest) {
+            (&http::Method::POST, "images/load") => "/images/load",
+            (&http::Method::GET, "images") => "/images",
+            _ => return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "the node proxy serves POST images/load and GET images, not {method} {rest:?}"
+                ),
+            )),
+        };
+    let too_large = || {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("image tar larger than {MAX_IMAGE_BYTES} bytes"),
+        )
+    };
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|l| l > MAX_IMAGE_BYTES) {
+        return Err(too_large());
+    }
+    let addr = node_address(state, node)?;
+    let mut out = Request::builder()
+        .method(method)
+        .uri(agent_path)
+        .header(header::HOST, &addr);
+    for h in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
+        if let Some(v) = req.headers().get(&h) {
+            out = out.header(h, v);
+        }
+    }
+    // A chunked upload is cut off at the bound (the agent then sees a failed body).
+    let body = Body::new(http_body_util::Limited::new(
+        req.into_body(),
+        MAX_IMAGE_BYTES as usize,
+    ));
+    let resp = send(state, &addr, out.body(body).map_err(ApiError::internal)?).await?;
+    let (parts, body) = resp.into_parts();
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| unreachable_agent(&addr, e))?;
+    if !parts.status.is_success() {
+        let msg = String::from_utf8_lossy(&bytes).trim().to_string();
+        return Err(ApiError::bad_request(format!(
+            "the node agent at {addr} answered {}: {msg}",
+            parts.status
+        )));
+    }
+    let mut out = Response::new(Body::from(bytes));
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        out.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
