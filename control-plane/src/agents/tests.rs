@@ -286,3 +286,32 @@ async fn a_resuming_agent_gets_only_the_changes_it_missed() {
     assert!(rx.recv().await.unwrap().unwrap().full);
     task.abort();
 }
+
+#[test]
+fn pods_get_service_account_tokens_unless_they_opt_out() {
+    let d = tempfile::tempdir().unwrap();
+    let id = crate::security::MemberIdentity {
+        name: "s1".into(),
+        sans: vec!["127.0.0.1".into()],
+        validity: std::time::Duration::from_secs(3600),
+    };
+    let pki = crate::security::ClusterPki::create(d.path(), &id, None).unwrap();
+    let now = 1_800_000_000;
+    let pod = json!({"metadata": {"namespace": "web", "name": "p"}, "spec": {"serviceAccountName": "builder"}});
+    let jwt = super::sync::service_account_token(&pki, &pod, now).unwrap();
+    let claims = pki.sa_key.verify(&jwt, now + 60).unwrap();
+    assert_eq!(claims.sub, "system:serviceaccount:web:builder");
+    assert_eq!(claims.exp, now + 24 * 3600);
+    let default_sa = json!({"metadata": {"namespace": "web", "name": "p"}, "spec": {}});
+    let jwt = super::sync::service_account_token(&pki, &default_sa, now).unwrap();
+    assert_eq!(
+        pki.sa_key.verify(&jwt, now).unwrap().sub,
+        "system:serviceaccount:web:default"
+    );
+    let opted_out =
+        json!({"metadata": {"namespace": "web"}, "spec": {"automountServiceAccountToken": false}});
+    assert_eq!(
+        super::sync::service_account_token(&pki, &opted_out, now),
+        None
+    );
+}
