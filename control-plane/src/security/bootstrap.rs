@@ -36,19 +36,10 @@ pub async fn find_token(
     if pki::ct_eq(id.as_bytes(), pki.token.id.as_bytes()) {
         return Some((pki.token.clone(), TokenUse::Cluster));
     }
-    if id.len() != 6
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    {
+    if id.len() != 6 || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
         return None;
     }
-    let key = store::key(
-        "",
-        "secrets",
-        "kube-system",
-        &format!("bootstrap-token-{id}"),
-    );
+    let key = store::key("", "secrets", "kube-system", &format!("bootstrap-token-{id}"));
     let obj = store.get(&key, Consistency::Linearizable).await.ok()??;
     let s = &obj.value;
     if s["type"] != "bootstrap.kubernetes.io/token" {
@@ -71,12 +62,7 @@ pub async fn find_token(
             return None;
         }
     }
-    let token = pki::Token::parse(&format!(
-        "{}.{}",
-        field("token-id")?,
-        field("token-secret")?
-    ))
-    .ok()?;
+    let token = pki::Token::parse(&format!("{}.{}", field("token-id")?, field("token-secret")?)).ok()?;
     (token.id == id).then_some((token, TokenUse::Node))
 }
 
@@ -86,10 +72,7 @@ struct Service {
 }
 
 /// The `Bootstrap` service for the peer port.
-pub fn service(
-    pki: Arc<ClusterPki>,
-    store: Arc<dyn ObjectStore>,
-) -> BootstrapServer<impl Bootstrap> {
+pub fn service(pki: Arc<ClusterPki>, store: Arc<dyn ObjectStore>) -> BootstrapServer<impl Bootstrap> {
     BootstrapServer::new(Service { pki, store })
 }
 
@@ -100,8 +83,7 @@ impl Bootstrap for Service {
         if req.nonce.len() < 16 || req.nonce.len() > 256 {
             return Err(Status::invalid_argument("nonce must be 16 to 256 bytes"));
         }
-        let Some((token, _)) = find_token(self.store.as_ref(), &self.pki, &req.token_id).await
-        else {
+        let Some((token, _)) = find_token(self.store.as_ref(), &self.pki, &req.token_id).await else {
             // Same answer for every unknown id: which ids exist is not told.
             return Err(Status::unauthenticated("unknown token"));
         };
@@ -184,9 +166,7 @@ pub async fn verify_hello(addr: &str, token: &pki::Token) -> anyhow::Result<Stri
     };
     let want = pki::proof(token, &[HELLO, &nonce, resp.ca_pem.as_bytes(), &leaf]);
     if !pki::ct_eq(want.as_bytes(), resp.proof.as_bytes()) {
-        bail!(
-            "{addr} does not hold the cluster token (wrong token, or not a server of this cluster)"
-        );
+        bail!("{addr} does not hold the cluster token (wrong token, or not a server of this cluster)");
     }
     pki::parse_certs(&resp.ca_pem).context("server sent a CA that does not parse")?;
     Ok(resp.ca_pem)

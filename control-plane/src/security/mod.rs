@@ -293,7 +293,10 @@ impl ClusterPki {
         MemberKeys {
             ca_cert_pem: self.ca.cert_pem().to_string(),
             ca_key_pem: self.ca.key_pem().to_string(),
-            sa_secret: read(&self.dir, "sa.key").ok().flatten().unwrap_or_default(),
+            sa_secret: read(&self.dir, "sa.key")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         }
     }
 
@@ -464,13 +467,7 @@ fn apiserver_client_request(validity: Duration) -> CertRequest {
 }
 
 /// A kubeconfig with one cluster, one user (client certificate) and one context.
-pub fn kubeconfig(
-    server: &str,
-    ca_pem: &str,
-    user: &pki::Issued,
-    cluster: &str,
-    name: &str,
-) -> String {
+pub fn kubeconfig(server: &str, ca_pem: &str, user: &pki::Issued, cluster: &str, name: &str) -> String {
     use base64::Engine as _;
     let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
@@ -490,8 +487,7 @@ pub fn peer_identity<T>(req: &tonic::Request<T>) -> Option<Identity> {
 /// Whether a gRPC caller is a control-plane member (by its certificate).
 pub fn is_member(id: Option<&Identity>) -> bool {
     id.is_some_and(|i| {
-        i.groups.iter().any(|g| g == pki::GROUP_MEMBERS)
-            && i.user.starts_with(pki::MEMBER_USER_PREFIX)
+        i.groups.iter().any(|g| g == pki::GROUP_MEMBERS) && i.user.starts_with(pki::MEMBER_USER_PREFIX)
     })
 }
 
@@ -529,13 +525,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&pki_dir(d.path())), 0o700);
-        for f in [
-            "ca.key",
-            "sa.key",
-            "token",
-            "member.key",
-            "apiserver-client.key",
-        ] {
+        for f in ["ca.key", "sa.key", "token", "member.key", "apiserver-client.key"] {
             assert_eq!(mode(&pki_dir(d.path()).join(f)), 0o600, "{f}");
         }
     }
@@ -585,11 +575,7 @@ mod tests {
         // New addresses make it due too.
         let mut moved = identity(Duration::from_secs(3600));
         moved.sans.push("10.9.9.9".into());
-        assert!(renewal_due(
-            &on_disk,
-            &member_request(&moved),
-            SystemTime::now()
-        ));
+        assert!(renewal_due(&on_disk, &member_request(&moved), SystemTime::now()));
     }
 
     #[test]
