@@ -172,6 +172,7 @@ fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
         let config = AgentsConfig {
             token: ctx.pki.token.to_string(),
+            pki: Some(ctx.pki.clone()),
             servers: ctx
                 .store
                 .members()

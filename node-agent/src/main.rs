@@ -16,9 +16,11 @@ struct Cli {
     /// Server gRPC addresses (host:6444), comma-separated; the agent fails over between them.
     #[arg(long, value_delimiter = ',', env = "BERTH_SERVER")]
     server: Vec<String>,
-    /// Cluster join token.
-    #[arg(long, env = "BERTH_TOKEN", default_value = "")]
-    token: String,
+    /// File holding the join token (`<id>.<secret>`), needed only until the node has its certificate.
+    /// Without it the token is read from the BERTH_TOKEN environment variable. A token is never taken
+    /// on the command line, where every user of the host could read it.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
     /// Node name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
@@ -59,6 +61,7 @@ enum Mode {
 }
 
 fn main() -> anyhow::Result<()> {
+    pki::install_crypto_provider();
     let cli = Cli::parse();
     if let Some(Mode::Reset { data_dir }) = &cli.mode {
         let exe = std::env::current_exe()?;
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         for id in rt.reset() {
             println!("removed {id}");
         }
+        node_agent::pod::release_secret_mounts(data_dir);
         return Ok(());
     }
     if let Some(Mode::Supervise {
@@ -87,13 +91,16 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     anyhow::ensure!(!cli.server.is_empty(), "--server is required");
+    let token = node_agent::agent::identity::read_token(cli.token_file.as_deref())?;
+    // Still one thread: no supervisor or container started later inherits the token.
+    std::env::remove_var("BERTH_TOKEN");
     let node_name = match cli.node_name {
         Some(n) => n,
         None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
     };
     let cfg = node_agent::agent::AgentConfig {
         servers: cli.server,
-        token: cli.token,
+        token,
         node_name,
         data_dir: cli.data_dir,
         node_ip: cli.node_ip,

@@ -6,6 +6,8 @@ use node_agent::runtime::{ContainerConfig, ContainerRuntime, RunState};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod common;
+
 fn skip_reason() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("not root".into());
@@ -56,6 +58,7 @@ fn images() -> (PathBuf, PathBuf, PathBuf) {
 /// Removes whatever a failed test left behind under `data`: containers (kill, delete, unmount), their
 /// netns and cgroups. Runs from `Drop`, so panicking tests clean up too.
 fn force_cleanup(data: &Path) {
+    node_agent::pod::release_secret_mounts(data);
     let Some(oci) = node_agent::runtime::linux::find_oci_runtime() else {
         return;
     };
@@ -254,28 +257,8 @@ use control_plane::store::{Batch, Consistency, MemStore, ObjectStore, Op, Precon
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Serves the agents service over `store` on a fresh loopback port.
-async fn serve_agents(
-    store: Arc<dyn ObjectStore>,
-) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let svc = control_plane::agents::service(
-        store,
-        control_plane::agents::AgentsConfig {
-            token: "secret".into(),
-            ..Default::default()
-        },
-    );
-    let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
-    (addr, server)
-}
+use common::serve_agents;
+use control_plane::security::ClusterPki;
 
 /// A loopback TCP proxy that can be killed (all its connections dropped), standing for a failed server.
 struct Proxy {
@@ -312,6 +295,8 @@ impl Proxy {
 
 struct Cluster {
     store: Arc<dyn ObjectStore>,
+    pki: Arc<ClusterPki>,
+    _pki_dir: tempfile::TempDir,
     /// `--server` value of the agent.
     servers: String,
     data: tempfile::TempDir,
@@ -337,17 +322,21 @@ impl Drop for Cluster {
 impl Cluster {
     async fn start() -> Cluster {
         let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
-        let (grpc, server) = serve_agents(store.clone()).await;
-        Cluster::with(store, grpc.to_string(), server)
+        let (dir, pki) = common::new_pki(Duration::from_secs(3600));
+        let (grpc, server) = serve_agents(store.clone(), pki.clone()).await;
+        Cluster::with(store, (dir, pki), grpc.to_string(), server)
     }
 
     fn with(
         store: Arc<dyn ObjectStore>,
+        (pki_dir, pki): (tempfile::TempDir, Arc<ClusterPki>),
         servers: String,
         server: tokio::task::JoinHandle<()>,
     ) -> Cluster {
         let mut c = Cluster {
             store,
+            pki,
+            _pki_dir: pki_dir,
             servers,
             data: tempfile::tempdir().unwrap(),
             http: free_port(),
@@ -360,14 +349,8 @@ impl Cluster {
 
     fn start_agent(&mut self) {
         let child = std::process::Command::new(supervisor())
-            .args([
-                "--server",
-                &self.servers,
-                "--token",
-                "secret",
-                "--node-name",
-                "n1",
-            ])
+            .args(["--server", &self.servers, "--node-name", "n1"])
+            .env("BERTH_TOKEN", self.pki.token.to_string())
             .arg("--data-dir")
             .arg(self.data.path())
             .args([
@@ -431,51 +414,28 @@ impl Cluster {
         }
     }
 
+    /// A request to the agent's 10250 as the API server (the only caller it serves).
+    async fn http(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+        let config = self.pki.agent_client_config().unwrap();
+        common::https(self.http, config, method, path, body).await
+    }
+
     async fn http_get(&self, path: &str) -> (u16, String) {
-        let http = self.http;
-        let path = path.to_string();
-        tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(http).unwrap();
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            let code = out.split(' ').nth(1).unwrap().parse().unwrap();
-            let body = out
-                .split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_string())
-                .unwrap_or_default();
-            (code, body)
-        })
-        .await
-        .unwrap()
+        self.http("GET", path, b"").await.unwrap()
     }
 
     async fn load_image(&self) {
         let (oci_tar, _, _) = images();
-        let http = self.http;
         let body = std::fs::read(oci_tar).unwrap();
-        let resp = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            for _ in 0..100 {
-                if let Ok(mut s) = std::net::TcpStream::connect(http) {
-                    write!(s, "POST /images/load HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
-                    s.write_all(&body).unwrap();
-                    let mut out = String::new();
-                    s.read_to_string(&mut out).unwrap();
-                    return out;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+        for _ in 0..100 {
+            if let Ok((code, resp)) = self.http("POST", "/images/load", &body).await {
+                assert_eq!(code, 200, "{resp}");
+                assert!(resp.contains("docker.io/berth/busybox:latest"), "{resp}");
+                return;
             }
-            panic!("agent http endpoint never came up");
-        })
-        .await
-        .unwrap();
-        assert!(resp.contains("docker.io/berth/busybox:latest"), "{resp}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("agent https endpoint never came up");
     }
 
     /// Marks a pod deleted the way the API does, and waits until the agents service removed it.
@@ -491,15 +451,13 @@ impl Cluster {
     }
 }
 
-/// Runs an exec over the agent's WebSocket endpoint and returns the (channel, payload) frames.
-async fn exec_ws(
-    http: std::net::SocketAddr,
-    query: &str,
-    stdin: Option<&[u8]>,
-) -> Vec<(u8, String)> {
+/// Runs an exec over the agent's WebSocket endpoint (TLS, as the API server) and returns the
+/// (channel, payload) frames.
+async fn exec_ws(c: &Cluster, query: &str, stdin: Option<&[u8]>) -> Vec<(u8, String)> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
+    let http = c.http;
     let mut req = format!("ws://{http}/exec/default/web/web?{query}")
         .into_client_request()
         .unwrap();
@@ -507,7 +465,10 @@ async fn exec_ws(
         "Sec-WebSocket-Protocol",
         "v5.channel.k8s.io".parse().unwrap(),
     );
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let tls = pki::net::connect(&http.to_string(), c.pki.agent_client_config().unwrap())
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls).await.unwrap();
     assert_eq!(
         resp.headers()["sec-websocket-protocol"],
         "v5.channel.k8s.io"
@@ -635,7 +596,7 @@ async fn agent_runs_restarts_adopts_and_keeps_volumes() {
     );
 
     // Exec over WebSocket (v5.channel.k8s.io): stdout, stderr, exit code; then stdin with close.
-    let frames = exec_ws(c.http, "command=sh&command=-c&command=echo%20hi%3B%20echo%20err%201%3E%262%3B%20exit%203&stdout=true&stderr=true", None).await;
+    let frames = exec_ws(&c, "command=sh&command=-c&command=echo%20hi%3B%20echo%20err%201%3E%262%3B%20exit%203&stdout=true&stderr=true", None).await;
     assert!(
         frames.iter().any(|(ch, d)| *ch == 1 && d == "hi\n"),
         "{frames:?}"
@@ -648,7 +609,7 @@ async fn agent_runs_restarts_adopts_and_keeps_volumes() {
         serde_json::from_str(&frames.iter().find(|(ch, _)| *ch == 3).unwrap().1).unwrap();
     assert_eq!(status["details"]["causes"][0]["message"], "3");
     let frames = exec_ws(
-        c.http,
+        &c,
         "command=cat&stdin=true&stdout=true&stderr=true",
         Some(b"from stdin"),
     )
@@ -877,10 +838,11 @@ async fn pull_from_local_registry_over_plain_http() {
 async fn agent_fails_over_to_another_server() {
     require_root!();
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
-    let (a, _sa) = serve_agents(store.clone()).await;
-    let (b, sb) = serve_agents(store.clone()).await;
+    let (dir, pki) = common::new_pki(Duration::from_secs(3600));
+    let (a, _sa) = serve_agents(store.clone(), pki.clone()).await;
+    let (b, sb) = serve_agents(store.clone(), pki.clone()).await;
     let proxy = Proxy::start(a).await;
-    let c = Cluster::with(store, format!("{},{b}", proxy.addr), sb);
+    let c = Cluster::with(store, (dir, pki), format!("{},{b}", proxy.addr), sb);
     c.load_image().await;
     let pod_spec = |cmd: &str| json!({"name": "c", "image": "berth/busybox:latest", "imagePullPolicy": "Never", "command": ["sh", "-c", cmd]});
     c.put(

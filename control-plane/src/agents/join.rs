@@ -1,10 +1,55 @@
-//! `Join`: token check, Node object creation or update, and pod CIDR allocation through an allocation key
-//! (`/core/podcidrs//10.244.N.0`) committed with `Precondition::Absent` in the same batch as the Node.
+//! `Join`: who may join (a token, or the node's own certificate), the node certificate, Node object
+//! creation or update, and pod CIDR allocation through an allocation key (`/core/podcidrs//10.244.N.0`)
+//! committed with `Precondition::Absent` in the same batch as the Node.
+//!
+//! With a cluster PKI, as kubelet TLS bootstrap: the first Join carries a token (`<id>.<secret>`, the
+//! cluster token or a `bootstrap-token-<id>` Secret) and a CSR; the answer carries the node certificate.
+//! From then on the node presents that certificate (mutual TLS) and Join (renewal, restart) needs no
+//! token. A bootstrap token cannot take over the name of a node that is alive: only that node's own
+//! certificate or the cluster token can.
 
 use super::{now_rfc3339, store_status, AgentsService};
+use crate::security::{self, TokenUse};
 use crate::store::{self, Batch, Consistency, Op, Precondition};
 use proto::agentpb::{JoinRequest, JoinResponse};
 use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+
+/// A Node whose Ready heartbeat is younger than this is alive (kube-controller-manager's default
+/// node-monitor-grace-period).
+const LIVE_GRACE: Duration = Duration::from_secs(40);
+
+/// How a Join was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinAuth {
+    /// The caller's verified certificate names this node.
+    OwnCert,
+    /// The cluster token (or, without a PKI, the configured shared token).
+    ClusterToken,
+    /// A bootstrap token Secret.
+    BootstrapToken,
+}
+
+/// Whether `node` posted a Ready=True heartbeat within [`LIVE_GRACE`].
+fn is_live(node: &Value, now: SystemTime) -> bool {
+    node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] == "Ready" && c["status"] == "True")
+        .filter_map(|c| humantime::parse_rfc3339_weak(c["lastHeartbeatTime"].as_str()?).ok())
+        .any(|t| now.duration_since(t).unwrap_or_default() < LIVE_GRACE)
+}
+
+/// A node name as Kubernetes accepts it (DNS subdomain).
+fn valid_node_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !n.starts_with(['-', '.'])
+        && !n.ends_with(['-', '.'])
+}
 
 /// Builds the node object from the agent's report, keeping server-owned fields of `existing`.
 fn node_object(req: &JoinRequest, existing: Option<&Value>, pod_cidr: &str) -> Value {
@@ -53,14 +98,92 @@ fn subnets(cluster_cidr: &str) -> Vec<String> {
 }
 
 impl AgentsService {
-    pub(super) async fn join(&self, req: JoinRequest) -> Result<JoinResponse, tonic::Status> {
-        if req.token != self.config.token {
-            return Err(tonic::Status::unauthenticated("invalid cluster token"));
+    /// Checks who may join as `req.node_name`; never logs or echoes the token.
+    async fn authenticate_join(
+        &self,
+        caller: Option<&pki::Identity>,
+        req: &JoinRequest,
+    ) -> Result<JoinAuth, tonic::Status> {
+        let Some(pki) = &self.config.pki else {
+            return if !self.config.token.is_empty()
+                && pki::ct_eq(req.token.as_bytes(), self.config.token.as_bytes())
+            {
+                Ok(JoinAuth::ClusterToken)
+            } else {
+                Err(tonic::Status::unauthenticated("invalid cluster token"))
+            };
+        };
+        match security::node_of(caller) {
+            Some(n) if n == req.node_name => return Ok(JoinAuth::OwnCert),
+            Some(n) => {
+                return Err(tonic::Status::permission_denied(format!(
+                    "node {n} cannot join as {}",
+                    req.node_name
+                )))
+            }
+            None => {}
         }
-        if req.node_name.is_empty() {
-            return Err(tonic::Status::invalid_argument("node_name is required"));
+        let invalid = || tonic::Status::unauthenticated("invalid token");
+        let id = req
+            .token
+            .split_once('.')
+            .map(|(id, _)| id)
+            .ok_or_else(invalid)?;
+        let (token, usage) = security::find_token(self.store.as_ref(), pki, id)
+            .await
+            .ok_or_else(invalid)?;
+        if !token.matches(&req.token) {
+            tracing::warn!(node = %req.node_name, token_id = %id, "join with a wrong token secret");
+            return Err(invalid());
         }
+        Ok(match usage {
+            TokenUse::Cluster => JoinAuth::ClusterToken,
+            TokenUse::Node => JoinAuth::BootstrapToken,
+        })
+    }
+
+    pub(super) async fn join(
+        &self,
+        caller: Option<pki::Identity>,
+        req: JoinRequest,
+    ) -> Result<JoinResponse, tonic::Status> {
+        if !valid_node_name(&req.node_name) {
+            return Err(tonic::Status::invalid_argument(
+                "node_name must be a DNS subdomain (lower-case letters, digits, '-', '.')",
+            ));
+        }
+        let auth = self.authenticate_join(caller.as_ref(), &req).await?;
         let key = store::key("", "nodes", "", &req.node_name);
+        if auth == JoinAuth::BootstrapToken {
+            let existing = self
+                .store
+                .get(&key, Consistency::Linearizable)
+                .await
+                .map_err(store_status)?;
+            #[allow(clippy::disallowed_methods)]
+            let now = SystemTime::now();
+            if existing.is_some_and(|o| is_live(&o.value, now)) {
+                return Err(tonic::Status::permission_denied(format!(
+                    "node {} is registered and alive; only its own certificate or the cluster token may re-join it",
+                    req.node_name
+                )));
+            }
+        }
+        let cert_pem = match &self.config.pki {
+            // A node that holds its certificate asks for a new one only when renewing.
+            Some(_) if req.csr_pem.is_empty() && auth == JoinAuth::OwnCert => String::new(),
+            Some(pki) => {
+                if req.csr_pem.is_empty() {
+                    return Err(tonic::Status::invalid_argument("csr_pem is required"));
+                }
+                let cert = pki
+                    .issue_node_cert(&req.node_name, &req.node_ip, &req.csr_pem)
+                    .map_err(|e| tonic::Status::invalid_argument(format!("bad CSR: {e}")))?;
+                tracing::info!(node = %req.node_name, auth = ?auth, "issued node certificate");
+                cert
+            }
+            None => String::new(),
+        };
         let mut pod_cidr = String::new();
         for _ in 0..32 {
             let existing = self
@@ -131,6 +254,7 @@ impl AgentsService {
             cluster_dns: self.config.cluster_dns.clone(),
             cluster_domain: self.config.cluster_domain.clone(),
             servers: self.config.servers.clone(),
+            cert_pem,
         })
     }
 }

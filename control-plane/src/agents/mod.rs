@@ -15,9 +15,10 @@ use std::sync::Arc;
 pub use view::{desired_pods, network_view, pod_update};
 
 /// Settings the agents service hands to nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AgentsConfig {
-    /// Shared secret agents must present.
+    /// Shared secret agents must present when `pki` is `None` (in-process tests only); with a PKI the
+    /// cluster token and bootstrap tokens come from there and the store.
     pub token: String,
     /// Cluster pod CIDR; node /24s are carved from it.
     pub cluster_cidr: String,
@@ -29,6 +30,9 @@ pub struct AgentsConfig {
     pub cluster_domain: String,
     /// gRPC addresses of every server member, for agent failover.
     pub servers: Vec<String>,
+    /// The cluster PKI: node certificates are issued at Join, callers are identified by their
+    /// certificates, and pods get ServiceAccount tokens. `None` keeps the token-only protocol.
+    pub pki: Option<Arc<crate::security::ClusterPki>>,
 }
 
 impl Default for AgentsConfig {
@@ -40,6 +44,7 @@ impl Default for AgentsConfig {
             cluster_dns: "10.96.0.10".into(),
             cluster_domain: "cluster.local".into(),
             servers: vec![],
+            pki: None,
         }
     }
 }

@@ -104,16 +104,63 @@ async fn maybe_delete(store: &dyn ObjectStore, key: &str, uid: &str) -> Result<(
     }
 }
 
+/// Lifetime of the ServiceAccount tokens handed to pods.
+const SA_TOKEN_TTL: i64 = 24 * 3600;
+/// Every pod gets a fresh token this often (kubelet refreshes at 80% of the lifetime).
+const SA_TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// A ServiceAccount token for `pod` (its `serviceAccountName`, else `default`), or `None` when the pod
+/// opts out with `automountServiceAccountToken: false`.
+pub(super) fn service_account_token(
+    pki: &crate::security::ClusterPki,
+    pod: &Value,
+    now: i64,
+) -> Option<String> {
+    if pod["spec"]["automountServiceAccountToken"] == false {
+        return None;
+    }
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let sa = pod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    Some(pki.sa_key.sign(&pki::ServiceAccountClaims {
+        iss: "https://kubernetes.default.svc.cluster.local".into(),
+        sub: format!("system:serviceaccount:{ns}:{sa}"),
+        aud: vec![],
+        iat: now,
+        exp: now + SA_TOKEN_TTL,
+        uid: String::new(),
+    }))
+}
+
+/// Fills `service_account_token` of every live update.
+fn with_tokens(pki: Option<&crate::security::ClusterPki>, updates: &mut [PodUpdate]) {
+    let Some(pki) = pki else { return };
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for u in updates.iter_mut().filter(|u| !u.deleted) {
+        if let Ok(pod) = serde_json::from_str::<Value>(&u.pod_json) {
+            u.service_account_token = service_account_token(pki, &pod, now).unwrap_or_default();
+        }
+    }
+}
+
 /// Feeds `tx` with the node's desired state until the receiver goes away.
 pub(super) async fn stream_desired(
     store: Arc<dyn ObjectStore>,
+    pki: Option<Arc<crate::security::ClusterPki>>,
     node: String,
     tx: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
     resume: u64,
 ) {
     let mut resume = resume;
+    let pki = pki.as_deref();
     loop {
-        let (pods, rev) = match view::desired_pods(store.as_ref(), &node).await {
+        let (mut pods, rev) = match view::desired_pods(store.as_ref(), &node).await {
             Ok(x) => x,
             Err(e) => {
                 if tx.send(Err(store_status(e))).await.is_err() {
@@ -140,6 +187,7 @@ pub(super) async fn stream_desired(
         let mut watch = match resumed {
             Some(w) => w,
             None => {
+                with_tokens(pki, &mut pods);
                 let network = view::network_view(store.as_ref()).await.ok();
                 if tx
                     .send(Ok(ServerMessage {
@@ -162,7 +210,36 @@ pub(super) async fn stream_desired(
         // Events of one commit arrive together; batching what is ready keeps messages few.
         let mut chunks = (&mut watch).ready_chunks(256);
         let mut gone = false;
-        while let Some(events) = chunks.next().await {
+        let mut refresh = tokio::time::interval_at(
+            tokio::time::Instant::now() + SA_TOKEN_REFRESH,
+            SA_TOKEN_REFRESH,
+        );
+        loop {
+            let events = tokio::select! {
+                e = chunks.next() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                _ = refresh.tick(), if pki.is_some() => {
+                    // Tokens expire: resend every pod with a fresh one.
+                    let mut updates = vec![];
+                    for p in known.values() {
+                        if let Ok(u) = view::pod_update(store.as_ref(), p).await {
+                            updates.push(u);
+                        }
+                    }
+                    with_tokens(pki, &mut updates);
+                    if !updates.is_empty()
+                        && tx
+                            .send(Ok(ServerMessage { revision: 0, full: false, pods: updates, network: None }))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
             let mut updates: Vec<PodUpdate> = vec![];
             let mut net_changed = false;
             let mut touched_objects = vec![];
@@ -199,6 +276,7 @@ pub(super) async fn stream_desired(
                             deleted: true,
                             pod_json: String::new(),
                             objects_json: vec![],
+                            service_account_token: String::new(),
                         });
                     }
                 } else if k.starts_with("/core/nodes/")
@@ -242,6 +320,7 @@ pub(super) async fn stream_desired(
             if updates.is_empty() && network.is_none() {
                 continue;
             }
+            with_tokens(pki, &mut updates);
             if tx
                 .send(Ok(ServerMessage {
                     revision: last_rev,
@@ -265,6 +344,7 @@ pub(super) async fn stream_desired(
 impl AgentsService {
     pub(super) async fn sync(
         &self,
+        caller: Option<pki::Identity>,
         mut inbound: tonic::Streaming<AgentMessage>,
     ) -> Result<SyncStream, tonic::Status> {
         let hello = match inbound.message().await? {
@@ -277,8 +357,15 @@ impl AgentsService {
                 ))
             }
         };
-        if hello.token != self.config.token {
-            return Err(tonic::Status::unauthenticated("invalid cluster token"));
+        // With a PKI only the node itself may sync as the node (its certificate names it); without
+        // one (in-process tests) the stream is not authenticated.
+        if self.config.pki.is_some()
+            && crate::security::node_of(caller.as_ref()) != Some(hello.node_name.as_str())
+        {
+            return Err(tonic::Status::permission_denied(format!(
+                "the caller's certificate does not name node {}",
+                hello.node_name
+            )));
         }
         let node = hello.node_name.clone();
         let (tx, rx) = mpsc::channel(64);
@@ -304,6 +391,7 @@ impl AgentsService {
         });
         tokio::spawn(stream_desired(
             self.store.clone(),
+            self.config.pki.clone(),
             node,
             tx,
             hello.resume_revision,
@@ -318,7 +406,8 @@ impl proto::agentpb::agent_service_server::AgentService for AgentsService {
         &self,
         request: tonic::Request<proto::agentpb::JoinRequest>,
     ) -> Result<tonic::Response<proto::agentpb::JoinResponse>, tonic::Status> {
-        AgentsService::join(self, request.into_inner())
+        let caller = crate::security::peer_identity(&request);
+        AgentsService::join(self, caller, request.into_inner())
             .await
             .map(tonic::Response::new)
     }
@@ -329,7 +418,8 @@ impl proto::agentpb::agent_service_server::AgentService for AgentsService {
         &self,
         request: tonic::Request<tonic::Streaming<AgentMessage>>,
     ) -> Result<tonic::Response<Self::SyncStream>, tonic::Status> {
-        AgentsService::sync(self, request.into_inner())
+        let caller = crate::security::peer_identity(&request);
+        AgentsService::sync(self, caller, request.into_inner())
             .await
             .map(tonic::Response::new)
     }

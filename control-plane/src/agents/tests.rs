@@ -22,6 +22,7 @@ fn join_req(name: &str) -> JoinRequest {
         node_name: name.into(),
         node_ip: "10.0.0.7".into(),
         node_json: json!({"status": {"capacity": {"cpu": "2", "pods": "110"}}}).to_string(),
+        csr_pem: String::new(),
     }
 }
 
@@ -40,12 +41,12 @@ async fn put(store: &dyn ObjectStore, key: &str, v: Value) {
 async fn join_allocates_distinct_cidrs_and_is_idempotent() {
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
     let s = svc(store.clone());
-    let a = s.join(join_req("a")).await.unwrap();
-    let b = s.join(join_req("b")).await.unwrap();
+    let a = s.join(None, join_req("a")).await.unwrap();
+    let b = s.join(None, join_req("b")).await.unwrap();
     assert_eq!(a.pod_cidr, "10.244.0.0/24");
     assert_eq!(b.pod_cidr, "10.244.1.0/24");
     assert_eq!(
-        s.join(join_req("a")).await.unwrap().pod_cidr,
+        s.join(None, join_req("a")).await.unwrap().pod_cidr,
         a.pod_cidr,
         "rejoin keeps the CIDR"
     );
@@ -69,7 +70,7 @@ async fn join_allocates_distinct_cidrs_and_is_idempotent() {
     let mut bad = join_req("c");
     bad.token = "nope".into();
     assert_eq!(
-        s.join(bad).await.unwrap_err().code(),
+        s.join(None, bad).await.unwrap_err().code(),
         tonic::Code::Unauthenticated
     );
 }
@@ -82,7 +83,10 @@ async fn concurrent_joins_never_share_a_cidr() {
     for i in 0..8 {
         let s = s.clone();
         handles.push(tokio::spawn(async move {
-            s.join(join_req(&format!("n{i}"))).await.unwrap().pod_cidr
+            s.join(None, join_req(&format!("n{i}")))
+                .await
+                .unwrap()
+                .pod_cidr
         }));
     }
     let mut cidrs = std::collections::BTreeSet::new();
@@ -95,7 +99,7 @@ async fn concurrent_joins_never_share_a_cidr() {
 #[tokio::test]
 async fn heartbeat_marks_ready_and_pod_status_deletes_terminated_pods() {
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
-    svc(store.clone()).join(join_req("a")).await.unwrap();
+    svc(store.clone()).join(None, join_req("a")).await.unwrap();
     let rev0 = store.revision();
     heartbeat(
         store.as_ref(),
@@ -180,7 +184,7 @@ async fn heartbeat_marks_ready_and_pod_status_deletes_terminated_pods() {
 #[tokio::test]
 async fn desired_stream_sends_full_then_deltas_with_objects() {
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
-    svc(store.clone()).join(join_req("a")).await.unwrap();
+    svc(store.clone()).join(None, join_req("a")).await.unwrap();
     put(store.as_ref(), "/core/configmaps/default/cm", json!({"kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}, "data": {"k": "v"}})).await;
     let pod = |name: &str, node: &str| {
         json!({"kind": "Pod", "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
@@ -194,7 +198,7 @@ async fn desired_stream_sends_full_then_deltas_with_objects() {
     )
     .await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let task = tokio::spawn(stream_desired(store.clone(), "a".into(), tx, 0));
+    let task = tokio::spawn(stream_desired(store.clone(), None, "a".into(), tx, 0));
     let full = rx.recv().await.unwrap().unwrap();
     assert!(full.full);
     assert_eq!(full.pods.len(), 1);
@@ -240,7 +244,7 @@ async fn desired_stream_sends_full_then_deltas_with_objects() {
 #[tokio::test]
 async fn a_resuming_agent_gets_only_the_changes_it_missed() {
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
-    svc(store.clone()).join(join_req("a")).await.unwrap();
+    svc(store.clone()).join(None, join_req("a")).await.unwrap();
     let pod = |name: &str| {
         json!({"kind": "Pod", "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
         "spec": {"nodeName": "a", "containers": [{"name": "c", "image": "busybox"}]}})
@@ -257,7 +261,7 @@ async fn a_resuming_agent_gets_only_the_changes_it_missed() {
         .await
         .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let task = tokio::spawn(stream_desired(store.clone(), "a".into(), tx, seen));
+    let task = tokio::spawn(stream_desired(store.clone(), None, "a".into(), tx, seen));
     let mut names = vec![];
     while names.len() < 2 {
         let m = rx.recv().await.unwrap().unwrap();
@@ -274,10 +278,40 @@ async fn a_resuming_agent_gets_only_the_changes_it_missed() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let task = tokio::spawn(stream_desired(
         store.clone(),
+        None,
         "a".into(),
         tx,
         store.revision() + 100,
     ));
     assert!(rx.recv().await.unwrap().unwrap().full);
     task.abort();
+}
+
+#[test]
+fn pods_get_service_account_tokens_unless_they_opt_out() {
+    let d = tempfile::tempdir().unwrap();
+    let id = crate::security::MemberIdentity {
+        name: "s1".into(),
+        sans: vec!["127.0.0.1".into()],
+        validity: std::time::Duration::from_secs(3600),
+    };
+    let pki = crate::security::ClusterPki::create(d.path(), &id, None).unwrap();
+    let now = 1_800_000_000;
+    let pod = json!({"metadata": {"namespace": "web", "name": "p"}, "spec": {"serviceAccountName": "builder"}});
+    let jwt = super::sync::service_account_token(&pki, &pod, now).unwrap();
+    let claims = pki.sa_key.verify(&jwt, now + 60).unwrap();
+    assert_eq!(claims.sub, "system:serviceaccount:web:builder");
+    assert_eq!(claims.exp, now + 24 * 3600);
+    let default_sa = json!({"metadata": {"namespace": "web", "name": "p"}, "spec": {}});
+    let jwt = super::sync::service_account_token(&pki, &default_sa, now).unwrap();
+    assert_eq!(
+        pki.sa_key.verify(&jwt, now).unwrap().sub,
+        "system:serviceaccount:web:default"
+    );
+    let opted_out =
+        json!({"metadata": {"namespace": "web"}, "spec": {"automountServiceAccountToken": false}});
+    assert_eq!(
+        super::sync::service_account_token(&pki, &opted_out, now),
+        None
+    );
 }

@@ -71,6 +71,7 @@ pub async fn pod_update(store: &dyn ObjectStore, pod: &Value) -> Result<PodUpdat
         deleted: false,
         pod_json: pod.to_string(),
         objects_json,
+        service_account_token: String::new(),
     })
 }
 

@@ -336,6 +336,10 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
             let pod = ctx.load_existing().await?;
             proxy::exec(state, &pod.value, req).await
         }
+        (true, Some("proxy")) if t.info.resource == "nodes" => {
+            let node = ctx.load_existing().await?;
+            proxy::node_proxy(state, &node.value, req).await
+        }
         _ => Err(not_allowed()),
     }
 }

@@ -1,5 +1,10 @@
-//! `pods/log` and `pods/exec`: proxied to the node agent of the pod's node. Logs stream through as
-//! chunked text; exec forwards the WebSocket upgrade and then copies bytes both ways.
+//! `pods/log`, `pods/exec` and `nodes/proxy` (image load): proxied to the node agent of the pod's
+//! node. Logs stream through as chunked text; exec forwards the WebSocket upgrade and then copies bytes
+//! both ways; an image tar streams through to the agent's `/images/load`.
+//!
+//! With a cluster PKI the agent is dialled over TLS, verified by the node IP in its certificate, with
+//! the API server's client certificate (the only one agents serve). Plain HTTP only without a PKI
+//! (in-process tests).
 
 use std::sync::Arc;
 
@@ -9,7 +14,7 @@ use futures::StreamExt;
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::handlers::ApiState;
@@ -72,8 +77,16 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
         .await
         .map_err(ApiError::from_store)?
         .ok_or_else(|| ApiError::bad_request(format!("node {node} of pod {pod_name} is gone")))?;
+    node_address(state, &node_obj.value)
+}
+
+/// `host:port` of a Node's agent: its InternalIP and advertised daemon port.
+fn node_address(state: &ApiState, node_obj: &Value) -> Result<String> {
+    let node = node_obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let addresses = node_obj
-        .value
         .pointer("/status/addresses")
         .and_then(Value::as_array)
         .cloned()
@@ -85,7 +98,6 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
         .ok_or_else(|| ApiError::bad_request(format!("node {node} reports no InternalIP")))?
         .to_string();
     let port = node_obj
-        .value
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_u64)
         .filter(|p| *p > 0 && *p <= u16::MAX as u64)
@@ -96,6 +108,61 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
     } else {
         format!("{ip}:{port}")
     })
+}
+
+/// A connection to an agent, TLS or (without a PKI) plain.
+trait AgentIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentIo for T {}
+
+/// How long dialling an agent (TCP and TLS) may take.
+const DIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Dials the agent at `addr`: TLS with the API server's client certificate, verifying the agent's
+/// certificate by the address, when the cluster has a PKI.
+async fn dial(state: &ApiState, addr: &str) -> std::io::Result<Box<dyn AgentIo>> {
+    let connect = async {
+        Ok::<Box<dyn AgentIo>, std::io::Error>(match &state.config.pki {
+            Some(pki) => {
+                let config = pki.agent_client_config().map_err(std::io::Error::other)?;
+                Box::new(pki::net::connect(addr, config).await?)
+            }
+            None => Box::new(TcpStream::connect(addr).await?),
+        })
+    };
+    tokio::time::timeout(DIAL_TIMEOUT, connect)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))?
+}
+
+fn unreachable_agent(addr: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        503,
+        "ServiceUnavailable",
+        format!("error trying to reach the node agent at {addr}: {e}"),
+    )
+}
+
+/// Sends one HTTP/1.1 request to the agent at `addr` on a fresh connection.
+async fn send(
+    state: &ApiState,
+    addr: &str,
+    req: Request<Body>,
+) -> Result<http::Response<hyper::body::Incoming>> {
+    let io = dial(state, addr)
+        .await
+        .map_err(|e| unreachable_agent(addr, e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| unreachable_agent(addr, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "agent connection ended");
+        }
+    });
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| unreachable_agent(addr, e))
 }
 
 fn encode_component(s: &str) -> String {
@@ -144,24 +211,17 @@ pub async fn logs(state: &Arc<ApiState>, pod: &Value, query: &Query) -> Result<R
         }
     }
     let uri = format!(
-        "http://{addr}/containerLogs/{}/{}/{}?{}",
+        "/containerLogs/{}/{}/{}?{}",
         encode_component(ns),
         encode_component(name),
         encode_component(c),
         params.join("&")
     );
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Body>();
     let req = Request::get(&uri)
+        .header(header::HOST, &addr)
         .body(Body::empty())
         .map_err(ApiError::internal)?;
-    let resp = client.request(req).await.map_err(|e| {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!("error trying to reach the node agent at {addr}: {e}"),
-        )
-    })?;
+    let resp = send(state, &addr, req).await?;
     let (parts, body) = resp.into_parts();
     if !parts.status.is_success() {
         let bytes = http_body_util::BodyExt::collect(body)
@@ -244,14 +304,8 @@ pub async fn exec(state: &Arc<ApiState>, pod: &Value, mut req: Request<Body>) ->
         }
     }
     head.push_str("\r\n");
-    let unreachable = |e: std::io::Error| {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!("error trying to reach the node agent at {addr}: {e}"),
-        )
-    };
-    let mut agent = TcpStream::connect(&addr).await.map_err(unreachable)?;
+    let unreachable = |e: std::io::Error| unreachable_agent(&addr, e);
+    let mut agent = dial(state, &addr).await.map_err(unreachable)?;
     agent
         .write_all(head.as_bytes())
         .await
@@ -321,10 +375,188 @@ pub async fn exec(state: &Arc<ApiState>, pod: &Value, mut req: Request<Body>) ->
     Ok(resp)
 }
 
+/// Largest image tar `nodes/{node}/proxy/images/load` passes on.
+pub const MAX_IMAGE_BYTES: u64 = 8 << 30;
+
+/// `nodes/{name}/proxy/...`, Kubernetes' node proxy, for what berth's agents serve the API server:
+/// `POST images/load` (an image tar, streamed through, at most [`MAX_IMAGE_BYTES`]) and `GET images`.
+///
+/// # Errors
+/// NotFound for other paths; 413 for a larger body; ServiceUnavailable when the agent cannot be
+/// reached; the agent's refusal as BadRequest.
+pub async fn node_proxy(
+    state: &Arc<ApiState>,
+    node: &Value,
+    req: Request<Body>,
+) -> Result<Response> {
+    let path = req.uri().path();
+    let rest = path
+        .split_once("/proxy/")
+        .map(|(_, r)| r.trim_end_matches('/'))
+        .unwrap_or("");
+    let method = req.method().clone();
+    let agent_path = match (&method, rest) {
+        (&http::Method::POST, "images/load") => "/images/load",
+        (&http::Method::GET, "images") => "/images",
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "the node proxy serves POST images/load and GET images, not {method} {rest:?}"
+                ),
+            ))
+        }
+    };
+    let too_large = || {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("image tar larger than {MAX_IMAGE_BYTES} bytes"),
+        )
+    };
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|l| l > MAX_IMAGE_BYTES) {
+        return Err(too_large());
+    }
+    let addr = node_address(state, node)?;
+    let mut out = Request::builder()
+        .method(method)
+        .uri(agent_path)
+        .header(header::HOST, &addr);
+    for h in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
+        if let Some(v) = req.headers().get(&h) {
+            out = out.header(h, v);
+        }
+    }
+    // A chunked upload is cut off at the bound (the agent then sees a failed body).
+    let body = Body::new(http_body_util::Limited::new(
+        req.into_body(),
+        MAX_IMAGE_BYTES as usize,
+    ));
+    let resp = send(state, &addr, out.body(body).map_err(ApiError::internal)?).await?;
+    let (parts, body) = resp.into_parts();
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| unreachable_agent(&addr, e))?;
+    if !parts.status.is_success() {
+        let msg = String::from_utf8_lossy(&bytes).trim().to_string();
+        return Err(ApiError::bad_request(format!(
+            "the node agent at {addr} answered {}: {msg}",
+            parts.status
+        )));
+    }
+    let mut out = Response::new(Body::from(bytes));
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        out.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The API server loads an image onto a node through `nodes/{node}/proxy/images/load`, over TLS
+    /// with its client certificate, verifying the agent by the node IP in the agent's certificate.
+    #[tokio::test]
+    async fn image_load_reaches_the_agent_over_mutual_tls() {
+        use crate::security::{ClusterPki, MemberIdentity};
+        use crate::store::{Batch, MemStore, ObjectStore, Op, Precondition};
+        pki::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let id = MemberIdentity {
+            name: "s1".into(),
+            sans: vec!["127.0.0.1".into()],
+            validity: std::time::Duration::from_secs(3600),
+        };
+        let cluster = Arc::new(ClusterPki::create(dir.path(), &id, None).unwrap());
+        // A stand-in agent: the node certificate, the API server's certificate required.
+        let (csr, key) = pki::new_csr("n1").unwrap();
+        let cert = cluster.issue_node_cert("n1", "127.0.0.1", &csr).unwrap();
+        let tls = pki::server_config(
+            cluster.ca_pem(),
+            pki::CertSource::from_pem(&cert, &key).unwrap(),
+            pki::ClientAuth::Required,
+            &[b"http/1.1"],
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut incoming = std::pin::pin!(pki::net::incoming(listener, tls));
+            while let Some(Ok(stream)) = incoming.next().await {
+                let who = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+                let user = pki::identity_of(&who).unwrap().user;
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let user = user.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .unwrap()
+                            .to_bytes();
+                        let answer = format!("{user} {path} {}", body.len());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(answer)),
+                        ))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc),
+                );
+            }
+        });
+        let store: Arc<dyn ObjectStore> = Arc::new(MemStore::new());
+        store
+            .commit(Batch::one(Op::Put {
+                key: store::key("", "nodes", "", "n1"),
+                value: json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                    "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                               "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}),
+                precondition: Precondition::None,
+            }))
+            .await
+            .unwrap();
+        let state = Arc::new(ApiState {
+            store,
+            config: super::super::handlers::ApiConfig {
+                pki: Some(cluster),
+                ..Default::default()
+            },
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        });
+        let req = Request::post("/api/v1/nodes/n1/proxy/images/load")
+            .header(header::CONTENT_LENGTH, "9")
+            .body(Body::from("tar-bytes"))
+            .unwrap();
+        let resp = super::super::handlers::handle(state.clone(), req).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"berth:apiserver /images/load 9");
+        // Only image paths are proxied, and a declared size over the bound is refused up front.
+        let req = Request::get("/api/v1/nodes/n1/proxy/exec/default/p/c")
+            .body(Body::empty())
+            .unwrap();
+        let resp = super::super::handlers::handle(state.clone(), req).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let req = Request::post("/api/v1/nodes/n1/proxy/images/load")
+            .header(header::CONTENT_LENGTH, (MAX_IMAGE_BYTES + 1).to_string())
+            .body(Body::empty())
+            .unwrap();
+        let resp = super::super::handlers::handle(state, req).await;
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
 
     #[test]
     fn container_choice() {

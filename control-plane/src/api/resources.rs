@@ -129,7 +129,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         short_names: &["no"],
         categories: &[],
         verbs: ALL_VERBS,
-        subresources: &[status("", "Node")],
+        subresources: &[
+            status("", "Node"),
+            // Node proxy: berth proxies image load (and the image list) to the agent.
+            Subresource {
+                name: "proxy",
+                group: "",
+                version: "v1",
+                kind: "NodeProxyOptions",
+                verbs: &["create", "get"],
+            },
+        ],
     },
     ResourceInfo {
         group: "",

@@ -112,6 +112,8 @@ fn resource_path(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
         }
         [res, name] => target(find(res)?, None, Some(name), None),
         [res, name, sub] => target(find(res)?, None, Some(name), Some(sub)),
+        // `nodes/{name}/proxy/{path...}`: the proxy subresource takes the rest of the path.
+        [res, name, "proxy", _, ..] => target(find(res)?, None, Some(name), Some("proxy")),
         _ => None,
     }
 }

@@ -22,22 +22,15 @@ enum Verb {
         /// Only these nodes (comma-separated; default: all)
         #[arg(long, value_delimiter = ',')]
         nodes: Vec<String>,
-        /// Agent port
-        #[arg(long, default_value_t = 10250)]
-        agent_port: u16,
     },
 }
 
 /// Runs an image verb.
 pub async fn run(g: &Global, a: Args) -> Result<()> {
     match a.verb {
-        Verb::Load {
-            file,
-            nodes,
-            agent_port,
-        } => {
+        Verb::Load { file, nodes } => {
             let s = super::session(g).await?;
-            image::load(&s, &file, &nodes, agent_port, &mut std::io::stdout()).await
+            image::load(&s, &file, &nodes, &mut std::io::stdout()).await
         }
     }
 }

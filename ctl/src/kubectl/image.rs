@@ -1,57 +1,36 @@
-//! `image load FILE`: send an image tar (OCI layout or `docker save`) to every node agent's
-//! `POST http://{nodeIP}:10250/images/load`, like `kind load image-archive`.
+//! `image load FILE`: send an image tar (OCI layout or `docker save`) to every node through the API
+//! server's node proxy, `POST /api/v1/nodes/{node}/proxy/images/load`, like `kind load image-archive`.
+//! The API server forwards it to the node's agent over mutual TLS; agents accept no one else.
 
 use std::io::Write;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
+use kube::Client;
 use serde_json::Value;
 
 use crate::kubeconfig::Session;
 use crate::rest;
 
-/// The address agents are reached at: the `InternalIP` of the Node, else its first address.
-pub fn node_ip(node: &Value) -> Option<String> {
-    let addrs = node["status"]["addresses"].as_array()?;
-    addrs
-        .iter()
-        .find(|a| a["type"] == "InternalIP")
-        .or_else(|| addrs.first())
-        .and_then(|a| a["address"].as_str())
-        .map(str::to_string)
+/// Largest image tar sent (the API server's bound on the node proxy too).
+pub const MAX_IMAGE_BYTES: u64 = 8 << 30;
+
+/// The API path that loads an image onto `node`.
+pub fn load_path(node: &str) -> String {
+    format!("/api/v1/nodes/{}/proxy/images/load", rest::encode(node))
 }
 
-/// The agent URL for a node address (IPv6 in brackets).
-pub fn load_url(ip: &str, port: u16) -> String {
-    if ip.contains(':') {
-        format!("http://[{ip}]:{port}/images/load")
-    } else {
-        format!("http://{ip}:{port}/images/load")
-    }
-}
-
-/// Posts `data` to one agent; returns the agent's answer.
-pub async fn post_image(url: &str, data: Bytes) -> Result<String> {
-    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = http::Request::post(url)
+/// Posts `data` to one node through the API server; returns the agent's answer.
+pub async fn post_image(client: &Client, node: &str, data: Vec<u8>) -> Result<String> {
+    let req = http::Request::post(load_path(node))
         .header(http::header::CONTENT_TYPE, "application/x-tar")
-        .body(Full::new(data))
+        .header(http::header::ACCEPT, "application/json")
+        .body(data)
         .context("failed to build request")?;
-    let resp = tokio::time::timeout(Duration::from_secs(300), client.request(req))
+    let text = client
+        .request_text(req)
         .await
-        .context("timed out")?
-        .with_context(|| format!("failed to reach {url}"))?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    let text = String::from_utf8_lossy(&body).trim().to_string();
-    if !status.is_success() {
-        bail!("{url} answered {status}: {text}");
-    }
-    Ok(text)
+        .with_context(|| format!("failed to load the image onto node {node:?}"))?;
+    Ok(text.trim().to_string())
 }
 
 /// `image load FILE [--nodes a,b]`: loads onto every (or the named) node; reports each.
@@ -59,32 +38,31 @@ pub async fn load(
     session: &Session,
     file: &str,
     only: &[String],
-    port: u16,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let data = Bytes::from(std::fs::read(file).with_context(|| format!("failed to read {file}"))?);
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("failed to read {file}"))?
+        .len();
+    if size > MAX_IMAGE_BYTES {
+        bail!("{file} is {size} bytes; image load takes at most {MAX_IMAGE_BYTES}");
+    }
+    let data = std::fs::read(file).with_context(|| format!("failed to read {file}"))?;
     let nodes = rest::get(&session.client, "/api/v1/nodes").await?;
     let nodes = nodes["items"].as_array().cloned().unwrap_or_default();
-    let mut targets = Vec::new();
-    for n in &nodes {
-        let name = n["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if !only.is_empty() && !only.contains(&name) {
-            continue;
-        }
-        match node_ip(n) {
-            Some(ip) => targets.push((name, ip)),
-            None => eprintln!("warning: node {name} reports no address, skipped"),
-        }
+    let names: Vec<String> = nodes
+        .iter()
+        .filter_map(|n: &Value| n["metadata"]["name"].as_str().map(str::to_string))
+        .filter(|name| only.is_empty() || only.contains(name))
+        .collect();
+    for missing in only.iter().filter(|n| !names.contains(n)) {
+        eprintln!("warning: node {missing:?} not found, skipped");
     }
-    if targets.is_empty() {
+    if names.is_empty() {
         bail!("no nodes to load the image onto");
     }
     let mut failed = 0;
-    for (name, ip) in &targets {
-        match post_image(&load_url(ip, port), data.clone()).await {
+    for name in &names {
+        match post_image(&session.client, name, data.clone()).await {
             Ok(answer) => {
                 let detail = if answer.is_empty() {
                     String::new()
@@ -100,7 +78,7 @@ pub async fn load(
         }
     }
     if failed > 0 {
-        bail!("image load failed on {failed} of {} nodes", targets.len());
+        bail!("image load failed on {failed} of {} nodes", names.len());
     }
     Ok(())
 }
@@ -108,48 +86,40 @@ pub async fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn node_addresses() {
-        let n = json!({"status":{"addresses":[{"type":"Hostname","address":"a1"},{"type":"InternalIP","address":"172.29.0.101"}]}});
-        assert_eq!(node_ip(&n).as_deref(), Some("172.29.0.101"));
-        assert_eq!(node_ip(&json!({"status":{}})), None);
-        assert_eq!(
-            load_url("172.29.0.101", 10250),
-            "http://172.29.0.101:10250/images/load"
-        );
-        assert_eq!(
-            load_url("fd00::1", 10250),
-            "http://[fd00::1]:10250/images/load"
-        );
+    fn load_goes_through_the_node_proxy() {
+        assert_eq!(load_path("a1"), "/api/v1/nodes/a1/proxy/images/load");
+        assert_eq!(load_path("a b"), "/api/v1/nodes/a%20b/proxy/images/load");
     }
 
     #[tokio::test]
-    async fn posts_the_tar_to_each_agent() {
+    async fn posts_the_tar_through_the_api_server() {
         use std::sync::{Arc, Mutex};
-        let got: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let got: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
         let g = got.clone();
         let app = axum::Router::new().route(
-            "/images/load",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let g = g.clone();
-                async move {
-                    g.lock().unwrap().push(body.len());
-                    "loaded berth/busybox:latest"
-                }
-            }),
+            "/api/v1/nodes/{node}/proxy/images/load",
+            axum::routing::post(
+                move |axum::extract::Path(node): axum::extract::Path<String>,
+                      body: axum::body::Bytes| {
+                    let g = g.clone();
+                    async move {
+                        g.lock().unwrap().push((node, body.len()));
+                        r#"{"images":["berth/busybox:latest"]}"#
+                    }
+                },
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-        let answer = post_image(
-            &load_url("127.0.0.1", port),
-            Bytes::from_static(b"tar-bytes"),
-        )
-        .await
-        .unwrap();
-        assert_eq!(answer, "loaded berth/busybox:latest");
-        assert_eq!(*got.lock().unwrap(), vec![9]);
+        let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let answer = post_image(&client, "n1", b"tar-bytes".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(answer, r#"{"images":["berth/busybox:latest"]}"#);
+        assert_eq!(*got.lock().unwrap(), vec![("n1".to_string(), 9)]);
     }
 }

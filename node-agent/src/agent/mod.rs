@@ -2,6 +2,7 @@
 //! heartbeats every 2 s, desired pods into the pod manager, pod status changes back, network views into
 //! the node network.
 
+pub mod identity;
 pub mod node_info;
 
 use crate::images::ImageStore;
@@ -10,6 +11,7 @@ use crate::pod::{ClusterSettings, DesiredPod, Lookup, PodManager, StoreImages};
 use crate::runtime::linux::LinuxRuntime;
 use crate::runtime::netns_basic::{LoopbackOnly, Network, NetworkHook};
 use crate::runtime::ContainerRuntime;
+use identity::NodeIdentity;
 use proto::agentpb::agent_service_client::AgentServiceClient;
 use proto::agentpb::{
     agent_message, AgentMessage, Heartbeat, Hello, JoinRequest, JoinResponse, PodStatus,
@@ -28,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub struct AgentConfig {
     /// gRPC addresses of the servers (`host:6444`), tried in order.
     pub servers: Vec<String>,
-    /// Cluster token.
-    pub token: String,
+    /// Join token (`<id>.<secret>`), used only when no node certificate is stored yet.
+    pub token: Option<pki::Token>,
     /// This node's name.
     pub node_name: String,
     /// State directory.
@@ -76,7 +78,11 @@ fn desired(u: &proto::agentpb::PodUpdate) -> Option<DesiredPod> {
         .iter()
         .filter_map(|o| serde_json::from_str(o).ok())
         .collect();
-    Some(DesiredPod { pod, objects })
+    Some(DesiredPod {
+        pod,
+        objects,
+        service_account_token: u.service_account_token.clone(),
+    })
 }
 
 /// Runs the pod manager on its own thread: applies commands, syncs every 250 ms (sooner on a command),
@@ -137,30 +143,146 @@ pub fn spawn_pod_manager(
     })
 }
 
-async fn join(
-    cfg: &AgentConfig,
-    addr: &str,
-) -> anyhow::Result<(AgentServiceClient<tonic::transport::Channel>, JoinResponse)> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
-        // A server that vanishes without closing TCP (partition, power loss) is noticed within ~6 s.
-        .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(4))
-        .keep_alive_while_idle(true)
-        .tcp_nodelay(true);
-    let mut client = AgentServiceClient::new(endpoint.connect().await?);
+fn join_request(cfg: &AgentConfig, token: String, csr_pem: String) -> JoinRequest {
     let status = node_info::node_status(&cfg.node_name, &cfg.node_ip, "crun");
     let node_json = serde_json::json!({"metadata": {"labels": {"kubernetes.io/hostname": cfg.node_name}}, "status": status});
+    JoinRequest {
+        token,
+        node_name: cfg.node_name.clone(),
+        node_ip: cfg.node_ip.clone(),
+        node_json: node_json.to_string(),
+        csr_pem,
+    }
+}
+
+/// First start: proves the server holds the token (Hello), then trades the token and a CSR for the
+/// node certificate over TLS verified against the CA Hello gave. The only use of the token.
+async fn bootstrap(
+    cfg: &AgentConfig,
+    addr: &str,
+    token: &pki::Token,
+) -> anyhow::Result<NodeIdentity> {
+    let ca = identity::verify_hello(addr, token).await?;
+    let config = pki::client_config(&ca, None, &[identity::ALPN_H2])?;
+    let mut client = AgentServiceClient::new(identity::channel(addr, config).await?);
+    let (csr, key) = pki::new_csr(&format!("{}{}", pki::NODE_USER_PREFIX, cfg.node_name))?;
     let resp = client
-        .join(JoinRequest {
-            token: cfg.token.clone(),
-            node_name: cfg.node_name.clone(),
-            node_ip: cfg.node_ip.clone(),
-            node_json: node_json.to_string(),
-        })
+        .join(join_request(cfg, token.to_string(), csr))
+        .await?
+        .into_inner();
+    if resp.cert_pem.is_empty() {
+        anyhow::bail!("{addr} issued no node certificate");
+    }
+    let id = NodeIdentity::store(&cfg.data_dir, &ca, &resp.cert_pem, &key)?;
+    tracing::info!(server = %addr, "got the node certificate; the token is not used again");
+    Ok(id)
+}
+
+/// Join (every start and reconnect) with the node certificate: no token.
+async fn join(
+    cfg: &AgentConfig,
+    id: &NodeIdentity,
+    addr: &str,
+) -> anyhow::Result<(AgentServiceClient<tonic::transport::Channel>, JoinResponse)> {
+    let mut client = AgentServiceClient::new(identity::channel(addr, id.grpc_config()?).await?);
+    let resp = client
+        .join(join_request(cfg, String::new(), String::new()))
         .await?
         .into_inner();
     Ok((client, resp))
+}
+
+/// Renews the node certificate through `addr`: a fresh key and CSR, authenticated by the current
+/// certificate; files and the live certificate are replaced, no restart.
+async fn renew(cfg: &AgentConfig, id: &NodeIdentity, addr: &str) -> anyhow::Result<()> {
+    let mut client = AgentServiceClient::new(identity::channel(addr, id.grpc_config()?).await?);
+    let (csr, key) = pki::new_csr(&format!("{}{}", pki::NODE_USER_PREFIX, cfg.node_name))?;
+    let resp = client
+        .join(join_request(cfg, String::new(), csr))
+        .await?
+        .into_inner();
+    if resp.cert_pem.is_empty() {
+        anyhow::bail!("{addr} issued no certificate");
+    }
+    id.renew(&resp.cert_pem, &key)
+}
+
+/// Renews the node certificate at two thirds of its life, trying every server; retries every 30 s
+/// (sooner for short-lived certificates) until it works.
+async fn renew_loop(
+    cfg: AgentConfig,
+    id: NodeIdentity,
+    servers: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        #[allow(clippy::disallowed_methods)]
+        let wait = id
+            .renew_at()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let mut renewed = false;
+        for s in &servers {
+            match renew(&cfg, &id, s).await {
+                Ok(()) => {
+                    tracing::info!(server = %s, "node certificate renewed");
+                    renewed = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(server = %s, error = %e, "node certificate renewal failed")
+                }
+            }
+        }
+        if !renewed {
+            #[allow(clippy::disallowed_methods)]
+            let left = id
+                .cert
+                .not_after()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                .unwrap_or_default();
+            let retry = (left / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(retry) => {}
+            }
+        }
+    }
+}
+
+/// The stored node identity, or a new one got with the token from the first server that answers.
+async fn obtain_identity(
+    cfg: &AgentConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<NodeIdentity>> {
+    loop {
+        if let Some(id) = NodeIdentity::load(&cfg.data_dir)? {
+            return Ok(Some(id));
+        }
+        let Some(token) = &cfg.token else {
+            anyhow::bail!(
+                "no node certificate under {} and no join token: pass --token-file FILE or set BERTH_TOKEN",
+                identity::pki_dir(&cfg.data_dir).display()
+            );
+        };
+        for s in &cfg.servers {
+            match bootstrap(cfg, s, token).await {
+                Ok(id) => return Ok(Some(id)),
+                Err(e) => {
+                    tracing::warn!(server = %s, error = %format!("{e:#}"), "bootstrap failed")
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// Runs the agent until `shutdown`: the HTTP endpoint, the pod manager and the server connection.
@@ -181,14 +303,22 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         lookup: lookup.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-    tokio::spawn(crate::server::serve(listener, state, shutdown.clone()));
+    let Some(id) = obtain_identity(&cfg, &shutdown).await? else {
+        return Ok(());
+    };
+    tokio::spawn(crate::server::serve_tls(
+        listener,
+        id.http_config()?,
+        state,
+        shutdown.clone(),
+    ));
 
     // Join first: the pod network needs the pod CIDR, and the pod manager needs the network.
     let mut servers = cfg.servers.clone();
     let (joined, idx) = loop {
         let mut found = None;
         for (i, s) in servers.iter().enumerate() {
-            match join(&cfg, s).await {
+            match join(&cfg, &id, s).await {
                 Ok(j) => {
                     found = Some((j, i));
                     break;
@@ -211,6 +341,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         }
     }
     tracing::info!(node = %cfg.node_name, pod_cidr = %resp.pod_cidr, "joined");
+    tokio::spawn(renew_loop(
+        cfg.clone(),
+        id.clone(),
+        servers.clone(),
+        shutdown.clone(),
+    ));
     let (net, node_net): (Arc<dyn NetworkHook>, Option<Arc<NodeNetwork>>) =
         match cfg.network.as_str() {
             "none" => (Arc::new(LoopbackOnly), None),
@@ -233,6 +369,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
             .unwrap_or_else(|| resp.cluster_dns.clone()),
         cluster_domain: resp.cluster_domain.clone(),
         node_ip: cfg.node_ip.clone(),
+        ca_pem: id.ca_pem.clone(),
     };
     let source = Arc::new(StoreImages {
         store: images.clone(),
@@ -254,7 +391,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         let addr = servers[i % servers.len()].clone();
         let c = match client.take() {
             Some(c) => Ok(c),
-            None => join(&cfg, &addr).await.map(|(c, _)| c),
+            None => join(&cfg, &id, &addr).await.map(|(c, _)| c),
         };
         match c {
             Ok(c) => {
@@ -339,7 +476,6 @@ async fn session(
         .send(AgentMessage {
             msg: Some(agent_message::Msg::Hello(Hello {
                 node_name: cfg.node_name.clone(),
-                token: cfg.token.clone(),
                 resume_revision: *last_rev,
             })),
         })

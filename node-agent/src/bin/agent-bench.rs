@@ -21,6 +21,7 @@ fn pods(n: usize, round: usize) -> Vec<DesiredPod> {
                 "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "berth/busybox:latest",
                 "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]}}),
             objects: vec![],
+            service_account_token: String::new(),
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub(super) async fn pull(store: &ImageStore, image: &str) -> Result<ImageRecord>
     } else {
         ClientProtocol::Https
     };
+    // reqwest's rustls has no built-in provider here (no aws-lc, no OpenSSL): ring, process-wide.
+    pki::install_crypto_provider();
     let client = oci_client::Client::new(ClientConfig {
         protocol,
         ..Default::default()

@@ -16,6 +16,7 @@ mod pod_volumes;
 pub mod spec;
 
 pub use backoff::restart_delay;
+pub use pod_volumes::release_secret_mounts;
 
 use crate::images::{ImageConfig, ImageStore, PullPolicy};
 use crate::runtime::netns_basic::NetworkHook;
@@ -80,6 +81,8 @@ pub struct ClusterSettings {
     pub cluster_domain: String,
     /// This node's IP (`status.hostIP`).
     pub node_ip: String,
+    /// The cluster CA (PEM), `ca.crt` of the ServiceAccount volume.
+    pub ca_pem: String,
 }
 
 impl Default for ClusterSettings {
@@ -88,6 +91,7 @@ impl Default for ClusterSettings {
             cluster_dns: "10.96.0.10".into(),
             cluster_domain: "cluster.local".into(),
             node_ip: "127.0.0.1".into(),
+            ca_pem: String::new(),
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct DesiredPod {
     pub pod: Value,
     /// Referenced ConfigMap and Secret objects.
     pub objects: Vec<Value>,
+    /// ServiceAccount token to mount (empty: none).
+    pub service_account_token: String,
 }
 
 /// Probe bookkeeping of one probe of one container.
@@ -139,6 +145,7 @@ struct Ctr {
 struct PodRt {
     pod: Value,
     objects: Vec<Value>,
+    sa_token: String,
     netns: Option<PathBuf>,
     ip: Option<Ipv4Addr>,
     start_time: Option<SystemTime>,
@@ -181,6 +188,8 @@ pub struct PodManager {
     reported: BTreeMap<String, Value>,
     /// Services for service-link environment variables, from the network view.
     services: Vec<spec::ServiceEnv>,
+    /// Mount a tmpfs per pod for its secrets (true but in unit tests over a fake runtime).
+    secrets_on_tmpfs: bool,
 }
 
 /// One container in a [`Lookup`].
@@ -222,6 +231,7 @@ impl PodManager {
             adopted: BTreeMap::new(),
             reported: BTreeMap::new(),
             services: Vec::new(),
+            secrets_on_tmpfs: true,
         };
         m.adopt_existing();
         m
@@ -230,6 +240,12 @@ impl PodManager {
     /// Replaces the services used for `{NAME}_SERVICE_HOST` variables of containers started from now on.
     pub fn set_services(&mut self, services: Vec<spec::ServiceEnv>) {
         self.services = services;
+    }
+
+    /// Whether pod secrets (Secret volumes, the ServiceAccount token) go on a tmpfs the manager mounts
+    /// per pod (the default) or in a plain 0700 directory (unit tests that must not mount).
+    pub fn set_secrets_on_tmpfs(&mut self, on: bool) {
+        self.secrets_on_tmpfs = on;
     }
 
     /// Replaces cluster settings (after `Join`).

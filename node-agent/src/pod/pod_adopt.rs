@@ -84,6 +84,7 @@ impl PodManager {
             PodRt {
                 pod,
                 objects,
+                sa_token: String::new(),
                 netns,
                 ip,
                 start_time,

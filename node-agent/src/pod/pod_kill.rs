@@ -67,6 +67,7 @@ impl PodManager {
         p.netns = None;
         p.stopped = true;
         if p.forget {
+            self.release_secrets(&self.pods[uid].pod);
             let dir = self.pod_dir(&self.pods[uid].pod);
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -47,10 +47,18 @@ impl PodManager {
             p.pod = d.pod;
             p.objects = d.objects;
             p.forget = false;
+            if p.sa_token != d.service_account_token {
+                p.sa_token = d.service_account_token;
+                self.refresh_service_account(&uid);
+            }
             return;
         }
         let adopted = self.adopted.remove(&uid).unwrap_or_default();
-        self.attach(uid, d.pod, d.objects, adopted);
+        self.attach(uid.clone(), d.pod, d.objects, adopted);
+        if let Some(p) = self.pods.get_mut(&uid) {
+            p.sa_token = d.service_account_token;
+            self.refresh_service_account(&uid);
+        }
     }
 
     /// The server no longer wants this pod: stop it and forget it.

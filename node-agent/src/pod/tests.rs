@@ -34,17 +34,20 @@ fn pod(uid: &str, policy: &str, containers: &[&str]) -> DesiredPod {
         pod: json!({"metadata": {"name": format!("p-{uid}"), "namespace": "default", "uid": uid},
                     "spec": {"restartPolicy": policy, "containers": cs, "terminationGracePeriodSeconds": 5}}),
         objects: vec![],
+        service_account_token: String::new(),
     }
 }
 
 fn manager(rt: Arc<FakeRuntime>, dir: &Path) -> PodManager {
-    PodManager::new(
+    let mut m = PodManager::new(
         rt,
         Arc::new(LoopbackOnly),
         Arc::new(Images),
         dir,
         ClusterSettings::default(),
-    )
+    );
+    m.set_secrets_on_tmpfs(false);
+    m
 }
 
 fn cstatus(reports: &[StatusReport], c: usize) -> &Value {
@@ -472,6 +475,7 @@ fn host_ports_are_published_with_the_pod_ip_and_go_with_the_pod() {
         dir.path(),
         ClusterSettings::default(),
     );
+    m.set_secrets_on_tmpfs(false);
     let mut p = pod("u1", "Always", &["web"]);
     p.pod["spec"]["containers"][0]["ports"] = json!([
         {"containerPort": 8080, "hostPort": 80},
@@ -519,4 +523,76 @@ fn host_ports_are_published_with_the_pod_ip_and_go_with_the_pod() {
     );
     let text = format!("{r:?}");
     assert!(text.contains("only TCP and UDP"), "{text}");
+}
+
+#[test]
+fn secrets_and_the_service_account_token_live_on_a_tmpfs_and_go_with_the_pod() {
+    use base64::Engine as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = PodManager::new(
+        rt.clone(),
+        Arc::new(LoopbackOnly),
+        Arc::new(Images),
+        dir.path(),
+        ClusterSettings {
+            ca_pem: "CA PEM".into(),
+            ..ClusterSettings::default()
+        },
+    );
+    // Mounting needs root; elsewhere the same files go in a plain 0700 directory.
+    let root = nix::unistd::geteuid().is_root();
+    m.set_secrets_on_tmpfs(root);
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["volumes"] =
+        json!([{"name": "creds", "secret": {"secretName": "s", "defaultMode": 256}}]);
+    d.pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "creds", "mountPath": "/creds"}]);
+    let v = base64::engine::general_purpose::STANDARD.encode("hunter2");
+    d.objects = vec![json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"pw": v}})];
+    d.service_account_token = "tok1".into();
+    m.set_desired(vec![d.clone()]);
+    m.sync(t(0));
+    let pod_dir = dir.path().join("pods/default_p-u1_u1");
+    let secrets = pod_dir.join("secrets");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+    assert_eq!(mode(&secrets), 0o700);
+    assert_eq!(dev(&secrets) != dev(&pod_dir), root, "a tmpfs of its own");
+    let pw = secrets.join("volumes/creds/pw");
+    assert_eq!(std::fs::read_to_string(&pw).unwrap(), "hunter2");
+    assert_eq!(mode(&pw), 0o400, "defaultMode 256");
+    let sa = secrets.join("serviceaccount");
+    assert_eq!(std::fs::read_to_string(sa.join("token")).unwrap(), "tok1");
+    assert_eq!(
+        std::fs::read_to_string(sa.join("ca.crt")).unwrap(),
+        "CA PEM"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sa.join("namespace")).unwrap(),
+        "default"
+    );
+    assert_eq!(mode(&sa.join("token")), 0o644);
+    // Both are mounted read-only into the container.
+    let id = m.container_id("default", "p-u1", Some("a")).unwrap();
+    let mounts = rt.status(&id).unwrap().config.mounts;
+    let find = |dest: &str| mounts.iter().find(|m| m.destination == dest).cloned();
+    let creds = find("/creds").unwrap();
+    assert!(creds.read_only && creds.source.starts_with(&secrets));
+    let sa_mount = find(pod_volumes::SERVICE_ACCOUNT_DIR).unwrap();
+    assert!(sa_mount.read_only && sa_mount.source == sa);
+    // A new token is written in place, without a restart.
+    d.service_account_token = "tok2".into();
+    m.upsert(d);
+    m.sync(t(1));
+    assert_eq!(std::fs::read_to_string(sa.join("token")).unwrap(), "tok2");
+    assert_eq!(m.container_id("default", "p-u1", Some("a")), Some(id));
+    // The pod goes: the tmpfs is unmounted and the directory removed.
+    m.remove("u1");
+    for s in 2..20 {
+        m.sync(t(s * 10));
+    }
+    assert!(m.pod_uids().is_empty());
+    assert!(!pod_dir.exists());
 }

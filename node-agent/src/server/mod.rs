@@ -35,7 +35,90 @@ pub fn router(state: AgentState) -> Router {
         .with_state(state)
 }
 
-/// Serves the endpoint on `listener` until `shutdown`.
+/// Serves the endpoint over HTTPS on `listener` until `shutdown`. `tls` must require a client
+/// certificate of the cluster CA (see `NodeIdentity::http_config`); of those, only the API server's
+/// ([`pki::APISERVER_USER`]) is served: any other certificate (a node's, a user's) gets 403 on every
+/// request, as kubelet's authorizer answers callers without `nodes/proxy`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    state: AgentState,
+    shutdown: CancellationToken,
+) {
+    let app = router(state);
+    let mut incoming = std::pin::pin!(pki::net::incoming(listener, tls));
+    let conns = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = incoming.next() => match s {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "agent https accept failed");
+                    continue;
+                }
+                None => break,
+            },
+        };
+        let caller = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| pki::identity_of(c).ok());
+        let allowed = caller
+            .as_ref()
+            .is_some_and(|id| id.user == pki::APISERVER_USER);
+        let app = if allowed {
+            app.clone()
+        } else {
+            let who = caller.map(|c| c.user).unwrap_or_default();
+            tracing::warn!(user = %who, "refused a caller that is not the API server");
+            forbidden(who)
+        };
+        let shutdown = shutdown.clone();
+        conns.spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        let req = req.map(axum::body::Body::new);
+                        tower::ServiceExt::oneshot(app, req).await
+                    }
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "agent https connection ended");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+    conns.close();
+    conns.wait().await;
+}
+
+/// The answer to every request of a caller that is not the API server.
+fn forbidden(user: String) -> Router {
+    let msg = format!(
+        "Forbidden (user={user}, verb=*, resource=nodes, subresource=proxy): only the API server may call the node agent"
+    );
+    Router::new().fallback(move || {
+        let msg = msg.clone();
+        async move { text(StatusCode::FORBIDDEN, msg) }
+    })
+}
+
+/// Serves the endpoint over plain HTTP on `listener` until `shutdown` (tests that need no TLS).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AgentState,
