@@ -1315,11 +1315,33 @@ async fn discovery_openapi_and_version() {
 }
 
 /// A fake node agent: answers one logs request, or upgrades one exec request and echoes bytes.
-async fn fake_agent() -> (u16, tokio::task::JoinHandle<String>) {
+/// What a real agent serves on 10250: its node certificate (IP SAN 127.0.0.1), client certificates
+/// required, so only the API server's gets through.
+fn agent_tls(pki: &ClusterPki) -> Arc<rustls::ServerConfig> {
+    let mut req =
+        pki::CertRequest::client("system:node:node1", &[pki::GROUP_NODES], DEFAULT_VALIDITY);
+    req.usage = pki::Usage::ServerAndClient;
+    req.ips = vec!["127.0.0.1".parse().unwrap()];
+    let cert = pki.ca.issue(&req).unwrap();
+    pki::server_config(
+        pki.ca_pem(),
+        pki::CertSource::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
+        pki::ClientAuth::Required,
+        &[b"http/1.1"],
+    )
+    .unwrap()
+}
+
+async fn fake_agent(pki: &ClusterPki) -> (u16, tokio::task::JoinHandle<String>) {
+    let tls = agent_tls(pki);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
-        let (mut c, _) = l.accept().await.unwrap();
+        let (tcp, _) = l.accept().await.unwrap();
+        let mut c = tokio_rustls::TlsAcceptor::from(tls)
+            .accept(tcp)
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
             let mut chunk = [0u8; 1024];
@@ -1348,7 +1370,7 @@ async fn fake_agent() -> (u16, tokio::task::JoinHandle<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_exec_are_proxied_to_the_agent() {
     let s = start().await;
-    let (port, agent) = fake_agent().await;
+    let (port, agent) = fake_agent(&s.pki).await;
     put_node(&*s.store, "node1", port).await;
     let pod = json!({"metadata": {"name": "lp"}, "spec": {"nodeName": "node1", "containers": [{"name": "main", "image": "busybox"}]}});
     assert_eq!(s.post("/api/v1/namespaces/default/pods", pod).await.0, 201);
@@ -1361,7 +1383,7 @@ async fn logs_and_exec_are_proxied_to_the_agent() {
     );
     assert!(first.contains("tailLines=2"), "{first}");
 
-    let (port, agent) = fake_agent().await;
+    let (port, agent) = fake_agent(&s.pki).await;
     put_node(&*s.store, "node1", port).await;
     let mut c = connect(s.addr, &s.tls).await;
     c.write_all(b"GET /api/v1/namespaces/default/pods/lp/exec?command=ls&command=%2F&stdout=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
@@ -1614,12 +1636,17 @@ fn ws_frame(channel: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A fake agent speaking just enough v5.channel.k8s.io for `kubectl exec` to print a line and exit.
-async fn fake_exec_agent() -> (u16, tokio::task::JoinHandle<String>) {
+async fn fake_exec_agent(pki: &ClusterPki) -> (u16, tokio::task::JoinHandle<String>) {
+    let tls = agent_tls(pki);
     use base64::Engine;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
-        let (mut c, _) = l.accept().await.unwrap();
+        let (tcp, _) = l.accept().await.unwrap();
+        let mut c = tokio_rustls::TlsAcceptor::from(tls)
+            .accept(tcp)
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
             let mut chunk = [0u8; 1024];
@@ -1666,7 +1693,7 @@ async fn kubectl_exec_goes_through_the_websocket_proxy() {
         "a9993e364706816aba3e25717850c26c9cd0d89d"
     );
     let s = start().await;
-    let (port, agent) = fake_exec_agent().await;
+    let (port, agent) = fake_exec_agent(&s.pki).await;
     put_node(&*s.store, "node1", port).await;
     let pod = json!({"metadata": {"name": "ex"}, "spec": {"nodeName": "node1", "containers": [{"name": "main", "image": "busybox"}]}});
     assert_eq!(s.post("/api/v1/namespaces/default/pods", pod).await.0, 201);
