@@ -417,17 +417,24 @@ pub async fn run_with_listeners(
 }
 
 /// Renews this member's certificates before they expire, and picks up ones written by
-/// `berth-server certs rotate`, without a restart: new handshakes use them at once.
+/// `berth-server certs rotate`, without a restart: new handshakes use them at once. The command's
+/// request is looked for every second; the full renewal check runs every tenth of the validity (at
+/// most a minute apart).
 async fn rotate_certs(pki: Arc<ClusterPki>, shutdown: CancellationToken) {
     let every = (pki.validity() / 10).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(60),
     );
+    let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
+        if last.elapsed() < every && !pki.rotation_requested() {
+            continue;
+        }
+        last = tokio::time::Instant::now();
         let p = pki.clone();
         match tokio::task::spawn_blocking(move || p.rotate(false)).await {
             Ok(Ok(_)) => {}

@@ -484,6 +484,51 @@ fn server_chaos(lab: &Lab, writer: &Writer, span: Duration) -> Result<Vec<Durati
 /// Secure by default: the kubeconfig is private, the API answers only over TLS, anonymous requests get
 /// 401 (except the health endpoints), a bootstrap token authenticates but may not read Secrets, and the
 /// admin certificate in the kubeconfig works for berthctl and stock kubectl.
+/// `berth-server certs rotate` on every member while the writer runs: each member switches to new
+/// certificates without a restart, and writes keep being acknowledged.
+fn rotate_server_certs(lab: &Lab, writer: &Writer) -> Result<()> {
+    eprintln!("== rotate every server's certificates while writing");
+    let lab_dir = lab
+        .kubeconfig
+        .parent()
+        .context("kubeconfig has no directory")?
+        .to_path_buf();
+    let acked_before = writer.count();
+    for (server, _) in lab.nodes("server") {
+        let data_dir = lab_dir.join(&server);
+        let cert = data_dir.join("pki/member.crt");
+        let before = std::fs::read_to_string(&cert)?;
+        let out = berth_tests::run(
+            std::process::Command::new(berth_tests::bin_dir().join("berth-server"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["certs", "rotate"]),
+        )?;
+        if !out.contains("certificates rotated") {
+            bail!("{server}: {out}");
+        }
+        if std::fs::read_to_string(&cert)? == before {
+            bail!("{server} kept its certificate");
+        }
+    }
+    wait_for(
+        "writes after the rotation",
+        Duration::from_secs(20),
+        POLL,
+        || Ok((writer.count() > acked_before + 10).then_some(())),
+    )?;
+    // Agents reconnect to the rotated members with fresh handshakes: every node stays Ready.
+    for (agent, _) in lab.nodes("agent") {
+        wait_for(
+            "agents Ready after the rotation",
+            Duration::from_secs(30),
+            POLL,
+            || Ok(node_ready(lab, &agent)?.then_some(())),
+        )?;
+    }
+    Ok(())
+}
+
 fn security(lab: &Lab) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     eprintln!("== security: TLS, 401 anonymous, 403 bootstrap token, admin certificate");
@@ -758,6 +803,8 @@ fn lab_fault_drills() -> Result<()> {
         || Ok((writer.count() > acked_before + 10).then_some(())),
     )?;
     lab.lab("heal", None)?;
+
+    rotate_server_certs(&lab, &writer)?;
 
     eprintln!("== 60 s of random server faults, never a majority at once");
     let gaps = server_chaos(&lab, &writer, Duration::from_secs(60))?;

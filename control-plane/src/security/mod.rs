@@ -391,6 +391,11 @@ impl ClusterPki {
         Ok(rotated)
     }
 
+    /// Whether `berth-server certs rotate` asked for a rotation that has not happened yet.
+    pub fn rotation_requested(&self) -> bool {
+        self.dir.join(ROTATE_MARKER).exists()
+    }
+
     /// Asks the member running on `data_dir` to rotate its certificates now (what
     /// `berth-server certs rotate` does); a member that is not running rotates at its next start.
     ///
