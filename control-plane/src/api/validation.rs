@@ -557,15 +557,42 @@ fn int_field(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64)
 }
 
+/// Fields Kubernetes declares `int32`: a larger number is no valid value for them (kube-apiserver
+/// refuses it while decoding), and controllers must never see one to add to a clock or count.
+const INT32_FIELDS: &[&str] = &[
+    "replicas",
+    "minReadySeconds",
+    "revisionHistoryLimit",
+    "progressDeadlineSeconds",
+    "parallelism",
+    "completions",
+    "backoffLimit",
+    "ttlSecondsAfterFinished",
+    "backoffLimitPerIndex",
+    "maxFailedIndexes",
+];
+
 fn nonnegative(e: &mut Errs, spec: &Value, key: &str, base: &str) {
-    if let Some(n) = int_field(spec, key) {
-        if n < 0 {
-            e.invalid(
-                &format!("{base}.{key}"),
-                &Value::from(n),
-                "must be greater than or equal to 0",
-            );
-        }
+    let Some(raw) = spec.get(key).filter(|v| v.is_number()) else {
+        return;
+    };
+    // u64 values beyond i64 (and floats) are out of every range these fields have.
+    let Some(n) = raw.as_i64() else {
+        e.invalid(&format!("{base}.{key}"), raw, "must be an integer");
+        return;
+    };
+    if n < 0 {
+        e.invalid(
+            &format!("{base}.{key}"),
+            &Value::from(n),
+            "must be greater than or equal to 0",
+        );
+    } else if INT32_FIELDS.contains(&key) && n > i64::from(i32::MAX) {
+        e.invalid(
+            &format!("{base}.{key}"),
+            &Value::from(n),
+            "must be less than or equal to 2147483647",
+        );
     }
 }
 
@@ -1419,6 +1446,8 @@ mod tests {
             (with(job(), "/spec/backoffLimit", json!(-3)), vec!["spec.backoffLimit: Invalid value: -3: must be greater than or equal to 0"]),
             (with(job(), "/spec/activeDeadlineSeconds", json!(-4)), vec!["spec.activeDeadlineSeconds: Invalid value: -4: must be greater than or equal to 0"]),
             (with(job(), "/spec/ttlSecondsAfterFinished", json!(-5)), vec!["spec.ttlSecondsAfterFinished: Invalid value: -5: must be greater than or equal to 0"]),
+            (with(job(), "/spec/ttlSecondsAfterFinished", json!(i64::MAX)), vec!["spec.ttlSecondsAfterFinished: Invalid value: 9223372036854775807: must be less than or equal to 2147483647"]),
+            (with(job(), "/spec/backoffLimit", json!(u64::MAX)), vec!["spec.backoffLimit: Invalid value: 18446744073709551615: must be an integer"]),
             (with(job(), "/spec/completionMode", json!("Sometimes")),
                 vec!["spec.completionMode: Unsupported value: \"Sometimes\": supported values: \"NonIndexed\", \"Indexed\""]),
             (with(with(job(), "/spec/completionMode", json!("Indexed")), "/spec/completions", Value::Null),
