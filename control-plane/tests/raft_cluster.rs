@@ -476,6 +476,7 @@ async fn server_run_serves_hooks_and_shuts_down_gracefully() {
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(store.health(), control_plane::store::Health::default());
     store
         .commit(put("/core/configmaps/default/s", Precondition::Absent))
         .await
@@ -502,6 +503,8 @@ async fn server_run_serves_hooks_and_shuts_down_gracefully() {
         .commit(put("/core/configmaps/default/t", Precondition::None))
         .await
         .is_err());
+    // The health endpoints see the stopped driver.
+    assert!(store.health().driver_stopped);
 }
 
 /// 6444 over real TLS: plaintext, no certificate, another CA's certificate, an expired certificate and

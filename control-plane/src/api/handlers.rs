@@ -76,6 +76,31 @@ fn header_str(req: &Request<Body>, name: header::HeaderName) -> &str {
         .unwrap_or("")
 }
 
+/// `/livez` and `/healthz` fail when the Raft driver has stopped; `/readyz` also while no leader is
+/// known, so a load balancer sends nothing to a member that cannot commit. Texts as kube-apiserver's.
+fn health(path: &str, h: crate::store::Health) -> Response {
+    let check = path
+        .trim_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("healthz");
+    let failed = if h.driver_stopped {
+        Some("the Raft driver stopped")
+    } else if check == "readyz" && h.no_leader {
+        Some("no Raft leader")
+    } else {
+        None
+    };
+    match failed {
+        None => (StatusCode::OK, "ok").into_response(),
+        Some(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("[-]raft failed: {why}\n{check} check failed\n"),
+        )
+            .into_response(),
+    }
+}
+
 fn ok_json(body: &Value) -> Response {
     json_response(StatusCode::OK, body)
 }
@@ -97,7 +122,7 @@ async fn dispatch(state: &Arc<ApiState>, req: Request<Body>) -> Result<Response>
         }
         Route::Health => {
             get_only(req.method())?;
-            Ok((StatusCode::OK, "ok").into_response())
+            Ok(health(req.uri().path(), state.store.health()))
         }
         Route::Api => {
             get_only(req.method())?;
@@ -1610,6 +1635,31 @@ fn watch(ctx: &Ctx<'_>) -> Result<Response> {
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use crate::store::Health;
+
+    #[test]
+    fn health_endpoints_report_the_raft_driver() {
+        let ok = Health::default();
+        let leaderless = Health {
+            no_leader: true,
+            ..Health::default()
+        };
+        let dead = Health {
+            driver_stopped: true,
+            no_leader: true,
+        };
+        let code = |p: &str, h| health(p, h).status().as_u16();
+        assert_eq!(code("/readyz", ok), 200);
+        assert_eq!(code("/readyz", leaderless), 500);
+        assert_eq!(code("/livez", leaderless), 200, "alive while electing");
+        assert_eq!(code("/healthz", dead), 500);
+        assert_eq!(code("/livez/ping", dead), 500);
+    }
 }
 
 #[cfg(test)]

@@ -246,6 +246,20 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Whether this member is the Raft leader now (controllers and the scheduler run only there).
     fn is_leader(&self) -> bool;
+
+    /// What `/livez`, `/healthz` and `/readyz` report: an in-memory store is always healthy.
+    fn health(&self) -> Health {
+        Health::default()
+    }
+}
+
+/// A member's health as the health endpoints report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The Raft driver thread has stopped: the member can neither commit nor read (not live).
+    pub driver_stopped: bool,
+    /// No leader is known: writes and linearizable reads wait (not ready).
+    pub no_leader: bool,
 }
 
 mod mem;

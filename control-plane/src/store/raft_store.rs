@@ -561,6 +561,18 @@ impl ObjectStore for RaftStore {
     fn is_leader(&self) -> bool {
         *self.shared.is_leader.borrow()
     }
+
+    fn health(&self) -> super::Health {
+        let driver_stopped = self
+            .thread
+            .lock()
+            .map(|t| t.as_ref().is_none_or(std::thread::JoinHandle::is_finished))
+            .unwrap_or(true);
+        super::Health {
+            driver_stopped,
+            no_leader: self.leader_id() == 0,
+        }
+    }
 }
 
 #[cfg(test)]
