@@ -557,6 +557,29 @@ fn int_field(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64)
 }
 
+/// `securityContext.runAsUser/runAsGroup` in Kubernetes' range: an agent must never wrap a larger
+/// number into a small uid (4294967296 would be root).
+fn validate_ids(e: &mut Errs, holder: &Value, base: &str) {
+    for key in ["runAsUser", "runAsGroup"] {
+        let Some(v) = holder.get("securityContext").and_then(|s| s.get(key)) else {
+            continue;
+        };
+        if v.is_null() {
+            continue;
+        }
+        if !v
+            .as_i64()
+            .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n))
+        {
+            e.invalid(
+                &format!("{base}.securityContext.{key}"),
+                v,
+                "must be between 0 and 2147483647, inclusive",
+            );
+        }
+    }
+}
+
 /// Fields Kubernetes declares `int32`: a larger number is no valid value for them (kube-apiserver
 /// refuses it while decoding), and controllers must never see one to add to a clock or count.
 const INT32_FIELDS: &[&str] = &[
@@ -940,8 +963,10 @@ fn validate_pod_spec(e: &mut Errs, spec: &Value, base: &str, restart_policies: O
     ] {
         for (i, c) in items.into_iter().flatten().enumerate() {
             validate_container(e, c, &format!("{base}.{list}[{i}]"), &mut names);
+            validate_ids(e, c, &format!("{base}.{list}[{i}]"));
         }
     }
+    validate_ids(e, spec, base);
     if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str) {
         let allowed = restart_policies.unwrap_or(&["Always", "OnFailure", "Never"]);
         if !allowed.contains(&rp) {
@@ -1446,6 +1471,7 @@ mod tests {
             (with(job(), "/spec/backoffLimit", json!(-3)), vec!["spec.backoffLimit: Invalid value: -3: must be greater than or equal to 0"]),
             (with(job(), "/spec/activeDeadlineSeconds", json!(-4)), vec!["spec.activeDeadlineSeconds: Invalid value: -4: must be greater than or equal to 0"]),
             (with(job(), "/spec/ttlSecondsAfterFinished", json!(-5)), vec!["spec.ttlSecondsAfterFinished: Invalid value: -5: must be greater than or equal to 0"]),
+            (with(job(), "/spec/template/spec/securityContext", json!({"runAsUser": 4_294_967_296u64})), vec!["spec.template.spec.securityContext.runAsUser: Invalid value: 4294967296: must be between 0 and 2147483647, inclusive"]),
             (with(job(), "/spec/ttlSecondsAfterFinished", json!(i64::MAX)), vec!["spec.ttlSecondsAfterFinished: Invalid value: 9223372036854775807: must be less than or equal to 2147483647"]),
             (with(job(), "/spec/backoffLimit", json!(u64::MAX)), vec!["spec.backoffLimit: Invalid value: 18446744073709551615: must be an integer"]),
             (with(job(), "/spec/completionMode", json!("Sometimes")),

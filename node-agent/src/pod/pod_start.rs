@@ -156,7 +156,19 @@ impl PodManager {
         };
         let ip = p.ip.map(|i| i.to_string());
         let (memory_limit, cpu_shares, cpu_quota) = spec::resources(&cspec);
-        let (uid_n, gid_n) = spec::user(&cspec, &pod, &resolved.config);
+        let (uid_n, gid_n) = match spec::user(&cspec, &pod, &resolved.config) {
+            Ok(ids) => ids,
+            Err(e) => {
+                c.waiting = Some(("CreateContainerConfigError".into(), e));
+                c.not_before = Some(now + super::restart_delay(1));
+                self.pods
+                    .get_mut(uid)
+                    .expect("pod")
+                    .containers
+                    .insert(name.to_string(), c);
+                return;
+            }
+        };
         let dir = self.pod_dir(&pod);
         let mut mounts = match self.volume_mounts(uid, &cspec) {
             Ok(m) => m,

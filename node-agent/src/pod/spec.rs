@@ -241,22 +241,34 @@ pub fn resources(container: &Value) -> (Option<i64>, Option<u64>, Option<i64>) {
 }
 
 /// UID and GID for the process: `securityContext` (container over pod), else the image `User` if numeric.
-pub fn user(container: &Value, pod: &Value, image: &ImageConfig) -> (u32, u32) {
-    let pick = |k: &str| {
-        container["securityContext"][k]
-            .as_u64()
-            .or_else(|| pod["spec"]["securityContext"][k].as_u64())
+///
+/// # Errors
+/// A `runAsUser`/`runAsGroup` that is not a number in Kubernetes' range (0 to 2147483647): refused,
+/// never wrapped (4294967296 as u32 would be 0, root).
+pub fn user(container: &Value, pod: &Value, image: &ImageConfig) -> Result<(u32, u32), String> {
+    let pick = |k: &str| -> Result<Option<u32>, String> {
+        let v = match &container["securityContext"][k] {
+            Value::Null => &pod["spec"]["securityContext"][k],
+            v => v,
+        };
+        if v.is_null() {
+            return Ok(None);
+        }
+        v.as_i64()
+            .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                format!("securityContext.{k} {v} is not between 0 and 2147483647, inclusive")
+            })
     };
     let (img_uid, img_gid) = match image.user.split_once(':') {
         Some((u, g)) => (u.parse().ok(), g.parse().ok()),
         None => (image.user.parse().ok(), None),
     };
-    let uid = pick("runAsUser").map(|v| v as u32).or(img_uid).unwrap_or(0);
-    let gid = pick("runAsGroup")
-        .map(|v| v as u32)
-        .or(img_gid)
-        .unwrap_or(0);
-    (uid, gid)
+    let uid = pick("runAsUser")?.or(img_uid).unwrap_or(0);
+    let gid = pick("runAsGroup")?.or(img_gid).unwrap_or(0);
+    Ok((uid, gid))
 }
 
 #[cfg(test)]
@@ -359,15 +371,33 @@ mod tests {
     #[test]
     fn user_prefers_security_context() {
         let pod = json!({"spec": {"securityContext": {"runAsUser": 7}}});
-        assert_eq!(user(&json!({}), &pod, &img()), (7, 0));
+        assert_eq!(user(&json!({}), &pod, &img()), Ok((7, 0)));
         assert_eq!(
             user(
                 &json!({"securityContext": {"runAsUser": 9, "runAsGroup": 9}}),
                 &pod,
                 &img()
             ),
-            (9, 9)
+            Ok((9, 9))
         );
-        assert_eq!(user(&json!({}), &json!({}), &img()), (1000, 0));
+        assert_eq!(user(&json!({}), &json!({}), &img()), Ok((1000, 0)));
+    }
+
+    #[test]
+    fn out_of_range_users_are_refused_never_wrapped_to_root() {
+        // 4294967296 as u32 is 0: the old cast ran such a container as root (#13).
+        for bad in [
+            json!(4_294_967_296u64),
+            json!(-1),
+            json!(2_147_483_648u64),
+            json!("0"),
+            json!(1.5),
+        ] {
+            let c = json!({"securityContext": {"runAsUser": bad}});
+            let e = user(&c, &json!({}), &img()).unwrap_err();
+            assert!(e.contains("runAsUser"), "{e}");
+        }
+        let c = json!({"securityContext": {"runAsGroup": 4_294_967_296u64}});
+        assert!(user(&c, &json!({}), &img()).is_err());
     }
 }
