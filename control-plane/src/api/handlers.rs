@@ -1170,7 +1170,11 @@ fn add_finalizer(obj: &mut Value, name: &str) {
 
 fn mark_deleting(obj: &mut Value, now: SystemTime, grace: i64) {
     let meta = meta::metadata_mut(obj);
-    let at = now + Duration::from_secs(grace.max(0) as u64);
+    // A grace period past the end of time ends at the far end of what a timestamp can say
+    // (checked: a hostile DeleteOptions must not panic the handler, #13).
+    let at = now
+        .checked_add(Duration::from_secs(grace.max(0).unsigned_abs()))
+        .unwrap_or_else(|| SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799));
     meta.insert("deletionTimestamp".into(), json!(meta::rfc3339(at)));
     meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
     meta.remove("resourceVersion");
@@ -1635,6 +1639,19 @@ fn watch(ctx: &Ctx<'_>) -> Result<Response> {
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod deleting_tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_period_past_the_end_of_time_does_not_panic() {
+        let mut pod = json!({"metadata": {"name": "p"}});
+        mark_deleting(&mut pod, SystemTime::now(), i64::MAX);
+        assert_eq!(pod["metadata"]["deletionTimestamp"], "9999-12-31T23:59:59Z");
+        assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], i64::MAX);
+    }
 }
 
 #[cfg(test)]

@@ -162,7 +162,11 @@ pub fn reconcile(key: &str, node: &Value, pods: &[Cached], now: SystemTime, t: T
                     .map(|s| Duration::from_secs(s.max(0) as u64))
             };
             let Some(stay) = stay else { continue };
-            let evict_at = added + stay;
+            // A toleration past the end of time tolerates for ever (checked: it must not panic the
+            // leader's controllers, #13).
+            let Some(evict_at) = added.checked_add(stay) else {
+                continue;
+            };
             if now < evict_at {
                 next = Some(next.map_or(evict_at, |n| n.min(evict_at)));
                 continue;
@@ -425,5 +429,10 @@ mod tests {
         let a = reconcile("/core/nodes//n1", &n, &p, at(50), timing());
         assert_eq!(deleted(&a), 2, "the tolerating pod's 30 s are up too");
         assert_eq!(a.requeue_after, None);
+        // tolerationSeconds of i64::MAX: the pod stays, nothing overflows.
+        Arc::make_mut(&mut p[0].value)["spec"]["tolerations"] =
+            json!([{"operator": "Exists", "tolerationSeconds": i64::MAX}]);
+        let a = reconcile("/core/nodes//n1", &n, &p, at(50), timing());
+        assert_eq!(deleted(&a), 1, "only the pod without a toleration");
     }
 }

@@ -9,8 +9,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+/// A probe's period or delay, at most int32 seconds as Kubernetes declares them: a larger number
+/// would overflow the clock it is added to and kill the pod manager (#13).
 fn secs(probe: &Value, key: &str, default: u64) -> Duration {
-    Duration::from_secs(probe[key].as_u64().unwrap_or(default))
+    let n = probe[key].as_u64().unwrap_or(default);
+    Duration::from_secs(n.min(i32::MAX.unsigned_abs().into()))
 }
 
 /// Resolves a probe port: a number, or the name of one of the container's ports.
@@ -184,5 +187,20 @@ impl PodManager {
                 c.kill_at = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_durations_are_bounded_so_the_clock_never_overflows() {
+        let p = serde_json::json!({"periodSeconds": u64::MAX, "initialDelaySeconds": 5});
+        let period = secs(&p, "periodSeconds", 10);
+        assert_eq!(period, Duration::from_secs(2_147_483_647));
+        assert!(std::time::Instant::now().checked_add(period).is_some());
+        assert_eq!(secs(&p, "initialDelaySeconds", 0), Duration::from_secs(5));
+        assert_eq!(secs(&p, "timeoutSeconds", 1), Duration::from_secs(1));
     }
 }

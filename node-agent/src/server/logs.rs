@@ -70,7 +70,12 @@ pub(super) async fn container_logs(
             };
             #[allow(clippy::disallowed_methods)]
             let cutoff =
-                since.map(|s| std::time::SystemTime::now() - std::time::Duration::from_secs(s));
+                // Checked: sinceSeconds beyond the epoch means everything, not a panic (#13).
+                since.map(|s| {
+                    std::time::SystemTime::now()
+                        .checked_sub(std::time::Duration::from_secs(s))
+                        .unwrap_or(std::time::UNIX_EPOCH)
+                });
             let mut lines: Vec<String> = lines
                 .into_iter()
                 .filter(|l| match cutoff {
