@@ -141,6 +141,12 @@ impl ServerConfig {
         sans.push(self.listen_api.ip().to_string());
         sans.push(self.listen_peer.ip().to_string());
         sans.extend(self.tls_sans.iter().cloned());
+        // Every initial member's name and address, so any member's certificate is valid for a client
+        // that dials the cluster by whichever member's address it was given.
+        for (name, peer) in &self.initial_cluster {
+            sans.push(name.clone());
+            sans.push(host(peer));
+        }
         sans.retain(|s| !s.is_empty() && s != "0.0.0.0" && s != "::");
         sans.sort();
         sans.dedup();
@@ -468,6 +474,10 @@ mod tests {
         c.initial_cluster = parse_initial_cluster("a=127.0.0.1:7001,b=127.0.0.2:7002").unwrap();
         assert_eq!(c.peer_addr(), "127.0.0.2:7002");
         assert_eq!(c.api_addr(), "127.0.0.2:6443");
+        let sans = c.member_identity().sans;
+        for want in ["a", "b", "127.0.0.1", "127.0.0.2"] {
+            assert!(sans.contains(&want.to_string()), "{want} in {sans:?}");
+        }
         match c.store_config().unwrap().start {
             Start::InitialCluster(ms) => {
                 assert_eq!(ms.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2])
