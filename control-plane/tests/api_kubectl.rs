@@ -1115,6 +1115,7 @@ async fn watch_lines(
         accept.unwrap_or("application/json")
     );
     stream.write_all(req.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
     let mut buf = Vec::new();
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -1355,11 +1356,14 @@ async fn fake_agent(pki: &ClusterPki) -> (u16, tokio::task::JoinHandle<String>) 
             let body = "line one\nline two\n";
             let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             c.write_all(resp.as_bytes()).await.unwrap();
+            c.flush().await.unwrap();
         } else {
             c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
             let mut echo = [0u8; 64];
+            c.flush().await.unwrap();
             let n = c.read(&mut echo).await.unwrap();
             c.write_all(&echo[..n]).await.unwrap();
+            c.flush().await.unwrap();
         }
         c.shutdown().await.ok();
         first
@@ -1387,6 +1391,7 @@ async fn logs_and_exec_are_proxied_to_the_agent() {
     put_node(&*s.store, "node1", port).await;
     let mut c = connect(s.addr, &s.tls).await;
     c.write_all(b"GET /api/v1/namespaces/default/pods/lp/exec?command=ls&command=%2F&stdout=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").await.unwrap();
+    c.flush().await.unwrap();
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut chunk = [0u8; 1024];
@@ -1402,6 +1407,7 @@ async fn logs_and_exec_are_proxied_to_the_agent() {
         "{head}"
     );
     c.write_all(b"\x01ping").await.unwrap();
+    c.flush().await.unwrap();
     let mut echo = [0u8; 5];
     tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut echo))
         .await
@@ -1675,6 +1681,8 @@ async fn fake_exec_agent(pki: &ClusterPki) -> (u16, tokio::task::JoinHandle<Stri
             .await
             .unwrap();
         c.write_all(&[0x88, 0x02, 0x03, 0xE8]).await.unwrap();
+        // TLS buffers what is written until flushed.
+        c.flush().await.unwrap();
         // Let kubectl close its side before we drop the connection.
         let mut rest = [0u8; 256];
         let _ = tokio::time::timeout(Duration::from_secs(5), c.read(&mut rest)).await;
