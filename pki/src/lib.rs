@@ -17,7 +17,7 @@ pub use tls::{
     client_config, identity_of, insecure_client_config, not_after, parse_certs, server_config,
     CertSource, ClientAuth, Identity, SeenServerCert,
 };
-pub use token::{ct_eq, proof, sha256_hex, ServiceAccountClaims, SigningKey, Token};
+pub use token::{ct_eq, hello_proof, proof, sha256_hex, ServiceAccountClaims, SigningKey, Token};
 
 /// What can go wrong making, reading or using certificates and tokens.
 #[derive(Debug, thiserror::Error)]

@@ -110,6 +110,16 @@ pub fn proof(token: &Token, parts: &[&[u8]]) -> String {
     hex(ctx.sign().as_ref())
 }
 
+/// The proof a server gives in `Bootstrap.Hello` (proto/bootstrap.proto): bound to the caller's
+/// nonce, the CA it hands out and the TLS certificate the caller saw. Server and clients both call
+/// this, so the layout cannot drift between them.
+pub fn hello_proof(token: &Token, nonce: &[u8], ca_pem: &str, server_cert_der: &[u8]) -> String {
+    proof(
+        token,
+        &[b"berth-hello", nonce, ca_pem.as_bytes(), server_cert_der],
+    )
+}
+
 /// SHA-256 of `data`, hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, data).as_ref())

@@ -15,8 +15,6 @@ use tonic::{Request, Response, Status};
 use super::{ClusterPki, MemberIdentity, MemberKeys};
 use crate::store::{self, Consistency, ObjectStore};
 
-const HELLO: &[u8] = b"berth-hello";
-
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenUse {
@@ -109,7 +107,7 @@ impl Bootstrap for Service {
             .map_err(|e| Status::internal(e.to_string()))?
             .remove(0);
         let ca_pem = self.pki.ca_pem().to_string();
-        let proof = pki::proof(&token, &[HELLO, &req.nonce, ca_pem.as_bytes(), &leaf]);
+        let proof = pki::hello_proof(&token, &req.nonce, &ca_pem, &leaf);
         Ok(Response::new(HelloResponse { ca_pem, proof }))
     }
 
@@ -182,7 +180,7 @@ pub async fn verify_hello(addr: &str, token: &pki::Token) -> anyhow::Result<Stri
     let Some(leaf) = seen.get() else {
         bail!("{addr} presented no certificate");
     };
-    let want = pki::proof(token, &[HELLO, &nonce, resp.ca_pem.as_bytes(), &leaf]);
+    let want = pki::hello_proof(token, &nonce, &resp.ca_pem, &leaf);
     if !pki::ct_eq(want.as_bytes(), resp.proof.as_bytes()) {
         bail!(
             "{addr} does not hold the cluster token (wrong token, or not a server of this cluster)"

@@ -16,7 +16,6 @@ use proto::bootstrappb::HelloRequest;
 use rand::RngCore as _;
 use tonic::transport::Channel;
 
-const HELLO: &[u8] = b"berth-hello";
 /// ALPN of gRPC.
 pub const ALPN_H2: &[u8] = b"h2";
 /// ALPN of the agent's HTTP port.
@@ -182,7 +181,7 @@ pub async fn verify_hello(addr: &str, token: &Token) -> anyhow::Result<String> {
     let Some(leaf) = seen.get() else {
         bail!("{addr} presented no certificate");
     };
-    let want = pki::proof(token, &[HELLO, &nonce, resp.ca_pem.as_bytes(), &leaf]);
+    let want = pki::hello_proof(token, &nonce, &resp.ca_pem, &leaf);
     if !pki::ct_eq(want.as_bytes(), resp.proof.as_bytes()) {
         bail!("{addr} does not hold the join token (wrong token, or not a server of this cluster)");
     }

@@ -119,6 +119,23 @@ impl PodManager {
         std::fs::write(dir.join("resolv.conf"), resolv)
     }
 
+    /// Leaves a container waiting with `reason` until `not_before` (a failed pull or a bad config).
+    fn wait(
+        &mut self,
+        uid: &str,
+        name: &str,
+        mut c: Ctr,
+        reason: &str,
+        message: String,
+        not_before: SystemTime,
+    ) {
+        c.waiting = Some((reason.into(), message));
+        c.not_before = Some(not_before);
+        if let Some(p) = self.pods.get_mut(uid) {
+            p.containers.insert(name.to_string(), c);
+        }
+    }
+
     fn start_container(&mut self, uid: &str, name: &str, mut c: Ctr, now: SystemTime) {
         let p = &self.pods[uid];
         let pod = p.pod.clone();
@@ -139,14 +156,8 @@ impl PodManager {
                 } else {
                     "ErrImagePull"
                 };
-                c.waiting = Some((reason.into(), e));
-                c.not_before = Some(now + super::restart_delay(c.restart_count.max(1)));
-                self.pods
-                    .get_mut(uid)
-                    .expect("pod")
-                    .containers
-                    .insert(name.to_string(), c);
-                return;
+                let delay = super::restart_delay(c.restart_count.max(1));
+                return self.wait(uid, name, c, reason, e, now + delay);
             }
         };
         let attempt = if c.last.is_some() {
@@ -159,28 +170,16 @@ impl PodManager {
         let (uid_n, gid_n) = match spec::user(&cspec, &pod, &resolved.config) {
             Ok(ids) => ids,
             Err(e) => {
-                c.waiting = Some(("CreateContainerConfigError".into(), e));
-                c.not_before = Some(now + super::restart_delay(1));
-                self.pods
-                    .get_mut(uid)
-                    .expect("pod")
-                    .containers
-                    .insert(name.to_string(), c);
-                return;
+                let at = now + super::restart_delay(1);
+                return self.wait(uid, name, c, "CreateContainerConfigError", e, at);
             }
         };
         let dir = self.pod_dir(&pod);
         let mut mounts = match self.volume_mounts(uid, &cspec) {
             Ok(m) => m,
             Err(e) => {
-                c.waiting = Some(("CreateContainerConfigError".into(), e));
-                c.not_before = Some(now + super::restart_delay(1));
-                self.pods
-                    .get_mut(uid)
-                    .expect("pod")
-                    .containers
-                    .insert(name.to_string(), c);
-                return;
+                let at = now + super::restart_delay(1);
+                return self.wait(uid, name, c, "CreateContainerConfigError", e, at);
             }
         };
         for f in ["hosts", "hostname", "resolv.conf"] {
