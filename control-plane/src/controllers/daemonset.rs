@@ -347,10 +347,10 @@ impl Controller for DaemonSetController {
             .nodes
             .list()
             .iter()
-            .filter(|n| !deleting(&n.value))
+            .filter(|n| !deleting(&n.value) && !malformed_status(&n.value))
             .filter_map(|n| Node::from_json(&n.value))
             .collect();
-        reconcile_owners(ctx, &ctx.caches.daemonsets, |ds, pods, rng| {
+        reconcile_owners(ctx, "DaemonSet", &ctx.caches.daemonsets, |ds, pods, rng| {
             reconcile(&ds.key, &ds.value, &nodes, pods, now, rng)
         })
     }

@@ -778,7 +778,9 @@ impl Controller for DeploymentController {
             .into_iter()
             .map(|d| {
                 let rss = by_owner.remove(uid(&d.value)).unwrap_or_default();
-                ctx.with_rng(|rng| reconcile(&d.key, &d.value, &rss, &live, now, rng))
+                ctx.reconcile_isolated("Deployment", &d.key, |rng| {
+                    reconcile(&d.key, &d.value, &rss, &live, now, rng)
+                })
             })
             .filter(|a| !a.is_empty() || a.requeue_after.is_some())
             .collect()

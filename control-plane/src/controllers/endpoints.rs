@@ -217,7 +217,9 @@ impl Controller for EndpointsController {
                 ctx.caches
                     .endpoints
                     .get(&store::key("core", "endpoints", ns, name(&s.value)));
-            let a = ctx.with_rng(|rng| reconcile(&s.value, &pods, existing.as_ref(), now, rng));
+            let a = ctx.reconcile_isolated("Service", &s.key, |rng| {
+                reconcile(&s.value, &pods, existing.as_ref(), now, rng)
+            });
             if !a.is_empty() {
                 out.push(a);
             }
@@ -232,6 +234,7 @@ impl Controller for EndpointsController {
                         revision: Some(e.revision),
                     }],
                     requeue_after: None,
+                    origin: None,
                 });
             }
         }

@@ -317,7 +317,7 @@ impl Controller for JobController {
 
     fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
         let now = ctx.now();
-        reconcile_owners(ctx, &ctx.caches.jobs, |job, pods, rng| {
+        reconcile_owners(ctx, "Job", &ctx.caches.jobs, |job, pods, rng| {
             reconcile(&job.key, &job.value, pods, now, rng)
         })
     }

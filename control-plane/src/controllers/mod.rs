@@ -16,6 +16,7 @@ pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod isolation;
 pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
@@ -39,6 +40,7 @@ use tokio_util::task::TaskTracker;
 use crate::store::{self, Batch, ObjectStore, Op, Precondition};
 use events::{EventRecord, Recorder};
 use informer::{Caches, Informer};
+use isolation::{Backoff, Failures, TaskEnd};
 
 /// One decision of a reconcile. The runner turns a reconcile's actions into one atomic batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +81,9 @@ pub struct Actions {
     pub actions: Vec<Action>,
     /// Reconcile again after this long even if nothing changes (a timer: minReadySeconds, grace periods).
     pub requeue_after: Option<Duration>,
+    /// The kind and store key of the object whose reconcile decided these, when one object did: a
+    /// failed write backs off that key alone.
+    pub origin: Option<(&'static str, String)>,
 }
 
 impl Actions {
@@ -209,6 +214,8 @@ pub struct Ctx {
     /// Settings.
     pub config: ControllerConfig,
     rng: Mutex<StdRng>,
+    /// Keys whose reconcile failed, shared by every controller of the term (ids carry the kind).
+    failures: Mutex<Failures>,
     /// When this term started: heartbeats are judged from here at the earliest.
     pub started: SystemTime,
 }
@@ -226,6 +233,7 @@ impl Ctx {
             caches: Caches::new(),
             config,
             rng: Mutex::new(rng),
+            failures: Mutex::new(Failures::new(Backoff::default())),
             started,
         })
     }
@@ -237,7 +245,59 @@ impl Ctx {
 
     /// Runs `f` with the shared RNG.
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        f(&mut self.rng.lock().expect("rng lock"))
+        f(&mut isolation::lock(&self.rng))
+    }
+
+    /// Reconciles one object in isolation: a panic inside `f` is caught and logged as
+    /// `reconcile of <kind> <ns>/<name> failed`, and the key is retried with exponential back-off
+    /// (it is skipped, with a requeue, until its delay has passed), so the other objects go on.
+    pub fn reconcile_isolated(
+        &self,
+        kind: &'static str,
+        key: &str,
+        f: impl FnOnce(&mut StdRng) -> Actions,
+    ) -> Actions {
+        let id = failure_id(kind, key);
+        let now = self.now();
+        if let Some(wait) = isolation::lock(&self.failures).waiting(&id, now) {
+            return Actions {
+                requeue_after: Some(wait),
+                ..Actions::default()
+            };
+        }
+        let result = {
+            // The panic is caught while the guard is still held, so the lock is never poisoned.
+            let mut rng = isolation::lock(&self.rng);
+            isolation::catch(|| f(&mut rng))
+        };
+        match result {
+            Ok(mut actions) => {
+                isolation::lock(&self.failures).succeeded(&id);
+                actions.origin = Some((kind, key.to_string()));
+                actions
+            }
+            Err(panic) => {
+                let delay = self.reconcile_failed(kind, key, &panic);
+                Actions {
+                    requeue_after: Some(delay),
+                    ..Actions::default()
+                }
+            }
+        }
+    }
+
+    /// Records a failed reconcile of `kind` `key` (a panic or a failed write), logs it with the
+    /// object's key and returns the delay before its retry.
+    pub fn reconcile_failed(&self, kind: &str, key: &str, error: &str) -> Duration {
+        let delay = isolation::lock(&self.failures).failed(&failure_id(kind, key), self.now());
+        tracing::warn!(
+            kind,
+            key,
+            retry_in = ?delay,
+            "reconcile of {kind} {} failed: {error}",
+            isolation::object_ref(key)
+        );
+        delay
     }
 
     /// Commits `actions` as one batch (events included) and writes the result through to the caches.
@@ -287,6 +347,10 @@ impl Ctx {
     }
 }
 
+fn failure_id(kind: &str, key: &str) -> String {
+    format!("{kind} {key}")
+}
+
 /// A controller as the generic loop drives it: one level-triggered pass over everything it owns.
 pub(crate) trait Controller: Send + 'static {
     /// `source.component` of its events.
@@ -313,8 +377,20 @@ pub(crate) async fn drive<C: Controller>(mut c: C, ctx: Arc<Ctx>, shutdown: Canc
         for rx in &mut rxs {
             rx.mark_unchanged();
         }
-        let work = c.pass(&ctx);
         let mut wait = ctx.config.resync_interval;
+        // Per-object reconciles isolate their own panics; this catches what a pass does around them.
+        let pass_id = failure_id(C::COMPONENT, "");
+        let work = match isolation::catch(|| c.pass(&ctx)) {
+            Ok(work) => {
+                isolation::lock(&ctx.failures).succeeded(&pass_id);
+                work
+            }
+            Err(panic) => {
+                wait = isolation::lock(&ctx.failures).failed(&pass_id, ctx.now());
+                tracing::error!(component = C::COMPONENT, retry_in = ?wait, "pass of {} failed: {panic}", C::COMPONENT);
+                Vec::new()
+            }
+        };
         for actions in work {
             if let Some(r) = actions.requeue_after {
                 wait = wait.min(r);
@@ -322,9 +398,17 @@ pub(crate) async fn drive<C: Controller>(mut c: C, ctx: Arc<Ctx>, shutdown: Canc
             if actions.is_empty() {
                 continue;
             }
+            let origin = actions.origin;
             if let Err(e) = ctx.apply(&recorder, actions.actions).await {
-                tracing::debug!(component = C::COMPONENT, error = %e, "apply failed; will retry");
-                wait = wait.min(Duration::from_millis(100));
+                let retry = match (&e, origin) {
+                    // A stale read: the next pass sees the newer object; no back-off needed.
+                    (store::Error::PreconditionFailed { .. }, _) | (_, None) => {
+                        tracing::debug!(component = C::COMPONENT, error = %e, "apply failed; will retry");
+                        Duration::from_millis(100)
+                    }
+                    (_, Some((kind, key))) => ctx.reconcile_failed(kind, &key, &e.to_string()),
+                };
+                wait = wait.min(retry);
             }
             if shutdown.is_cancelled() {
                 return;
@@ -340,6 +424,31 @@ pub(crate) async fn drive<C: Controller>(mut c: C, ctx: Arc<Ctx>, shutdown: Canc
             }
         }
     }
+}
+
+/// Runs `fut` as a task of `tracker` that must live until `term` is cancelled: if it returns earlier
+/// or panics, the process exits (see [`die`]).
+fn supervise(
+    tracker: &TaskTracker,
+    name: &'static str,
+    term: CancellationToken,
+    fut: futures::future::BoxFuture<'static, ()>,
+) {
+    let task = tokio::spawn(fut);
+    tracker.spawn(async move {
+        let end = isolation::watch_task(task, || term.is_cancelled()).await;
+        if end.is_death() {
+            die(name, &end);
+        }
+    });
+}
+
+/// A controller task died. Limping on without it would leave its objects unreconciled while the
+/// member still holds the leader lease, so the process exits for its supervisor to restart it and
+/// another member to take over (a panic has already been logged by the panic hook).
+fn die(name: &str, end: &TaskEnd) -> ! {
+    tracing::error!(task = name, end = ?end, "critical controller task died; exiting");
+    std::process::exit(70)
 }
 
 /// Runs every controller and the scheduler runner while `store.is_leader()`; stops them when leadership
@@ -361,40 +470,82 @@ pub async fn run(
         let term = shutdown.child_token();
         let tracker = TaskTracker::new();
         let ctx = Ctx::new(store.clone(), config.clone());
+        let spawn = |name: &'static str, fut: futures::future::BoxFuture<'static, ()>| {
+            supervise(&tracker, name, term.clone(), fut);
+        };
         for informer in ctx.caches.all() {
-            tracker.spawn(informer.clone().run(store.clone(), term.clone()));
+            spawn(
+                "informer",
+                Box::pin(informer.clone().run(store.clone(), term.clone())),
+            );
         }
-        tracker.spawn(namespace::ensure_defaults(ctx.clone(), term.clone()));
-        tracker.spawn(drive(
-            replicaset::ReplicaSetController,
-            ctx.clone(),
-            term.clone(),
-        ));
-        tracker.spawn(drive(
-            deployment::DeploymentController,
-            ctx.clone(),
-            term.clone(),
-        ));
-        tracker.spawn(drive(
-            daemonset::DaemonSetController,
-            ctx.clone(),
-            term.clone(),
-        ));
-        tracker.spawn(drive(job::JobController, ctx.clone(), term.clone()));
-        tracker.spawn(drive(
-            endpoints::EndpointsController,
-            ctx.clone(),
-            term.clone(),
-        ));
-        tracker.spawn(drive(
-            node_lifecycle::NodeLifecycleController,
-            ctx.clone(),
-            term.clone(),
-        ));
-        tracker.spawn(namespace::run(ctx.clone(), term.clone()));
-        tracker.spawn(serviceaccount::run(ctx.clone(), term.clone()));
-        tracker.spawn(gc::run(ctx.clone(), term.clone()));
-        tracker.spawn(scheduling::run(store.clone(), config.clone(), term.clone()));
+        // Creates the defaults and ends: only a panic of it is a death.
+        let defaults = tokio::spawn(namespace::ensure_defaults(ctx.clone(), term.clone()));
+        tracker.spawn(async move {
+            if let end @ TaskEnd::Panicked(_) = isolation::watch_task(defaults, || true).await {
+                die("namespace-defaults", &end);
+            }
+        });
+        spawn(
+            replicaset::ReplicaSetController::COMPONENT,
+            Box::pin(drive(
+                replicaset::ReplicaSetController,
+                ctx.clone(),
+                term.clone(),
+            )),
+        );
+        spawn(
+            deployment::DeploymentController::COMPONENT,
+            Box::pin(drive(
+                deployment::DeploymentController,
+                ctx.clone(),
+                term.clone(),
+            )),
+        );
+        spawn(
+            daemonset::DaemonSetController::COMPONENT,
+            Box::pin(drive(
+                daemonset::DaemonSetController,
+                ctx.clone(),
+                term.clone(),
+            )),
+        );
+        spawn(
+            job::JobController::COMPONENT,
+            Box::pin(drive(job::JobController, ctx.clone(), term.clone())),
+        );
+        spawn(
+            endpoints::EndpointsController::COMPONENT,
+            Box::pin(drive(
+                endpoints::EndpointsController,
+                ctx.clone(),
+                term.clone(),
+            )),
+        );
+        spawn(
+            node_lifecycle::NodeLifecycleController::COMPONENT,
+            Box::pin(drive(
+                node_lifecycle::NodeLifecycleController,
+                ctx.clone(),
+                term.clone(),
+            )),
+        );
+        spawn(
+            "namespace-controller",
+            Box::pin(namespace::run(ctx.clone(), term.clone())),
+        );
+        spawn(
+            "serviceaccount-controller",
+            Box::pin(serviceaccount::run(ctx.clone(), term.clone())),
+        );
+        spawn(
+            "garbage-collector",
+            Box::pin(gc::run(ctx.clone(), term.clone())),
+        );
+        spawn(
+            "scheduler",
+            Box::pin(scheduling::run(store.clone(), config.clone(), term.clone())),
+        );
         tracker.close();
         let stop = loop {
             tokio::select! {

@@ -127,7 +127,10 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
                             revision: o.revision,
                         })
                         .collect();
-                    let a = reconcile(&n.key, &n.value, &contents, ctx.now());
+                    let now = ctx.now();
+                    let a = ctx.reconcile_isolated("Namespace", &n.key, |_| {
+                        reconcile(&n.key, &n.value, &contents, now)
+                    });
                     if let Some(r) = a.requeue_after {
                         wait = wait.min(r);
                     }

@@ -221,12 +221,21 @@ impl Controller for NodeLifecycleController {
         let names: HashSet<&str> = nodes.iter().map(|n| name(&n.value)).collect();
         let mut out: Vec<Actions> = nodes
             .iter()
+            .filter(|n| {
+                let bad = malformed_status(&n.value);
+                if bad {
+                    tracing::warn!(node = %name(&n.value), "skipping node whose status is not an object");
+                }
+                !bad
+            })
             .map(|n| {
                 let pods = by_node
                     .get(name(&n.value))
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
-                reconcile(&n.key, &n.value, pods, now, timing)
+                ctx.reconcile_isolated("Node", &n.key, |_| {
+                    reconcile(&n.key, &n.value, pods, now, timing)
+                })
             })
             .filter(|a| !a.is_empty() || a.requeue_after.is_some())
             .collect();

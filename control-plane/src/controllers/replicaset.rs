@@ -180,6 +180,7 @@ pub(crate) fn selected(rs: &Value, pods: Vec<Cached>) -> Vec<Cached> {
 /// [`selected`]), keeping those that want writes or a timer: the pass of every pod-owning controller.
 pub(crate) fn reconcile_owners(
     ctx: &Ctx,
+    kind: &'static str,
     owners: &Informer,
     mut reconcile: impl FnMut(&Cached, &[Cached], &mut dyn RngCore) -> Actions,
 ) -> Vec<Actions> {
@@ -189,7 +190,7 @@ pub(crate) fn reconcile_owners(
         .into_iter()
         .map(|o| {
             let pods = selected(&o.value, by_owner.remove(uid(&o.value)).unwrap_or_default());
-            ctx.with_rng(|rng| reconcile(&o, &pods, rng))
+            ctx.reconcile_isolated(kind, &o.key, |rng| reconcile(&o, &pods, rng))
         })
         .filter(|a| !a.is_empty() || a.requeue_after.is_some())
         .collect()
@@ -207,9 +208,12 @@ impl Controller for ReplicaSetController {
 
     fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
         let now = ctx.now();
-        reconcile_owners(ctx, &ctx.caches.replicasets, |rs, pods, rng| {
-            reconcile(&rs.key, &rs.value, pods, now, rng)
-        })
+        reconcile_owners(
+            ctx,
+            "ReplicaSet",
+            &ctx.caches.replicasets,
+            |rs, pods, rng| reconcile(&rs.key, &rs.value, pods, now, rng),
+        )
     }
 }
 

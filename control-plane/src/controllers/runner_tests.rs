@@ -654,3 +654,155 @@ async fn claim_is_pinned_to_its_first_node() {
         );
     }
 }
+
+/// A controller whose reconcile panics on the Deployment named `bad` and annotates every other one.
+struct Panicky {
+    attempts: Arc<Mutex<Vec<String>>>,
+}
+
+impl Controller for Panicky {
+    const COMPONENT: &'static str = "panicky-controller";
+
+    fn triggers(caches: &Caches) -> Vec<Arc<Informer>> {
+        vec![caches.deployments.clone()]
+    }
+
+    fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
+        ctx.caches
+            .deployments
+            .list()
+            .into_iter()
+            .map(|d| {
+                ctx.reconcile_isolated("Deployment", &d.key, |_| {
+                    self.attempts
+                        .lock()
+                        .unwrap()
+                        .push(name(&d.value).to_string());
+                    assert!(name(&d.value) != "bad", "reconcile of a bad object");
+                    let mut out = Actions::default();
+                    if d.value.pointer("/metadata/annotations/seen").is_none() {
+                        let mut v = (*d.value).clone();
+                        v["metadata"]["annotations"] = json!({"seen": "yes"});
+                        out.push(Action::Update {
+                            key: d.key.clone(),
+                            object: v,
+                            revision: d.revision,
+                        });
+                    }
+                    out
+                })
+            })
+            .filter(|a| !a.is_empty() || a.requeue_after.is_some())
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_that_panics_on_one_key_does_not_stop_the_others() {
+    let store = Arc::new(MemStore::new());
+    for n in ["a", "bad", "c"] {
+        put(
+            &store,
+            &store::key("apps", "deployments", "default", n),
+            deployment(n, 1, "x", json!({})),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let ctx = Ctx::new(
+        store.clone(),
+        ControllerConfig {
+            seed: Some(1),
+            ..ControllerConfig::default()
+        },
+    );
+    for i in ctx.caches.all() {
+        tokio::spawn(i.clone().run(store.clone(), shutdown.clone()));
+    }
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let task = tokio::spawn(drive(
+        Panicky {
+            attempts: attempts.clone(),
+        },
+        ctx.clone(),
+        shutdown.clone(),
+    ));
+    // The good objects are reconciled and written in spite of the bad one.
+    eventually(5, "both good deployments annotated", || async {
+        let mut seen = 0;
+        for n in ["a", "c"] {
+            let key = store::key("apps", "deployments", "default", n);
+            if get(&store, &key)
+                .await
+                .is_some_and(|o| o.value.pointer("/metadata/annotations/seen").is_some())
+            {
+                seen += 1;
+            }
+        }
+        seen == 2
+    })
+    .await;
+    // Later changes to a good object are still reconciled: the runner is alive.
+    let c = store::key("apps", "deployments", "default", "c");
+    edit(&store, &c, |v| {
+        v["metadata"]["annotations"] = json!({});
+    })
+    .await;
+    eventually(5, "the edited deployment annotated again", || async {
+        get(&store, &c)
+            .await
+            .is_some_and(|o| o.value.pointer("/metadata/annotations/seen").is_some())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!task.is_finished(), "the runner died with its bad object");
+    // The bad key is retried, but with back-off: over ~4 s a 5 ms doubling delay allows about ten
+    // attempts, where the passes alone (every change and requeue) would have tried far more often.
+    let bad = attempts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| *n == "bad")
+        .count();
+    assert!((2..=12).contains(&bad), "bad object attempted {bad} times");
+    let bad_key = store::key("apps", "deployments", "default", "bad");
+    assert!(isolation::lock(&ctx.failures).count(&failure_id("Deployment", &bad_key)) >= 2);
+    // The shared RNG was held across the panicking reconcile and is still usable.
+    ctx.with_rng(|_| ());
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn nodes_whose_status_is_not_an_object_are_skipped() {
+    let c = start(&["n1"]).await;
+    let mut odd = Vec::new();
+    for (n, status) in [("scalar", json!("x")), ("list", json!([]))] {
+        let mut v = node(n, "2026-01-01T00:00:00Z");
+        v["status"] = status;
+        let key = store::key("core", "nodes", "", n);
+        let rev = put(&c.store, &key, v, Precondition::Absent)
+            .await
+            .unwrap()
+            .revision;
+        odd.push((key, rev));
+    }
+    put(
+        &c.store,
+        DKEY,
+        deployment("web", 2, "a", json!({})),
+        Precondition::Absent,
+    )
+    .await
+    .unwrap();
+    eventually(30, "rollout", || rolled_out(&c.store, DKEY)).await;
+    let pods = running_pods(&c.store, "web").await;
+    assert!(pods.iter().all(|p| pod_node(p) == Some("n1")));
+    // Well past the node grace period: the lifecycle controller left them alone.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    for (key, rev) in odd {
+        assert_eq!(get(&c.store, &key).await.unwrap().revision, rev, "{key}");
+    }
+}

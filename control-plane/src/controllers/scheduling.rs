@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventRecord, EventType, Recorder};
 use super::object::{
-    annotation, condition, deleting, ensure_object, pod_node, revision, set_annotation,
+    annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision, set_annotation,
     set_condition, split_key, timestamp,
 };
 use super::ControllerConfig;
@@ -127,6 +127,12 @@ impl Runner {
         let Some(node) = Node::from_json(obj) else {
             return;
         };
+        if kind != Kind::Deleted && malformed_status(obj) {
+            // Placing pods on a node whose capacity cannot be read would overcommit it.
+            tracing::warn!(node = %node.name, "skipping node whose status is not an object");
+            self.view.remove_node(&node.name);
+            return;
+        }
         let changed = match kind {
             Kind::Deleted => {
                 self.view.remove_node(&node.name);
@@ -160,6 +166,19 @@ impl Runner {
             }
         }
         self.unpark_all();
+    }
+
+    /// [`Runner::on_event`], isolating a panic on one object: it is logged with the object's key
+    /// and `false` is returned, since the view may be half-updated and must be rebuilt.
+    fn on_event_isolated(&mut self, src: Source, ev: store::Event) -> bool {
+        let key = ev.key.clone();
+        match super::isolation::catch(|| self.on_event(src, ev)) {
+            Ok(()) => true,
+            Err(panic) => {
+                tracing::error!(key = %key, "scheduling of {} failed: {panic}", super::isolation::object_ref(&key));
+                false
+            }
+        }
     }
 
     fn on_event(&mut self, src: Source, ev: store::Event) {
@@ -457,7 +476,8 @@ pub async fn run_with_stats(
                 }
             };
             for o in objects {
-                r.on_event(
+                // A panic here is logged and its object skipped; relisting would meet it again.
+                r.on_event_isolated(
                     *src,
                     store::Event {
                         kind: Kind::Added,
@@ -481,7 +501,11 @@ pub async fn run_with_stats(
             // Keep the view current with whatever already arrived.
             while let Some(next) = events.next().now_or_never() {
                 match next {
-                    Some((src, Ok(ev))) => r.on_event(src, ev),
+                    Some((src, Ok(ev))) => {
+                        if !r.on_event_isolated(src, ev) {
+                            continue 'relist;
+                        }
+                    }
                     _ => continue 'relist,
                 }
             }
@@ -540,7 +564,11 @@ pub async fn run_with_stats(
                     }
                 }
                 next = events.next() => match next {
-                    Some((src, Ok(ev))) => r.on_event(src, ev),
+                    Some((src, Ok(ev))) => {
+                        if !r.on_event_isolated(src, ev) {
+                            continue 'relist;
+                        }
+                    }
                     _ => continue 'relist,
                 },
             }
