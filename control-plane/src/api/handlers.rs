@@ -39,6 +39,8 @@ pub struct ApiConfig {
     /// The cluster PKI: TLS on the API port, the client certificate towards agents, ServiceAccount
     /// token signing. `None` serves plain HTTP with no authentication (in-process tests only).
     pub pki: Option<Arc<crate::security::ClusterPki>>,
+    /// Max-in-flight, timeouts and the watch cap.
+    pub limits: super::limits::Limits,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +49,7 @@ impl Default for ApiConfig {
             advertise_address: "127.0.0.1:6443".into(),
             kubelet_port: 10250,
             pki: None,
+            limits: super::limits::Limits::default(),
         }
     }
 }
@@ -511,6 +514,41 @@ fn check_kind(info: &ResourceInfo, obj: &Value, expected_kind: &str) -> Result<(
     }
 }
 
+/// Refuses an object whose `metadata`, `spec` or `status` is not an object (`status: "x"`,
+/// `spec: []`), as kube-apiserver's decoder does: every reader of these fields expects a map, and a
+/// stored scalar would reach every controller and agent. `spec`/`status` are checked on kinds that
+/// have a status subresource (those whose Go types declare both).
+fn check_shape(info: &ResourceInfo, obj: &Value) -> Result<()> {
+    let typed = info.subresource("status").is_some();
+    for (field, go_type) in [
+        ("metadata", "v1.ObjectMeta"),
+        ("spec", "Spec"),
+        ("status", "Status"),
+    ] {
+        if field != "metadata" && !typed {
+            continue;
+        }
+        let json_type = match obj.get(field) {
+            None | Some(Value::Null | Value::Object(_)) => continue,
+            Some(Value::String(_)) => "string",
+            Some(Value::Array(_)) => "array",
+            Some(Value::Number(_)) => "number",
+            Some(Value::Bool(_)) => "bool",
+        };
+        let go_type = if field == "metadata" {
+            go_type.to_string()
+        } else {
+            format!("{}.{}{go_type}", info.version, info.kind)
+        };
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {json_type} into Go struct field {kind}.{field} of type {go_type}",
+            kind = info.kind,
+            version = info.version,
+        )));
+    }
+    Ok(())
+}
+
 fn validate(info: &ResourceInfo, obj: &Value) -> Result<()> {
     invalid_if(info, obj, validation::validate(info.resource, obj))
 }
@@ -599,6 +637,7 @@ fn explicit_alloc_error(info: &ResourceInfo, name: &str, text: &str) -> ApiError
 async fn create(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
     let obj = decode_object(&ctx.content_type, body)?;
     check_kind(ctx.info, &obj, ctx.info.kind)?;
+    check_shape(ctx.info, &obj)?;
     let created = create_object(ctx, obj).await?;
     Ok(ctx.respond(StatusCode::CREATED, &created))
 }
@@ -715,6 +754,8 @@ async fn write_update(
     mode: Mode,
 ) -> Result<Value, WriteError> {
     let info = ctx.info;
+    // Before the preparation below, which indexes into these fields.
+    check_shape(info, &new)?;
     match mode {
         Mode::Main | Mode::Scale => meta::prepare_update(info, &cur.value, &mut new),
         Mode::Status => new = meta::prepare_status_update(&cur.value, &new),
@@ -730,6 +771,7 @@ async fn write_update(
             }
         }
     }
+    check_shape(info, &new)?;
     if mode == Mode::Main || mode == Mode::Scale {
         validate_update(info, &cur.value, &new)?;
         check_escalation(ctx, &new).await?;

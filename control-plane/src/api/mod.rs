@@ -12,6 +12,7 @@ pub mod authn;
 pub mod authz;
 pub mod discovery;
 pub mod handlers;
+pub mod limits;
 pub mod meta;
 pub mod openapi;
 pub mod patch;

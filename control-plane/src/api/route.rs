@@ -160,6 +160,11 @@ impl Query {
 
 /// Percent-decodes a query component (`+` = space); invalid escapes are kept as they are.
 pub fn decode(s: &str) -> String {
+    String::from_utf8_lossy(&decode_bytes(s)).into_owned()
+}
+
+/// [`decode`] without the UTF-8 conversion: the raw bytes a component names.
+pub fn decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -180,7 +185,7 @@ pub fn decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]

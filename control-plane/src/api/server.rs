@@ -1,18 +1,19 @@
-//! The HTTP server: one axum service whose fallback handler routes every request, served over a
-//! listener the caller binds (plain HTTP/1.1, with upgrades for exec).
+//! The HTTP server: hyper HTTP/1.1 connections (with upgrades for exec) over a listener the caller
+//! binds, each request passing authentication, authorization and the limits before the handlers.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse as _, Response};
-use axum::Router;
+use futures::StreamExt as _;
 use http::Request;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::authn;
 use super::authz::{self, Authorizer, Decision, UserInfo};
 use super::handlers::{handle, ApiConfig, ApiState};
+use super::limits::Gate;
 use crate::security::ClusterPki;
 use crate::store::ObjectStore;
 
@@ -39,7 +40,8 @@ pub async fn serve(
 
 /// [`serve`] with explicit settings. With a PKI in `config` the port is HTTPS and every request is
 /// authenticated and authorized; without one (in-process tests) it is plain HTTP and every request
-/// acts as a cluster admin.
+/// acts as a cluster admin. Either way every request passes the [`Limits`](super::limits::Limits)
+/// of `config`.
 ///
 /// # Errors
 /// When the listener fails.
@@ -50,6 +52,7 @@ pub async fn serve_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let pki = config.pki.clone();
+    let gate = Gate::new(config.limits.clone());
     let authorizer = Authorizer::new(store.clone());
     let state = Arc::new(ApiState {
         store,
@@ -57,43 +60,114 @@ pub async fn serve_with(
         shutdown: shutdown.clone(),
     });
     let Some(pki) = pki else {
-        let app = Router::new()
-            .fallback(
-                |State(state): State<Arc<ApiState>>, mut req: Request<Body>| async move {
-                    req.extensions_mut().insert(superuser());
-                    handle(state, req).await
-                },
-            )
-            .with_state(state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+        let app = Arc::new(App {
+            state,
+            gate,
+            secure: None,
+        });
+        let incoming = futures::stream::unfold(listener, |l| async move {
+            loop {
+                match l.accept().await {
+                    Ok((io, _)) => return Some(((io, Peer { identity: None }), l)),
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        serve_connections(Box::pin(incoming), app, shutdown).await;
         return Ok(());
     };
     // Every member serving the API keeps its own RBAC cache current.
     tokio::spawn(authorizer.clone().run(shutdown.clone()));
     let local = listener.local_addr()?;
-    let tls = TlsListener {
-        incoming: Box::pin(pki::net::incoming(listener, pki.api_server_config()?)),
-        local,
-    };
-    tracing::info!(addr = %local, "serving the Kubernetes API over HTTPS");
-    let secure = Arc::new(Secure {
-        pki,
-        authorizer,
-        state,
+    let tls = pki::net::incoming(listener, pki.api_server_config()?).filter_map(|r| async move {
+        match r {
+            Ok(tls) => {
+                let identity = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| pki::identity_of(c).ok());
+                Some((tls, Peer { identity }))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS accept failed");
+                None
+            }
+        }
     });
-    let app = Router::new()
-        .fallback(
-            |State(secure): State<Arc<Secure>>,
-             ConnectInfo(peer): ConnectInfo<Peer>,
-             req: Request<Body>| async move { secure.handle(peer, req).await },
-        )
-        .with_state(secure);
-    axum::serve(tls, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    tracing::info!(addr = %local, "serving the Kubernetes API over HTTPS");
+    let app = Arc::new(App {
+        state,
+        gate,
+        secure: Some(Secure { pki, authorizer }),
+    });
+    serve_connections(Box::pin(tls), app, shutdown).await;
     Ok(())
+}
+
+/// Serves HTTP/1.1 (with upgrades, for exec) on every connection of `incoming` until `shutdown`,
+/// then lets each connection finish its requests and waits for them.
+async fn serve_connections<Io>(
+    mut incoming: std::pin::Pin<Box<dyn futures::Stream<Item = (Io, Peer)> + Send>>,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_read_timeout = app.gate.limits().header_read_timeout;
+    let tracker = TaskTracker::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = incoming.next() => match next {
+                Some(c) => c,
+                // The accept loop ended (the listener failed): serve nothing more, but never spin.
+                None => {
+                    shutdown.cancelled().await;
+                    break;
+                }
+            },
+        };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                let peer = peer.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(app.handle(peer, req.map(Body::new)).await)
+                }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // The timer drives the header read timeout: a client that never finishes its request
+            // headers (slow-loris) is dropped instead of holding a connection forever.
+            builder.timer(hyper_util::rt::TokioTimer::new());
+            if !header_read_timeout.is_zero() {
+                builder.header_read_timeout(header_read_timeout);
+            }
+            let conn = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
 }
 
 /// Who acts when the API runs without TLS (in-process tests): a member of `system:masters`.
@@ -105,68 +179,36 @@ fn superuser() -> UserInfo {
     }
 }
 
-/// What a connection's TLS handshake told: the client's address and its verified certificate.
+/// What a connection's TLS handshake told: the client's verified certificate.
 #[derive(Clone, Debug)]
 struct Peer {
     identity: Option<pki::Identity>,
 }
 
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-
-/// Finished TLS streams as an axum listener.
-struct TlsListener {
-    incoming:
-        std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<TlsStream>> + Send + 'static>>,
-    local: std::net::SocketAddr,
+/// The API behind every connection: authentication and authorization when secure, then the limits,
+/// then the handlers.
+struct App {
+    state: Arc<ApiState>,
+    gate: Arc<Gate>,
+    secure: Option<Secure>,
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        use futures::StreamExt as _;
-        loop {
-            match self.incoming.next().await {
-                Some(Ok(tls)) => {
-                    let identity = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .and_then(|c| pki::identity_of(c).ok());
-                    return (tls, Peer { identity });
-                }
-                Some(Err(e)) => tracing::debug!(error = %e, "TLS accept failed"),
-                // The accept loop ended (the listener failed): serve nothing more, but never spin.
-                None => std::future::pending::<()>().await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        let _ = self.local;
-        Ok(Peer { identity: None })
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
-
-/// The HTTPS API: authentication and authorization in front of the handlers.
+/// What the HTTPS API needs on top of the handlers.
 struct Secure {
     pki: Arc<ClusterPki>,
     authorizer: Arc<Authorizer>,
-    state: Arc<ApiState>,
 }
 
-impl Secure {
+impl App {
     async fn handle(&self, peer: Peer, mut req: Request<Body>) -> Response {
+        let Some(secure) = &self.secure else {
+            let user = superuser();
+            let name = user.name.clone();
+            req.extensions_mut().insert(user);
+            return self.limited(&name, req).await;
+        };
         let user = match authn::authenticate(
-            &self.pki,
+            &secure.pki,
             self.state.store.as_ref(),
             peer.identity.as_ref(),
             req.headers(),
@@ -175,7 +217,7 @@ impl Secure {
         {
             Ok(Some(u)) => u,
             Ok(None) if authn::is_public_path(req.uri().path()) => {
-                return handle(self.state.clone(), req).await;
+                return self.limited("system:anonymous", req).await;
             }
             Ok(None) => return authn::unauthorized().into_response(),
             Err(e) => return e.into_response(),
@@ -184,16 +226,25 @@ impl Secure {
         // hot path of every controller-like client, so it skips the RBAC lookup.
         if !user.groups.iter().any(|g| g == pki::GROUP_MASTERS) {
             let attrs = authz::attributes(req.method(), req.uri());
-            if let Decision::Deny(why) = self.authorizer.authorize(&user, &attrs).await {
+            if let Decision::Deny(why) = secure.authorizer.authorize(&user, &attrs).await {
                 tracing::debug!(user = %user.name, verb = %attrs.verb, resource = %attrs.resource,
                     reason = %why, "forbidden");
                 return forbidden(&user, &attrs);
             }
         }
+        let name = user.name.clone();
         req.extensions_mut().insert(user);
         // Reviews and the escalation check reuse this cache instead of reading the store.
-        req.extensions_mut().insert(self.authorizer.clone());
-        handle(self.state.clone(), req).await
+        req.extensions_mut().insert(secure.authorizer.clone());
+        self.limited(&name, req).await
+    }
+
+    /// The handlers, within the limits; watches count against `user`.
+    async fn limited(&self, user: &str, req: Request<Body>) -> Response {
+        let state = self.state.clone();
+        self.gate
+            .serve(user, req, move |req| handle(state, req))
+            .await
     }
 }
 

@@ -154,7 +154,7 @@ impl ApiError {
         Self::new(
             413,
             "RequestEntityTooLarge",
-            "request entity too large: limit is 3145728",
+            "Request entity too large: limit is 3145728",
         )
     }
 

@@ -63,7 +63,8 @@ pub fn revision(v: &Value) -> u64 {
 /// Whether `status` is there but not an object (`"x"`, `[]`): the API refuses such writes, but an
 /// object stored before that check (or restored from an old snapshot) must be skipped, not trusted.
 pub fn malformed_status(v: &Value) -> bool {
-    v.get("status").is_some_and(|s| !s.is_null() && !s.is_object())
+    v.get("status")
+        .is_some_and(|s| !s.is_null() && !s.is_object())
 }
 
 /// Whether `metadata.deletionTimestamp` is set.

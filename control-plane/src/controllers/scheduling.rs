@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventRecord, EventType, Recorder};
 use super::object::{
-    annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision, set_annotation,
-    set_condition, split_key, timestamp,
+    annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision,
+    set_annotation, set_condition, split_key, timestamp,
 };
 use super::ControllerConfig;
 use crate::scheduler::{schedule_batch, ClusterView, Node, Pod, PVC_NODE_ANNOTATION};
