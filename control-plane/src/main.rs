@@ -70,6 +70,18 @@ struct Cli {
     /// Pods on a NotReady node are replaced elsewhere after this long (labs: 5 s; Kubernetes: 5 min).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pod_eviction_timeout: std::time::Duration,
+    /// Most non-mutating API requests in flight; more are answered 429 (0: no limit).
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Most mutating API requests in flight; more are answered 429 (0: no limit).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// Longest an API request other than a watch, exec or follow may take before a 504.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    request_timeout: std::time::Duration,
+    /// Most watches one user may hold open; more are answered 429 (0: no limit).
+    #[arg(long, default_value_t = 500)]
+    max_watches_per_user: usize,
 }
 
 /// Maintenance commands run against a data dir.
@@ -153,17 +165,33 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
-    let hooks = hooks(cli.node_monitor_grace_period, cli.pod_eviction_timeout);
+    let limits = api::limits::Limits {
+        max_requests_inflight: cli.max_requests_inflight,
+        max_mutating_requests_inflight: cli.max_mutating_requests_inflight,
+        request_timeout: cli.request_timeout,
+        max_watches_per_user: cli.max_watches_per_user,
+        ..api::limits::Limits::default()
+    };
+    let hooks = hooks(
+        cli.node_monitor_grace_period,
+        cli.pod_eviction_timeout,
+        limits,
+    );
     server::run(config, hooks, shutdown).await
 }
 
 /// Attaches the Kubernetes API, the agents service and the leader-only controllers to the member.
-fn hooks(grace: std::time::Duration, eviction: std::time::Duration) -> Hooks {
-    let api: server::ApiHook = Box::new(|ctx, listener, shutdown| {
+fn hooks(
+    grace: std::time::Duration,
+    eviction: std::time::Duration,
+    limits: api::limits::Limits,
+) -> Hooks {
+    let api: server::ApiHook = Box::new(move |ctx, listener, shutdown| {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
         let config = api::ApiConfig {
             advertise_address: ctx.config.api_addr(),
             pki: Some(ctx.pki.clone()),
+            limits,
             ..api::ApiConfig::default()
         };
         Box::pin(api::serve_with(listener, store, config, shutdown))

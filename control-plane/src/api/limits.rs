@@ -1,6 +1,6 @@
 //! Server limits, as kube-apiserver's filters: max-in-flight (429 with `Retry-After`), the request
-//! timeout (504), the body limit (413), a cap on watches per user, and the HTTP/1 header read
-//! timeout. Long-running requests (watch, exec/attach/port-forward, follow logs, node proxy) are
+//! timeout (504), a cap on watches per user, and the HTTP/1 header read timeout. (The 3 MiB body
+//! limit is enforced where bodies are read, `handlers::read_body`; the node proxy has its own.) Long-running requests (watch, exec/attach/port-forward, follow logs, node proxy) are
 //! exempt from max-in-flight and the timeout, as in kube-apiserver.
 
 use std::collections::HashMap;
@@ -12,12 +12,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
-use http::{header, Method, Request};
+use http::{Method, Request};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::handlers::MAX_BODY;
 use super::route::{self, decode_bytes, Query, Route};
 use super::status::ApiError;
 
@@ -72,15 +71,18 @@ pub fn classify(method: &Method, path: &str, query: &Query) -> Class {
     if watch_path || query.flag("watch") {
         return Class::Watch;
     }
-    if let Some(Route::Resource(t)) = route::parse(path) {
-        let long = match t.subresource.as_deref() {
-            Some("exec" | "attach" | "portforward" | "proxy") => true,
-            Some("log") => query.flag("follow"),
-            _ => false,
-        };
-        if long {
-            return Class::LongRunning;
-        }
+    let sub = match route::parse(path) {
+        Some(Route::Resource(t)) => t.subresource,
+        // Unserved subresources (attach, portforward) are still long-running to kube-apiserver.
+        _ => segs.last().map(|s| s.to_string()),
+    };
+    let long = match sub.as_deref() {
+        Some("exec" | "attach" | "portforward" | "proxy") => true,
+        Some("log") => query.flag("follow"),
+        _ => false,
+    };
+    if long {
+        return Class::LongRunning;
     }
     match *method {
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Class::Mutating,
@@ -226,11 +228,6 @@ impl Gate {
         }
         let query = Query::parse(req.uri().query());
         let class = classify(req.method(), req.uri().path(), &query);
-        // The node proxy streams image tars with its own, larger bound.
-        if class != Class::LongRunning && declared_length(&req).is_some_and(|n| n > MAX_BODY as u64)
-        {
-            return ApiError::too_large().into_response();
-        }
         match class {
             Class::LongRunning => handler(req).await,
             Class::Watch => {
@@ -286,15 +283,6 @@ impl Gate {
             }
         }
     }
-}
-
-fn declared_length(req: &Request<Body>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// One open watch of a user; dropping it gives the slot back.

@@ -220,7 +220,8 @@ pub fn pod_available(p: &Value, min_ready: Duration, now: SystemTime) -> bool {
         .and_then(|c| c.get("lastTransitionTime"))
         .and_then(Value::as_str)
         .and_then(parse_time);
-    since.is_some_and(|t| t + min_ready <= now)
+    // A minReadySeconds past the end of the clock means never available, not a panic.
+    since.is_some_and(|t| t.checked_add(min_ready).is_some_and(|at| at <= now))
 }
 
 /// `spec.nodeName`, when bound.

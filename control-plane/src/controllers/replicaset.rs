@@ -492,4 +492,28 @@ mod tests {
         assert_eq!(object["status"]["readyReplicas"], 1);
         assert!(a.requeue_after.is_some());
     }
+    #[test]
+    fn min_ready_seconds_past_the_end_of_the_clock_never_make_a_pod_available() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut r = rs(1);
+        r["spec"]["minReadySeconds"] = json!(i64::MAX);
+        let pods = vec![pod(
+            "a",
+            Some("n1"),
+            "Running",
+            true,
+            "2026-01-01T00:00:00Z",
+        )];
+        let a = reconcile(
+            "/apps/replicasets/default/web-abc",
+            &r,
+            &pods,
+            now(),
+            &mut rng,
+        );
+        let Some(Action::Update { object, .. }) = a.actions.first() else {
+            panic!()
+        };
+        assert_eq!(object["status"]["availableReplicas"], 0);
+    }
 }

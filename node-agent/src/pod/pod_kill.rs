@@ -7,6 +7,13 @@ use std::time::{Duration, SystemTime};
 const SIGTERM: i32 = 15;
 const SIGKILL: i32 = 9;
 
+/// A grace period in seconds, at most int32 seconds (68 years): `terminationGracePeriodSeconds`
+/// is an int64 a client may set to i64::MAX, which would overflow the clock it is added to and kill
+/// the pod manager.
+pub(super) fn grace_secs(n: u64) -> Duration {
+    Duration::from_secs(n.min(i32::MAX.unsigned_abs().into()))
+}
+
 impl PodManager {
     /// Grace period of a stopping pod: the deletion's, else the spec's, else 30 s.
     fn grace(&self, uid: &str) -> Duration {
@@ -14,7 +21,7 @@ impl PodManager {
         pod["metadata"]["deletionGracePeriodSeconds"]
             .as_u64()
             .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_u64())
-            .map(Duration::from_secs)
+            .map(grace_secs)
             .unwrap_or(DEFAULT_GRACE)
     }
 

@@ -178,7 +178,7 @@ impl PodManager {
                             "liveness probe failed, killing container"
                         );
                         let _ = rt.signal(&id, 15);
-                        c.kill_at = Some(now + Duration::from_secs(grace));
+                        c.kill_at = Some(now + super::pod_kill::grace_secs(grace));
                     }
                 }
             }

@@ -596,3 +596,33 @@ fn secrets_and_the_service_account_token_live_on_a_tmpfs_and_go_with_the_pod() {
     assert!(m.pod_uids().is_empty());
     assert!(!pod_dir.exists());
 }
+
+#[test]
+fn grace_periods_past_the_end_of_the_clock_do_not_kill_the_pod_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    rt.set_ignore_sigterm(true);
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["terminationGracePeriodSeconds"] = json!(i64::MAX);
+    m.set_desired(vec![d.clone()]);
+    m.sync(t(0));
+    rt.clear_calls();
+    d.pod["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+    d.pod["metadata"]["deletionGracePeriodSeconds"] = json!(i64::MAX);
+    m.upsert(d);
+    m.sync(t(1));
+    assert_eq!(
+        rt.calls(),
+        vec![Call::Signal {
+            name: "a".into(),
+            signal: 15
+        }]
+    );
+    rt.clear_calls();
+    m.sync(t(1000));
+    assert!(
+        rt.calls().is_empty(),
+        "no SIGKILL inside a (very long) grace period"
+    );
+}

@@ -45,7 +45,152 @@ pub async fn serve_tls(
     state: AgentState,
     shutdown: CancellationToken,
 ) {
+    serve_tls_with(listener, tls, state, Limits::default(), shutdown).await;
+}
+
+/// Limits of the agent's endpoint. Streams (exec, follow logs, image loads) are exempt from the
+/// request timeout but have their own concurrency cap.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most non-streaming requests in flight; more are answered 429.
+    pub max_requests_inflight: usize,
+    /// Most streams (exec, follow logs, image loads) open at once; more are answered 429.
+    pub max_streams: usize,
+    /// Longest a non-streaming request may take before a 504.
+    pub request_timeout: std::time::Duration,
+    /// A connection whose request headers are not complete by then is closed (slow-loris).
+    pub header_read_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_requests_inflight: 100,
+            max_streams: 100,
+            request_timeout: std::time::Duration::from_secs(60),
+            header_read_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Whether a request streams for as long as the client wants: exempt from the request timeout.
+fn is_stream(req: &http::Request<axum::body::Body>) -> bool {
+    let path = req.uri().path();
+    let follow = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|p| matches!(p, "follow=true" | "follow=1"));
+    path.starts_with("/exec/")
+        || path == "/images/load"
+        || (path.starts_with("/containerLogs/") && follow)
+}
+
+/// In-flight slots of the endpoint.
+struct Gate {
+    limits: Limits,
+    requests: std::sync::Arc<tokio::sync::Semaphore>,
+    streams: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Gate {
+    fn new(limits: Limits) -> std::sync::Arc<Gate> {
+        std::sync::Arc::new(Gate {
+            requests: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                limits.max_requests_inflight,
+            )),
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_streams)),
+            limits,
+        })
+    }
+
+    /// Serves `req` with `app` within the limits.
+    async fn serve(
+        &self,
+        app: Router,
+        req: http::Request<axum::body::Body>,
+    ) -> axum::response::Response {
+        let stream = is_stream(&req);
+        let sem = if stream {
+            &self.streams
+        } else {
+            &self.requests
+        };
+        let Ok(permit) = sem.clone().try_acquire_owned() else {
+            let mut resp = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests, please try again later",
+            );
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            return resp;
+        };
+        let call = tower::ServiceExt::oneshot(app, req);
+        if stream {
+            let resp = match call.await {
+                Ok(r) => r,
+                Err(e) => match e {},
+            };
+            // The slot is held for as long as the stream's body runs (an upgraded exec has already
+            // answered and runs on its own task).
+            return resp.map(|b| {
+                axum::body::Body::new(Held {
+                    inner: b,
+                    _permit: permit,
+                })
+            });
+        }
+        match tokio::time::timeout(self.limits.request_timeout, call).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => match e {},
+            Err(_) => text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "request did not complete within the allotted timeout",
+            ),
+        }
+    }
+}
+
+/// A response body that holds an in-flight slot while it streams.
+struct Held {
+    inner: axum::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// [`serve_tls`] with explicit [`Limits`].
+pub async fn serve_tls_with(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    state: AgentState,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
     let app = router(state);
+    let header_read_timeout = limits.header_read_timeout;
+    let gate = Gate::new(limits);
     let mut incoming = std::pin::pin!(pki::net::incoming(listener, tls));
     let conns = tokio_util::task::TaskTracker::new();
     loop {
@@ -77,16 +222,23 @@ pub async fn serve_tls(
             forbidden(who)
         };
         let shutdown = shutdown.clone();
+        let gate = gate.clone();
         conns.spawn(async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let app = app.clone();
+                    let gate = gate.clone();
                     async move {
                         let req = req.map(axum::body::Body::new);
-                        tower::ServiceExt::oneshot(app, req).await
+                        Ok::<_, std::convert::Infallible>(gate.serve(app, req).await)
                     }
                 });
-            let conn = hyper::server::conn::http1::Builder::new()
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // Drives the header read timeout: a client that never finishes its request headers
+            // (slow-loris) is dropped instead of holding a connection and a task forever.
+            builder.timer(hyper_util::rt::TokioTimer::new());
+            builder.header_read_timeout(header_read_timeout);
+            let conn = builder
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
@@ -182,4 +334,74 @@ async fn list_images(State(state): State<AgentState>) -> axum::response::Respons
         .map(|r| serde_json::json!({"name": r.name, "id": r.config_digest, "layers": r.layers.len()}))
         .collect();
     json(serde_json::json!({"images": list}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn slow_app(release: std::sync::Arc<tokio::sync::Notify>) -> Router {
+        Router::new()
+            .route(
+                "/slow",
+                get(move || {
+                    let release = release.clone();
+                    async move {
+                        release.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/exec/{ns}/{pod}", get(|| async { "stream" }))
+    }
+
+    fn get_req(path: &str) -> http::Request<axum::body::Body> {
+        http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn streams_are_exec_follow_logs_and_image_loads() {
+        assert!(is_stream(&get_req("/exec/d/p/c?command=sh")));
+        assert!(is_stream(&get_req("/containerLogs/d/p/c?follow=true")));
+        assert!(is_stream(&get_req("/images/load")));
+        assert!(!is_stream(&get_req("/containerLogs/d/p/c?tailLines=5")));
+        assert!(!is_stream(&get_req("/images")));
+        assert!(!is_stream(&get_req("/healthz")));
+    }
+
+    #[tokio::test]
+    async fn over_the_in_flight_limit_is_429_and_slow_requests_time_out() {
+        let release = std::sync::Arc::new(tokio::sync::Notify::new());
+        let gate = Gate::new(Limits {
+            max_requests_inflight: 1,
+            max_streams: 1,
+            request_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        });
+        let app = slow_app(release.clone());
+        let g = gate.clone();
+        let a = app.clone();
+        let held = tokio::spawn(async move { g.serve(a, get_req("/slow")).await.status() });
+        // Wait until the slow request holds the only slot.
+        for _ in 0..100 {
+            if gate.requests.available_permits() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let busy = gate.serve(app.clone(), get_req("/healthz")).await;
+        assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(busy.headers()[http::header::RETRY_AFTER], "1");
+        // Streams have their own slots.
+        let s = gate.serve(app.clone(), get_req("/exec/d/p")).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        assert_eq!(held.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+        // The timed-out request gave its slot back.
+        let ok = gate.serve(app, get_req("/healthz")).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
 }

@@ -612,3 +612,29 @@ fn scaling_mid_rollout_spreads_over_old_and_new_replica_sets() {
         [("img1".to_string(), 0), ("img2".to_string(), 4)]
     );
 }
+
+#[test]
+fn deadlines_and_min_ready_past_the_end_of_the_clock_do_not_panic() {
+    let mut d = deploy(2, "img1");
+    d["spec"]["progressDeadlineSeconds"] = json!(i64::MAX);
+    d["spec"]["minReadySeconds"] = json!(i64::MAX);
+    d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(i64::MAX);
+    let mut w = World::new(d, 7);
+    for _ in 0..10 {
+        w.step(1.0, &mut |_| {});
+    }
+    // Ready pods are never available with such a minReadySeconds, and the rollout never times out.
+    let status = &w.deployment()["status"];
+    assert_eq!(status["readyReplicas"], 2, "{status}");
+    assert_eq!(
+        status["availableReplicas"].as_i64().unwrap_or(0),
+        0,
+        "{status}"
+    );
+    assert_eq!(progressing(&w)["status"], "True");
+    w.now += Duration::from_secs(3600 * 24 * 365);
+    w.set_deployment(|d| d["spec"]["replicas"] = json!(0));
+    for _ in 0..10 {
+        w.step(1.0, &mut |_| {});
+    }
+}
