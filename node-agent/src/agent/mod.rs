@@ -88,13 +88,30 @@ fn desired(u: &proto::agentpb::PodUpdate) -> Option<DesiredPod> {
 /// Runs the pod manager on its own thread: applies commands, syncs every 250 ms (sooner on a command),
 /// and sends status reports to `reports`.
 pub fn spawn_pod_manager(
-    mut manager: PodManager,
+    manager: PodManager,
     commands: std::sync::mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<PodStatus>,
     lookup: Arc<Mutex<Lookup>>,
     shutdown: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
+    let stopping = shutdown.clone();
     std::thread::spawn(move || {
+        let end = crate::pod::supervise(
+            || stopping.is_cancelled(),
+            move || pod_manager_loop(manager, commands, reports, lookup, shutdown),
+        );
+        crate::pod::die(&end);
+    })
+}
+
+fn pod_manager_loop(
+    mut manager: PodManager,
+    commands: std::sync::mpsc::Receiver<Command>,
+    reports: mpsc::UnboundedSender<PodStatus>,
+    lookup: Arc<Mutex<Lookup>>,
+    shutdown: CancellationToken,
+) {
+    {
         // Without a desired state the manager must not stop adopted pods; wait for the first full one.
         let mut have_full = false;
         while !shutdown.is_cancelled() {
@@ -138,9 +155,12 @@ pub fn spawn_pod_manager(
                     status_json: r.status.to_string(),
                 });
             }
-            *lookup.lock().expect("lookup poisoned") = manager.lookup();
+            // A reader that panicked holding the lock left a whole value behind: replace it anyway.
+            *lookup
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = manager.lookup();
         }
-    })
+    }
 }
 
 fn join_request(cfg: &AgentConfig, token: String, csr_pem: String) -> JoinRequest {

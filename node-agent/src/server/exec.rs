@@ -94,7 +94,10 @@ pub(super) async fn exec(
         );
     }
     let id = {
-        let lookup = state.lookup.lock().expect("lookup poisoned");
+        let lookup = state
+            .lookup
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         lookup.get(&(ns.clone(), pod.clone())).and_then(|cs| {
             let c = if container.is_empty() {
                 cs.first()

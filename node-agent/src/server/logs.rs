@@ -32,7 +32,10 @@ pub(super) async fn container_logs(
     Query(q): Query<LogQuery>,
 ) -> axum::response::Response {
     let entry = {
-        let lookup = state.lookup.lock().expect("lookup poisoned");
+        let lookup = state
+            .lookup
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         lookup
             .get(&(ns.clone(), pod.clone()))
             .and_then(|cs| cs.iter().find(|c| c.name == container).cloned())
