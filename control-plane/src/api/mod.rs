@@ -6,6 +6,7 @@
 //! - [`route`]: path and query parsing. [`resources`]: the registry of kinds.
 //! - [`discovery`], [`openapi`]: what kubectl reads before it acts.
 //! - [`meta`]: metadata and per-kind defaults. [`alloc`]: ClusterIP/NodePort allocation.
+//! - [`limits`]: max-in-flight, request timeout and the watch cap (kube-apiserver's filters).
 //! - [`watch`]: watch streams. [`status`]: `metav1.Status` errors. [`proxy`]: logs and exec via the agent.
 pub mod alloc;
 pub mod authn;

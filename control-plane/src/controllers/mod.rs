@@ -4,6 +4,7 @@
 //! # Layout
 //! - `informer`: list+watch caches shared by the controllers, with write-through of their own commits.
 //! - `events`: v1 Event records and their aggregation.
+//! - `isolation`: a reconcile's panic caught and retried per key with back-off; dead tasks reported.
 //! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`,
 //!   `serviceaccount`: one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).

@@ -806,3 +806,46 @@ async fn nodes_whose_status_is_not_an_object_are_skipped() {
         assert_eq!(get(&c.store, &key).await.unwrap().revision, rev, "{key}");
     }
 }
+
+/// A Deployment whose numbers once panicked the ReplicaSet controller (minReadySeconds added to the
+/// clock) no longer stops the others: a normal Deployment next to it still gets its pods.
+#[tokio::test(start_paused = true)]
+async fn a_deployment_that_once_crashed_a_controller_does_not_stop_the_others() {
+    let c = start(&["n1", "n2"]).await;
+    let mut huge = deployment("huge", 2, "a", json!({}));
+    huge["spec"]["minReadySeconds"] = json!(i64::MAX);
+    huge["spec"]["progressDeadlineSeconds"] = json!(i64::MAX);
+    huge["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(i64::MAX);
+    put(
+        &c.store,
+        "/apps/deployments/default/huge",
+        huge,
+        Precondition::Absent,
+    )
+    .await
+    .unwrap();
+    put(
+        &c.store,
+        DKEY,
+        deployment("web", 3, "a", json!({})),
+        Precondition::Absent,
+    )
+    .await
+    .unwrap();
+    eventually(30, "rollout of web", || rolled_out(&c.store, DKEY)).await;
+    assert_eq!(running_pods(&c.store, "web").await.len(), 3);
+    // The odd one runs its pods too; they are just never counted available.
+    eventually(30, "huge's pods running", || async {
+        running_pods(&c.store, "huge").await.len() == 2
+    })
+    .await;
+    let d = get(&c.store, "/apps/deployments/default/huge")
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        d["status"]["availableReplicas"].as_i64().unwrap_or(0),
+        0,
+        "{d}"
+    );
+}
