@@ -8,6 +8,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+// Isolation catches panics by unwinding; with `panic = "abort"` one bad object would stop every
+// controller again, silently. Refuse to build that way.
+#[cfg(panic = "abort")]
+compile_error!("controllers::isolation needs panic = \"unwind\" (see the workspace profiles)");
+
 /// Per-key exponential back-off, as client-go's default item rate limiter: `base * 2^(failures-1)`,
 /// never above `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
