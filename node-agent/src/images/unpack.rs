@@ -460,7 +460,7 @@ impl Ctx<'_> {
         }
         let dir = self.dir(parent, &shown)?;
         let name = name.as_os_str();
-        let meta = Meta::of(entry.header()).map_err(Error::Tar)?;
+        let meta = Meta::of(entry.header());
         match kind {
             tar::EntryType::Directory => {
                 let exists = statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -680,15 +680,20 @@ struct Meta {
 }
 
 impl Meta {
-    fn of(h: &tar::Header) -> io::Result<Meta> {
-        let id =
-            |v: u64| u32::try_from(v).map_err(|_| io::Error::other(format!("id {v} out of range")));
-        Ok(Meta {
-            uid: id(h.uid()?)?,
-            gid: id(h.gid()?)?,
-            mode: h.mode()? & 0o7777,
-            mtime: i64::try_from(h.mtime()?).unwrap_or(i64::MAX),
-        })
+    /// Unreadable or empty numeric fields count as 0 (0644 for the mode), as Go's archive/tar, which
+    /// wrote most layers, reads them: they cannot widen what the entry may do.
+    fn of(h: &tar::Header) -> Meta {
+        let id = |v: io::Result<u64>| v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        Meta {
+            uid: id(h.uid()),
+            gid: id(h.gid()),
+            mode: h.mode().unwrap_or(0o644) & 0o7777,
+            mtime: h
+                .mtime()
+                .ok()
+                .and_then(|t| i64::try_from(t).ok())
+                .unwrap_or(0),
+        }
     }
 
     fn times(&self) -> Timestamps {
