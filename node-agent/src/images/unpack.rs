@@ -861,7 +861,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, t.path().join("root/tree/link")).unwrap();
         let dir = openat(
             rustix::fs::CWD,
-            &t.path().join("root"),
+            t.path().join("root"),
             OFlags::RDONLY | OFlags::DIRECTORY,
             Mode::empty(),
         )
