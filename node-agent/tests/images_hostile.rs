@@ -381,6 +381,23 @@ fn size_entry_and_header_limits_end_the_layer() {
     let err = apply_layer(&tar[..], &s.rootfs, &Limits::default()).unwrap_err();
     assert!(matches!(err, unpack::Error::HeaderTooLarge { .. }), "{err}");
 
+    // Deep paths: up to PATH_MAX they unpack (directories made on the way), past it they are refused.
+    let deep = "d/".repeat(2000) + "f";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_data(&mut h, &deep, &b"x"[..]).unwrap();
+    let too_deep = "d/".repeat(2100) + "f";
+    b.append_data(&mut h, &too_deep, &b"x"[..]).unwrap();
+    let err = apply_layer(&b.into_inner().unwrap()[..], &s.rootfs, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(err, unpack::Error::NameTooLong { len: 4201 }),
+        "{err}"
+    );
+    assert!(s.rootfs.join(&deep).is_file());
+
     let err = apply_layer(
         &b"not a tar at all, just some bytes"[..],
         &s.rootfs,

@@ -34,6 +34,11 @@ pub(super) async fn pull(store: &ImageStore, image: &str) -> Result<ImageRecord>
         .await
         .map_err(|e| fail(e.to_string()))?;
     let config_digest = store.put_blob(&data.config.data)?;
+    if let Some(m) = &data.manifest {
+        if m.config.digest != config_digest {
+            return Err(Error::DigestMismatch(m.config.digest.clone()));
+        }
+    }
     let config: serde_json::Value =
         serde_json::from_slice(&data.config.data).map_err(|e| fail(e.to_string()))?;
     let ids = super::import::diff_ids(&config)?;

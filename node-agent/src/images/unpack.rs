@@ -17,6 +17,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
 
+/// Linux's limit on a path passed to one system call.
+pub const PATH_MAX: usize = 4096;
+
 /// Result type of layer application.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -42,6 +45,13 @@ pub enum Error {
     BadWhiteout {
         /// The whiteout's name.
         entry: String,
+    },
+    /// A name or hardlink target longer than Linux's `PATH_MAX`: no real file has one, and deep
+    /// paths only make every lookup slower.
+    #[error("layer entry name of {len} bytes is longer than {PATH_MAX}")]
+    NameTooLong {
+        /// Its length.
+        len: usize,
     },
     /// More uncompressed bytes than [`Limits::max_bytes`].
     #[error("layer is larger than {limit} bytes uncompressed")]
@@ -420,19 +430,38 @@ impl Ctx<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e)),
         }
+        // Whether a prefix opens is monotone in its length, so the deepest existing one is found by
+        // bisection: a deep new path costs O(log n) in-root lookups, not one per component.
+        let (mut lo, mut hi) = (0, path.len());
         let mut fd = self.open(&[], flags).map_err(err)?;
-        for i in 0..path.len() {
-            fd = match self.open(&path[..=i], flags) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    match mkdirat(&fd, path[i].as_os_str(), Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => return Err(err(e.into())),
-                    }
-                    self.open(&path[..=i], flags).map_err(err)?
-                }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match self.open(&path[..mid], flags) {
+                Ok(f) => (lo, fd) = (mid, f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => hi = mid,
                 Err(e) => return Err(err(e)),
-            };
+            }
+        }
+        // Below the deepest existing directory everything is made here, so plain names opened with
+        // NOFOLLOW are exact; a name that already exists there (a dangling symlink) fails instead.
+        for c in &path[lo..] {
+            match mkdirat(&fd, c.as_os_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(err(e.into())),
+            }
+            fd = openat(
+                &fd,
+                c.as_os_str(),
+                flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| match e {
+                // A dangling symlink: its target is missing inside the root.
+                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                    err(io::Error::from(rustix::io::Errno::NOENT))
+                }
+                e => err(e.into()),
+            })?;
         }
         Ok(fd)
     }
@@ -445,6 +474,11 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let raw_name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        if raw_name.len() > PATH_MAX {
+            return Err(Error::NameTooLong {
+                len: raw_name.len(),
+            });
+        }
         let path = clean(&raw_name).ok_or_else(|| Error::Escapes {
             entry: shown.clone(),
         })?;
@@ -548,6 +582,11 @@ impl Ctx<'_> {
                     entry: shown.clone(),
                     target: String::from_utf8_lossy(&raw_target).into_owned(),
                 };
+                if raw_target.len() > PATH_MAX {
+                    return Err(Error::NameTooLong {
+                        len: raw_target.len(),
+                    });
+                }
                 let target = clean(&raw_target).ok_or_else(escapes)?;
                 let Some((tname, tparent)) = target.split_last() else {
                     return Err(escapes());
