@@ -603,3 +603,127 @@ fn a_gzip_bomb_layer_in_an_archive_fails_cleanly() {
     );
     s.assert_clean();
 }
+
+#[test]
+fn an_oci_layout_with_bad_digests_is_refused() {
+    let layer = RawTar::default().file("bin/sh", b"#!").finish();
+    let config =
+        serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]}}).to_string();
+    let oci = |manifest_digest: Option<&str>, layer_digest: &str| {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"digest": sha256(config.as_bytes()), "size": config.len()},
+            "layers": [{"digest": layer_digest, "size": layer.len(),
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar"}],
+        })
+        .to_string();
+        let md = manifest_digest
+            .map(String::from)
+            .unwrap_or_else(|| sha256(manifest.as_bytes()));
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"digest": md,
+            "annotations": {"io.containerd.image.name": "hostile/oci:1"}}]});
+        let mut t = RawTar::default()
+            .file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .file("index.json", index.to_string().as_bytes());
+        for data in [manifest.as_bytes(), config.as_bytes(), &layer[..]] {
+            let name = format!("blobs/sha256/{}", &sha256(data)[7..]);
+            t = t.file(&name, data);
+        }
+        t.finish()
+    };
+    let s = store();
+    let recs = s.store.import_tar(&oci(None, &sha256(&layer))[..]).unwrap();
+    assert_eq!(recs[0].name, "docker.io/hostile/oci:1");
+
+    let s = store();
+    let err = s
+        .store
+        .import_tar(&oci(Some("sha256:../../../etc/passwd"), &sha256(&layer))[..])
+        .unwrap_err();
+    assert!(matches!(&err, images::Error::InvalidDigest(_)), "{err}");
+    s.assert_clean();
+
+    // The layer is named by a digest its bytes do not have.
+    let other = format!("sha256:{}", "1".repeat(64));
+    let err = s.store.import_tar(&oci(None, &other)[..]).unwrap_err();
+    assert!(
+        matches!(&err, images::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err}"
+    );
+    s.assert_clean();
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        let part = prop_oneof![
+            Just("x".to_string()),
+            Just("y".to_string()),
+            Just("sentinel".to_string()),
+            Just("file".to_string()),
+            Just("..".to_string()),
+            Just(".wh.file".to_string()),
+            Just(".wh..wh..opq".to_string()),
+            Just(".wh.sub".to_string()),
+        ];
+        proptest::collection::vec(part, 1..4).prop_map(|v| v.join("/"))
+    }
+
+    fn target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // The scene's own directory stands in for `/`: a regression then harms only the scene.
+            Just("TOP".to_string()),
+            Just("..".to_string()),
+            Just("../..".to_string()),
+            Just("SENTINEL".to_string()),
+            Just("SENTINEL/file".to_string()),
+            Just("../sentinel".to_string()),
+            Just("/proc/self/root/TOP".to_string()),
+            name(),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        File(String),
+        Dir(String),
+        Symlink(String, String),
+        Hardlink(String, String),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            name().prop_map(Op::File),
+            name().prop_map(Op::Dir),
+            (name(), target()).prop_map(|(n, t)| Op::Symlink(n, t)),
+            (name(), target()).prop_map(|(n, t)| Op::Hardlink(n, t)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        /// Whatever mix of links, whiteouts and `..` a layer holds, and whether it is applied or
+        /// refused, nothing outside the rootfs changes (either resolver).
+        #[test]
+        fn no_layer_reaches_outside_its_root(ops in proptest::collection::vec(op(), 1..10), walk in any::<bool>()) {
+            let s = Scene::new();
+            let abs = s.sentinel.display().to_string();
+            let top = s.sentinel.parent().unwrap().display().to_string();
+            let fix = |t: &str| t.replace("SENTINEL", &abs).replace("/TOP", &top).replace("TOP", &top);
+            let mut tar = RawTar::default();
+            for op in &ops {
+                tar = match op {
+                    Op::File(n) => tar.file(n, b"pwned"),
+                    Op::Dir(n) => tar.dir(n),
+                    Op::Symlink(n, t) => tar.symlink(n, &fix(t)),
+                    Op::Hardlink(n, t) => tar.hardlink(n, &fix(t)),
+                };
+            }
+            let r = if walk { Resolver::Walk } else { Resolver::Kernel };
+            let _ = s.apply(&tar.finish(), r);
+            s.assert_untouched();
+        }
+    }
+}
