@@ -372,6 +372,33 @@ fn size_entry_and_header_limits_end_the_layer() {
         "{err}"
     );
 
+    // A GNU sparse file whose one data byte sits after a 4 GiB hole: the tar reader makes up the
+    // zeros, so only counting what is written stops it.
+    let mut h = tar::Header::new_gnu();
+    {
+        let g = h.as_gnu_mut().unwrap();
+        g.name[..6].copy_from_slice(b"sparse");
+        let octal = |v: u64| {
+            let mut f = [0u8; 12];
+            f[..11].copy_from_slice(format!("{v:011o}").as_bytes());
+            f
+        };
+        g.sparse[0].offset = octal((4 << 30) - 1);
+        g.sparse[0].numbytes = octal(1);
+        g.realsize = octal(4 << 30);
+    }
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend_from_slice(&[b'x'; 512]);
+    tar.extend_from_slice(&[0u8; 1024]);
+    let err = apply_layer(&tar[..], &s.rootfs, &Limits::default()).unwrap_err();
+    assert!(matches!(err, unpack::Error::Ratio { .. }), "{err}");
+    let err = apply_layer(&tar[..], &s.rootfs, &small).unwrap_err();
+    assert!(matches!(err, unpack::Error::TooLarge { .. }), "{err}");
+
     // A GNU long name the tar reader would hold in memory whole.
     let long = vec![b'a'; 2 << 20];
     let tar = RawTar::default()

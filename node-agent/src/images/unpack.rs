@@ -190,12 +190,32 @@ enum Hit {
 struct Meter {
     raw: Cell<u64>,
     out: Cell<u64>,
+    /// Bytes written into files: more than `out` for GNU sparse entries, whose holes the tar reader
+    /// fills with zeros that never passed through the stream.
+    written: Cell<u64>,
     /// `Some(out at the start)` while the tar reader is looking for the next entry's header.
     header_from: Cell<Option<u64>>,
     hit: Cell<Option<Hit>>,
 }
 
 impl Meter {
+    /// Accounts for `n` bytes written into a file, under the same size and ratio limits as the stream.
+    fn wrote(&self, n: usize, limits: &Limits) -> Result<()> {
+        let w = self.written.get() + n as u64;
+        self.written.set(w);
+        if w > limits.max_bytes {
+            return Err(Error::TooLarge {
+                limit: limits.max_bytes,
+            });
+        }
+        if w > limits.ratio_after && w / limits.max_ratio.max(1) > self.raw.get() {
+            return Err(Error::Ratio {
+                limit: limits.max_ratio,
+            });
+        }
+        Ok(())
+    }
+
     /// The error behind an `io::Error` that came out of the readers: a crossed limit, or a bad stream.
     fn classify(&self, limits: &Limits, e: io::Error) -> Error {
         match self.hit.take() {
@@ -545,6 +565,7 @@ impl Ctx<'_> {
                     if n == 0 {
                         break;
                     }
+                    meter.wrote(n, limits)?;
                     file.write_all(&buf[..n]).map_err(|source| Error::Io {
                         entry: shown.clone(),
                         op: "write",
