@@ -754,3 +754,67 @@ mod prop {
         }
     }
 }
+
+/// The agent's `POST /images/load` over loopback: a refused archive answers 400 with the reason,
+/// a declared body over the bound answers 413 before anything is read, and the store stays clean.
+#[tokio::test]
+async fn image_load_endpoint_refuses_hostile_and_oversized_uploads() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = store();
+    let state = node_agent::agent::AgentState {
+        runtime: std::sync::Arc::new(node_agent::runtime::fake::FakeRuntime::new()),
+        images: std::sync::Arc::new(ImageStore::open(&s.data).unwrap()),
+        lookup: Default::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(node_agent::server::serve(listener, state, shutdown.clone()));
+    let post = |head: String, body: Vec<u8>| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(head.as_bytes()).await.unwrap();
+        c.write_all(&body).await.unwrap();
+        let mut resp = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            c.read_to_string(&mut resp),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        resp
+    };
+    let request = |len: u64| {
+        format!("POST /images/load HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n")
+    };
+
+    let huge = node_agent::server::MAX_IMAGE_LOAD_BYTES + 1;
+    let resp = post(request(huge), Vec::new()).await;
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(
+        resp.contains(&format!("image tar larger than {} bytes", huge - 1)),
+        "{resp}"
+    );
+
+    let layer = RawTar::default().file("bin/sh", b"#!").finish();
+    let tar = docker_save(&layer, |m, _| m[0]["Config"] = "../../etc/passwd".into());
+    let resp = post(request(tar.len() as u64), tar).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(
+        resp.contains("image load failed") && resp.contains("want a relative path"),
+        "{resp}"
+    );
+
+    let tar = docker_save(&layer, |_, _| {});
+    let resp = post(request(tar.len() as u64), tar).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("docker.io/hostile/test:1"), "{resp}");
+    assert_eq!(
+        std::fs::read_dir(s.data.join("images/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    shutdown.cancel();
+    server.await.unwrap();
+}
