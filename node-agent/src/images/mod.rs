@@ -1,5 +1,7 @@
 //! OCI images on this node: a content-addressed blob store under `{data-dir}/images`, imports of OCI
 //! layouts and `docker save` tars, registry pulls, and layers unpacked once into `{data-dir}/layers/{diffid}`.
+//! Everything read is hostile until checked: digests name files only as `sha256:` + 64 hex, and
+//! layers and archives are applied beneath their directory within [`unpack::Limits`].
 
 mod beneath;
 mod import;
