@@ -1,25 +1,138 @@
 //! Imports of unpacked archives: an OCI image layout (`index.json` + `blobs/`) or a `docker save`
 //! tree (`manifest.json` with `RepoTags`). Blobs are verified and copied into the store.
 
-use super::{normalise, Error, ImageRecord, ImageStore, LayerRef, Result};
+use super::beneath::{self, Resolver};
+use super::{digest_hex, normalise, Error, ImageRecord, ImageStore, LayerRef, Result};
+use rustix::fs::{FileType, Mode, OFlags};
 use serde_json::Value;
+use std::ffi::OsString;
 use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-fn read_json(path: &Path) -> Result<Value> {
-    let b = fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+/// Largest manifest, index or config read into memory; real ones are kilobytes.
+const MAX_JSON: u64 = 16 << 20;
+
+/// Deepest chain of nested image indexes followed.
+const MAX_NESTING: usize = 4;
+
+/// The tree being imported: every file is opened beneath its root, so a symlink in an uploaded
+/// archive (`manifest.json -> /etc/shadow`) resolves inside it, and only regular files are read.
+struct Tree {
+    root: OwnedFd,
+}
+
+impl Tree {
+    fn open_dir(dir: &Path) -> Result<Tree> {
+        let root = rustix::fs::openat(
+            rustix::fs::CWD,
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e.into(),
+        })?;
+        Ok(Tree { root })
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.open(&[OsString::from(name)], name).is_ok()
+    }
+
+    fn open(&self, path: &[OsString], shown: &str) -> Result<fs::File> {
+        let fd = beneath::open(Resolver::Kernel, self.root.as_fd(), path, OFlags::RDONLY).map_err(
+            |source| Error::Io {
+                path: shown.to_string(),
+                source,
+            },
+        )?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::Io {
+            path: shown.to_string(),
+            source: e.into(),
+        })?;
+        // A device node (`/dev/zero`) or a FIFO would never end; a directory is not a blob.
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::Invalid(format!("{shown} is not a regular file")));
+        }
+        Ok(fs::File::from(fd))
+    }
+
+    fn read_json(&self, path: &[OsString], shown: &str) -> Result<Value> {
+        let mut b = Vec::new();
+        self.open(path, shown)?
+            .take(MAX_JSON + 1)
+            .read_to_end(&mut b)
+            .map_err(|source| Error::Io {
+                path: shown.to_string(),
+                source,
+            })?;
+        if b.len() as u64 > MAX_JSON {
+            return Err(Error::Invalid(format!(
+                "{shown} is larger than {MAX_JSON} bytes"
+            )));
+        }
+        serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("{shown}: {e}")))
+    }
+
+    fn put_blob(
+        &self,
+        store: &ImageStore,
+        path: &[OsString],
+        shown: &str,
+        expected: Option<&str>,
+    ) -> Result<String> {
+        if let Some(e) = expected {
+            if store.blob_path(e)?.exists() {
+                return Ok(e.to_string());
+            }
+        }
+        store.put_blob_from(self.open(path, shown)?, shown, expected)
+    }
+}
+
+/// A `docker save` `Config` or `Layers` entry as path components: relative, with no `..`, no empty
+/// name and no NUL. Anything else is refused before it reaches the filesystem.
+pub(super) fn archive_name(name: &str) -> Result<Vec<OsString>> {
+    let bad = || {
+        Error::Invalid(format!(
+            "manifest.json names {name:?}: want a relative path inside the archive"
+        ))
+    };
+    if name.is_empty() || name.starts_with('/') || name.contains('\0') {
+        return Err(bad());
+    }
+    let mut out = Vec::new();
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(bad()),
+            c => out.push(OsString::from(c)),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+fn blob_in(digest: &str) -> Result<Vec<OsString>> {
+    Ok(vec![
+        "blobs".into(),
+        "sha256".into(),
+        digest_hex(digest)?.into(),
+    ])
 }
 
 /// Imports every image of the tree at `dir`; layers are unpacked eagerly so the first start is fast.
 pub(super) fn import_dir(store: &ImageStore, dir: &Path) -> Result<Vec<ImageRecord>> {
-    let recs = if dir.join("manifest.json").exists() {
-        import_docker(store, dir)?
-    } else if dir.join("index.json").exists() {
-        import_oci(store, dir)?
+    let tree = Tree::open_dir(dir)?;
+    let recs = if tree.exists("manifest.json") {
+        import_docker(store, &tree)?
+    } else if tree.exists("index.json") {
+        import_oci(store, &tree)?
     } else {
         return Err(Error::Invalid(
             "neither index.json nor manifest.json found".into(),
@@ -32,38 +145,44 @@ pub(super) fn import_dir(store: &ImageStore, dir: &Path) -> Result<Vec<ImageReco
     Ok(recs)
 }
 
-fn diff_ids(config: &Value) -> Vec<String> {
-    config["rootfs"]["diff_ids"]
+/// The config's `rootfs.diff_ids`, each checked to be a digest that may name a directory.
+pub(super) fn diff_ids(config: &Value) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for d in config["rootfs"]["diff_ids"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+    {
+        let d = d
+            .as_str()
+            .ok_or_else(|| Error::Invalid(format!("diff_id {d} is not a string")))?;
+        digest_hex(d)?;
+        out.push(d.to_string());
+    }
+    Ok(out)
 }
 
-fn import_docker(store: &ImageStore, dir: &Path) -> Result<Vec<ImageRecord>> {
-    let manifest = read_json(&dir.join("manifest.json"))?;
+fn import_docker(store: &ImageStore, tree: &Tree) -> Result<Vec<ImageRecord>> {
+    let manifest = tree.read_json(&["manifest.json".into()], "manifest.json")?;
     let mut out = Vec::new();
     for m in manifest
         .as_array()
         .ok_or_else(|| Error::Invalid("manifest.json is not a list".into()))?
     {
-        let cfg_path = dir.join(
-            m["Config"]
-                .as_str()
-                .ok_or_else(|| Error::Invalid("no Config".into()))?,
-        );
-        let config = read_json(&cfg_path)?;
-        let config_digest = store.put_blob_file(&cfg_path, None)?;
-        let ids = diff_ids(&config);
-        let files: Vec<&str> = m["Layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|l| l.as_str())
-            .collect();
+        let cfg_name = m["Config"]
+            .as_str()
+            .ok_or_else(|| Error::Invalid("manifest.json: no Config".into()))?;
+        let cfg_path = archive_name(cfg_name)?;
+        let config = tree.read_json(&cfg_path, cfg_name)?;
+        let config_digest = tree.put_blob(store, &cfg_path, cfg_name, None)?;
+        let ids = diff_ids(&config)?;
+        let mut files = Vec::new();
+        for l in m["Layers"].as_array().into_iter().flatten() {
+            let name = l.as_str().ok_or_else(|| {
+                Error::Invalid(format!("manifest.json: layer {l} is not a string"))
+            })?;
+            files.push((name, archive_name(name)?));
+        }
         if files.len() != ids.len() {
             return Err(Error::Invalid(format!(
                 "{} layers but {} diff_ids",
@@ -72,8 +191,8 @@ fn import_docker(store: &ImageStore, dir: &Path) -> Result<Vec<ImageRecord>> {
             )));
         }
         let mut layers = Vec::new();
-        for (f, id) in files.iter().zip(ids) {
-            let digest = store.put_blob_file(&dir.join(f), None)?;
+        for ((name, path), id) in files.iter().zip(ids) {
+            let digest = tree.put_blob(store, path, name, None)?;
             layers.push(LayerRef {
                 digest,
                 diff_id: id,
@@ -102,8 +221,8 @@ fn import_docker(store: &ImageStore, dir: &Path) -> Result<Vec<ImageRecord>> {
     Ok(out)
 }
 
-fn import_oci(store: &ImageStore, dir: &Path) -> Result<Vec<ImageRecord>> {
-    let index = read_json(&dir.join("index.json"))?;
+fn import_oci(store: &ImageStore, tree: &Tree) -> Result<Vec<ImageRecord>> {
+    let index = tree.read_json(&["index.json".into()], "index.json")?;
     let mut out = Vec::new();
     for desc in index["manifests"].as_array().into_iter().flatten() {
         let ann = &desc["annotations"];
@@ -118,24 +237,27 @@ fn import_oci(store: &ImageStore, dir: &Path) -> Result<Vec<ImageRecord>> {
         let digest = desc["digest"]
             .as_str()
             .ok_or_else(|| Error::Invalid("descriptor without digest".into()))?;
-        out.extend(import_manifest(store, dir, digest, name)?);
+        out.extend(import_manifest(store, tree, digest, name, 0)?);
     }
     Ok(out)
 }
 
-fn blob_in(dir: &Path, digest: &str) -> std::path::PathBuf {
-    dir.join("blobs").join(digest.replace(':', "/"))
-}
-
 fn import_manifest(
     store: &ImageStore,
-    dir: &Path,
+    tree: &Tree,
     digest: &str,
     name: Option<String>,
+    depth: usize,
 ) -> Result<Vec<ImageRecord>> {
-    let path = blob_in(dir, digest);
-    let m = read_json(&path)?;
-    store.put_blob_file(&path, Some(digest))?;
+    if depth > MAX_NESTING {
+        return Err(Error::Invalid(format!(
+            "image indexes nested deeper than {MAX_NESTING}"
+        )));
+    }
+    let path = blob_in(digest)?;
+    // Stored (and so verified) before it is believed.
+    tree.put_blob(store, &path, digest, Some(digest))?;
+    let m = tree.read_json(&path, digest)?;
     // A nested index (multi-platform): take the linux/amd64 entry, or the first one.
     if m.get("manifests").is_some() {
         let list = m["manifests"].as_array().cloned().unwrap_or_default();
@@ -147,14 +269,15 @@ fn import_manifest(
         let d = pick["digest"]
             .as_str()
             .ok_or_else(|| Error::Invalid("descriptor without digest".into()))?;
-        return import_manifest(store, dir, d, name);
+        return import_manifest(store, tree, d, name, depth + 1);
     }
     let cfg_digest = m["config"]["digest"]
         .as_str()
         .ok_or_else(|| Error::Invalid("manifest without config".into()))?;
-    store.put_blob_file(&blob_in(dir, cfg_digest), Some(cfg_digest))?;
-    let config = read_json(&blob_in(dir, cfg_digest))?;
-    let ids = diff_ids(&config);
+    let cfg_path = blob_in(cfg_digest)?;
+    tree.put_blob(store, &cfg_path, cfg_digest, Some(cfg_digest))?;
+    let config = tree.read_json(&cfg_path, cfg_digest)?;
+    let ids = diff_ids(&config)?;
     let descs: Vec<&Value> = m["layers"].as_array().into_iter().flatten().collect();
     if descs.len() != ids.len() {
         return Err(Error::Invalid(format!(
@@ -168,7 +291,7 @@ fn import_manifest(
         let ld = d["digest"]
             .as_str()
             .ok_or_else(|| Error::Invalid("layer without digest".into()))?;
-        store.put_blob_file(&blob_in(dir, ld), Some(ld))?;
+        tree.put_blob(store, &blob_in(ld)?, ld, Some(ld))?;
         layers.push(LayerRef {
             digest: ld.to_string(),
             diff_id: id,
@@ -180,4 +303,27 @@ fn import_manifest(
         config_digest: cfg_digest.to_string(),
         layers,
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_are_relative_and_never_climb() {
+        assert_eq!(
+            archive_name("abc/layer.tar").unwrap(),
+            vec![OsString::from("abc"), OsString::from("layer.tar")]
+        );
+        assert_eq!(
+            archive_name("./x.json").unwrap(),
+            vec![OsString::from("x.json")]
+        );
+        for bad in ["", "/etc/shadow", "../x", "a/../../x", "a/..", ".", "a\0b"] {
+            assert!(
+                matches!(archive_name(bad), Err(Error::Invalid(m)) if m.contains("manifest.json names")),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -1,10 +1,13 @@
 //! OCI images on this node: a content-addressed blob store under `{data-dir}/images`, imports of OCI
 //! layouts and `docker save` tars, registry pulls, and layers unpacked once into `{data-dir}/layers/{diffid}`.
+//! Everything read is hostile until checked: digests name files only as `sha256:` + 64 hex, and
+//! layers and archives are applied beneath their directory within [`unpack::Limits`].
 
+mod beneath;
 mod import;
 mod pull;
 pub mod reference;
-mod unpack;
+pub mod unpack;
 
 pub use reference::{normalise, Reference};
 
@@ -37,6 +40,18 @@ pub enum Error {
     /// A blob's content does not match its digest.
     #[error("digest mismatch for {0}")]
     DigestMismatch(String),
+    /// A digest is not `sha256:` and 64 lowercase hex digits, so it may not name a file.
+    #[error("invalid digest {0:?}: want sha256: and 64 lowercase hex digits")]
+    InvalidDigest(String),
+    /// A layer could not be applied (hostile or corrupt content, or a limit crossed).
+    #[error("layer {digest}: {source}")]
+    Layer {
+        /// The layer blob's digest.
+        digest: String,
+        /// The cause.
+        #[source]
+        source: unpack::Error,
+    },
     /// The image is not present and the pull policy forbids pulling it.
     #[error("image {0} not present with pull policy Never")]
     NotPresent(String),
@@ -48,6 +63,20 @@ pub enum Error {
         /// The registry client's error.
         message: String,
     },
+}
+
+/// The hex part of `digest` when it is exactly `sha256:` and 64 lowercase hex digits: the only form
+/// that may become a file name, whatever a manifest, config or registry says.
+///
+/// # Errors
+/// `InvalidDigest` for anything else (other algorithms, upper case, `sha256:../../x`).
+pub fn digest_hex(digest: &str) -> Result<&str> {
+    match digest.strip_prefix("sha256:") {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+            Ok(h)
+        }
+        _ => Err(Error::InvalidDigest(digest.to_string())),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -128,6 +157,8 @@ pub struct ImageStore {
     layers_root: PathBuf,
     /// Serialises index updates and layer unpacking (both are rare and short).
     index: Mutex<BTreeMap<String, ImageRecord>>,
+    /// What one layer, or one imported archive, may cost.
+    limits: unpack::Limits,
 }
 
 impl ImageStore {
@@ -155,14 +186,30 @@ impl ImageStore {
             root,
             layers_root,
             index: Mutex::new(index),
+            limits: unpack::Limits::default(),
         })
     }
 
-    /// Path of a blob by digest (`sha256:…`).
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
+    /// The store with other limits for layers and imported archives.
+    pub fn with_limits(mut self, limits: unpack::Limits) -> ImageStore {
+        self.limits = limits;
+        self
+    }
+
+    /// A fresh name in the store's scratch directory, on the store's filesystem (large uploads land
+    /// there rather than in a possibly RAM-backed `/tmp`).
+    pub fn scratch_path(&self, suffix: &str) -> PathBuf {
         self.root
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"))
+            .join("tmp")
+            .join(format!("{}{suffix}", uuid::Uuid::new_v4()))
+    }
+
+    /// Path of a blob by digest (`sha256:` and 64 hex digits).
+    ///
+    /// # Errors
+    /// `InvalidDigest` for any other form.
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.root.join("blobs/sha256").join(digest_hex(digest)?))
     }
 
     /// Stores `data` as a blob and returns its digest.
@@ -171,7 +218,7 @@ impl ImageStore {
     /// Writing the blob failed.
     pub fn put_blob(&self, data: &[u8]) -> Result<String> {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-        let path = self.blob_path(&digest);
+        let path = self.blob_path(&digest)?;
         if !path.exists() {
             let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
             fs::write(&tmp, data).map_err(io_err(&tmp))?;
@@ -180,39 +227,52 @@ impl ImageStore {
         Ok(digest)
     }
 
-    /// Copies the file at `src` into the store, checking it against `expected` when given.
+    /// Copies `input` into the store, checking it against `expected` when given; `what` names the
+    /// source in errors.
     ///
     /// # Errors
-    /// Reading or writing failed, or the content does not match `expected`.
-    pub fn put_blob_file(&self, src: &Path, expected: Option<&str>) -> Result<String> {
+    /// Reading or writing failed, `expected` is not a valid digest, or the content does not match it.
+    pub fn put_blob_from(
+        &self,
+        mut input: impl Read,
+        what: &str,
+        expected: Option<&str>,
+    ) -> Result<String> {
         if let Some(e) = expected {
-            if self.blob_path(e).exists() {
+            if self.blob_path(e)?.exists() {
                 return Ok(e.to_string());
             }
         }
-        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
-        let mut input = fs::File::open(src).map_err(io_err(src))?;
-        let mut out = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = input.read(&mut buf).map_err(io_err(src))?;
-            if n == 0 {
-                break;
+        let tmp = self.scratch_path("");
+        let res = (|| {
+            let mut out = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = input.read(&mut buf).map_err(|source| Error::Io {
+                    path: what.to_string(),
+                    source,
+                })?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                std::io::Write::write_all(&mut out, &buf[..n]).map_err(io_err(&tmp))?;
             }
-            hasher.update(&buf[..n]);
-            std::io::Write::write_all(&mut out, &buf[..n]).map_err(io_err(&tmp))?;
-        }
-        let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if let Some(e) = expected {
-            if e != digest {
-                let _ = fs::remove_file(&tmp);
-                return Err(Error::DigestMismatch(e.to_string()));
+            let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+            if let Some(e) = expected {
+                if e != digest {
+                    return Err(Error::DigestMismatch(e.to_string()));
+                }
             }
+            let path = self.blob_path(&digest)?;
+            fs::rename(&tmp, &path).map_err(io_err(&path))?;
+            Ok(digest)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
         }
-        let path = self.blob_path(&digest);
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        Ok(digest)
+        res
     }
 
     /// Records `rec` under its name, replacing an older image with that name.
@@ -253,7 +313,7 @@ impl ImageStore {
     /// # Errors
     /// The config blob is missing or is not JSON.
     pub fn config(&self, rec: &ImageRecord) -> Result<ImageConfig> {
-        let path = self.blob_path(&rec.config_digest);
+        let path = self.blob_path(&rec.config_digest)?;
         let v: serde_json::Value = serde_json::from_slice(&fs::read(&path).map_err(io_err(&path))?)
             .map_err(|e| Error::Invalid(e.to_string()))?;
         let c = &v["config"];
@@ -276,16 +336,17 @@ impl ImageStore {
     }
 
     /// The unpacked layer directories of an image, bottom first, unpacking any not yet on disk.
-    /// Layers are shared by every image and container that uses them.
+    /// Layers are shared by every image and container that uses them. A layer is unpacked beneath
+    /// its directory only (see [`unpack::apply_layer`]), within the store's limits, and kept only
+    /// when both its blob digest and its diff_id match what was read.
     ///
     /// # Errors
-    /// A layer blob is missing or could not be unpacked.
+    /// A digest is malformed, a layer blob is missing, does not match, or could not be unpacked.
     pub fn layer_dirs(&self, rec: &ImageRecord) -> Result<Vec<PathBuf>> {
         let mut out = Vec::with_capacity(rec.layers.len());
         for l in &rec.layers {
-            let dir = self
-                .layers_root
-                .join(l.diff_id.trim_start_matches("sha256:"));
+            let blob = self.blob_path(&l.digest)?;
+            let dir = self.layers_root.join(digest_hex(&l.diff_id)?);
             if !dir.exists() {
                 // Holding the index lock keeps two containers of the same image from unpacking twice.
                 let _guard = self.index.lock().expect("image index poisoned");
@@ -294,15 +355,37 @@ impl ImageStore {
                         .layers_root
                         .join(format!("tmp-{}", uuid::Uuid::new_v4()));
                     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-                    let blob = self.blob_path(&l.digest);
-                    let f = fs::File::open(&blob).map_err(io_err(&blob))?;
-                    unpack::unpack_layer(f, &tmp).map_err(io_err(&blob))?;
-                    fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
+                    let res = self.unpack_verified(l, &blob, &tmp);
+                    let res = res.and_then(|()| fs::rename(&tmp, &dir).map_err(io_err(&dir)));
+                    if let Err(e) = res {
+                        // std's remove_dir_all never follows symlinks, so a hostile partial layer
+                        // cannot steer the clean-up outside it.
+                        let _ = fs::remove_dir_all(&tmp);
+                        return Err(e);
+                    }
                 }
             }
             out.push(dir);
         }
         Ok(out)
+    }
+
+    fn unpack_verified(&self, l: &LayerRef, blob: &Path, tmp: &Path) -> Result<()> {
+        let f = fs::File::open(blob).map_err(io_err(blob))?;
+        let applied = unpack::apply_layer(f, tmp, &self.limits).map_err(|source| Error::Layer {
+            digest: l.digest.clone(),
+            source,
+        })?;
+        if applied.digest != l.digest {
+            return Err(Error::DigestMismatch(l.digest.clone()));
+        }
+        if applied.diff_id != l.diff_id {
+            return Err(Error::DigestMismatch(format!(
+                "diff_id {} of layer {} (content has {})",
+                l.diff_id, l.digest, applied.diff_id
+            )));
+        }
+        Ok(())
     }
 
     /// Imports an OCI image layout or a `docker save` archive, as a directory or a tar file.
@@ -328,8 +411,9 @@ impl ImageStore {
             .join(format!("import-{}", uuid::Uuid::new_v4()));
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         let res = (|| {
-            let mut ar = tar::Archive::new(reader);
-            ar.unpack(&tmp).map_err(io_err(&tmp))?;
+            // The archive is as hostile as its layers: same containment and limits.
+            unpack::extract_archive(reader, &tmp, &self.limits)
+                .map_err(|source| Error::Invalid(format!("image archive: {source}")))?;
             import::import_dir(self, &tmp)
         })();
         let _ = fs::remove_dir_all(&tmp);
@@ -366,6 +450,47 @@ impl ImageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sha256_and_64_lowercase_hex_is_a_digest() {
+        let good = format!("sha256:{}", "a1".repeat(32));
+        assert_eq!(digest_hex(&good).unwrap(), "a1".repeat(32));
+        for bad in [
+            "sha256:../../x".to_string(),
+            format!("sha256:{}", "A1".repeat(32)),
+            format!("sha256:{}", "a1".repeat(31)),
+            format!("sha256:{}/", "a1".repeat(32)),
+            format!("sha512:{}", "a1".repeat(32)),
+            "a1".repeat(32),
+            String::new(),
+        ] {
+            assert!(
+                matches!(digest_hex(&bad), Err(Error::InvalidDigest(d)) if d == bad),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn blob_paths_of_bad_digests_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        assert!(store.blob_path("sha256:../../../etc/passwd").is_err());
+        let rec = ImageRecord {
+            name: "x".into(),
+            manifest_digest: None,
+            config_digest: format!("sha256:{}", "0".repeat(64)),
+            layers: vec![LayerRef {
+                digest: format!("sha256:{}", "0".repeat(64)),
+                diff_id: "sha256:../../escape".into(),
+            }],
+        };
+        assert!(matches!(
+            store.layer_dirs(&rec),
+            Err(Error::InvalidDigest(d)) if d == "sha256:../../escape"
+        ));
+        assert!(!t.path().join("escape").exists());
+    }
 
     #[test]
     fn pull_policy_defaults_like_kubernetes() {

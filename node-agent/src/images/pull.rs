@@ -1,9 +1,8 @@
 //! Registry pulls through `oci-client`; registries on loopback are spoken to over plain HTTP.
 
-use super::{Error, ImageRecord, ImageStore, LayerRef, Reference, Result};
+use super::{digest_hex, Error, ImageRecord, ImageStore, LayerRef, Reference, Result};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use sha2::{Digest, Sha256};
 
 const LAYER_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar",
@@ -35,16 +34,14 @@ pub(super) async fn pull(store: &ImageStore, image: &str) -> Result<ImageRecord>
         .await
         .map_err(|e| fail(e.to_string()))?;
     let config_digest = store.put_blob(&data.config.data)?;
+    if let Some(m) = &data.manifest {
+        if m.config.digest != config_digest {
+            return Err(Error::DigestMismatch(m.config.digest.clone()));
+        }
+    }
     let config: serde_json::Value =
         serde_json::from_slice(&data.config.data).map_err(|e| fail(e.to_string()))?;
-    let ids: Vec<String> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids = super::import::diff_ids(&config)?;
     // The client fetches layers concurrently and returns them in completion order: store them all, then
     // order them by the manifest (bottom first), which is also the order of the config's diff_ids.
     let mut stored = std::collections::HashMap::new();
@@ -55,23 +52,21 @@ pub(super) async fn pull(store: &ImageStore, image: &str) -> Result<ImageRecord>
         Some(m) => m.layers.iter().map(|d| d.digest.clone()).collect(),
         None => return Err(fail("registry returned no manifest".into())),
     };
+    // A config without one diff_id per layer is not a valid image (OCI image-spec, config.md); the
+    // diff_ids are checked against the content when the layers are unpacked.
+    if ids.len() != order.len() {
+        return Err(Error::Invalid(format!(
+            "{} layers but {} diff_ids",
+            order.len(),
+            ids.len()
+        )));
+    }
     let mut layers = Vec::new();
-    for (i, digest) in order.iter().enumerate() {
-        let l = stored
-            .get(digest)
-            .ok_or_else(|| fail(format!("layer {digest} missing from the pull")))?;
-        // Registries without diff_ids in the config (rare) get them computed from the uncompressed layer.
-        let diff_id = match ids.get(i) {
-            Some(id) => id.clone(),
-            None => {
-                let mut raw = Vec::new();
-                let mut dec = flate2::read::GzDecoder::new(&l.data[..]);
-                if std::io::Read::read_to_end(&mut dec, &mut raw).is_err() {
-                    raw = l.data.to_vec();
-                }
-                format!("sha256:{}", hex::encode(Sha256::digest(&raw)))
-            }
-        };
+    for (digest, diff_id) in order.iter().zip(ids) {
+        digest_hex(digest)?;
+        if !stored.contains_key(digest) {
+            return Err(fail(format!("layer {digest} missing from the pull")));
+        }
         layers.push(LayerRef {
             digest: digest.clone(),
             diff_id,

@@ -293,29 +293,84 @@ fn text(code: StatusCode, msg: impl Into<String>) -> axum::response::Response {
     ))
 }
 
-/// `POST /images/load`: the body is an OCI layout or `docker save` tar; answers the imported names as JSON.
+/// Largest image tar `POST /images/load` accepts: the API server's bound on the same upload
+/// (`nodes/{node}/proxy/images/load`), enforced again here since the agent writes it to disk.
+pub const MAX_IMAGE_LOAD_BYTES: u64 = 8 << 30;
+
+/// Why an upload was not received whole.
+#[derive(Debug, thiserror::Error)]
+enum ReceiveError {
+    #[error("image tar larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("reading the upload failed: {0}")]
+    Body(#[source] axum::Error),
+    #[error("writing the upload failed: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// Streams `body` into `out`, refusing it as soon as it passes `limit` bytes (a declared
+/// Content-Length over the limit is refused before anything is read).
+async fn receive(
+    headers: &http::HeaderMap,
+    body: axum::body::Body,
+    out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    limit: u64,
+) -> Result<u64, ReceiveError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|l| l > limit) {
+        return Err(ReceiveError::TooLarge(limit));
+    }
+    let mut stream = body.into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(ReceiveError::Body)?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(ReceiveError::TooLarge(limit));
+        }
+        out.write_all(&chunk).await.map_err(ReceiveError::Write)?;
+    }
+    out.flush().await.map_err(ReceiveError::Write)?;
+    Ok(total)
+}
+
+/// `POST /images/load`: the body is an OCI layout or `docker save` tar of at most
+/// [`MAX_IMAGE_LOAD_BYTES`]; answers the imported names as JSON, 413 for a larger body.
 async fn load_images(
     State(state): State<AgentState>,
+    headers: http::HeaderMap,
     body: axum::body::Body,
 ) -> axum::response::Response {
-    let tmp = std::env::temp_dir().join(format!("berth-load-{}.tar", uuid::Uuid::new_v4()));
-    let res: anyhow::Result<Vec<String>> = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            f.write_all(&chunk?).await?;
+    // In the store's scratch directory: on its filesystem, not a RAM-backed /tmp.
+    let tmp = state.images.scratch_path("-load.tar");
+    let res: Result<Vec<String>, (StatusCode, String)> = async {
+        let bad = |e: String| (StatusCode::BAD_REQUEST, format!("image load failed: {e}"));
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        match receive(&headers, body, &mut f, MAX_IMAGE_LOAD_BYTES).await {
+            Ok(_) => {}
+            Err(e @ ReceiveError::TooLarge(_)) => {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))
+            }
+            Err(e) => return Err(bad(e.to_string())),
         }
-        f.flush().await?;
         drop(f);
         let (images, path) = (state.images.clone(), tmp.clone());
-        let recs = tokio::task::spawn_blocking(move || images.import_path(&path)).await??;
+        let recs = tokio::task::spawn_blocking(move || images.import_path(&path))
+            .await
+            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| bad(e.to_string()))?;
         Ok(recs.into_iter().map(|r| r.name).collect())
     }
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
     match res {
         Ok(names) => json(serde_json::json!({"images": names})),
-        Err(e) => text(StatusCode::BAD_REQUEST, format!("image load failed: {e}")),
+        Err((code, msg)) => text(code, msg),
     }
 }
 
@@ -403,5 +458,45 @@ mod tests {
         // The timed-out request gave its slot back.
         let ok = gate.serve(app, get_req("/healthz")).await;
         assert_eq!(ok.status(), StatusCode::OK);
+    }
+
+    fn headers(len: Option<u64>) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        if let Some(l) = len {
+            h.insert(http::header::CONTENT_LENGTH, l.into());
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn uploads_past_the_limit_are_refused_while_streaming() {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![1; 6]), Ok(vec![2; 6])];
+        let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
+        let mut out = Vec::new();
+        let err = receive(&headers(None), body, &mut out, 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ReceiveError::TooLarge(10)), "{err}");
+        assert_eq!(err.to_string(), "image tar larger than 10 bytes");
+        assert_eq!(out.len(), 6, "nothing past the limit is written");
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_past_the_limit_is_refused_unread() {
+        let mut out = Vec::new();
+        let body = axum::body::Body::from(vec![0u8; 4]);
+        let err = receive(&headers(Some(11)), body, &mut out, 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ReceiveError::TooLarge(10)), "{err}");
+        assert!(out.is_empty());
+        let body = axum::body::Body::from(vec![7u8; 10]);
+        assert_eq!(
+            receive(&headers(Some(10)), body, &mut out, 10)
+                .await
+                .unwrap(),
+            10
+        );
+        assert_eq!(out, vec![7u8; 10]);
     }
 }
