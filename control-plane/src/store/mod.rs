@@ -260,6 +260,9 @@ pub struct Health {
     pub driver_stopped: bool,
     /// No leader is known: writes and linearizable reads wait (not ready).
     pub no_leader: bool,
+    /// The member cannot persist (disk full, I/O error) and acknowledges no writes (not ready);
+    /// `RaftStore::storage_error` says why.
+    pub storage_failed: bool,
 }
 
 mod mem;
@@ -273,5 +276,5 @@ mod node;
 mod raft_store;
 pub mod transport;
 pub mod wal;
-pub use node::{DriverConfig, Leadership, Status};
+pub use node::{ack_before_commit, DriverConfig, Leadership, Status, ACK_BEFORE_COMMIT_ENV};
 pub use raft_store::{RaftStore, Start, StoreConfig};

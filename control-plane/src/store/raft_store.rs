@@ -149,20 +149,7 @@ impl RaftStore {
                 }
             },
         };
-        let objects = storage.objects().map_err(unavailable)?;
-        let mut applied = storage.applied();
-        let mut hs = storage.hard_state().clone();
-        if hs.commit < applied {
-            // A crash between writing an installed snapshot's objects and resetting the log leaves the
-            // log's commit index behind the applied one; an applied entry was committed.
-            hs.commit = applied;
-            storage.set_hard_state(&hs).map_err(unavailable)?;
-        }
-        if applied == 0 && storage.snapshot_index() > 0 {
-            applied = storage.snapshot_index();
-        }
-        let members = storage.members().map_err(unavailable)?;
-        let sm = StateMachine::restore(objects, applied);
+        let (sm, members) = restore(&mut storage).map_err(unavailable)?;
         let shared = node::new_shared(id, sm, config.event_window, members.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let transport = Arc::new(Transport::new(
@@ -193,7 +180,7 @@ impl RaftStore {
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
-            .spawn(move || driver.run())
+            .spawn(move || node::supervise("raft driver", move || driver.run()))
             .map_err(|e| Error::Unavailable(format!("spawning raft thread: {e}")))?;
         Ok(Arc::new(RaftStore {
             shared,
@@ -235,6 +222,16 @@ impl RaftStore {
     /// Members of the configuration as of the applied index.
     pub fn members(&self) -> Members {
         self.shared.members.read().expect("members lock").clone()
+    }
+
+    /// Why this member cannot persist now (disk full, I/O error), if it cannot: while set it
+    /// acknowledges no writes, and it clears itself once the disk takes writes again.
+    pub fn storage_error(&self) -> Option<String> {
+        self.shared
+            .storage_error
+            .lock()
+            .expect("storage error lock")
+            .clone()
     }
 
     /// Raft status of this member.
@@ -485,6 +482,27 @@ impl Drop for RaftStore {
     }
 }
 
+/// The state machine and members a member restarts with: the checkpoint in sled (the log after it
+/// is applied again by Raft). Shared by [`RaftStore::open`] and the deterministic harness.
+pub(crate) fn restore(
+    storage: &mut SledStorage,
+) -> std::result::Result<(StateMachine, Members), super::sled_storage::Error> {
+    let objects = storage.objects()?;
+    let mut applied = storage.applied();
+    let mut hs = storage.hard_state().clone();
+    if hs.commit < applied {
+        // A crash between writing an installed snapshot's objects and resetting the log leaves the
+        // log's commit index behind the applied one; an applied entry was committed.
+        hs.commit = applied;
+        storage.set_hard_state(&hs)?;
+    }
+    if applied == 0 && storage.snapshot_index() > 0 {
+        applied = storage.snapshot_index();
+    }
+    let members = storage.members()?;
+    Ok((StateMachine::restore(objects, applied), members))
+}
+
 async fn join_with_retry(via: &str, config: &StoreConfig) -> Result<(u64, Vec<Member>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Duration::from_millis(200);
@@ -571,6 +589,7 @@ impl ObjectStore for RaftStore {
         super::Health {
             driver_stopped,
             no_leader: self.leader_id() == 0,
+            storage_failed: self.storage_error().is_some(),
         }
     }
 }

@@ -160,6 +160,16 @@ impl Transport {
     }
 }
 
+impl super::node::Network for Transport {
+    fn send(&self, msgs: Vec<Message>) {
+        Transport::send(self, msgs);
+    }
+
+    fn set_peers(&self, members: &Members) {
+        Transport::set_peers(self, members);
+    }
+}
+
 /// Sends one peer's queue in batches, one RPC at a time, backing off while the peer is unreachable.
 async fn send_loop(
     id: u64,
