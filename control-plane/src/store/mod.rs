@@ -260,9 +260,6 @@ pub struct Health {
     pub driver_stopped: bool,
     /// No leader is known: writes and linearizable reads wait (not ready).
     pub no_leader: bool,
-    /// The member cannot persist (disk full, I/O error) and acknowledges no writes (not ready);
-    /// `RaftStore::storage_error` says why.
-    pub storage_failed: bool,
 }
 
 mod mem;
@@ -274,6 +271,8 @@ pub use members::{Member, Members};
 pub mod loopback;
 mod node;
 mod raft_store;
+#[cfg(test)]
+mod sim;
 pub mod transport;
 pub mod wal;
 pub use node::{ack_before_commit, DriverConfig, Leadership, Status, ACK_BEFORE_COMMIT_ENV};

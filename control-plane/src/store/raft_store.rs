@@ -589,7 +589,6 @@ impl ObjectStore for RaftStore {
         super::Health {
             driver_stopped,
             no_leader: self.leader_id() == 0,
-            storage_failed: self.storage_error().is_some(),
         }
     }
 }
