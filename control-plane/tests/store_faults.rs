@@ -111,7 +111,9 @@ async fn a_full_disk_stops_acks_says_why_and_recovers_without_losing_acked_write
         }
     }
     let (refused_at, err) = refused.expect("a full disk refuses writes");
-    let why = store.storage_error().expect("the store says why it stopped");
+    let why = store
+        .storage_error()
+        .expect("the store says why it stopped");
     assert!(why.contains("append failed"), "{why}");
     assert!(why.to_lowercase().contains("no space"), "{why}");
     // Still full: every write is refused, none acknowledged.

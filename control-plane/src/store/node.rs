@@ -264,14 +264,17 @@ fn parse_ctx(nonce: u64, ctx: &[u8]) -> Option<u64> {
 /// # Errors
 /// `Invalid` naming what is wrong.
 pub(crate) fn decode_batch(data: &[u8]) -> Result<Batch> {
-    let batch: Batch =
-        serde_json::from_slice(data).map_err(|e| Error::Invalid(format!("entry holds no valid batch: {e}")))?;
+    let batch: Batch = serde_json::from_slice(data)
+        .map_err(|e| Error::Invalid(format!("entry holds no valid batch: {e}")))?;
     if let Some(op) = batch
         .ops
         .iter()
         .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
     {
-        return Err(Error::Invalid(format!("entry writes the invalid key {:?}", op.key())));
+        return Err(Error::Invalid(format!(
+            "entry writes the invalid key {:?}",
+            op.key()
+        )));
     }
     Ok(batch)
 }
@@ -309,7 +312,11 @@ pub(crate) fn supervise(what: &str, f: impl FnOnce()) {
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("unknown panic");
-        tracing::error!(thread = what, error = why, "thread died; exiting so a supervisor restarts this member");
+        tracing::error!(
+            thread = what,
+            error = why,
+            "thread died; exiting so a supervisor restarts this member"
+        );
         eprintln!("{what} died: {why}; exiting");
         std::process::exit(70);
     }
@@ -627,20 +634,30 @@ impl Driver {
 
     /// The planted bug ([`ack_before_commit`]): answers each proposal just appended to the leader's
     /// log as if it had committed, with the results of a dry run on the applied state.
-    fn ack_before_commit(&mut self, seqs: &[u64], waiters: Vec<oneshot::Sender<Result<Committed>>>) {
+    fn ack_before_commit(
+        &mut self,
+        seqs: &[u64],
+        waiters: Vec<oneshot::Sender<Result<Committed>>>,
+    ) {
         let last = self.node.raft.raft_log.last_index();
         let first = last + 1 - seqs.len() as u64;
         let mut dry = self.shared.applied.read().expect("applied lock").sm.clone();
         for (i, tx) in waiters.into_iter().enumerate() {
             let index = first + i as u64;
-            let result = match self.node.raft.raft_log.entries(index, 1, GetEntriesContext::empty(false)) {
-                Ok(es) if !es.is_empty() => match decode_batch(&es[0].data) {
-                    Ok(batch) if index > dry.applied() => dry.apply(index, &batch).0,
-                    Ok(_) => Err(Error::Dropped("not in the leader's log".into())),
-                    Err(e) => Err(e),
-                },
-                _ => Err(Error::Dropped("not in the leader's log".into())),
-            };
+            let result =
+                match self
+                    .node
+                    .raft
+                    .raft_log
+                    .entries(index, 1, GetEntriesContext::empty(false))
+                {
+                    Ok(es) if !es.is_empty() => match decode_batch(&es[0].data) {
+                        Ok(batch) if index > dry.applied() => dry.apply(index, &batch).0,
+                        Ok(_) => Err(Error::Dropped("not in the leader's log".into())),
+                        Err(e) => Err(e),
+                    },
+                    _ => Err(Error::Dropped("not in the leader's log".into())),
+                };
             let _ = tx.send(result);
         }
     }
@@ -812,11 +829,20 @@ impl Driver {
     }
 
     fn set_storage_error(&self, e: Option<String>) {
-        let mut cur = self.shared.storage_error.lock().expect("storage error lock");
+        let mut cur = self
+            .shared
+            .storage_error
+            .lock()
+            .expect("storage error lock");
         if *cur != e {
             match &e {
-                Some(why) => tracing::error!(id = self.shared.id, error = %why, "storage failed: this member acknowledges nothing until it recovers"),
-                None => tracing::warn!(id = self.shared.id, "storage recovered: acknowledging again"),
+                Some(why) => {
+                    tracing::error!(id = self.shared.id, error = %why, "storage failed: this member acknowledges nothing until it recovers")
+                }
+                None => tracing::warn!(
+                    id = self.shared.id,
+                    "storage recovered: acknowledging again"
+                ),
             }
             *cur = e;
         }
@@ -826,7 +852,10 @@ impl Driver {
     /// dropped (peers resend), and the caller retries after the wait.
     fn stall(&mut self, why: &str, backoff: &mut Duration) {
         self.set_storage_error(Some(why.to_string()));
-        let err = Error::Unavailable(why.to_string());
+        let err = Error::Unavailable(format!(
+            "{why}; this member acknowledges nothing until it can persist again \
+             (a write it already proposed may still commit)"
+        ));
         self.fail_all(err.clone());
         let until = Instant::now() + *backoff;
         *backoff = (*backoff * 2).min(Duration::from_secs(1));
@@ -948,7 +977,12 @@ impl Driver {
                             if let Some(tx) = parse_ctx(self.nonce, &entry.context)
                                 .and_then(|s| self.conf_changes.remove(&s))
                             {
-                                cc_done.push((tx, Err(Error::Invalid(format!("entry {index} holds no valid conf change: {e}")))));
+                                cc_done.push((
+                                    tx,
+                                    Err(Error::Invalid(format!(
+                                        "entry {index} holds no valid conf change: {e}"
+                                    ))),
+                                ));
                             }
                             continue;
                         }

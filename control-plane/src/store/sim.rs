@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng as _};
 use raft::eraftpb::{Message, MessageType};
 use raft::{GetEntriesContext, StateRole};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -70,20 +70,26 @@ fn cluster_members(n: u64) -> Vec<Member> {
         .collect()
 }
 
-fn driver_config() -> DriverConfig {
+fn driver_config(ack_before_commit: bool) -> DriverConfig {
     DriverConfig {
         election_ticks: 10,
         heartbeat_ticks: 2,
         // Small, so checkpoints, compaction and snapshots to lagging members happen in every run.
         snapshot_every: 16,
-        ack_before_commit: false,
+        ack_before_commit,
         ..DriverConfig::default()
     }
 }
 
 impl SimNode {
     /// Opens (or reopens, after a crash) member `id` in `dir`.
-    fn open(id: u64, dir: &std::path::Path, cluster: &[Member], nonce: u64) -> SimNode {
+    fn open(
+        id: u64,
+        dir: &std::path::Path,
+        cluster: &[Member],
+        nonce: u64,
+        fault: bool,
+    ) -> SimNode {
         // sled lets go of its directory lock when its flusher thread notices the close: wait for it.
         let mut tries = 0;
         let mut storage = loop {
@@ -114,7 +120,7 @@ impl SimNode {
             rx,
             shared.clone(),
             outbox.clone(),
-            driver_config(),
+            driver_config(fault),
             nonce,
         )
         .expect("driver");
@@ -160,12 +166,18 @@ struct Sim {
     /// Acknowledged writes: revision (index) → data.
     acked: BTreeMap<u64, Vec<u8>>,
     next_key: u64,
+    /// Members run with the planted ack-before-commit bug.
+    fault: bool,
     /// Kept alive until the end of the run.
     _root: tempfile::TempDir,
 }
 
 impl Sim {
     fn new(seed: u64) -> Sim {
+        Sim::with_fault(seed, false)
+    }
+
+    fn with_fault(seed: u64, fault: bool) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let n = if rng.gen_bool(0.3) { 5 } else { 3 };
         let cluster = cluster_members(n);
@@ -177,7 +189,7 @@ impl Sim {
             .iter()
             .map(|m| {
                 let dir = root.path().join(format!("m{}", m.id));
-                SimNode::open(m.id, &dir, &cluster, rng.gen())
+                SimNode::open(m.id, &dir, &cluster, rng.gen(), fault)
             })
             .collect();
         let drop_percent = rng.gen_range(0..20);
@@ -195,6 +207,7 @@ impl Sim {
             pending: Vec::new(),
             acked: BTreeMap::new(),
             next_key: 0,
+            fault,
             _root: root,
         };
         for i in 0..sim.nodes.len() {
@@ -204,7 +217,10 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> ! {
-        panic!("seed {} (rerun with BERTH_SEED={}): {what}", self.seed, self.seed);
+        panic!(
+            "seed {} (rerun with BERTH_SEED={}): {what}",
+            self.seed, self.seed
+        );
     }
 
     /// raft-rs draws election timeouts from its own RNG whenever the term or role changes; the
@@ -235,7 +251,10 @@ impl Sim {
         if raft.state == StateRole::Leader {
             let prev = *self.leaders.entry(raft.term).or_insert(node.id);
             if prev != node.id {
-                self.fail(format!("two leaders in term {}: {prev} and {}", raft.term, node.id));
+                self.fail(format!(
+                    "two leaders in term {}: {prev} and {}",
+                    raft.term, node.id
+                ));
             }
         }
         let log = &raft.raft_log;
@@ -245,7 +264,9 @@ impl Sim {
         if from <= committed {
             let ents = log
                 .entries(from, u64::MAX, GetEntriesContext::empty(false))
-                .unwrap_or_else(|e| self.fail(format!("member {} lost committed entries: {e}", node.id)));
+                .unwrap_or_else(|e| {
+                    self.fail(format!("member {} lost committed entries: {e}", node.id))
+                });
             for e in ents.into_iter().take_while(|e| e.index <= committed) {
                 let seen = (e.term, e.data.to_vec());
                 let id = node.id;
@@ -356,7 +377,8 @@ impl Sim {
         let nonce = self.rng.gen();
         // Dropping the driver closes sled before it is opened again.
         drop(self.nodes.remove(i));
-        self.nodes.insert(i, SimNode::open(id, &dir, &self.cluster, nonce));
+        let node = SimNode::open(id, &dir, &self.cluster, nonce, self.fault);
+        self.nodes.insert(i, node);
         self.checked[i] = 0;
         self.pump(i);
     }
@@ -434,7 +456,9 @@ impl Sim {
                 )
             })
             .collect();
-        self.fail(format!("the cluster did not settle after healing: {states:?}"));
+        self.fail(format!(
+            "the cluster did not settle after healing: {states:?}"
+        ));
     }
 
     fn final_checks(&mut self, commit: u64) {
@@ -472,7 +496,10 @@ impl Sim {
 }
 
 fn seeds() -> std::ops::Range<u64> {
-    if let Some(s) = std::env::var("BERTH_SEED").ok().and_then(|v| v.parse().ok()) {
+    if let Some(s) = std::env::var("BERTH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         return s..s + 1;
     }
     let n = std::env::var("BERTH_SEEDS")
@@ -505,8 +532,31 @@ fn raft_safety_over_seeds() {
     }
     eprintln!("{runs} seeds: {committed} entries committed, {acked} writes acknowledged, {compacted} members compacted");
     // A harness that never gets a write through, or never compacts, proves nothing.
-    assert!(acked >= runs, "too few writes acknowledged: {acked} in {runs} seeds");
-    assert!(compacted > 0 || runs < 20, "no member ever compacted its log");
+    assert!(
+        acked >= runs,
+        "too few writes acknowledged: {acked} in {runs} seeds"
+    );
+    assert!(
+        compacted > 0 || runs < 20,
+        "no member ever compacted its log"
+    );
+}
+
+/// The harness is only as good as what it catches: with the planted ack-before-commit bug, some seed
+/// must end with an acknowledged write lost or replaced.
+#[test]
+fn the_harness_catches_the_planted_ack_before_commit_bug() {
+    let caught = (0..200u64).find(|&seed| {
+        std::panic::catch_unwind(|| {
+            let mut sim = Sim::with_fault(seed, true);
+            sim.run(800);
+        })
+        .is_err()
+    });
+    assert!(
+        caught.is_some(),
+        "no seed caught acknowledged writes that never committed"
+    );
 }
 
 /// A seed is a replay: the same seed gives the same committed log.

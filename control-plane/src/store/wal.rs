@@ -25,11 +25,8 @@ const HEADER: usize = 9;
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 
-fn io_err(what: &'static str, e: std::io::Error) -> Error {
-    Error::Corrupt {
-        what,
-        detail: e.to_string(),
-    }
+fn io_err(what: &'static str, source: std::io::Error) -> Error {
+    Error::Io { what, source }
 }
 
 fn corrupt(what: &'static str, detail: impl Into<String>) -> Error {
@@ -136,7 +133,9 @@ fn replay_segment(bytes: &[u8], out: &mut Replayed, max_index: &mut u64) -> Resu
             if let Some(next) = valid_record_after(bytes, pos) {
                 return Err(corrupt(
                     "wal",
-                    format!("damaged record at byte {pos} is followed by a valid record at byte {next}"),
+                    format!(
+                        "damaged record at byte {pos} is followed by a valid record at byte {next}"
+                    ),
                 ));
             }
             break;
@@ -212,13 +211,14 @@ impl Wal {
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .map_err(|e| io_err("wal segment", e))?;
             let mut max_index = 0;
-            let valid = replay_segment(&bytes, &mut replayed, &mut max_index).map_err(|e| match e {
-                Error::Corrupt { what, detail } => Error::Corrupt {
-                    what,
-                    detail: format!("{}: {detail}", path.display()),
-                },
-                e => e,
-            })?;
+            let valid =
+                replay_segment(&bytes, &mut replayed, &mut max_index).map_err(|e| match e {
+                    Error::Corrupt { what, detail } => Error::Corrupt {
+                        what,
+                        detail: format!("{}: {detail}", path.display()),
+                    },
+                    e => e,
+                })?;
             if valid < bytes.len() {
                 if i + 1 < seqs.len() {
                     return Err(corrupt(
@@ -528,7 +528,9 @@ mod tests {
         // One flipped bit in the payload of entry 2, the middle record of the newest segment.
         bytes[record + HEADER + 3] ^= 0x10;
         fs::write(&path, &bytes).unwrap();
-        let err = Wal::open(dir.path()).err().expect("damage in place refuses start-up");
+        let err = Wal::open(dir.path())
+            .err()
+            .expect("damage in place refuses start-up");
         let msg = err.to_string();
         assert!(msg.contains(&format!("byte {record}")), "{msg}");
         assert!(msg.contains(&path.display().to_string()), "{msg}");
