@@ -693,6 +693,43 @@ mod tests {
         s.shutdown().await;
     }
 
+    /// Set in the child process of `a_dead_driver_takes_the_process_down`.
+    const CHILD: &str = "BERTH_TEST_DRIVER_PANIC_CHILD";
+
+    /// A driver that dies (here: the fsync failure path, which is crash-only) must not leave a
+    /// process that still answers on its ports: the process exits with status 70. Run in a child
+    /// process, since the exit is the point.
+    #[test]
+    fn a_dead_driver_takes_the_process_down() {
+        if std::env::var_os(CHILD).is_some() {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let s = single(dir.path()).await;
+                wait_leader(&s).await;
+                s.send_to_driver(Msg::SyncFailed("injected EIO".into()))
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(20)).await;
+            });
+            // Still alive: the parent sees status 0 and fails.
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::raft_store::tests::a_dead_driver_takes_the_process_down",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(70), "{stderr}");
+        assert!(stderr.contains("raft driver died"), "{stderr}");
+        assert!(stderr.contains("injected EIO"), "{stderr}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn compaction_keeps_state_across_restart() {
         let dir = tempfile::tempdir().unwrap();

@@ -559,6 +559,31 @@ fn the_harness_catches_the_planted_ack_before_commit_bug() {
     );
 }
 
+/// The planted bug (`BERTH_TEST_ACK_BEFORE_COMMIT=1`) acknowledges a write that cannot commit: its
+/// leader is cut off from every follower.
+#[test]
+fn the_ack_before_commit_fault_acks_an_uncommitted_write() {
+    let mut sim = Sim::with_fault(44, true);
+    let leader = sim.elect();
+    sim.group = vec![1; sim.nodes.len()];
+    sim.group[leader] = 0;
+    let (tx, mut rx) = oneshot::channel();
+    sim.nodes[leader].driver.handle(Msg::Propose {
+        data: serde_json::to_vec(&Batch::one(Op::Delete {
+            key: "/core/pods/a/x".into(),
+            precondition: Precondition::None,
+        }))
+        .unwrap(),
+        tx,
+    });
+    sim.pump(leader);
+    let c = rx
+        .try_recv()
+        .expect("answered at once")
+        .expect("acknowledged");
+    assert!(c.revision > sim.nodes[leader].driver.raw().raft.raft_log.committed);
+}
+
 /// A seed is a replay: the same seed gives the same committed log.
 #[test]
 fn a_seed_replays_the_same_history() {
