@@ -318,44 +318,6 @@ pub async fn status(addr: &str, tls: &PeerTls) -> Result<StatusResponse> {
         .into_inner())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msgs(sizes: &[usize]) -> Vec<(Vec<u8>, bool)> {
-        sizes.iter().map(|&n| (vec![0u8; n], n == 50)).collect()
-    }
-
-    #[test]
-    fn pack_keeps_every_request_under_the_limit_and_the_order() {
-        let (reqs, too_big) = pack(msgs(&[10, 20, 50, 30, 200, 5]), 100);
-        assert_eq!(too_big, vec![(200, false)]);
-        let lens: Vec<Vec<usize>> = reqs
-            .iter()
-            .map(|(r, _)| r.iter().map(Vec::len).collect())
-            .collect();
-        assert_eq!(lens, vec![vec![10, 20], vec![50], vec![30, 5]]);
-        assert_eq!(reqs.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0, 1, 0]);
-        for (r, _) in &reqs {
-            assert!(r.iter().map(|m| m.len() + 16).sum::<usize>() <= 100);
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn pack_loses_nothing_that_fits(sizes in proptest::collection::vec(0usize..300, 0..50)) {
-            let (reqs, too_big) = pack(msgs(&sizes), 256);
-            let sent: Vec<usize> = reqs.iter().flat_map(|(r, _)| r.iter().map(Vec::len)).collect();
-            let fits: Vec<usize> = sizes.iter().copied().filter(|n| n + 16 <= 256).collect();
-            proptest::prop_assert_eq!(sent, fits);
-            proptest::prop_assert_eq!(too_big.len(), sizes.iter().filter(|n| *n + 16 > 256).count());
-            for (r, _) in &reqs {
-                proptest::prop_assert!(r.iter().map(|m| m.len() + 16).sum::<usize>() <= 256);
-            }
-        }
-    }
-}
-
 /// Server side of the peer transport.
 pub struct PeerService {
     store: Arc<RaftStore>,
@@ -487,5 +449,43 @@ impl RaftPeer for PeerService {
             applied: s.applied,
             members: s.members.iter().map(proto::raftpb::Member::from).collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(sizes: &[usize]) -> Vec<(Vec<u8>, bool)> {
+        sizes.iter().map(|&n| (vec![0u8; n], n == 50)).collect()
+    }
+
+    #[test]
+    fn pack_keeps_every_request_under_the_limit_and_the_order() {
+        let (reqs, too_big) = pack(msgs(&[10, 20, 50, 30, 200, 5]), 100);
+        assert_eq!(too_big, vec![(200, false)]);
+        let lens: Vec<Vec<usize>> = reqs
+            .iter()
+            .map(|(r, _)| r.iter().map(Vec::len).collect())
+            .collect();
+        assert_eq!(lens, vec![vec![10, 20], vec![50], vec![30, 5]]);
+        assert_eq!(reqs.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0, 1, 0]);
+        for (r, _) in &reqs {
+            assert!(r.iter().map(|m| m.len() + 16).sum::<usize>() <= 100);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pack_loses_nothing_that_fits(sizes in proptest::collection::vec(0usize..300, 0..50)) {
+            let (reqs, too_big) = pack(msgs(&sizes), 256);
+            let sent: Vec<usize> = reqs.iter().flat_map(|(r, _)| r.iter().map(Vec::len)).collect();
+            let fits: Vec<usize> = sizes.iter().copied().filter(|n| n + 16 <= 256).collect();
+            proptest::prop_assert_eq!(sent, fits);
+            proptest::prop_assert_eq!(too_big.len(), sizes.iter().filter(|n| *n + 16 > 256).count());
+            for (r, _) in &reqs {
+                proptest::prop_assert!(r.iter().map(|m| m.len() + 16).sum::<usize>() <= 256);
+            }
+        }
     }
 }
