@@ -271,7 +271,9 @@ pub use members::{Member, Members};
 pub mod loopback;
 mod node;
 mod raft_store;
+#[cfg(test)]
+mod sim;
 pub mod transport;
 pub mod wal;
-pub use node::{DriverConfig, Leadership, Status};
+pub use node::{ack_before_commit, DriverConfig, Leadership, Status, ACK_BEFORE_COMMIT_ENV};
 pub use raft_store::{RaftStore, Start, StoreConfig};

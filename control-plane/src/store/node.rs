@@ -10,13 +10,43 @@ use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message};
-use raft::{RawNode, StateRole};
+use raft::{GetEntriesContext, RawNode, StateRole};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::members::{Member, Members};
 use super::sled_storage::{CheckpointJob, SledStorage};
-use super::transport::Transport;
 use super::{Batch, Committed, Error, Event, EventWindow, Result, StateMachine};
+
+/// Where the driver's outbound Raft messages go: the gRPC transport in a member, an in-process
+/// network in the deterministic harness. Sending *MUST NOT* block: a slow peer may not stall the driver.
+pub(crate) trait Network: Send + Sync + 'static {
+    /// Queues messages to their peers; undeliverable ones are dropped (Raft resends).
+    fn send(&self, msgs: Vec<Message>);
+    /// Makes the address book match the applied configuration.
+    fn set_peers(&self, members: &Members);
+}
+
+/// The environment variable that turns on the planted ack-before-commit bug (see [`ack_before_commit`]).
+pub const ACK_BEFORE_COMMIT_ENV: &str = "BERTH_TEST_ACK_BEFORE_COMMIT";
+
+/// TEST-ONLY FAULT. With `BERTH_TEST_ACK_BEFORE_COMMIT=1` in the environment when the process starts,
+/// a leader answers a write as soon as the entry is in its own log, *before* a quorum has it. A
+/// leader that then loses its leadership loses writes it acknowledged: it exists so the
+/// linearizability checker can prove it catches exactly that. Never set it on a real cluster.
+/// Read once per process, so flipping the variable later changes nothing.
+pub fn ack_before_commit() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = std::env::var(ACK_BEFORE_COMMIT_ENV).is_ok_and(|v| v == "1");
+        if on {
+            tracing::error!(
+                "!!! {ACK_BEFORE_COMMIT_ENV}=1: TEST-ONLY FAULT ON: writes are acknowledged BEFORE \
+                 they commit and may be lost; never run a real cluster like this !!!"
+            );
+        }
+        on
+    })
+}
 
 /// Requests to the driver thread.
 pub(crate) enum Msg {
@@ -42,6 +72,8 @@ pub(crate) enum Msg {
     Status(oneshot::Sender<Status>),
     /// The syncer made every Ready up to this number durable.
     Persisted(u64),
+    /// The syncer's fsync failed: what was written since the last good one may not be on disk.
+    SyncFailed(String),
 }
 
 /// A point-in-time view of this member's Raft state.
@@ -88,6 +120,9 @@ pub(crate) struct Shared {
     pub is_leader: watch::Sender<bool>,
     pub members: RwLock<Members>,
     pub stopped: AtomicBool,
+    /// Why this member cannot persist (disk full, I/O error); `None` while it can. While set, it
+    /// acknowledges nothing: no writes, no votes, no appends.
+    pub storage_error: Mutex<Option<String>>,
 }
 
 pub(crate) const EVENT_CHANNEL: usize = 4096;
@@ -103,6 +138,8 @@ pub struct DriverConfig {
     pub heartbeat_ticks: usize,
     /// Compact the log every this many applied entries.
     pub snapshot_every: u64,
+    /// Test-only fault: acknowledge writes before they commit ([`ack_before_commit`]).
+    pub ack_before_commit: bool,
 }
 
 impl Default for DriverConfig {
@@ -112,6 +149,7 @@ impl Default for DriverConfig {
             election_ticks: 10,
             heartbeat_ticks: 2,
             snapshot_every: 10_000,
+            ack_before_commit: ack_before_commit(),
         }
     }
 }
@@ -121,7 +159,7 @@ pub(crate) struct Driver {
     node: RawNode<SledStorage>,
     rx: Receiver<Msg>,
     shared: Arc<Shared>,
-    transport: Arc<Transport>,
+    transport: Arc<dyn Network>,
     cfg: DriverConfig,
     /// Random per process, so entries replayed from before a restart never match a new waiter.
     nonce: u64,
@@ -137,15 +175,23 @@ pub(crate) struct Driver {
     leader_id: u64,
     role: StateRole,
     /// Readies whose fsync is pending go to the syncer thread, so the driver keeps proposing,
-    /// sending and applying while the disk works (raft-rs "async ready").
+    /// sending and applying while the disk works (raft-rs "async ready"). `None` (the deterministic
+    /// harness) syncs inline instead.
     syncer: Option<std::sync::mpsc::Sender<PersistJob>>,
     syncer_thread: Option<std::thread::JoinHandle<()>>,
     /// A conf change was applied since the last checkpoint. Snapshots are built from the checkpoint,
     /// and raft-rs drops a snapshot whose conf state lacks its receiver, so a new member needs one.
     conf_changed: bool,
-    /// Checkpoints are written by their own thread; it answers with the index written.
+    /// Checkpoints are written by their own thread; it answers with the index written. `None` (the
+    /// deterministic harness) writes them inline.
     checkpointer: Option<std::sync::mpsc::Sender<CheckpointJob>>,
     checkpoint_done: Receiver<std::result::Result<u64, String>>,
+    /// Result of a checkpoint written inline, collected like the thread's.
+    inline_checkpoint: Option<std::result::Result<u64, String>>,
+    /// Keys of the checkpoint being written, put back as dirty if it fails.
+    checkpoint_keys: Vec<String>,
+    /// After a failed checkpoint, the next is not tried before this (a full disk stays full a while).
+    checkpoint_retry_at: Option<Instant>,
     checkpointer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -160,7 +206,7 @@ struct PersistJob {
 /// Group commit: one fsync covers every Ready queued while the previous fsync ran.
 fn run_syncer(
     rx: Receiver<PersistJob>,
-    transport: Arc<Transport>,
+    transport: Arc<dyn Network>,
     driver: std::sync::mpsc::Sender<Msg>,
 ) {
     while let Ok(first) = rx.recv() {
@@ -168,11 +214,13 @@ fn run_syncer(
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
         }
-        jobs.last()
-            .expect("one job")
-            .wal
-            .sync_data()
-            .unwrap_or_else(|e| panic!("raft fsync failed: {e}"));
+        if let Err(e) = jobs.last().expect("one job").wal.sync_data() {
+            // After a failed fsync the kernel may have dropped the dirty pages and a retry can
+            // report success for data that is gone, so nothing here is acknowledged, ever: the driver
+            // stops and the restarted member replays only what is really on disk.
+            let _ = driver.send(Msg::SyncFailed(e.to_string()));
+            return;
+        }
         let mut last = 0;
         for j in jobs {
             // Votes and append acks promise durability: only after the fsync.
@@ -210,6 +258,70 @@ fn parse_ctx(nonce: u64, ctx: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(ctx[8..].try_into().expect("8 bytes")))
 }
 
+/// Decodes a committed entry's batch and refuses what no honest proposer writes: bytes that are no
+/// batch, and keys the state machine reserves (`\0…` keys hold the checkpoint's own records).
+///
+/// # Errors
+/// `Invalid` naming what is wrong.
+pub(crate) fn decode_batch(data: &[u8]) -> Result<Batch> {
+    let batch: Batch = serde_json::from_slice(data)
+        .map_err(|e| Error::Invalid(format!("entry holds no valid batch: {e}")))?;
+    if let Some(op) = batch
+        .ops
+        .iter()
+        .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
+    {
+        return Err(Error::Invalid(format!(
+            "entry writes the invalid key {:?}",
+            op.key()
+        )));
+    }
+    Ok(batch)
+}
+
+/// Refuses a message raft-rs would accept but this member could not use: a snapshot whose data does
+/// not decode (or disagrees with its metadata) would be accepted into the Raft state first and then
+/// fail to install, leaving the member neither at the snapshot nor before it.
+///
+/// # Errors
+/// `Invalid` naming what is wrong.
+pub(crate) fn check_message(m: &Message) -> Result<()> {
+    if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+        let snap = m.get_snapshot();
+        let data = super::sled_storage::SnapshotData::decode(&snap.data)
+            .map_err(|e| Error::Invalid(format!("snapshot from {}: {e}", m.from)))?;
+        if data.applied != snap.get_metadata().index {
+            return Err(Error::Invalid(format!(
+                "snapshot from {} holds state at {} but claims index {}",
+                m.from,
+                data.applied,
+                snap.get_metadata().index
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a thread the member cannot live without (the Raft driver). If it panics, the process exits
+/// (status 70) instead of living on as a member that answers health checks but can neither commit
+/// nor vote: a supervisor restarts it and the cluster sees a member down, not a zombie.
+pub(crate) fn supervise(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        tracing::error!(
+            thread = what,
+            error = why,
+            "thread died; exiting so a supervisor restarts this member"
+        );
+        eprintln!("{what} died: {why}; exiting");
+        std::process::exit(70);
+    }
+}
+
 /// Forwards raft-rs's slog records to tracing.
 struct TracingDrain;
 
@@ -244,8 +356,50 @@ impl Driver {
         rx: Receiver<Msg>,
         driver_tx: std::sync::mpsc::Sender<Msg>,
         shared: Arc<Shared>,
-        transport: Arc<Transport>,
+        transport: Arc<dyn Network>,
         cfg: DriverConfig,
+    ) -> Result<Self> {
+        let mut d = Self::inline(storage, rx, shared, transport, cfg, rand::random())?;
+        let (syncer, syncer_rx) = std::sync::mpsc::channel();
+        let syncer_transport = d.transport.clone();
+        d.syncer_thread = Some(
+            std::thread::Builder::new()
+                .name(format!("raft-sync-{}", d.shared.id))
+                .spawn(move || run_syncer(syncer_rx, syncer_transport, driver_tx))
+                .map_err(|e| Error::Unavailable(format!("spawning syncer: {e}")))?,
+        );
+        d.syncer = Some(syncer);
+        let (checkpointer, jobs) = std::sync::mpsc::channel::<CheckpointJob>();
+        let (done_tx, checkpoint_done) = std::sync::mpsc::channel();
+        d.checkpointer_thread = Some(
+            std::thread::Builder::new()
+                .name(format!("raft-ckpt-{}", d.shared.id))
+                .spawn(move || {
+                    lower_priority();
+                    while let Ok(job) = jobs.recv() {
+                        if done_tx.send(job.run().map_err(|e| e.to_string())).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| Error::Unavailable(format!("spawning checkpointer: {e}")))?,
+        );
+        d.checkpointer = Some(checkpointer);
+        d.checkpoint_done = checkpoint_done;
+        Ok(d)
+    }
+
+    /// A driver without helper threads: fsyncs and checkpoints run inline, and nothing happens
+    /// unless the caller calls [`handle`](Self::handle), [`tick`](Self::tick) and
+    /// [`pump`](Self::pump). The deterministic harness drives members this way, so it runs the
+    /// same decision code as [`run`](Self::run). `nonce` tags this process's proposals.
+    pub(crate) fn inline(
+        storage: SledStorage,
+        rx: Receiver<Msg>,
+        shared: Arc<Shared>,
+        transport: Arc<dyn Network>,
+        cfg: DriverConfig,
+        nonce: u64,
     ) -> Result<Self> {
         let raft_cfg = raft::Config {
             id: shared.id,
@@ -260,32 +414,19 @@ impl Driver {
         };
         let node = RawNode::new(&raft_cfg, storage, &raft_logger(shared.id))
             .map_err(|e| Error::Unavailable(format!("raft init: {e}")))?;
-        let (syncer, syncer_rx) = std::sync::mpsc::channel();
-        let syncer_transport = transport.clone();
-        let syncer_thread = std::thread::Builder::new()
-            .name(format!("raft-sync-{}", shared.id))
-            .spawn(move || run_syncer(syncer_rx, syncer_transport, driver_tx))
-            .map_err(|e| Error::Unavailable(format!("spawning syncer: {e}")))?;
-        let (checkpointer, jobs) = std::sync::mpsc::channel::<CheckpointJob>();
-        let (done_tx, checkpoint_done) = std::sync::mpsc::channel();
-        let checkpointer_thread = std::thread::Builder::new()
-            .name(format!("raft-ckpt-{}", shared.id))
-            .spawn(move || {
-                lower_priority();
-                while let Ok(job) = jobs.recv() {
-                    if done_tx.send(job.run().map_err(|e| e.to_string())).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| Error::Unavailable(format!("spawning checkpointer: {e}")))?;
+        if cfg.ack_before_commit {
+            tracing::error!(
+                id = shared.id,
+                "TEST-ONLY FAULT {ACK_BEFORE_COMMIT_ENV} is on: this member acknowledges writes before they commit"
+            );
+        }
         Ok(Driver {
             node,
             rx,
             shared,
             transport,
             cfg,
-            nonce: rand::random(),
+            nonce,
             next_seq: 1,
             proposals: HashMap::new(),
             new_proposals: Vec::new(),
@@ -295,12 +436,15 @@ impl Driver {
             next_read: 1,
             leader_id: 0,
             role: StateRole::Follower,
-            syncer: Some(syncer),
-            syncer_thread: Some(syncer_thread),
+            syncer: None,
+            syncer_thread: None,
             conf_changed: false,
-            checkpointer: Some(checkpointer),
-            checkpoint_done,
-            checkpointer_thread: Some(checkpointer_thread),
+            checkpointer: None,
+            checkpoint_done: std::sync::mpsc::channel().1,
+            inline_checkpoint: None,
+            checkpoint_keys: Vec::new(),
+            checkpoint_retry_at: None,
+            checkpointer_thread: None,
         })
     }
 
@@ -328,15 +472,12 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.start_proposals();
-            self.start_reads();
             let now = Instant::now();
             if now >= next_tick {
-                self.node.tick();
+                self.tick();
                 next_tick = now + self.cfg.tick;
-                self.prune_abandoned();
             }
-            self.on_ready();
+            self.pump();
         }
         self.fail_all(Error::Unavailable("store stopped".into()));
         // The syncer and checkpointer hold files and sled handles: wait for them so the database is
@@ -352,7 +493,32 @@ impl Driver {
         tracing::info!(id = self.shared.id, "raft driver stopped");
     }
 
-    fn handle(&mut self, m: Msg) {
+    /// One Raft tick (the caller owns the clock).
+    pub(crate) fn tick(&mut self) {
+        self.node.tick();
+        self.prune_abandoned();
+    }
+
+    /// Starts what [`handle`](Self::handle) collected and does the I/O the `Ready` asks for.
+    pub(crate) fn pump(&mut self) {
+        self.start_proposals();
+        self.start_reads();
+        self.on_ready();
+    }
+
+    /// The member's Raft node (the harness reads its log and role).
+    #[cfg(test)]
+    pub(crate) fn raw(&self) -> &RawNode<SledStorage> {
+        &self.node
+    }
+
+    /// Overrides the election timeout raft-rs drew from its own RNG, so a seed fixes elections.
+    #[cfg(test)]
+    pub(crate) fn set_election_timeout(&mut self, ticks: usize) {
+        self.node.raft.set_randomized_election_timeout(ticks);
+    }
+
+    pub(crate) fn handle(&mut self, m: Msg) {
         match m {
             Msg::Propose { data, tx } => {
                 if self.role != StateRole::Leader {
@@ -362,6 +528,10 @@ impl Driver {
                 self.new_proposals.push((data, tx));
             }
             Msg::Raft(m) => {
+                if let Err(e) = check_message(&m) {
+                    tracing::error!(from = m.from, error = %e, "refused a forged raft message");
+                    return;
+                }
                 if let Err(e) = self.node.step(*m) {
                     tracing::debug!(error = %e, "dropped raft message");
                 }
@@ -384,6 +554,11 @@ impl Driver {
                 }
             }
             Msg::Persisted(number) => self.node.on_persist_ready(number),
+            Msg::SyncFailed(e) => {
+                self.set_storage_error(Some(format!("raft log fsync failed: {e}")));
+                // Crash-only: the un-synced Readies can be neither acknowledged nor retried.
+                panic!("raft log fsync failed: {e}");
+            }
             Msg::Unreachable(id) => self.node.report_unreachable(id),
             Msg::SnapshotSent { to, ok } => {
                 let status = if ok {
@@ -394,24 +569,27 @@ impl Driver {
                 self.node.report_snapshot(to, status);
             }
             Msg::Status(tx) => {
-                let store = self.node.store();
-                let _ = tx.send(Status {
-                    id: self.shared.id,
-                    leader_id: self.node.raft.leader_id,
-                    term: self.node.raft.term,
-                    commit: self.node.raft.raft_log.committed,
-                    applied: *self.shared.applied_index.borrow(),
-                    first_index: store.snapshot_index() + 1,
-                    members: self
-                        .shared
-                        .members
-                        .read()
-                        .expect("members lock")
-                        .iter()
-                        .cloned()
-                        .collect(),
-                });
+                let _ = tx.send(self.status());
             }
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            id: self.shared.id,
+            leader_id: self.node.raft.leader_id,
+            term: self.node.raft.term,
+            commit: self.node.raft.raft_log.committed,
+            applied: *self.shared.applied_index.borrow(),
+            first_index: self.node.store().snapshot_index() + 1,
+            members: self
+                .shared
+                .members
+                .read()
+                .expect("members lock")
+                .iter()
+                .cloned()
+                .collect(),
         }
     }
 
@@ -443,6 +621,7 @@ impl Driver {
         m.from = self.shared.id;
         m.set_entries(entries.into());
         match self.node.step(m) {
+            Ok(()) if self.cfg.ack_before_commit => self.ack_before_commit(&seqs, waiters),
             Ok(()) => self.proposals.extend(seqs.into_iter().zip(waiters)),
             // Not appended anywhere, so the callers may retry safely.
             Err(_) => {
@@ -450,6 +629,36 @@ impl Driver {
                     let _ = tx.send(Err(Error::NoLeader));
                 }
             }
+        }
+    }
+
+    /// The planted bug ([`ack_before_commit`]): answers each proposal just appended to the leader's
+    /// log as if it had committed, with the results of a dry run on the applied state.
+    fn ack_before_commit(
+        &mut self,
+        seqs: &[u64],
+        waiters: Vec<oneshot::Sender<Result<Committed>>>,
+    ) {
+        let last = self.node.raft.raft_log.last_index();
+        let first = last + 1 - seqs.len() as u64;
+        let mut dry = self.shared.applied.read().expect("applied lock").sm.clone();
+        for (i, tx) in waiters.into_iter().enumerate() {
+            let index = first + i as u64;
+            let result =
+                match self
+                    .node
+                    .raft
+                    .raft_log
+                    .entries(index, 1, GetEntriesContext::empty(false))
+                {
+                    Ok(es) if !es.is_empty() => match decode_batch(&es[0].data) {
+                        Ok(batch) if index > dry.applied() => dry.apply(index, &batch).0,
+                        Ok(_) => Err(Error::Dropped("not in the leader's log".into())),
+                        Err(e) => Err(e),
+                    },
+                    _ => Err(Error::Dropped("not in the leader's log".into())),
+                };
+            let _ = tx.send(result);
         }
     }
 
@@ -550,10 +759,17 @@ impl Driver {
         }
         self.apply_entries(rd.take_committed_entries());
         if !rd.entries().is_empty() || rd.hs().is_some() {
-            self.node
-                .mut_store()
-                .append(rd.entries(), rd.hs())
-                .unwrap_or_else(|e| panic!("raft log append failed: {e}"));
+            let mut backoff = Duration::from_millis(50);
+            while let Err(e) = self.node.mut_store().append(rd.entries(), rd.hs()) {
+                // Disk full: the Ready is held, so nothing it carries (votes, append acks, the
+                // leader's own commit) is acknowledged until the same append succeeds.
+                self.stall(&format!("raft log append failed: {e}"), &mut backoff);
+                if self.shared.stopped.load(Ordering::Acquire) {
+                    self.fail_all(Error::Unavailable("store stopped".into()));
+                    return;
+                }
+            }
+            self.set_storage_error(None);
         }
         for rs in rd.take_read_states() {
             let id = rs
@@ -597,11 +813,80 @@ impl Driver {
         // The entries are readable from storage already (not yet durable), as advance_append_async requires.
         self.node.advance_append_async(rd);
         self.node.advance_apply();
-        if let Some(s) = &self.syncer {
-            s.send(job)
-                .unwrap_or_else(|_| panic!("raft syncer thread died"));
+        match &self.syncer {
+            Some(s) => s
+                .send(job)
+                .unwrap_or_else(|_| panic!("raft syncer thread died")),
+            None => {
+                if let Err(e) = job.wal.sync_data() {
+                    self.handle(Msg::SyncFailed(e.to_string()));
+                }
+                self.send(job.messages);
+                self.node.on_persist_ready(job.number);
+            }
         }
         self.maybe_compact();
+    }
+
+    fn set_storage_error(&self, e: Option<String>) {
+        let mut cur = self
+            .shared
+            .storage_error
+            .lock()
+            .expect("storage error lock");
+        if *cur != e {
+            match &e {
+                Some(why) => {
+                    tracing::error!(id = self.shared.id, error = %why, "storage failed: this member acknowledges nothing until it recovers")
+                }
+                None => tracing::warn!(
+                    id = self.shared.id,
+                    "storage recovered: acknowledging again"
+                ),
+            }
+            *cur = e;
+        }
+    }
+
+    /// Waits out a storage failure: every waiting or new write gets the reason, raft messages are
+    /// dropped (peers resend), and the caller retries after the wait.
+    fn stall(&mut self, why: &str, backoff: &mut Duration) {
+        self.set_storage_error(Some(why.to_string()));
+        let err = Error::Unavailable(format!(
+            "{why}; this member acknowledges nothing until it can persist again \
+             (a write it already proposed may still commit)"
+        ));
+        self.fail_all(err.clone());
+        let until = Instant::now() + *backoff;
+        *backoff = (*backoff * 2).min(Duration::from_secs(1));
+        while let Some(wait) = until.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(wait) {
+                Ok(Msg::Propose { tx, .. }) => {
+                    let _ = tx.send(Err(err.clone()));
+                }
+                Ok(Msg::ConfChange { tx, .. }) => {
+                    let _ = tx.send(Err(err.clone()));
+                }
+                Ok(Msg::ReadIndex(tx)) => {
+                    let _ = tx.send(Err(err.clone()));
+                }
+                Ok(Msg::Status(tx)) => {
+                    let _ = tx.send(self.status());
+                }
+                Ok(m @ (Msg::Persisted(_) | Msg::SyncFailed(_) | Msg::SnapshotSent { .. })) => {
+                    self.handle(m)
+                }
+                Ok(Msg::Raft(_) | Msg::Unreachable(_)) => {}
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.shared.stopped.store(true, Ordering::Release);
+                    return;
+                }
+            }
+            if self.shared.stopped.load(Ordering::Acquire) {
+                return;
+            }
+        }
     }
 
     fn install_snapshot(&mut self, snap: raft::eraftpb::Snapshot) {
@@ -652,15 +937,26 @@ impl Driver {
             match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => applied.sm.skip(index),
                 EntryType::EntryNormal => {
-                    let batch: Batch = serde_json::from_slice(&entry.data)
-                        .unwrap_or_else(|e| panic!("entry {index} holds no valid batch: {e}"));
-                    let (result, evs) = applied.sm.apply(index, &batch);
-                    if result.is_ok() {
-                        self.node
-                            .mut_store()
-                            .note_written(batch.ops.iter().map(super::Op::key));
-                    }
-                    events.extend(evs);
+                    let result = match decode_batch(&entry.data) {
+                        Ok(batch) => {
+                            let (result, evs) = applied.sm.apply(index, &batch);
+                            if result.is_ok() {
+                                self.node
+                                    .mut_store()
+                                    .note_written(batch.ops.iter().map(super::Op::key));
+                            }
+                            events.extend(evs);
+                            result
+                        }
+                        Err(e) => {
+                            // Every member decodes the same bytes the same way, so all of them skip
+                            // it and the state machines stay equal; panicking would crash-loop the
+                            // whole cluster on replay of one bad entry.
+                            tracing::error!(index, error = %e, "skipped a committed entry that holds no valid batch");
+                            applied.sm.skip(index);
+                            Err(e)
+                        }
+                    };
                     if let Some(tx) = parse_ctx(self.nonce, &entry.context)
                         .and_then(|s| self.proposals.remove(&s))
                     {
@@ -668,16 +964,28 @@ impl Driver {
                     }
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    let (cc1, cc2) = if entry.get_entry_type() == EntryType::EntryConfChange {
-                        let cc = ConfChange::parse_from_bytes(&entry.data).unwrap_or_else(|e| {
-                            panic!("entry {index} holds no valid conf change: {e}")
-                        });
-                        (Some(cc), None)
+                    let parsed = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        ConfChange::parse_from_bytes(&entry.data).map(|cc| (Some(cc), None))
                     } else {
-                        let cc = ConfChangeV2::parse_from_bytes(&entry.data).unwrap_or_else(|e| {
-                            panic!("entry {index} holds no valid conf change: {e}")
-                        });
-                        (None, Some(cc))
+                        ConfChangeV2::parse_from_bytes(&entry.data).map(|cc| (None, Some(cc)))
+                    };
+                    let (cc1, cc2) = match parsed {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::error!(index, error = %e, "skipped a committed entry that holds no valid conf change");
+                            applied.sm.skip(index);
+                            if let Some(tx) = parse_ctx(self.nonce, &entry.context)
+                                .and_then(|s| self.conf_changes.remove(&s))
+                            {
+                                cc_done.push((
+                                    tx,
+                                    Err(Error::Invalid(format!(
+                                        "entry {index} holds no valid conf change: {e}"
+                                    ))),
+                                ));
+                            }
+                            continue;
+                        }
                     };
                     let (changes, context): (Vec<(ConfChangeType, u64)>, &[u8]) = match (&cc1, &cc2)
                     {
@@ -761,6 +1069,12 @@ impl Driver {
                 None => return,
             }
         }
+        if self
+            .checkpoint_retry_at
+            .is_some_and(|at| Instant::now() < at)
+        {
+            return;
+        }
         let applied = *self.shared.applied_index.borrow();
         let store = self.node.store();
         let checkpoint = store.applied();
@@ -788,14 +1102,37 @@ impl Driver {
                 self.shared.members.read().expect("members lock").clone(),
             )
         };
-        let job = self
+        self.checkpoint_keys = changes.iter().map(|(k, _)| k.clone()).collect();
+        let job = match self
             .node
             .mut_store()
             .begin_checkpoint(applied, changes, &members)
-            .unwrap_or_else(|e| panic!("checkpoint at {applied} failed: {e}"));
-        if let Some(c) = &self.checkpointer {
-            c.send(job)
-                .unwrap_or_else(|_| panic!("checkpointer thread died"));
+        {
+            Ok(job) => job,
+            Err(e) => {
+                self.checkpoint_failed(applied, &e.to_string());
+                return;
+            }
+        };
+        match &self.checkpointer {
+            Some(c) => c
+                .send(job)
+                .unwrap_or_else(|_| panic!("checkpointer thread died")),
+            None => self.inline_checkpoint = Some(job.run().map_err(|e| e.to_string())),
+        }
+    }
+
+    /// A checkpoint that could not be written (disk full) is not fatal: the log still holds every
+    /// change, so the member keeps serving and retries at the next checkpoint point. Its keys are
+    /// dirty again, or the retry would leave them out of sled and a restart would lose them.
+    fn checkpoint_failed(&mut self, applied: u64, why: &str) {
+        tracing::error!(id = self.shared.id, applied, error = %why, "checkpoint failed; the log is kept until one succeeds");
+        self.checkpoint_retry_at = Some(Instant::now() + Duration::from_secs(5));
+        let keys = std::mem::take(&mut self.checkpoint_keys);
+        let store = self.node.mut_store();
+        store.note_written(keys.iter().map(String::as_str));
+        if store.checkpointing() {
+            store.finish_checkpoint(0);
         }
     }
 
@@ -803,7 +1140,9 @@ impl Driver {
     /// it still runs, unless `wait` blocks until it is done.
     fn collect_checkpoint(&mut self, wait: bool) -> Option<u64> {
         use std::sync::mpsc::TryRecvError;
-        let done = if wait {
+        let done = if let Some(done) = self.inline_checkpoint.take() {
+            Some(done)
+        } else if wait {
             self.checkpoint_done.recv().ok()
         } else {
             match self.checkpoint_done.try_recv() {
@@ -812,9 +1151,16 @@ impl Driver {
                 Err(TryRecvError::Disconnected) => None,
             }
         };
-        let index = done
-            .unwrap_or_else(|| panic!("checkpointer thread gone"))
-            .unwrap_or_else(|e| panic!("checkpoint failed: {e}"));
+        let index = match done.unwrap_or_else(|| panic!("checkpointer thread gone")) {
+            Ok(index) => index,
+            Err(e) => {
+                let at = *self.shared.applied_index.borrow();
+                self.checkpoint_failed(at, &e);
+                return None;
+            }
+        };
+        self.checkpoint_keys.clear();
+        self.checkpoint_retry_at = None;
         self.node.mut_store().finish_checkpoint(index);
         Some(index)
     }
@@ -870,6 +1216,7 @@ pub(crate) fn new_shared(
         is_leader: watch::channel(false).0,
         members: RwLock::new(members),
         stopped: AtomicBool::new(false),
+        storage_error: Mutex::new(None),
     })
 }
 

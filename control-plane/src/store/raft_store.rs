@@ -149,20 +149,7 @@ impl RaftStore {
                 }
             },
         };
-        let objects = storage.objects().map_err(unavailable)?;
-        let mut applied = storage.applied();
-        let mut hs = storage.hard_state().clone();
-        if hs.commit < applied {
-            // A crash between writing an installed snapshot's objects and resetting the log leaves the
-            // log's commit index behind the applied one; an applied entry was committed.
-            hs.commit = applied;
-            storage.set_hard_state(&hs).map_err(unavailable)?;
-        }
-        if applied == 0 && storage.snapshot_index() > 0 {
-            applied = storage.snapshot_index();
-        }
-        let members = storage.members().map_err(unavailable)?;
-        let sm = StateMachine::restore(objects, applied);
+        let (sm, members) = restore(&mut storage).map_err(unavailable)?;
         let shared = node::new_shared(id, sm, config.event_window, members.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let transport = Arc::new(Transport::new(
@@ -193,7 +180,7 @@ impl RaftStore {
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
-            .spawn(move || driver.run())
+            .spawn(move || node::supervise("raft driver", move || driver.run()))
             .map_err(|e| Error::Unavailable(format!("spawning raft thread: {e}")))?;
         Ok(Arc::new(RaftStore {
             shared,
@@ -235,6 +222,16 @@ impl RaftStore {
     /// Members of the configuration as of the applied index.
     pub fn members(&self) -> Members {
         self.shared.members.read().expect("members lock").clone()
+    }
+
+    /// Why this member cannot persist now (disk full, I/O error), if it cannot: while set it
+    /// acknowledges no writes, and it clears itself once the disk takes writes again.
+    pub fn storage_error(&self) -> Option<String> {
+        self.shared
+            .storage_error
+            .lock()
+            .expect("storage error lock")
+            .clone()
     }
 
     /// Raft status of this member.
@@ -485,6 +482,27 @@ impl Drop for RaftStore {
     }
 }
 
+/// The state machine and members a member restarts with: the checkpoint in sled (the log after it
+/// is applied again by Raft). Shared by [`RaftStore::open`] and the deterministic harness.
+pub(crate) fn restore(
+    storage: &mut SledStorage,
+) -> std::result::Result<(StateMachine, Members), super::sled_storage::Error> {
+    let objects = storage.objects()?;
+    let mut applied = storage.applied();
+    let mut hs = storage.hard_state().clone();
+    if hs.commit < applied {
+        // A crash between writing an installed snapshot's objects and resetting the log leaves the
+        // log's commit index behind the applied one; an applied entry was committed.
+        hs.commit = applied;
+        storage.set_hard_state(&hs)?;
+    }
+    if applied == 0 && storage.snapshot_index() > 0 {
+        applied = storage.snapshot_index();
+    }
+    let members = storage.members()?;
+    Ok((StateMachine::restore(objects, applied), members))
+}
+
 async fn join_with_retry(via: &str, config: &StoreConfig) -> Result<(u64, Vec<Member>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Duration::from_millis(200);
@@ -673,6 +691,43 @@ mod tests {
             .unwrap();
         assert!(c3.revision > c2.revision);
         s.shutdown().await;
+    }
+
+    /// Set in the child process of `a_dead_driver_takes_the_process_down`.
+    const CHILD: &str = "BERTH_TEST_DRIVER_PANIC_CHILD";
+
+    /// A driver that dies (here: the fsync failure path, which is crash-only) must not leave a
+    /// process that still answers on its ports: the process exits with status 70. Run in a child
+    /// process, since the exit is the point.
+    #[test]
+    fn a_dead_driver_takes_the_process_down() {
+        if std::env::var_os(CHILD).is_some() {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let s = single(dir.path()).await;
+                wait_leader(&s).await;
+                s.send_to_driver(Msg::SyncFailed("injected EIO".into()))
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(20)).await;
+            });
+            // Still alive: the parent sees status 0 and fails.
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::raft_store::tests::a_dead_driver_takes_the_process_down",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(70), "{stderr}");
+        assert!(stderr.contains("raft driver died"), "{stderr}");
+        assert!(stderr.contains("injected EIO"), "{stderr}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

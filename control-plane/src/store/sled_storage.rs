@@ -31,6 +31,15 @@ pub enum Error {
     /// sled failed.
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    /// Reading or writing the log failed (disk full, I/O error).
+    #[error("{what}: {source}")]
+    Io {
+        /// The step that failed.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Stored bytes did not decode.
     #[error("corrupt {what}: {detail}")]
     Corrupt {
@@ -108,7 +117,10 @@ impl CheckpointJob {
     /// # Errors
     /// On I/O or sled failure.
     pub fn run(self) -> Result<u64> {
-        self.wal.sync_data().map_err(|e| corrupt("wal fsync", e))?;
+        self.wal.sync_data().map_err(|source| Error::Io {
+            what: "wal fsync",
+            source,
+        })?;
         let mut batch = sled::Batch::default();
         for (key, value) in self.changes {
             match value {
@@ -665,6 +677,17 @@ impl SledStorage {
             data.extend_from_slice(&k);
             data.extend_from_slice(&(v.len() as u32).to_be_bytes());
             data.extend_from_slice(&v);
+        }
+        if data.len() > super::transport::MAX_SNAPSHOT {
+            // Sent, it would be refused by the peer's message limit over and over; say so instead.
+            return Err(corrupt(
+                "snapshot",
+                format!(
+                    "{} bytes of objects exceed the {}-byte limit of one peer message",
+                    data.len(),
+                    super::transport::MAX_SNAPSHOT
+                ),
+            ));
         }
         let meta = SnapshotMetadata {
             index: applied,

@@ -24,8 +24,13 @@ use super::{Batch, Committed, Error, Result};
 
 /// Raft messages queued per peer before new ones are dropped (Raft retransmits).
 const PEER_QUEUE: usize = 8192;
-/// Largest gRPC message accepted or sent (snapshots carry the whole object set).
+/// Largest gRPC message accepted or sent on the peer port, by the server and every client. A snapshot
+/// carries the whole object set in one Raft message, so this is also the largest snapshot a member
+/// can send ([`MAX_SNAPSHOT`]); batches of ordinary messages are packed to stay under it.
 pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+/// Largest snapshot `data` a member builds: what fits in one [`MAX_MESSAGE`] with room for the
+/// request's and the Raft message's own framing.
+pub(crate) const MAX_SNAPSHOT: usize = MAX_MESSAGE - (1 << 20);
 
 struct Peer {
     addr: String,
@@ -160,6 +165,16 @@ impl Transport {
     }
 }
 
+impl super::node::Network for Transport {
+    fn send(&self, msgs: Vec<Message>) {
+        Transport::send(self, msgs);
+    }
+
+    fn set_peers(&self, members: &Members) {
+        Transport::set_peers(self, members);
+    }
+}
+
 /// Sends one peer's queue in batches, one RPC at a time, backing off while the peer is unreachable.
 async fn send_loop(
     id: u64,
@@ -178,36 +193,83 @@ async fn send_loop(
                 Err(_) => break,
             }
         }
-        let snapshots = buf
+        let encoded = buf
             .iter()
-            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
-            .count();
-        let messages = buf
-            .iter()
-            .map(|m| m.write_to_bytes().expect("raft message encodes"))
+            .map(|m| {
+                (
+                    m.write_to_bytes().expect("raft message encodes"),
+                    m.get_msg_type() == MessageType::MsgSnapshot,
+                )
+            })
             .collect();
-        let mut req = Request::new(StepRequest { messages });
-        req.set_timeout(Duration::from_secs(if snapshots > 0 { 60 } else { 5 }));
-        match client.step(req).await {
-            Ok(_) => {
-                backoff = Duration::from_millis(50);
-                for _ in 0..snapshots {
-                    let _ = driver.send(Msg::SnapshotSent { to: id, ok: true });
-                }
+        let (requests, too_big) = pack(encoded, MAX_MESSAGE - REQUEST_OVERHEAD);
+        for (len, snapshot) in too_big {
+            tracing::error!(
+                peer = id,
+                bytes = len,
+                limit = MAX_MESSAGE,
+                "dropped a raft message larger than the peer port's message limit"
+            );
+            if snapshot {
+                let _ = driver.send(Msg::SnapshotSent { to: id, ok: false });
             }
-            Err(status) => {
-                tracing::debug!(peer = id, error = %status.message(), "raft peer unreachable");
-                let _ = driver.send(Msg::Unreachable(id));
-                for _ in 0..snapshots {
-                    let _ = driver.send(Msg::SnapshotSent { to: id, ok: false });
+        }
+        for (messages, snapshots) in requests {
+            let mut req = Request::new(StepRequest { messages });
+            req.set_timeout(Duration::from_secs(if snapshots > 0 { 60 } else { 5 }));
+            match client.step(req).await {
+                Ok(_) => {
+                    backoff = Duration::from_millis(50);
+                    for _ in 0..snapshots {
+                        let _ = driver.send(Msg::SnapshotSent { to: id, ok: true });
+                    }
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                // What queued meanwhile is stale; Raft resends from its progress tracking.
-                while rx.try_recv().is_ok() {}
+                Err(status) => {
+                    tracing::debug!(peer = id, error = %status.message(), "raft peer unreachable");
+                    let _ = driver.send(Msg::Unreachable(id));
+                    for _ in 0..snapshots {
+                        let _ = driver.send(Msg::SnapshotSent { to: id, ok: false });
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    // What queued meanwhile is stale; Raft resends from its progress tracking.
+                    while rx.try_recv().is_ok() {}
+                    break;
+                }
             }
         }
     }
+}
+
+/// Room left in a [`MAX_MESSAGE`] for the `StepRequest` framing (a tag and length per message).
+const REQUEST_OVERHEAD: usize = 64 << 10;
+
+/// Requests: the encoded messages and how many of them are snapshots.
+type Packed = Vec<(Vec<Vec<u8>>, usize)>;
+
+/// Packs encoded messages (with whether each is a snapshot), in order, into requests of at most
+/// `limit` bytes of payload, counting 16 bytes of framing per message. A message that alone exceeds
+/// `limit` cannot be sent at all: it is returned as (its size, whether it is a snapshot).
+pub(crate) fn pack(msgs: Vec<(Vec<u8>, bool)>, limit: usize) -> (Packed, Vec<(usize, bool)>) {
+    let mut out: Packed = Vec::new();
+    let mut too_big = Vec::new();
+    let mut size = 0;
+    for (m, snapshot) in msgs {
+        let cost = m.len() + 16;
+        if cost > limit {
+            too_big.push((m.len(), snapshot));
+            continue;
+        }
+        if out.is_empty() || size + cost > limit {
+            out.push((Vec::new(), 0));
+            size = 0;
+        }
+        let last = out.last_mut().expect("one request");
+        last.0.push(m);
+        last.1 += usize::from(snapshot);
+        size += cost;
+    }
+    (out, too_big)
 }
 
 /// Asks the running member at `addr` to add this member. Returns the new id and every member.
@@ -387,5 +449,43 @@ impl RaftPeer for PeerService {
             applied: s.applied,
             members: s.members.iter().map(proto::raftpb::Member::from).collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(sizes: &[usize]) -> Vec<(Vec<u8>, bool)> {
+        sizes.iter().map(|&n| (vec![0u8; n], n == 50)).collect()
+    }
+
+    #[test]
+    fn pack_keeps_every_request_under_the_limit_and_the_order() {
+        let (reqs, too_big) = pack(msgs(&[10, 20, 50, 30, 200, 5]), 100);
+        assert_eq!(too_big, vec![(200, false)]);
+        let lens: Vec<Vec<usize>> = reqs
+            .iter()
+            .map(|(r, _)| r.iter().map(Vec::len).collect())
+            .collect();
+        assert_eq!(lens, vec![vec![10, 20], vec![50], vec![30, 5]]);
+        assert_eq!(reqs.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0, 1, 0]);
+        for (r, _) in &reqs {
+            assert!(r.iter().map(|m| m.len() + 16).sum::<usize>() <= 100);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pack_loses_nothing_that_fits(sizes in proptest::collection::vec(0usize..300, 0..50)) {
+            let (reqs, too_big) = pack(msgs(&sizes), 256);
+            let sent: Vec<usize> = reqs.iter().flat_map(|(r, _)| r.iter().map(Vec::len)).collect();
+            let fits: Vec<usize> = sizes.iter().copied().filter(|n| n + 16 <= 256).collect();
+            proptest::prop_assert_eq!(sent, fits);
+            proptest::prop_assert_eq!(too_big.len(), sizes.iter().filter(|n| *n + 16 > 256).count());
+            for (r, _) in &reqs {
+                proptest::prop_assert!(r.iter().map(|m| m.len() + 16).sum::<usize>() <= 256);
+            }
+        }
     }
 }
