@@ -348,6 +348,7 @@ pub async fn run_with_listeners(
         grpc(&ctx, &mut routes);
     }
     let grpc_shutdown = shutdown.clone();
+    let grpc_stopping = shutdown.clone();
     let peer_tls = pki.peer_server_config()?;
     tracing::info!(addr = %peer_listener.local_addr()?, "serving the peer port (mutual TLS)");
     tracker.spawn(async move {
@@ -360,15 +361,22 @@ pub async fn run_with_listeners(
         if let Err(e) = result {
             tracing::error!(error = %e, "peer gRPC server failed");
         }
+        if !grpc_stopping.is_cancelled() {
+            exit_member("the peer gRPC server");
+        }
     });
 
     tracker.spawn(rotate_certs(pki.clone(), shutdown.clone()));
 
     if let Some(api) = hooks.api {
         let fut = api(ctx.clone(), api_listener, shutdown.clone());
+        let stopping = shutdown.clone();
         tracker.spawn(async move {
             if let Err(e) = fut.await {
                 tracing::error!(error = %e, "API server failed");
+            }
+            if !stopping.is_cancelled() {
+                exit_member("the API server");
             }
         });
     }
@@ -485,4 +493,12 @@ mod tests {
             Start::Join(_) => panic!("expected initial cluster"),
         }
     }
+}
+
+/// A server that ends before shutdown leaves a member that looks alive to Raft but serves nothing:
+/// exit, as a dead driver or controller does, so a supervisor restarts it and clients fail over.
+fn exit_member(what: &str) -> ! {
+    tracing::error!("{what} stopped before shutdown; exiting so a supervisor restarts this member");
+    eprintln!("{what} stopped before shutdown; exiting");
+    std::process::exit(70)
 }

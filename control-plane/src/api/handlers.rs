@@ -80,7 +80,8 @@ fn header_str(req: &Request<Body>, name: header::HeaderName) -> &str {
 }
 
 /// `/livez` and `/healthz` fail when the Raft driver has stopped; `/readyz` also while no leader is
-/// known, so a load balancer sends nothing to a member that cannot commit. Texts as kube-apiserver's.
+/// known or the storage refuses writes, so a load balancer sends nothing to a member that cannot
+/// commit. Texts as kube-apiserver's.
 fn health(path: &str, h: crate::store::Health) -> Response {
     let check = path
         .trim_matches('/')
@@ -88,11 +89,14 @@ fn health(path: &str, h: crate::store::Health) -> Response {
         .next()
         .unwrap_or("healthz");
     let failed = if h.driver_stopped {
-        Some("the Raft driver stopped")
-    } else if check == "readyz" && h.no_leader {
-        Some("no Raft leader")
-    } else {
+        Some("the Raft driver stopped".to_string())
+    } else if check != "readyz" {
         None
+    } else if h.no_leader {
+        Some("no Raft leader".to_string())
+    } else {
+        h.storage
+            .map(|why| format!("storage refuses writes: {why}"))
     };
     match failed {
         None => (StatusCode::OK, "ok").into_response(),
@@ -1711,13 +1715,24 @@ mod health_tests {
         let dead = Health {
             driver_stopped: true,
             no_leader: true,
+            storage: None,
+        };
+        let full = Health {
+            storage: Some("raft log append failed: No space left on device".into()),
+            ..Health::default()
         };
         let code = |p: &str, h| health(p, h).status().as_u16();
         assert_eq!(code("/readyz", ok), 200);
-        assert_eq!(code("/readyz", leaderless), 500);
+        assert_eq!(code("/readyz", leaderless.clone()), 500);
         assert_eq!(code("/livez", leaderless), 200, "alive while electing");
-        assert_eq!(code("/healthz", dead), 500);
+        assert_eq!(code("/healthz", dead.clone()), 500);
         assert_eq!(code("/livez/ping", dead), 500);
+        assert_eq!(
+            code("/readyz", full.clone()),
+            500,
+            "a full disk is not ready"
+        );
+        assert_eq!(code("/livez", full), 200, "but it is alive and recovers");
     }
 }
 

@@ -254,12 +254,15 @@ pub trait ObjectStore: Send + Sync + 'static {
 }
 
 /// A member's health as the health endpoints report it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Health {
     /// The Raft driver thread has stopped: the member can neither commit nor read (not live).
     pub driver_stopped: bool,
     /// No leader is known: writes and linearizable reads wait (not ready).
     pub no_leader: bool,
+    /// Why this member's storage refuses writes (a full disk, say): it acknowledges nothing until
+    /// a write succeeds again (not ready).
+    pub storage: Option<String>,
 }
 
 mod mem;

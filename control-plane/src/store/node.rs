@@ -307,14 +307,10 @@ pub(crate) fn check_message(m: &Message) -> Result<()> {
 /// nor vote: a supervisor restarts it and the cluster sees a member down, not a zombie.
 pub(crate) fn supervise(what: &str, f: impl FnOnce()) {
     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown panic");
+        let why = crate::controllers::isolation::panic_message(panic.as_ref());
         tracing::error!(
             thread = what,
-            error = why,
+            error = %why,
             "thread died; exiting so a supervisor restarts this member"
         );
         eprintln!("{what} died: {why}; exiting");

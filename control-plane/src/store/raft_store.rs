@@ -589,6 +589,7 @@ impl ObjectStore for RaftStore {
         super::Health {
             driver_stopped,
             no_leader: self.leader_id() == 0,
+            storage: self.storage_error(),
         }
     }
 }
