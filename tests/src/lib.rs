@@ -2,6 +2,7 @@
 //! a tiny HTTP/1.1 client (plain for pods' ports, HTTPS with the lab's admin certificate, no credentials
 //! or a bearer token for the API), and bounded polling.
 
+pub mod lin_workload;
 pub mod linearizability;
 
 use std::io::{Read, Write};

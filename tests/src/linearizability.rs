@@ -386,6 +386,9 @@ fn candidates(calls: &[Call], done: &Bits, n: usize) -> Vec<usize> {
         out.push(i);
         bound = bound.min(c.complete);
     }
+    // Operations whose outcome is known first: an unknown one is needed only to explain what others
+    // saw, and trying it first sends the search down branches it must then undo.
+    out.sort_by_key(|&i| !calls[i].required);
     out
 }
 
