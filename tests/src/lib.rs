@@ -1,6 +1,7 @@
 //! Shared helpers for berth end-to-end tests: a lab cluster guard over `berthctl lab`, command runners,
 //! a tiny HTTP/1.1 client (plain for pods' ports, HTTPS with the lab's admin certificate, no credentials
-//! or a bearer token for the API), and bounded polling.
+//! or a bearer token for the API), and bounded polling. `linearizability` is a pure checker for
+//! register histories; `lin_workload` records such histories from a lab's API under faults.
 
 pub mod lin_workload;
 pub mod linearizability;

@@ -88,7 +88,8 @@ fn body(key: &str, value: &str, resource_version: Option<&str>) -> String {
 }
 
 /// Creates the registers (recorded as writes of `init-KEY` by client `usize::MAX`), retrying across
-/// servers for up to `limit`.
+/// servers for up to `limit`. An attempt that timed out may have created it: it is recorded as an
+/// unknown write, and a later 409 AlreadyExists then ends the retries.
 ///
 /// # Errors
 /// When a register cannot be created in time.
@@ -106,9 +107,9 @@ pub fn create_registers(
             limit,
             Duration::from_millis(200),
             || {
-                let invoke = history.now();
                 let mut last = String::new();
                 for &addr in &servers {
+                    let invoke = history.now();
                     let r = https(
                         &lab.admin,
                         "POST",
@@ -129,8 +130,21 @@ pub fn create_registers(
                             });
                             return Ok(Some(()));
                         }
-                        Ok(r) => last = format!("{addr}: {} {}", r.status, r.body),
-                        Err(e) => last = format!("{addr}: {e:#}"),
+                        Ok(r) if r.status == 409 => return Ok(Some(())),
+                        other => {
+                            history.push(Operation {
+                                client: usize::MAX,
+                                key: key.clone(),
+                                op: Op::Write(value.clone()),
+                                invoke,
+                                complete: history.now(),
+                                outcome: Outcome::Unknown,
+                            });
+                            last = match other {
+                                Ok(r) => format!("{addr}: {} {}", r.status, r.body),
+                                Err(e) => format!("{addr}: {e:#}"),
+                            };
+                        }
                     }
                 }
                 anyhow::bail!("{last}")
