@@ -1,6 +1,10 @@
 //! Shared helpers for berth end-to-end tests: a lab cluster guard over `berthctl lab`, command runners,
 //! a tiny HTTP/1.1 client (plain for pods' ports, HTTPS with the lab's admin certificate, no credentials
-//! or a bearer token for the API), and bounded polling.
+//! or a bearer token for the API), and bounded polling. `linearizability` is a pure checker for
+//! register histories; `lin_workload` records such histories from a lab's API under faults.
+
+pub mod lin_workload;
+pub mod linearizability;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -352,10 +356,22 @@ fn lab_lock() -> Result<std::fs::File> {
 impl Lab {
     /// `berthctl lab up --name NAME --servers S --agents A`, after removing any leftover of the same name.
     pub fn up(name: &str, servers: usize, agents: usize) -> Result<Lab> {
+        Lab::up_with_env(name, servers, agents, &[])
+    }
+
+    /// [`Lab::up`] with extra environment for every server (`--server-env KEY=VALUE`), which the lab
+    /// keeps for restarts too.
+    pub fn up_with_env(
+        name: &str,
+        servers: usize,
+        agents: usize,
+        server_env: &[(&str, &str)],
+    ) -> Result<Lab> {
         let lock = lab_lock()?;
         let _ =
             output(Command::new(bin_dir().join("berthctl")).args(["lab", "down", "--name", name]));
-        run(Command::new(bin_dir().join("berthctl")).args([
+        let mut up = Command::new(bin_dir().join("berthctl"));
+        up.args([
             "lab",
             "up",
             "--name",
@@ -366,7 +382,11 @@ impl Lab {
             &agents.to_string(),
             "--timeout",
             "120s",
-        ]))?;
+        ]);
+        for (k, v) in server_env {
+            up.arg("--server-env").arg(format!("{k}={v}"));
+        }
+        run(&mut up)?;
         let dir = PathBuf::from(format!("/var/lib/berth/labs/{name}"));
         let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json"))?)?;
         let kubeconfig = dir.join("kubeconfig");

@@ -46,6 +46,9 @@ enum Verb {
         /// How long to wait for the API and all nodes Ready
         #[arg(long, default_value = "90s")]
         timeout: humantime::Duration,
+        /// Extra environment for every server, KEY=VALUE (repeatable; for test hooks)
+        #[arg(long = "server-env", value_name = "KEY=VALUE")]
+        server_env: Vec<String>,
     },
     /// Remove everything a lab created (processes, namespaces, links, data); safe to repeat
     Down {
@@ -97,6 +100,7 @@ pub async fn run(a: Args) -> Result<()> {
             bin_dir,
             subnet,
             timeout,
+            server_env,
         } => {
             let subnet = match subnet {
                 Some(s) => {
@@ -112,6 +116,10 @@ pub async fn run(a: Args) -> Result<()> {
                 bin_dir,
                 subnet,
                 timeout: Duration::from(timeout),
+                server_env: server_env
+                    .iter()
+                    .map(|e| lab::parse_env(e))
+                    .collect::<Result<_>>()?,
             })
             .await?;
         }

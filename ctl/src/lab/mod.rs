@@ -43,6 +43,10 @@ pub struct NodeRun {
     /// Cut off the bridge by `lab partition`.
     #[serde(default)]
     pub partitioned: bool,
+    /// Extra environment (`lab up --server-env`), kept here so `lab restart` starts the process the
+    /// same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
 }
 
 /// Everything a lab made (`{dir}/lab.json`).
@@ -216,6 +220,30 @@ pub struct UpOptions {
     pub subnet: Option<Cidr>,
     /// Bound on waiting for the API and Ready nodes.
     pub timeout: Duration,
+    /// Extra environment for every server process (test hooks such as fault modes).
+    pub server_env: Vec<(String, String)>,
+}
+
+/// Parses one `--server-env KEY=VALUE`. The cluster token is the lab's own and may not be replaced.
+///
+/// # Errors
+/// When there is no `=`, the name is empty or not `[A-Za-z_][A-Za-z0-9_]*`, or it names the token.
+pub fn parse_env(s: &str) -> Result<(String, String)> {
+    let Some((k, v)) = s.split_once('=') else {
+        bail!("invalid --server-env {s:?}: expected KEY=VALUE");
+    };
+    let valid = k
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        bail!("invalid --server-env {s:?}: {k:?} is not an environment variable name");
+    }
+    if k == plan::TOKEN_ENV {
+        bail!("--server-env may not set {k}: the lab makes its own token");
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// `lab up`: builds the network, starts the processes, writes the kubeconfig, waits until ready.
@@ -285,6 +313,10 @@ pub async fn up(opts: &UpOptions) -> Result<LabState> {
                 log: dir.join(format!("{}.log", n.name)),
                 data_dir,
                 partitioned: false,
+                env: match n.role {
+                    Role::Server => opts.server_env.clone(),
+                    Role::Agent => vec![],
+                },
             }
         })
         .collect();
@@ -332,7 +364,9 @@ fn start_node(plan: &LabPlan, token: &pki::Token, run: &mut NodeRun) -> Result<u
     let np = plan.node(&run.name).context("unknown node")?;
     std::fs::create_dir_all(&run.data_dir)?;
     let token = token.to_string();
-    let env = [(plan::TOKEN_ENV, token.as_str())];
+    let env: Vec<(&str, &str)> = std::iter::once((plan::TOKEN_ENV, token.as_str()))
+        .chain(run.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
     let pid = host::spawn_in_netns(&np.netns, &run.binary, &run.args, &env, &run.log)?;
     run.pid = Some(pid);
     Ok(pid)
@@ -892,6 +926,7 @@ mod tests {
                 log: dir.path().join("x.log"),
                 data_dir: dir.path().join(&n.name),
                 partitioned: false,
+                env: vec![],
             })
             .collect();
         let mut s = LabState {
@@ -923,6 +958,7 @@ mod tests {
                 log: dir.path().join("x.log"),
                 data_dir: dir.path().join(&n.name),
                 partitioned: false,
+                env: vec![],
             })
             .collect();
         let s = LabState {
@@ -954,6 +990,45 @@ mod tests {
             kc.clusters[1].cluster.as_ref().unwrap().server.as_deref(),
             Some("https://172.29.8.12:6443")
         );
+    }
+
+    #[test]
+    fn server_env_parses_and_round_trips() {
+        assert_eq!(
+            parse_env("BERTH_TEST_X=1").unwrap(),
+            ("BERTH_TEST_X".into(), "1".into())
+        );
+        assert_eq!(parse_env("A_b=x=y").unwrap(), ("A_b".into(), "x=y".into()));
+        for bad in ["NOEQ", "=1", "1A=2", "A-B=1", "BERTH_TOKEN=abc.def"] {
+            assert!(parse_env(bad).is_err(), "{bad}");
+        }
+        let p = plan::plan("t", 1, 0, Cidr::parse("172.29.8.0/24").unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = LabState {
+            nodes: vec![NodeRun {
+                name: "s1".into(),
+                binary: PathBuf::from("/bin/x"),
+                args: vec![],
+                pid: None,
+                log: dir.path().join("x.log"),
+                data_dir: dir.path().join("s1"),
+                partitioned: false,
+                env: vec![("BERTH_TEST_X".into(), "1".into())],
+            }],
+            plan: p,
+            dir: dir.path().to_path_buf(),
+            kubeconfig: dir.path().join("kubeconfig"),
+        };
+        s.save().unwrap();
+        assert_eq!(LabState::load(dir.path()).unwrap().unwrap(), s);
+        // A lab.json written before the field existed still loads.
+        let old = std::fs::read_to_string(LabState::path(dir.path()))
+            .unwrap()
+            .replace("\"env\"", "\"unused\"");
+        std::fs::write(LabState::path(dir.path()), old).unwrap();
+        assert!(LabState::load(dir.path()).unwrap().unwrap().nodes[0]
+            .env
+            .is_empty());
     }
 
     #[test]
