@@ -174,6 +174,13 @@ impl PodManager {
                 return self.wait(uid, name, c, "CreateContainerConfigError", e, at);
             }
         };
+        let security = match spec::security(&cspec, &pod, uid_n, &resolved.config.user) {
+            Ok(s) => s,
+            Err(e) => {
+                let at = now + super::restart_delay(1);
+                return self.wait(uid, name, c, "CreateContainerConfigError", e, at);
+            }
+        };
         let dir = self.pod_dir(&pod);
         let mut mounts = match self.volume_mounts(uid, &cspec) {
             Ok(m) => m,
@@ -232,6 +239,7 @@ impl PodManager {
             cpu_quota,
             log_path: dir.join(name).join(format!("{attempt}.log")),
             spec_hash: String::new(),
+            security,
         };
         // A leftover instance with the same ID (crash between start and record) is replaced.
         if self.rt.status(&cfg.id).is_some() {
