@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod protobuf;
 pub mod proxy;
 pub mod resources;
