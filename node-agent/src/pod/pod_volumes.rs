@@ -45,7 +45,7 @@ pub fn release_secret_mounts(data_dir: &Path) {
     };
     for p in pods.flatten() {
         release_secrets_fs(&p.path().join("secrets"));
-        release_subpaths(&p.path());
+        let _ = release_subpaths(&p.path());
     }
 }
 
@@ -177,8 +177,14 @@ fn pin_subpath(root: &Path, sub: &str, target: &Path) -> Result<(), String> {
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
         })
         .map_err(|e| format!("subPath {sub:?}: {e}"))?;
-    if is_mountpoint(target) || target.exists() {
-        let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+    if target.symlink_metadata().is_ok() {
+        // The pin of a previous instance: its volume content may have changed since.
+        if !unmount_all(target) {
+            return Err(format!(
+                "cannot unpin the previous subPath at {}",
+                target.display()
+            ));
+        }
         let _ = std::fs::remove_dir(target).or_else(|_| std::fs::remove_file(target));
     }
     let parent = target.parent().unwrap_or(Path::new("/"));
@@ -200,20 +206,35 @@ fn pin_subpath(root: &Path, sub: &str, target: &Path) -> Result<(), String> {
     .map_err(|e| format!("cannot pin subPath {sub:?}: {e}"))
 }
 
-/// Unmounts the pinned subPaths of a pod (before its directory is removed).
-fn release_subpaths(pod_dir: &Path) {
-    let Ok(ctrs) = std::fs::read_dir(pod_dir.join("subpaths")) else {
-        return;
-    };
-    for c in ctrs.flatten() {
-        for m in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
-            if let Err(e) = nix::mount::umount2(&m.path(), nix::mount::MntFlags::MNT_DETACH) {
-                if e != nix::errno::Errno::EINVAL {
-                    tracing::warn!(path = %m.path().display(), error = %e, "cannot unmount a subPath");
-                }
+/// Unmounts every mount stacked on `path`; `false` when one cannot be unmounted.
+fn unmount_all(path: &Path) -> bool {
+    // Bounded: a path holds at most a few stacked pins (one per restart that raced a failure).
+    for _ in 0..16 {
+        match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => continue,
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot unmount a subPath");
+                return false;
             }
         }
     }
+    false
+}
+
+/// Unmounts the pinned subPaths of a pod; `false` when one stays mounted, so the caller must not remove
+/// the pod directory (removing it would delete the volume's content through the mount).
+fn release_subpaths(pod_dir: &Path) -> bool {
+    let Ok(ctrs) = std::fs::read_dir(pod_dir.join("subpaths")) else {
+        return true;
+    };
+    let mut all = true;
+    for c in ctrs.flatten() {
+        for m in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
+            all &= unmount_all(&m.path());
+        }
+    }
+    all
 }
 
 impl PodManager {
@@ -246,10 +267,11 @@ impl PodManager {
         Ok(dir)
     }
 
-    /// Unmounts the pod's secrets tmpfs (before its directory is removed).
-    pub(super) fn release_secrets(&self, pod: &Value) {
+    /// Unmounts the pod's secrets tmpfs and pinned subPaths (before its directory is removed). Returns
+    /// `false` when a subPath stays mounted: the directory *MUST NOT* be removed then.
+    pub(super) fn release_secrets(&self, pod: &Value) -> bool {
         release_secrets_fs(&self.pod_dir(pod).join("secrets"));
-        release_subpaths(&self.pod_dir(pod));
+        release_subpaths(&self.pod_dir(pod))
     }
 
     /// Writes the ServiceAccount volume (`token`, `ca.crt`, `namespace`) of a pod that has a token.
