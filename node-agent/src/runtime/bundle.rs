@@ -56,6 +56,29 @@ pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capabilities a privileged container gets: every one in the agent's own bounding set, as Docker's
+/// `--privileged` (asking for one the agent lacks would make the runtime's capset fail). [`ALL_CAPABILITIES`]
+/// is in kernel order, so a name's index is its capability number.
+pub fn privileged_capabilities() -> Vec<&'static str> {
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let bounding = *BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(u64::MAX)
+    });
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
 /// Parses a `CAP_*` name; the pod manager only passes names it has checked.
 ///
 /// # Panics
@@ -117,7 +140,10 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
     );
     process.set_no_new_privileges(Some(sec.no_new_privileges && !sec.privileged));
     let caps: HashSet<Capability> = if sec.privileged {
-        ALL_CAPABILITIES.iter().map(|c| capability(c)).collect()
+        privileged_capabilities()
+            .iter()
+            .map(|c| capability(c))
+            .collect()
     } else {
         sec.capabilities.iter().map(|c| capability(c)).collect()
     };
@@ -352,7 +378,8 @@ mod tests {
         let caps = v["process"]["capabilities"]["effective"]
             .as_array()
             .unwrap();
-        assert_eq!(caps.len(), ALL_CAPABILITIES.len());
+        assert_eq!(caps.len(), privileged_capabilities().len());
+        assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], true);
 
         let mut u = cfg;
