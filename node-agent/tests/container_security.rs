@@ -241,3 +241,121 @@ fn a_read_only_root_filesystem_refuses_writes_but_volumes_stay_writable() {
         "the default root is writable: {out:?}"
     );
 }
+
+/// The whole pod manager over real containers: an init container plants `evil -> /` in the pod's emptyDir
+/// (CVE-2017-1002101), and the app container that mounts `subPath: evil` is refused, as is one whose
+/// `runAsNonRoot` the root image breaks, and a pod whose ConfigMap item path climbs out of its volume.
+#[test]
+fn the_agent_refuses_escapes_and_root_with_real_containers() {
+    use node_agent::pod::{ClusterSettings, DesiredPod, PodManager, StoreImages};
+    use serde_json::json;
+    use std::sync::Arc;
+    require_root!();
+    let node = Node::new();
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let images = StoreImages {
+        store: Arc::new(ImageStore::open(node.data.path()).unwrap()),
+        handle: tokio_rt.handle().clone(),
+    };
+    let rt = Arc::new(
+        LinuxRuntime::new(
+            node.data.path(),
+            PathBuf::from(env!("CARGO_BIN_EXE_berth-agent")),
+        )
+        .unwrap(),
+    );
+    let mut m = PodManager::new(
+        rt,
+        Arc::new(node_agent::runtime::netns_basic::LoopbackOnly),
+        Arc::new(images),
+        node.data.path(),
+        ClusterSettings::default(),
+    );
+    let c = |name: &str, script: &str| {
+        json!({"name": name, "image": "berth/busybox:latest",
+        "imagePullPolicy": "Never", "command": ["sh", "-c", script]})
+    };
+    let uid = format!("e{}", std::process::id());
+    let mut victim = c("victim", "sleep 300");
+    victim["volumeMounts"] = json!([{"name": "data", "mountPath": "/host", "subPath": "evil"}]);
+    let mut plant = c("plant", "ln -s / /data/evil");
+    plant["volumeMounts"] = json!([{"name": "data", "mountPath": "/data"}]);
+    let mut rootful = c("rootful", "sleep 300");
+    rootful["securityContext"] = json!({"runAsNonRoot": true});
+    let escape = DesiredPod {
+        pod: json!({"metadata": {"name": "escape", "namespace": "default", "uid": uid},
+            "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 0,
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "initContainers": [plant], "containers": [victim, rootful]}}),
+        objects: vec![],
+        service_account_token: String::new(),
+    };
+    let items_uid = format!("i{}", std::process::id());
+    let items = DesiredPod {
+        pod: json!({"metadata": {"name": "items", "namespace": "default", "uid": items_uid},
+            "spec": {"containers": [c("c", "sleep 300")],
+                "volumes": [{"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "k", "path": "../../../../x"}]}}]}}),
+        objects: vec![
+            json!({"kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "owned"}}),
+        ],
+        service_account_token: String::new(),
+    };
+    m.set_desired(vec![escape, items]);
+    let mut status = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = |s: &serde_json::Value, n: usize| {
+        s["containerStatuses"][n]["state"]["waiting"]["message"]
+            .as_str()
+            .map(String::from)
+    };
+    loop {
+        for r in m.sync(std::time::SystemTime::now()) {
+            status.insert(r.name.clone(), r.status);
+        }
+        let done = status
+            .get("escape")
+            .is_some_and(|s| waiting(s, 0).is_some() && waiting(s, 1).is_some())
+            && status.contains_key("items");
+        if done || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let escape = &status["escape"];
+    assert_eq!(
+        escape["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0,
+        "{escape}"
+    );
+    assert_eq!(
+        escape["containerStatuses"][0]["state"]["waiting"]["reason"], "CreateContainerConfigError",
+        "{escape}"
+    );
+    assert_eq!(
+        waiting(escape, 0).unwrap(),
+        "subPath \"evil\" resolves outside its volume"
+    );
+    assert_eq!(
+        waiting(escape, 1).unwrap(),
+        "container has runAsNonRoot and image will run as root"
+    );
+    let items = &status["items"];
+    assert!(
+        items["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("must not contain '..'"),
+        "{items}"
+    );
+    assert!(!node.data.path().join("x").exists() && !Path::new("/x").exists());
+    // Tear the pods down through the manager, as the agent does.
+    m.remove(&uid);
+    m.remove(&items_uid);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !m.pod_uids().is_empty() && Instant::now() < deadline {
+        m.sync(std::time::SystemTime::now());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
