@@ -350,6 +350,11 @@ fn the_agent_refuses_escapes_and_root_with_real_containers() {
         "{items}"
     );
     assert!(!node.data.path().join("x").exists() && !Path::new("/x").exists());
+    let netns = Path::new("/run/netns").join(node_agent::network::netns_name(&items_uid));
+    assert!(
+        !netns.exists(),
+        "a refused sandbox leaves no network namespace"
+    );
     // Tear the pods down through the manager, as the agent does.
     m.remove(&uid);
     m.remove(&items_uid);

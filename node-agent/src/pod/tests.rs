@@ -631,6 +631,11 @@ fn volume_items_outside_their_volume_are_refused_at_the_agent() {
         "{status}"
     );
     assert!(!started(&rt));
+    assert!(
+        rt.calls().contains(&Call::RemoveSandbox("u1".into())),
+        "the refused sandbox is removed, not leaked: {:?}",
+        rt.calls()
+    );
     assert!(!dir.path().join("escaped").exists());
     assert!(!dir.path().join("pods/escaped").exists());
 }
