@@ -147,8 +147,8 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
     } else {
         sec.capabilities.iter().map(|c| capability(c)).collect()
     };
-    // As Docker (since 20.10) and containerd 2: a non-root process gets its capabilities only in the
-    // bounding set, so it can regain them through file capabilities but holds none by merely running.
+    // As Docker does since 20.10: a non-root process gets its capabilities only in the bounding set, so it
+    // holds none by merely running (and no_new_privs keeps file capabilities from granting them).
     let held = if config.uid == 0 || sec.privileged {
         caps.clone()
     } else {
