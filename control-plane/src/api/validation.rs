@@ -1559,6 +1559,16 @@ fn validate_security(e: &mut Errs, spec: &Value, base: &str, volumes: &HashSet<S
                 if set(m, "subPathExpr") {
                     e.forbidden(&format!("{mb}.subPathExpr"), NOT_SUPPORTED);
                 }
+                // Mounts are private on berth nodes; a propagation or recursive read-only mode asked for
+                // would otherwise be silently different.
+                match m.get("mountPropagation").and_then(Value::as_str) {
+                    None | Some("None") => {}
+                    Some(_) => e.forbidden(&format!("{mb}.mountPropagation"), NOT_SUPPORTED),
+                }
+                match m.get("recursiveReadOnly").and_then(Value::as_str) {
+                    None | Some("Disabled") => {}
+                    Some(_) => e.forbidden(&format!("{mb}.recursiveReadOnly"), NOT_SUPPORTED),
+                }
             }
         }
     }
@@ -2141,7 +2151,8 @@ mod tests {
             "containers": [{"name": "c", "image": "busybox", "volumeMounts": [
                 {"name": "d", "mountPath": "/d", "subPath": "../up"},
                 {"name": "d", "mountPath": "/e", "subPath": "/abs"},
-                {"name": "nope", "mountPath": "/f"}]}]}));
+                {"name": "nope", "mountPath": "/f"},
+                {"name": "d", "mountPath": "/g", "mountPropagation": "Bidirectional"}]}]}));
         let l = pod_lines(&p);
         assert!(l[0].starts_with(r#"spec.volumes[0].persistentVolumeClaim.claimName: Invalid value: "../../etc": a lowercase RFC 1123 subdomain"#), "{l:?}");
         assert_eq!(
@@ -2150,6 +2161,7 @@ mod tests {
                 r#"spec.containers[0].volumeMounts[0].subPath: Invalid value: "../up": must not contain '..'"#,
                 r#"spec.containers[0].volumeMounts[1].subPath: Invalid value: "/abs": must be a relative path"#,
                 r#"spec.containers[0].volumeMounts[2].name: Not found: "nope""#,
+                "spec.containers[0].volumeMounts[3].mountPropagation: Forbidden: not supported by berth nodes",
             ]
         );
     }

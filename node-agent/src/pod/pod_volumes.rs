@@ -437,6 +437,18 @@ impl PodManager {
                 .iter()
                 .find(|v| v["name"] == name)
                 .ok_or_else(|| format!("volume {name:?} not found"))?;
+            // Refused rather than ignored when the API did not already refuse them.
+            if m["subPathExpr"].as_str().is_some_and(|s| !s.is_empty()) {
+                return Err(format!(
+                    "volumeMount {name:?}: subPathExpr is not supported on this node"
+                ));
+            }
+            if !matches!(m["mountPropagation"].as_str(), None | Some("None")) {
+                return Err(format!(
+                    "volumeMount {name:?}: mountPropagation {} is not supported on this node",
+                    m["mountPropagation"]
+                ));
+            }
             let mut source = self.volume_source(uid, vol)?;
             if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
                 let cname = container["name"].as_str().unwrap_or("");

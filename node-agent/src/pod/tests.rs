@@ -732,3 +732,25 @@ fn run_as_non_root_refuses_a_root_container() {
     );
     assert!(!started(&rt));
 }
+
+#[test]
+fn mount_options_the_node_cannot_honour_are_refused() {
+    for (k, v) in [
+        ("subPathExpr", "$(POD_NAME)"),
+        ("mountPropagation", "Bidirectional"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Arc::new(FakeRuntime::new());
+        let mut m = manager(rt.clone(), dir.path());
+        let mut d = pod("u1", "Always", &["a"]);
+        d.pod["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+        d.pod["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/d", k: v}]);
+        m.set_desired(vec![d]);
+        let r = m.sync(t(0));
+        let (reason, message) = waiting(&r, 0);
+        assert_eq!(reason, "CreateContainerConfigError");
+        assert!(message.contains(k), "{message}");
+        assert!(!started(&rt));
+    }
+}
