@@ -2016,3 +2016,92 @@ async fn a_node_identity_sees_only_its_own_pods_secrets_and_status() {
         403
     );
 }
+
+/// Pod Security admission: host access is refused where the namespace enforces baseline (the default),
+/// allowed in kube-system and in namespaces labelled privileged, for pods and workload templates alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_admission_follows_namespace_labels() {
+    let s = start().await;
+    let pod = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec});
+    let host = json!({"hostNetwork": true,
+        "containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}],
+        "volumes": [{"name": "v", "hostPath": {"path": "/"}}]});
+    let (code, st) = s
+        .post("/api/v1/namespaces/default/pods", pod("x", host.clone()))
+        .await;
+    assert_eq!(code, 403, "{st}");
+    assert_eq!(st["reason"], "Forbidden");
+    assert_eq!(
+        st["message"],
+        "pods \"x\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true), privileged (container \"c\" must not set securityContext.privileged=true), hostPath volumes (volume \"v\")"
+    );
+    let (code, st) = s
+        .post(
+            "/api/v1/namespaces/kube-system/pods",
+            pod("x", host.clone()),
+        )
+        .await;
+    assert_eq!(code, 201, "kube-system is privileged: {st}");
+
+    let ns = |name: &str, level: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": level}}})
+    };
+    assert_eq!(
+        s.post("/api/v1/namespaces", ns("ops", "privileged"))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        s.post("/api/v1/namespaces/ops/pods", pod("x", host.clone()))
+            .await
+            .0,
+        201
+    );
+
+    let mut d = deployment("d", 1);
+    d["spec"]["template"]["spec"] = host.clone();
+    let (code, st) = s
+        .post("/apis/apps/v1/namespaces/default/deployments", d.clone())
+        .await;
+    assert_eq!(code, 403, "{st}");
+    assert!(
+        st["message"].as_str().unwrap().starts_with(
+            "deployments.apps \"d\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces"
+        ),
+        "{st}"
+    );
+    assert_eq!(
+        s.post("/apis/apps/v1/namespaces/ops/deployments", d)
+            .await
+            .0,
+        201
+    );
+
+    // restricted: an ordinary pod is refused, a hardened one admitted.
+    assert_eq!(
+        s.post("/api/v1/namespaces", ns("tight", "restricted"))
+            .await
+            .0,
+        201
+    );
+    let plain = json!({"containers": [{"name": "c", "image": "busybox"}]});
+    let (code, st) = s
+        .post("/api/v1/namespaces/tight/pods", pod("p", plain))
+        .await;
+    assert_eq!(code, 403, "{st}");
+    assert!(
+        st["message"].as_str().unwrap().contains(
+            "violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+        ),
+        "{st}"
+    );
+    let hardened = json!({"securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "c", "image": "busybox", "securityContext": {
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]});
+    let (code, st) = s
+        .post("/api/v1/namespaces/tight/pods", pod("p", hardened))
+        .await;
+    assert_eq!(code, 201, "{st}");
+}

@@ -19,6 +19,8 @@ use serde_json::{json, Map, Value};
 
 /// Label on every object of a stack (the Swarm label name), with the stack's name.
 pub const STACK_LABEL: &str = "com.docker.stack.namespace";
+/// The namespace label of the Pod Security level the API server enforces there.
+pub const POD_SECURITY_LABEL: &str = "pod-security.kubernetes.io/enforce";
 /// Label on a service's Deployment (or DaemonSet), Service and pods, with the Compose service name.
 pub const SERVICE_LABEL: &str = "com.docker.stack.service.name";
 /// The NodePort range of the API server; published ports outside it get a port allocated by the server.
@@ -192,10 +194,24 @@ pub fn convert(
         workloads.push(w);
         svcs.push(s);
     }
+    let mut ns_labels = json!({STACK_LABEL: stack});
+    // Bind mounts (hostPath) and `network_mode: host` are what the Compose file asks for, but the cluster's
+    // Pod Security admission refuses them in a baseline namespace: the stack's own namespace allows them,
+    // as a Kubernetes user would label a namespace that needs host access.
+    let host_access = workloads.iter().any(|w| {
+        let spec = &w["spec"]["template"]["spec"];
+        spec["hostNetwork"] == true
+            || spec["volumes"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|v| v.get("hostPath").is_some()))
+    });
+    if host_access {
+        ns_labels[POD_SECURITY_LABEL] = json!("privileged");
+    }
     let mut objects = vec![json!({
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": stack, "labels": {STACK_LABEL: stack}},
+        "metadata": {"name": stack, "labels": ns_labels},
     })];
     for claim in &c.claims {
         objects.push(json!({

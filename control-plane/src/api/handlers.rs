@@ -19,7 +19,7 @@ use super::route::{self, Query, Route, Target};
 use super::status::{json_response, success, ApiError, Result};
 use super::watch::{self, Render, Selectors, WatchRequest};
 use super::{alloc, authz, discovery, openapi, proxy};
-use super::{patch, protobuf, validation};
+use super::{patch, pod_security, protobuf, validation};
 use crate::store::{self, Batch, Consistency, Object, ObjectStore, Op, Precondition};
 
 /// Largest request body accepted (as the Kubernetes API server: 3 MiB).
@@ -450,6 +450,52 @@ async fn check_escalation(ctx: &Ctx<'_>, obj: &Value) -> Result<()> {
         })
 }
 
+/// Pod Security admission: a pod, or a workload's pod template, that violates the level its namespace
+/// enforces is refused (Kubernetes only warns for workloads; refusing the template spares a controller from
+/// creating pods that would all be refused). An update is checked only when it changes the pod spec, so a
+/// namespace made stricter does not block scaling or deleting what already runs there.
+async fn check_pod_security(ctx: &Ctx<'_>, old: Option<&Value>, obj: &Value) -> Result<()> {
+    let Some((spec, _)) = validation::pod_spec_of(ctx.info.resource, obj) else {
+        return Ok(());
+    };
+    if old
+        .and_then(|o| validation::pod_spec_of(ctx.info.resource, o))
+        .map(|(s, _)| s)
+        == Some(spec)
+    {
+        return Ok(());
+    }
+    let ns_name = meta::namespace_of(obj);
+    let ns_name = if ns_name.is_empty() {
+        ctx.ns()
+    } else {
+        ns_name
+    };
+    let ns = ctx
+        .store()
+        .get(
+            &namespace_info().key("", ns_name),
+            Consistency::Linearizable,
+        )
+        .await
+        .map_err(ApiError::from_store)?;
+    let level = pod_security::enforced_level(ns_name, ns.as_ref().map(|o| &o.value));
+    let violations = pod_security::violations(level, spec);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let name = meta::name_of(obj);
+    Err(ApiError {
+        details: Some(json!({"name": name, "group": ctx.info.group, "kind": ctx.info.resource})),
+        ..ApiError::forbidden(pod_security::forbidden_message(
+            &ctx.info.qualified(),
+            name,
+            level,
+            &violations,
+        ))
+    })
+}
+
 /// `POST serviceaccounts/{name}/token`: a signed token for an existing ServiceAccount.
 async fn token_request(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
     let request = decode_object(&ctx.content_type, body)?;
@@ -658,6 +704,7 @@ async fn create_object(ctx: &Ctx<'_>, obj: Value) -> Result<Value> {
         )?;
         validate(ctx.info, &o)?;
         check_escalation(ctx, &o).await?;
+        check_pod_security(ctx, None, &o).await?;
         let name = meta::name_of(&o).to_string();
         check_namespace(ctx, &name).await?;
         let key = ctx.info.key(ctx.ns(), &name);
@@ -779,6 +826,9 @@ async fn write_update(
     if mode == Mode::Main || mode == Mode::Scale {
         validate_update(info, &cur.value, &new)?;
         check_escalation(ctx, &new).await?;
+        if mode == Mode::Main {
+            check_pod_security(ctx, Some(&cur.value), &new).await?;
+        }
     } else {
         validate(info, &new)?;
     }

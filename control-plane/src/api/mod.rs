@@ -17,6 +17,7 @@ pub mod limits;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod protobuf;
 pub mod proxy;
 pub mod resources;

@@ -1011,6 +1011,8 @@ fn validate_pod_spec(e: &mut Errs, spec: &Value, base: &str, restart_policies: O
             }
         }
     }
+    validate_volume_sources(e, spec, base);
+    validate_security(e, spec, base, &vol_names);
 }
 
 fn validate_container(e: &mut Errs, c: &Value, base: &str, names: &mut HashSet<String>) {
@@ -1305,6 +1307,363 @@ fn selector_selects_template(e: &mut Errs, sel: &Value, template_labels: Option<
                 );
             }
         }
+    }
+}
+
+/// `validatePathNoBacksteps` and `validateLocalDescendingPath`: a path that must stay inside its volume.
+fn validate_descending_path(e: &mut Errs, path: &str, field: &str) {
+    if path.starts_with('/') {
+        e.invalid_str(field, path, "must be a relative path");
+    }
+    no_backsteps(e, path, field);
+}
+
+fn no_backsteps(e: &mut Errs, path: &str, field: &str) {
+    if path.split('/').any(|c| c == "..") {
+        e.invalid_str(field, path, "must not contain '..'");
+    }
+}
+
+/// File modes of projected keys (`defaultMode`, `items[].mode`).
+fn validate_file_mode(e: &mut Errs, holder: &Value, key: &str, field: &str) {
+    if let Some(v) = holder.get(key).filter(|v| !v.is_null()) {
+        if !v.as_i64().is_some_and(|m| (0..=0o777).contains(&m)) {
+            e.invalid(
+                field,
+                v,
+                "must be a number between 0 and 0777 (octal), both inclusive",
+            );
+        }
+    }
+}
+
+/// Volume sources whose names and paths become host paths: ConfigMap/Secret `items`, PVC claim names
+/// and hostPath paths (`validateVolumeSource`).
+fn validate_volume_sources(e: &mut Errs, spec: &Value, base: &str) {
+    let volumes = spec.get("volumes").and_then(Value::as_array);
+    for (i, v) in volumes.into_iter().flatten().enumerate() {
+        let vb = format!("{base}.volumes[{i}]");
+        for src in ["configMap", "secret"] {
+            let Some(source) = v.get(src).filter(|s| s.is_object()) else {
+                continue;
+            };
+            validate_file_mode(e, source, "defaultMode", &format!("{vb}.{src}.defaultMode"));
+            let items = source.get("items").and_then(Value::as_array);
+            for (j, item) in items.into_iter().flatten().enumerate() {
+                let ib = format!("{vb}.{src}.items[{j}]");
+                if item
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+                {
+                    e.required(&format!("{ib}.key"), "");
+                }
+                let pf = format!("{ib}.path");
+                match item.get("path").and_then(Value::as_str).unwrap_or("") {
+                    "" => e.required(&pf, ""),
+                    path => {
+                        validate_descending_path(e, path, &pf);
+                        // `..data` and friends are the kubelet's own entries in such a volume.
+                        if path.starts_with("..") && !path.starts_with("../") {
+                            e.invalid_str(&pf, path, "must not start with '..'");
+                        }
+                    }
+                }
+                validate_file_mode(e, item, "mode", &format!("{ib}.mode"));
+            }
+        }
+        if let Some(pvc) = v.get("persistentVolumeClaim").filter(|s| !s.is_null()) {
+            let f = format!("{vb}.persistentVolumeClaim.claimName");
+            match pvc.get("claimName").and_then(Value::as_str).unwrap_or("") {
+                "" => e.required(&f, ""),
+                claim => {
+                    for msg in dns1123_subdomain(claim) {
+                        e.invalid_str(&f, claim, &msg);
+                    }
+                }
+            }
+        }
+        if let Some(hp) = v.get("hostPath").filter(|s| !s.is_null()) {
+            let f = format!("{vb}.hostPath.path");
+            match hp.get("path").and_then(Value::as_str).unwrap_or("") {
+                "" => e.required(&f, ""),
+                path => no_backsteps(e, path, &f),
+            }
+            if let Some(t) = hp.get("type").and_then(Value::as_str) {
+                let allowed = [
+                    "",
+                    "BlockDevice",
+                    "CharDevice",
+                    "Directory",
+                    "DirectoryOrCreate",
+                    "File",
+                    "FileOrCreate",
+                    "Socket",
+                ];
+                if !allowed.contains(&t) {
+                    e.not_supported(&format!("{vb}.hostPath.type"), t, &allowed);
+                }
+            }
+        }
+    }
+}
+
+/// The capabilities a `securityContext` may name (with or without `CAP_`), plus `ALL`.
+const CAPABILITIES: &[&str] = &[
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYSLOG",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "WAKE_ALARM",
+];
+
+/// The kubelet's default safe sysctls, the only ones a node agent sets.
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+const NOT_SUPPORTED: &str = "not supported by berth nodes";
+
+fn set(v: &Value, key: &str) -> bool {
+    v.get(key).is_some_and(|x| !x.is_null())
+}
+
+fn bool_field(e: &mut Errs, holder: &Value, key: &str, field: &str) -> Option<bool> {
+    match holder.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            e.invalid(field, other, "must be a boolean");
+            None
+        }
+    }
+}
+
+/// `securityContext` (pod and containers) and volume mounts: every field is either honoured by the node
+/// agent or refused here, so no setting a user relies on is silently ignored.
+fn validate_security(e: &mut Errs, spec: &Value, base: &str, volumes: &HashSet<String>) {
+    let empty = Value::Null;
+    let psc = spec.get("securityContext").unwrap_or(&empty);
+    let pb = format!("{base}.securityContext");
+    for key in [
+        "seLinuxOptions",
+        "appArmorProfile",
+        "windowsOptions",
+        "fsGroup",
+        "fsGroupChangePolicy",
+        "seLinuxChangePolicy",
+        "supplementalGroupsPolicy",
+    ] {
+        if set(psc, key) {
+            e.forbidden(&format!("{pb}.{key}"), NOT_SUPPORTED);
+        }
+    }
+    bool_field(e, psc, "runAsNonRoot", &format!("{pb}.runAsNonRoot"));
+    validate_seccomp_profile(e, psc, &pb);
+    let groups = psc.get("supplementalGroups").and_then(Value::as_array);
+    for (i, g) in groups.into_iter().flatten().enumerate() {
+        if !g
+            .as_i64()
+            .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n))
+        {
+            e.invalid(
+                &format!("{pb}.supplementalGroups[{i}]"),
+                g,
+                "must be between 0 and 2147483647, inclusive",
+            );
+        }
+    }
+    let sysctls = psc.get("sysctls").and_then(Value::as_array);
+    for (i, s) in sysctls.into_iter().flatten().enumerate() {
+        let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+        if !SAFE_SYSCTLS.contains(&name) {
+            e.forbidden(
+                &format!("{pb}.sysctls[{i}].name"),
+                &format!("sysctl {name:?} is not one of the safe sysctls berth nodes set"),
+            );
+        }
+    }
+    for key in ["hostNetwork", "hostPID", "hostIPC"] {
+        bool_field(e, spec, key, &format!("{base}.{key}"));
+    }
+    for list in ["initContainers", "containers"] {
+        let items = spec.get(list).and_then(Value::as_array);
+        for (i, c) in items.into_iter().flatten().enumerate() {
+            let cb = format!("{base}.{list}[{i}]");
+            validate_container_security(e, c, &cb);
+            let mounts = c.get("volumeMounts").and_then(Value::as_array);
+            for (j, m) in mounts.into_iter().flatten().enumerate() {
+                let mb = format!("{cb}.volumeMounts[{j}]");
+                let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+                if !name.is_empty() && !volumes.contains(name) {
+                    e.push(
+                        "FieldValueNotFound",
+                        &format!("{mb}.name"),
+                        format!("Not found: {}", go_quote(name)),
+                    );
+                }
+                if let Some(sub) = m
+                    .get("subPath")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                {
+                    validate_descending_path(e, sub, &format!("{mb}.subPath"));
+                }
+                if set(m, "subPathExpr") {
+                    e.forbidden(&format!("{mb}.subPathExpr"), NOT_SUPPORTED);
+                }
+                // Mounts are private on berth nodes; a propagation or recursive read-only mode asked for
+                // would otherwise be silently different.
+                match m.get("mountPropagation").and_then(Value::as_str) {
+                    None | Some("None") => {}
+                    Some(_) => e.forbidden(&format!("{mb}.mountPropagation"), NOT_SUPPORTED),
+                }
+                match m.get("recursiveReadOnly").and_then(Value::as_str) {
+                    None | Some("Disabled") => {}
+                    Some(_) => e.forbidden(&format!("{mb}.recursiveReadOnly"), NOT_SUPPORTED),
+                }
+            }
+        }
+    }
+}
+
+fn validate_seccomp_profile(e: &mut Errs, sc: &Value, base: &str) {
+    let Some(p) = sc.get("seccompProfile").filter(|p| !p.is_null()) else {
+        return;
+    };
+    let f = format!("{base}.seccompProfile.type");
+    match p.get("type").and_then(Value::as_str).unwrap_or("") {
+        "" => e.required(&f, ""),
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" => e.forbidden(&f, "Localhost profiles are not supported by berth nodes"),
+        other => e.not_supported(&f, other, &["Localhost", "RuntimeDefault", "Unconfined"]),
+    }
+}
+
+fn validate_container_security(e: &mut Errs, c: &Value, cb: &str) {
+    let Some(sc) = c.get("securityContext").filter(|s| !s.is_null()) else {
+        return;
+    };
+    let sb = format!("{cb}.securityContext");
+    for key in ["seLinuxOptions", "appArmorProfile", "windowsOptions"] {
+        if set(sc, key) {
+            e.forbidden(&format!("{sb}.{key}"), NOT_SUPPORTED);
+        }
+    }
+    let privileged = bool_field(e, sc, "privileged", &format!("{sb}.privileged"));
+    let escalation = bool_field(
+        e,
+        sc,
+        "allowPrivilegeEscalation",
+        &format!("{sb}.allowPrivilegeEscalation"),
+    );
+    for key in ["readOnlyRootFilesystem", "runAsNonRoot"] {
+        bool_field(e, sc, key, &format!("{sb}.{key}"));
+    }
+    validate_seccomp_profile(e, sc, &sb);
+    if let Some(pm) = sc.get("procMount").and_then(Value::as_str) {
+        if !["Default", "Unmasked"].contains(&pm) {
+            e.not_supported(&format!("{sb}.procMount"), pm, &["Default", "Unmasked"]);
+        }
+    }
+    let mut sys_admin = false;
+    for list in ["add", "drop"] {
+        let caps = sc
+            .pointer(&format!("/capabilities/{list}"))
+            .and_then(Value::as_array);
+        for (i, cap) in caps.into_iter().flatten().enumerate() {
+            let name = cap.as_str().unwrap_or("").to_ascii_uppercase();
+            let bare = name.strip_prefix("CAP_").unwrap_or(&name);
+            if !CAPABILITIES.contains(&bare) {
+                e.invalid(
+                    &format!("{sb}.capabilities.{list}[{i}]"),
+                    cap,
+                    "must be a Linux capability name (e.g. 'NET_ADMIN') or 'ALL'",
+                );
+            }
+            sys_admin |= list == "add" && (bare == "SYS_ADMIN" || bare == "ALL");
+        }
+    }
+    if escalation == Some(false) && privileged == Some(true) {
+        e.invalid_raw(
+            &sb,
+            "securityContext",
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        );
+    }
+    if escalation == Some(false) && sys_admin {
+        e.invalid_raw(
+            &sb,
+            "securityContext",
+            "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+        );
+    }
+}
+
+/// The pod template of a workload object (`spec.template.spec`, or `spec.jobTemplate.spec.template.spec`
+/// for a CronJob), or the spec of a Pod, with the field path of the spec.
+pub fn pod_spec_of<'a>(resource: &str, object: &'a Value) -> Option<(&'a Value, &'static str)> {
+    match resource {
+        "pods" => object.get("spec").map(|s| (s, "spec")),
+        "deployments"
+        | "replicasets"
+        | "statefulsets"
+        | "daemonsets"
+        | "replicationcontrollers"
+        | "jobs" => object
+            .pointer("/spec/template/spec")
+            .map(|s| (s, "spec.template.spec")),
+        "cronjobs" => object
+            .pointer("/spec/jobTemplate/spec/template/spec")
+            .map(|s| (s, "spec.jobTemplate.spec.template.spec")),
+        _ => None,
     }
 }
 
@@ -1743,5 +2102,97 @@ mod tests {
                 "stringData[a/b]: Invalid value: \"a/b\": {CONFIG_KEY_MSG}"
             )]
         );
+    }
+
+    fn pod_with(spec: Value) -> Value {
+        let mut base = json!({"containers": [{"name": "c", "image": "busybox"}]});
+        for (k, v) in spec.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        json!({"metadata": {"name": "p"}, "spec": base})
+    }
+
+    fn pod_lines(obj: &Value) -> Vec<String> {
+        validate("pods", obj).iter().map(Cause::to_line).collect()
+    }
+
+    #[test]
+    fn volume_item_paths_stay_inside_the_volume_with_kubes_words() {
+        let p = pod_with(
+            json!({"volumes": [{"name": "v", "configMap": {"name": "cm", "items": [
+            {"key": "a", "path": "../x"}, {"key": "b", "path": "/etc/passwd"}, {"key": "c", "path": "..data"},
+            {"key": "d", "path": "ok/file"}]}}]}),
+        );
+        assert_eq!(
+            pod_lines(&p),
+            vec![
+                r#"spec.volumes[0].configMap.items[0].path: Invalid value: "../x": must not contain '..'"#,
+                r#"spec.volumes[0].configMap.items[1].path: Invalid value: "/etc/passwd": must be a relative path"#,
+                r#"spec.volumes[0].configMap.items[2].path: Invalid value: "..data": must not start with '..'"#,
+            ]
+        );
+        let p = pod_with(
+            json!({"volumes": [{"name": "s", "secret": {"secretName": "s", "defaultMode": 4096,
+            "items": [{"key": "k", "path": "a/../../b"}]}}]}),
+        );
+        assert_eq!(
+            pod_lines(&p),
+            vec![
+                "spec.volumes[0].secret.defaultMode: Invalid value: 4096: must be a number between 0 and 0777 (octal), both inclusive",
+                r#"spec.volumes[0].secret.items[0].path: Invalid value: "a/../../b": must not contain '..'"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn sub_paths_claims_and_mount_names() {
+        let p = pod_with(json!({
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "../../etc"}}],
+            "containers": [{"name": "c", "image": "busybox", "volumeMounts": [
+                {"name": "d", "mountPath": "/d", "subPath": "../up"},
+                {"name": "d", "mountPath": "/e", "subPath": "/abs"},
+                {"name": "nope", "mountPath": "/f"},
+                {"name": "d", "mountPath": "/g", "mountPropagation": "Bidirectional"}]}]}));
+        let l = pod_lines(&p);
+        assert!(l[0].starts_with(r#"spec.volumes[0].persistentVolumeClaim.claimName: Invalid value: "../../etc": a lowercase RFC 1123 subdomain"#), "{l:?}");
+        assert_eq!(
+            l[1..],
+            [
+                r#"spec.containers[0].volumeMounts[0].subPath: Invalid value: "../up": must not contain '..'"#,
+                r#"spec.containers[0].volumeMounts[1].subPath: Invalid value: "/abs": must be a relative path"#,
+                r#"spec.containers[0].volumeMounts[2].name: Not found: "nope""#,
+                "spec.containers[0].volumeMounts[3].mountPropagation: Forbidden: not supported by berth nodes",
+            ]
+        );
+    }
+
+    #[test]
+    fn security_context_fields_are_honoured_or_refused() {
+        let ok = pod_with(
+            json!({"securityContext": {"runAsNonRoot": true, "supplementalGroups": [1],
+            "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "busybox", "securityContext": {
+                "privileged": false, "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}]}),
+        );
+        assert!(pod_lines(&ok).is_empty(), "{:?}", pod_lines(&ok));
+        let bad = pod_with(
+            json!({"securityContext": {"fsGroup": 2000, "seLinuxOptions": {"level": "s0"},
+            "sysctls": [{"name": "kernel.panic", "value": "1"}]},
+            "containers": [{"name": "c", "image": "busybox", "securityContext": {
+                "privileged": true, "allowPrivilegeEscalation": false,
+                "seccompProfile": {"type": "Localhost"}, "capabilities": {"add": ["NOT_A_CAP"]}}}]}),
+        );
+        let l = pod_lines(&bad);
+        for want in [
+            "spec.securityContext.seLinuxOptions: Forbidden: not supported by berth nodes",
+            "spec.securityContext.fsGroup: Forbidden: not supported by berth nodes",
+            r#"spec.securityContext.sysctls[0].name: Forbidden: sysctl "kernel.panic" is not one of the safe sysctls berth nodes set"#,
+            "spec.containers[0].securityContext.seccompProfile.type: Forbidden: Localhost profiles are not supported by berth nodes",
+            r#"spec.containers[0].securityContext.capabilities.add[0]: Invalid value: "NOT_A_CAP": must be a Linux capability name (e.g. 'NET_ADMIN') or 'ALL'"#,
+            "spec.containers[0].securityContext: Invalid value: securityContext: cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ] {
+            assert!(l.contains(&want.to_string()), "{want} not in {l:#?}");
+        }
     }
 }

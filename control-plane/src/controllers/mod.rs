@@ -38,6 +38,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::pod_security;
 use crate::store::{self, Batch, ObjectStore, Op, Precondition};
 use events::{EventRecord, Recorder};
 use informer::{Caches, Informer};
@@ -309,14 +310,22 @@ impl Ctx {
         let now = self.now();
         let mut ops = Vec::new();
         let mut events = Vec::new();
+        let mut refused = Vec::new();
         for a in actions {
             match a {
                 Action::None => {}
-                Action::Create { key, object } => ops.push(Op::Put {
-                    key,
-                    value: object,
-                    precondition: Precondition::Absent,
-                }),
+                Action::Create { key, object } => {
+                    if let Some(e) = self.pod_security_refusal(&key, &object) {
+                        refused.push(format!("Created pod: {}", object::name(&object)));
+                        events.push(e);
+                        continue;
+                    }
+                    ops.push(Op::Put {
+                        key,
+                        value: object,
+                        precondition: Precondition::Absent,
+                    })
+                }
                 Action::Update {
                     key,
                     object,
@@ -333,6 +342,7 @@ impl Ctx {
                 Action::Event(e) => events.push(e),
             }
         }
+        events.retain(|e| !(e.reason == "SuccessfulCreate" && refused.contains(&e.message)));
         if ops.is_empty() && events.is_empty() {
             return Ok(());
         }
@@ -350,6 +360,49 @@ impl Ctx {
 
 fn failure_id(kind: &str, key: &str) -> String {
     format!("{kind} {key}")
+}
+
+impl Ctx {
+    /// A pod a controller is about to create that its namespace's Pod Security level forbids: the API server
+    /// refuses such templates, but a namespace made stricter afterwards must still stop new pods. Returns
+    /// the owner's `FailedCreate` warning, as Kubernetes' controllers report the API server's refusal; the
+    /// owner's next pass (on a change or the resync interval, never a hot loop) tries again.
+    fn pod_security_refusal(&self, key: &str, pod: &Value) -> Option<EventRecord> {
+        if !key.starts_with(&store::prefix("core", "pods", None)) {
+            return None;
+        }
+        let ns = object::namespace(pod);
+        let ns_obj = self
+            .caches
+            .namespaces
+            .get(&store::key("core", "namespaces", "", ns));
+        let level = pod_security::enforced_level(ns, ns_obj.as_ref().map(|c| &*c.value));
+        let violations = pod_security::violations(level, &pod["spec"]);
+        if violations.is_empty() {
+            return None;
+        }
+        let owner = pod
+            .pointer("/metadata/ownerReferences/0")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let involved = serde_json::json!({
+            "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+            "metadata": {"name": owner["name"], "namespace": ns, "uid": owner["uid"]},
+        });
+        // As kube-apiserver, which admits a generated name's pod before naming it (`pods "web-5d4f-" is
+        // forbidden`); it also makes the repeated refusals one aggregated event.
+        let name = pod
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| object::name(pod));
+        let message = pod_security::forbidden_message("pods", name, level, &violations);
+        Some(EventRecord::about(
+            &involved,
+            events::EventType::Warning,
+            "FailedCreate",
+            format!("Error creating: {message}"),
+        ))
+    }
 }
 
 /// A controller as the generic loop drives it: one level-triggered pass over everything it owns.

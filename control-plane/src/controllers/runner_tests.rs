@@ -848,4 +848,55 @@ async fn a_deployment_that_once_crashed_a_controller_does_not_stop_the_others() 
         0,
         "{d}"
     );
+/// A Deployment whose template its namespace's Pod Security level forbids (written past the API, as one
+/// created before the namespace was made stricter): no pod is created, the ReplicaSet reports
+/// `FailedCreate` with the API server's words, and the controllers neither panic nor spin.
+#[tokio::test(start_paused = true)]
+async fn pods_the_namespace_forbids_are_not_created_and_reported() {
+    let c = start(&["n1"]).await;
+    let mut d = deployment("web", 2, "a", json!({}));
+    d["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    put(&c.store, DKEY, d, Precondition::Absent).await.unwrap();
+    let failed = || async {
+        list(&c.store, "/core/events/default/")
+            .await
+            .iter()
+            .any(|e| e["reason"] == "FailedCreate")
+    };
+    eventually(30, "FailedCreate", failed).await;
+    let events = list(&c.store, "/core/events/default/").await;
+    let e = events
+        .iter()
+        .find(|e| e["reason"] == "FailedCreate")
+        .unwrap();
+    assert_eq!(e["involvedObject"]["kind"], "ReplicaSet");
+    assert!(
+        e["message"].as_str().unwrap().ends_with(
+            "is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"
+        ),
+        "{e}"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| e["reason"] == "SuccessfulCreate" && e["involvedObject"]["kind"] == "ReplicaSet"));
+    // A minute of virtual time later: still no pod, and the refusals aggregate instead of piling up.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(list(&c.store, "/core/pods/default/").await.is_empty());
+    let failed: Vec<Value> = list(&c.store, "/core/events/default/")
+        .await
+        .into_iter()
+        .filter(|e| e["reason"] == "FailedCreate")
+        .collect();
+    assert!(failed.len() <= 2, "{} FailedCreate events", failed.len());
+
+    // Labelled privileged, the namespace admits the pods.
+    edit(&c.store, "/core/namespaces//default", |ns| {
+        ns["metadata"]["labels"] = json!({"pod-security.kubernetes.io/enforce": "privileged"});
+    })
+    .await;
+    // The owner retries at its next pass: at the latest after the resync interval.
+    eventually(90, "pods admitted", || async {
+        list(&c.store, "/core/pods/default/").await.len() == 2
+    })
+    .await;
 }

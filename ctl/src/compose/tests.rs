@@ -143,6 +143,11 @@ fn full_service_maps_to_deployment_service_and_claim() {
         ])
     );
     assert_eq!(
+        obj(&s, "Namespace", "demo")["metadata"]["labels"][POD_SECURITY_LABEL],
+        "privileged",
+        "a bind mount needs a namespace that allows hostPath"
+    );
+    assert_eq!(
         c["volumeMounts"][1],
         json!({"name": "vol-1", "mountPath": "/etc/conf", "readOnly": true})
     );
@@ -328,7 +333,17 @@ fn network_modes_map_to_host_network_and_the_none_annotation() {
             ["berth.dev/network"],
         "none"
     );
+    let ns = &obj(&s, "Namespace", "demo")["metadata"]["labels"];
+    assert_eq!(
+        ns[POD_SECURITY_LABEL], "privileged",
+        "host network needs a namespace that allows it"
+    );
     let s = conv("services:\n  a:\n    image: x\n    network_mode: bridge\n").unwrap();
+    let ns = &obj(&s, "Namespace", "demo")["metadata"]["labels"];
+    assert!(
+        ns.get(POD_SECURITY_LABEL).is_none(),
+        "a stack without host access keeps the default level"
+    );
     let pod = &obj(&s, "Deployment", "a")["spec"]["template"];
     assert!(
         pod["spec"].get("hostNetwork").is_none() && pod["metadata"].get("annotations").is_none()

@@ -74,9 +74,12 @@ impl PodManager {
         p.netns = None;
         p.stopped = true;
         if p.forget {
-            self.release_secrets(&self.pods[uid].pod);
             let dir = self.pod_dir(&self.pods[uid].pod);
-            let _ = std::fs::remove_dir_all(dir);
+            if self.release_secrets(&self.pods[uid].pod) {
+                let _ = std::fs::remove_dir_all(dir);
+            } else {
+                tracing::error!(pod = uid, dir = %dir.display(), "a subPath stays mounted: the pod directory is kept");
+            }
         }
     }
 }

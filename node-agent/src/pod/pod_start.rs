@@ -53,13 +53,33 @@ impl PodManager {
     }
 
     fn create_sandbox(&mut self, uid: &str, now: SystemTime) -> Result<(), String> {
-        let pod = self.pods[uid].pod.clone();
         let netns = self.rt.create_sandbox(uid).map_err(|e| e.to_string())?;
+        let res = self.prepare_sandbox(uid, now, &netns);
+        if res.is_err() {
+            // Not recorded in the pod, so nothing else would remove it: a pod refused for a bad volume
+            // must not leave a network namespace (and its addresses) behind at every retry.
+            if let Err(e) = self.net.teardown(uid, &netns) {
+                tracing::warn!(pod = uid, error = %e, "network teardown failed");
+            }
+            if let Err(e) = self.rt.remove_sandbox(uid) {
+                tracing::warn!(pod = uid, error = %e, "sandbox removal failed");
+            }
+        }
+        res
+    }
+
+    fn prepare_sandbox(
+        &mut self,
+        uid: &str,
+        now: SystemTime,
+        netns: &std::path::Path,
+    ) -> Result<(), String> {
+        let pod = self.pods[uid].pod.clone();
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
         let name = pod["metadata"]["name"].as_str().unwrap_or("");
         let mode = pod_network_mode(&pod);
         let host_ports = host_ports_for(&pod, mode)?;
-        let ip = self.net.setup(uid, ns, name, &netns, mode)?;
+        let ip = self.net.setup(uid, ns, name, netns, mode)?;
         if let (Some(ip), NetworkMode::Pod) = (ip, mode) {
             self.net.publish(uid, ip, &host_ports)?;
         }
@@ -69,7 +89,7 @@ impl PodManager {
             .map_err(|e| format!("pod files: {e}"))?;
         self.prepare_volumes(uid)?;
         let p = self.pods.get_mut(uid).expect("pod");
-        p.netns = Some(netns.clone());
+        p.netns = Some(netns.to_path_buf());
         p.ip = ip;
         p.start_time.get_or_insert(now);
         p.sandbox_error = None;
@@ -174,6 +194,13 @@ impl PodManager {
                 return self.wait(uid, name, c, "CreateContainerConfigError", e, at);
             }
         };
+        let security = match spec::security(&cspec, &pod, uid_n, &resolved.config.user) {
+            Ok(s) => s,
+            Err(e) => {
+                let at = now + super::restart_delay(1);
+                return self.wait(uid, name, c, "CreateContainerConfigError", e, at);
+            }
+        };
         let dir = self.pod_dir(&pod);
         let mut mounts = match self.volume_mounts(uid, &cspec) {
             Ok(m) => m,
@@ -232,6 +259,7 @@ impl PodManager {
             cpu_quota,
             log_path: dir.join(name).join(format!("{attempt}.log")),
             spec_hash: String::new(),
+            security,
         };
         // A leftover instance with the same ID (crash between start and record) is replaced.
         if self.rt.status(&cfg.id).is_some() {

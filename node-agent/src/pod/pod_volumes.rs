@@ -45,18 +45,16 @@ pub fn release_secret_mounts(data_dir: &Path) {
     };
     for p in pods.flatten() {
         release_secrets_fs(&p.path().join("secrets"));
+        let _ = release_subpaths(&p.path());
     }
 }
 
 /// Writes `data` to `dir/rel` with `mode`, atomically (a reader sees the old or the new file).
 fn write_file(dir: &Path, rel: &str, data: &[u8], mode: u32) -> Result<(), String> {
-    let target = dir.join(rel.trim_start_matches('/'));
-    if target
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(format!("path {rel:?} leaves the volume"));
+    if let Some(why) = local_path_error(rel) {
+        return Err(format!("invalid path {rel:?}: {why}"));
     }
+    let target = dir.join(rel);
     let parent = target.parent().unwrap_or(dir);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -81,6 +79,162 @@ fn write_file(dir: &Path, rel: &str, data: &[u8], mode: u32) -> Result<(), Strin
         std::fs::rename(&tmp, &target)
     })();
     res.map_err(|e| format!("{}: {e}", target.display()))
+}
+
+/// Why `path` is not a path that stays inside its volume, in kube-apiserver's words
+/// (`validateLocalDescendingPath`), or `None` when it is fine. Symlinks are the caller's business.
+pub fn local_path_error(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("must not be empty");
+    }
+    if path.starts_with('/') {
+        return Some("must be a relative path");
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Some("must not contain '..'");
+    }
+    None
+}
+
+/// Whether `s` is a DNS-1123 label (a volume name) or, with `dots`, subdomain (a claim name): names
+/// that become one path component each and so can never be `..` or hold a `/`.
+fn dns_name_ok(s: &str, dots: bool) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if dots {
+        s.len() <= 253 && s.split('.').all(label_ok)
+    } else {
+        label_ok(s)
+    }
+}
+
+/// Opens `sub` inside the directory `root` (an `O_PATH` fd), creating missing directories as the kubelet
+/// does, and refusing any path whose resolution (symlinks included) leaves `root`: a container that
+/// planted `evil -> /` in an emptyDir must not get the node's root through `subPath: evil`.
+fn open_beneath(root: &Path, sub: &str) -> Result<std::os::fd::OwnedFd, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let root_fd = rustix::fs::open(root, flags | OFlags::DIRECTORY, Mode::empty())
+        .map_err(|e| format!("volume {}: {e}", root.display()))?;
+    let escape = |e: rustix::io::Errno| {
+        if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::LOOP {
+            format!("subPath {sub:?} resolves outside its volume")
+        } else {
+            format!("subPath {sub:?}: {e}")
+        }
+    };
+    let mut prefix = String::new();
+    for comp in sub.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        let parent = if prefix.is_empty() {
+            ".".to_string()
+        } else {
+            prefix.clone()
+        };
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(comp);
+        match rustix::fs::openat2(&root_fd, prefix.as_str(), flags, Mode::empty(), resolve) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::NOENT) => {
+                let dir = rustix::fs::openat2(
+                    &root_fd,
+                    parent.as_str(),
+                    flags | OFlags::DIRECTORY,
+                    Mode::empty(),
+                    resolve,
+                )
+                .map_err(escape)?;
+                // mkdirat on an O_PATH fd of a directory resolves `comp` in that directory only.
+                match rustix::fs::mkdirat(&dir, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(escape(e)),
+                }
+            }
+            Err(e) => return Err(escape(e)),
+        }
+    }
+    rustix::fs::openat2(&root_fd, sub, flags, Mode::empty(), resolve).map_err(escape)
+}
+
+/// Pins `sub` of the volume at `root` to `target` with a bind mount of the opened fd, so that the runtime's
+/// later bind mount of `target` gets what was checked even if the container swaps in a symlink meanwhile.
+fn pin_subpath(root: &Path, sub: &str, target: &Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd as _;
+    if let Some(why) = local_path_error(sub) {
+        return Err(format!("invalid subPath {sub:?}: {why}"));
+    }
+    let fd = open_beneath(root, sub)?;
+    let is_dir = rustix::fs::fstat(&fd)
+        .map(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        })
+        .map_err(|e| format!("subPath {sub:?}: {e}"))?;
+    if target.symlink_metadata().is_ok() {
+        // The pin of a previous instance: its volume content may have changed since.
+        if !unmount_all(target) {
+            return Err(format!(
+                "cannot unpin the previous subPath at {}",
+                target.display()
+            ));
+        }
+        let _ = std::fs::remove_dir(target).or_else(|_| std::fs::remove_file(target));
+    }
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let made = if is_dir {
+        std::fs::create_dir(target)
+    } else {
+        std::fs::File::create(target).map(drop)
+    };
+    made.map_err(|e| format!("{}: {e}", target.display()))?;
+    let magic = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    nix::mount::mount(
+        Some(&magic),
+        target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot pin subPath {sub:?}: {e}"))
+}
+
+/// Unmounts every mount stacked on `path`; `false` when one cannot be unmounted.
+fn unmount_all(path: &Path) -> bool {
+    // Bounded: a path holds at most a few stacked pins (one per restart that raced a failure).
+    for _ in 0..16 {
+        match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => continue,
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot unmount a subPath");
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// Unmounts the pinned subPaths of a pod; `false` when one stays mounted, so the caller must not remove
+/// the pod directory (removing it would delete the volume's content through the mount).
+fn release_subpaths(pod_dir: &Path) -> bool {
+    let Ok(ctrs) = std::fs::read_dir(pod_dir.join("subpaths")) else {
+        return true;
+    };
+    let mut all = true;
+    for c in ctrs.flatten() {
+        for m in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
+            all &= unmount_all(&m.path());
+        }
+    }
+    all
 }
 
 impl PodManager {
@@ -113,9 +267,11 @@ impl PodManager {
         Ok(dir)
     }
 
-    /// Unmounts the pod's secrets tmpfs (before its directory is removed).
-    pub(super) fn release_secrets(&self, pod: &Value) {
+    /// Unmounts the pod's secrets tmpfs and pinned subPaths (before its directory is removed). Returns
+    /// `false` when a subPath stays mounted: the directory *MUST NOT* be removed then.
+    pub(super) fn release_secrets(&self, pod: &Value) -> bool {
         release_secrets_fs(&self.pod_dir(pod).join("secrets"));
+        release_subpaths(&self.pod_dir(pod))
     }
 
     /// Writes the ServiceAccount volume (`token`, `ca.crt`, `namespace`) of a pod that has a token.
@@ -148,20 +304,35 @@ impl PodManager {
         }
     }
 
-    fn volume_source(&self, uid: &str, vol: &Value) -> Option<PathBuf> {
+    /// The host directory of `vol`. Names that would not be one path component are refused here too, so
+    /// a pod that bypassed API validation still cannot reach outside the pod's or the claims' directory.
+    fn volume_source(&self, uid: &str, vol: &Value) -> Result<PathBuf, String> {
         let p = &self.pods[uid];
-        let name = vol["name"].as_str()?;
+        let name = vol["name"].as_str().unwrap_or("");
+        if !dns_name_ok(name, false) {
+            return Err(format!(
+                "volume name {name:?} is not a valid DNS-1123 label"
+            ));
+        }
         if let Some(path) = vol["hostPath"]["path"].as_str() {
-            return Some(PathBuf::from(path));
+            return Ok(PathBuf::from(path));
         }
         if vol["secret"].is_object() {
-            return Some(self.pod_dir(&p.pod).join("secrets/volumes").join(name));
+            return Ok(self.pod_dir(&p.pod).join("secrets/volumes").join(name));
         }
-        if let Some(claim) = vol["persistentVolumeClaim"]["claimName"].as_str() {
+        if !vol["persistentVolumeClaim"].is_null() {
+            let claim = vol["persistentVolumeClaim"]["claimName"]
+                .as_str()
+                .unwrap_or("");
             let ns = p.pod["metadata"]["namespace"].as_str().unwrap_or("default");
-            return Some(self.data_dir.join("volumes").join(ns).join(claim));
+            if !dns_name_ok(claim, true) || !dns_name_ok(ns, false) {
+                return Err(format!(
+                    "persistentVolumeClaim.claimName {claim:?} is not a valid DNS-1123 subdomain"
+                ));
+            }
+            return Ok(self.data_dir.join("volumes").join(ns).join(claim));
         }
-        Some(self.pod_dir(&p.pod).join("volumes").join(name))
+        Ok(self.pod_dir(&p.pod).join("volumes").join(name))
     }
 
     /// Creates volume directories and writes configMap/secret files.
@@ -169,9 +340,7 @@ impl PodManager {
         self.write_service_account(uid)?;
         let p = &self.pods[uid];
         for vol in p.pod["spec"]["volumes"].as_array().into_iter().flatten() {
-            let Some(dir) = self.volume_source(uid, vol) else {
-                continue;
-            };
+            let dir = self.volume_source(uid, vol)?;
             let host_type = vol["hostPath"]["type"].as_str().unwrap_or("");
             if vol["hostPath"].is_object() && !matches!(host_type, "" | "DirectoryOrCreate") {
                 continue;
@@ -257,20 +426,39 @@ impl PodManager {
             .cloned()
             .unwrap_or_default();
         let mut out = Vec::new();
-        for m in container["volumeMounts"].as_array().into_iter().flatten() {
+        for (i, m) in container["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let name = m["name"].as_str().unwrap_or("");
             let vol = vols
                 .iter()
                 .find(|v| v["name"] == name)
                 .ok_or_else(|| format!("volume {name:?} not found"))?;
-            let mut source = self
-                .volume_source(uid, vol)
-                .ok_or_else(|| format!("volume {name:?} has no source"))?;
+            // Refused rather than ignored when the API did not already refuse them.
+            if m["subPathExpr"].as_str().is_some_and(|s| !s.is_empty()) {
+                return Err(format!(
+                    "volumeMount {name:?}: subPathExpr is not supported on this node"
+                ));
+            }
+            if !matches!(m["mountPropagation"].as_str(), None | Some("None")) {
+                return Err(format!(
+                    "volumeMount {name:?}: mountPropagation {} is not supported on this node",
+                    m["mountPropagation"]
+                ));
+            }
+            let mut source = self.volume_source(uid, vol)?;
             if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
-                source = source.join(sub);
-                if !source.exists() {
-                    std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
-                }
+                let cname = container["name"].as_str().unwrap_or("");
+                let target = self
+                    .pod_dir(&p.pod)
+                    .join("subpaths")
+                    .join(cname)
+                    .join(i.to_string());
+                pin_subpath(&source, sub, &target)?;
+                source = target;
             }
             let ro = m["readOnly"].as_bool().unwrap_or(false)
                 || vol["configMap"].is_object()
@@ -293,5 +481,71 @@ impl PodManager {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_must_stay_inside_their_volume() {
+        assert_eq!(local_path_error("a/b.txt"), None);
+        assert_eq!(
+            local_path_error("..data"),
+            None,
+            "only a '..' component leaves"
+        );
+        assert_eq!(local_path_error("../x"), Some("must not contain '..'"));
+        assert_eq!(local_path_error("a/../../x"), Some("must not contain '..'"));
+        assert_eq!(
+            local_path_error("/etc/passwd"),
+            Some("must be a relative path")
+        );
+        assert_eq!(local_path_error(""), Some("must not be empty"));
+    }
+
+    #[test]
+    fn items_outside_the_volume_are_refused_without_writing() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        let e = write_file(&vol, "../x", b"owned", 0o644).unwrap_err();
+        assert!(e.contains("must not contain '..'"), "{e}");
+        assert!(!d.path().join("x").exists());
+        assert!(write_file(&vol, "/abs", b"owned", 0o644).is_err());
+        write_file(&vol, "sub/ok", b"fine", 0o644).unwrap();
+        assert_eq!(std::fs::read(vol.join("sub/ok")).unwrap(), b"fine");
+    }
+
+    #[test]
+    fn subpaths_resolve_beneath_their_volume() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        std::fs::create_dir_all(vol.join("in")).unwrap();
+        std::fs::create_dir(d.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink("/", vol.join("root")).unwrap();
+        std::os::unix::fs::symlink("../outside", vol.join("up")).unwrap();
+        std::os::unix::fs::symlink("in", vol.join("inner")).unwrap();
+        for evil in ["root", "up", "root/etc", "up/x/y"] {
+            let e = open_beneath(&vol, evil).unwrap_err();
+            assert!(e.contains("outside its volume"), "{evil}: {e}");
+        }
+        assert!(
+            !d.path().join("outside/x").exists(),
+            "nothing created outside"
+        );
+        open_beneath(&vol, "inner").unwrap();
+        open_beneath(&vol, "new/dir").unwrap();
+        assert!(vol.join("new/dir").is_dir(), "missing subPaths are created");
+    }
+
+    #[test]
+    fn volume_and_claim_names_are_single_components() {
+        assert!(dns_name_ok("data", false));
+        assert!(dns_name_ok("my.claim-1", true));
+        for bad in ["..", "../etc", "a/b", "", "A", "."] {
+            assert!(!dns_name_ok(bad, true), "{bad}");
+        }
     }
 }

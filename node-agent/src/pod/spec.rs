@@ -2,6 +2,8 @@
 //! merges them: `command` replaces the entrypoint, `args` replace `Cmd`, env overrides image env.
 
 use crate::images::ImageConfig;
+use crate::runtime::bundle::ALL_CAPABILITIES;
+use crate::runtime::SecurityConfig;
 use serde_json::Value;
 
 /// Final argv of a container (Kubernetes' command/args rules over the image's Entrypoint/Cmd).
@@ -271,6 +273,180 @@ pub fn user(container: &Value, pod: &Value, image: &ImageConfig) -> Result<(u32,
     Ok((uid, gid))
 }
 
+/// Security settings of `container` in `pod` running as `uid`: Docker's defaults, changed by
+/// `securityContext` (container over pod) and `hostPID`/`hostIPC`. `image_user` is the image's `User`,
+/// for kubelet's runAsNonRoot check of a non-numeric user.
+///
+/// # Errors
+/// A setting this node cannot honour, or `runAsNonRoot` with a root user, with kubelet's message: the
+/// container is refused (`CreateContainerConfigError`), never started with the setting ignored.
+pub fn security(
+    container: &Value,
+    pod: &Value,
+    uid: u32,
+    image_user: &str,
+) -> Result<SecurityConfig, String> {
+    let csc = &container["securityContext"];
+    let psc = &pod["spec"]["securityContext"];
+    let pick = |k: &str| match &csc[k] {
+        Value::Null => &psc[k],
+        v => v,
+    };
+    let flag = |v: &Value, k: &str| -> Result<Option<bool>, String> {
+        match v {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            other => Err(format!("securityContext.{k} {other} is not a boolean")),
+        }
+    };
+    let mut sec = SecurityConfig {
+        host_pid: flag(&pod["spec"]["hostPID"], "hostPID")?.unwrap_or(false),
+        host_ipc: flag(&pod["spec"]["hostIPC"], "hostIPC")?.unwrap_or(false),
+        ..SecurityConfig::default()
+    };
+    sec.privileged = flag(&csc["privileged"], "privileged")?.unwrap_or(false);
+    sec.read_only_rootfs =
+        flag(&csc["readOnlyRootFilesystem"], "readOnlyRootFilesystem")?.unwrap_or(false);
+    let escalation = flag(&csc["allowPrivilegeEscalation"], "allowPrivilegeEscalation")?;
+    for unsupported in ["seLinuxOptions", "appArmorProfile", "windowsOptions"] {
+        if !pick(unsupported).is_null() {
+            return Err(format!(
+                "securityContext.{unsupported} is not supported on this node"
+            ));
+        }
+    }
+    for unsupported in [
+        "fsGroup",
+        "fsGroupChangePolicy",
+        "seLinuxChangePolicy",
+        "supplementalGroupsPolicy",
+    ] {
+        if !psc[unsupported].is_null() {
+            return Err(format!(
+                "securityContext.{unsupported} is not supported on this node"
+            ));
+        }
+    }
+    match csc["procMount"].as_str() {
+        None | Some("Default") => {}
+        Some("Unmasked") => sec.unmasked_proc = true,
+        Some(other) => {
+            return Err(format!(
+                "securityContext.procMount {other:?} is not supported"
+            ))
+        }
+    }
+    match pick("seccompProfile")["type"].as_str() {
+        None | Some("RuntimeDefault") => {}
+        Some("Unconfined") => sec.seccomp = false,
+        Some(other) => {
+            return Err(format!(
+                "securityContext.seccompProfile type {other:?} is not supported on this node (use RuntimeDefault or Unconfined)"
+            ))
+        }
+    }
+    let caps = &csc["capabilities"];
+    let names = |k: &str| -> Result<Vec<String>, String> {
+        let mut out = vec![];
+        for c in caps[k].as_array().into_iter().flatten() {
+            let n = c.as_str().unwrap_or("").to_ascii_uppercase();
+            if n == "ALL" {
+                out.push(n);
+                continue;
+            }
+            let full = if n.starts_with("CAP_") {
+                n
+            } else {
+                format!("CAP_{n}")
+            };
+            if !ALL_CAPABILITIES.contains(&full.as_str()) {
+                return Err(format!(
+                    "securityContext.capabilities.{k}: unknown capability {c}"
+                ));
+            }
+            out.push(full);
+        }
+        Ok(out)
+    };
+    let (add, drop) = (names("add")?, names("drop")?);
+    // As containerd: drop applies first (ALL empties the set), then add (ALL grants every capability).
+    if drop.iter().any(|c| c == "ALL") {
+        sec.capabilities.clear();
+    }
+    sec.capabilities.retain(|c| !drop.contains(c));
+    if add.iter().any(|c| c == "ALL") {
+        sec.capabilities = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    }
+    for c in add.into_iter().filter(|c| c != "ALL") {
+        if !sec.capabilities.contains(&c) {
+            sec.capabilities.push(c);
+        }
+    }
+    // Kubernetes' rule: escalation is allowed unless asked otherwise; a privileged or CAP_SYS_ADMIN container
+    // may escalate by definition. Here a container that does not ask for escalation gets no_new_privs, as
+    // Docker's `--security-opt no-new-privileges`, so setuid binaries cannot raise it.
+    let may_escalate = sec.privileged || sec.capabilities.iter().any(|c| c == "CAP_SYS_ADMIN");
+    if escalation == Some(false) && may_escalate {
+        return Err(
+            "cannot set allowPrivilegeEscalation to false with privileged or CAP_SYS_ADMIN".into(),
+        );
+    }
+    sec.no_new_privileges = !(may_escalate || escalation == Some(true));
+    if flag(pick("runAsNonRoot"), "runAsNonRoot")?.unwrap_or(false) {
+        let explicit = !pick("runAsUser").is_null();
+        let user = image_user.split(':').next().unwrap_or("");
+        if !explicit && !user.is_empty() && user.parse::<u32>().is_err() {
+            return Err(format!(
+                "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root"
+            ));
+        }
+        if uid == 0 {
+            return Err("container has runAsNonRoot and image will run as root".into());
+        }
+    }
+    for g in psc["supplementalGroups"].as_array().into_iter().flatten() {
+        let gid = g
+            .as_i64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= i32::MAX as u32)
+            .ok_or_else(|| format!("securityContext.supplementalGroups {g} is not between 0 and 2147483647, inclusive"))?;
+        sec.supplementary_gids.push(gid);
+    }
+    for s in psc["sysctls"].as_array().into_iter().flatten() {
+        let (Some(name), Some(value)) = (s["name"].as_str(), s["value"].as_str()) else {
+            return Err(format!(
+                "securityContext.sysctls entry {s} needs a name and a value"
+            ));
+        };
+        if !SAFE_SYSCTLS.contains(&name) {
+            return Err(format!("forbidden sysctl: {name:?} not allowlisted"));
+        }
+        // With the host's namespaces a "namespaced" sysctl would change the node itself.
+        let host_net = pod["spec"]["hostNetwork"].as_bool().unwrap_or(false);
+        if (name.starts_with("net.") && host_net) || (name.starts_with("kernel.") && sec.host_ipc) {
+            return Err(format!(
+                "sysctl {name:?} cannot be set with the host's namespace"
+            ));
+        }
+        sec.sysctls.insert(name.to_string(), value.to_string());
+    }
+    Ok(sec)
+}
+
+/// The kubelet's default allowlist of safe sysctls: namespaced, and harmless to the node and other pods.
+const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +575,104 @@ mod tests {
         }
         let c = json!({"securityContext": {"runAsGroup": 4_294_967_296u64}});
         assert!(user(&c, &json!({}), &img()).is_err());
+    }
+
+    fn sec(c: Value, pod: Value, uid: u32) -> Result<SecurityConfig, String> {
+        security(&c, &pod, uid, "")
+    }
+
+    #[test]
+    fn security_defaults_are_dockers() {
+        let s = sec(json!({}), json!({}), 0).unwrap();
+        assert_eq!(s, SecurityConfig::default());
+        assert!(s.no_new_privileges && s.seccomp && !s.privileged);
+        assert_eq!(s.pids_limit, crate::runtime::DEFAULT_PIDS_LIMIT);
+        assert!(s.capabilities.contains(&"CAP_CHOWN".to_string()));
+        assert!(!s.capabilities.contains(&"CAP_SYS_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn capabilities_drop_then_add() {
+        let c = json!({"securityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "CAP_KILL"]}}});
+        let s = sec(c, json!({}), 0).unwrap();
+        assert_eq!(s.capabilities, vec!["CAP_NET_ADMIN", "CAP_KILL"]);
+        let c = json!({"securityContext": {"capabilities": {"drop": ["chown"]}}});
+        let s = sec(c, json!({}), 0).unwrap();
+        assert!(!s.capabilities.contains(&"CAP_CHOWN".to_string()));
+        let c = json!({"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}});
+        let s = sec(c, json!({}), 0).unwrap();
+        assert!(
+            !s.no_new_privileges,
+            "CAP_SYS_ADMIN may escalate by definition"
+        );
+        let c = json!({"securityContext": {"capabilities": {"add": ["NOT_A_CAP"]}}});
+        assert!(sec(c, json!({}), 0)
+            .unwrap_err()
+            .contains("unknown capability"));
+    }
+
+    #[test]
+    fn privilege_escalation_and_privileged() {
+        let c = json!({"securityContext": {"allowPrivilegeEscalation": true}});
+        assert!(!sec(c, json!({}), 0).unwrap().no_new_privileges);
+        let c = json!({"securityContext": {"privileged": true}});
+        let s = sec(c, json!({}), 0).unwrap();
+        assert!(s.privileged && !s.no_new_privileges);
+        let c = json!({"securityContext": {"privileged": true, "allowPrivilegeEscalation": false}});
+        assert!(sec(c, json!({}), 0).is_err());
+        let c = json!({"securityContext": {"privileged": "yes"}});
+        assert!(
+            sec(c, json!({}), 0).is_err(),
+            "a non-boolean is refused, not read as false"
+        );
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_with_kubelets_message() {
+        let pod = json!({"spec": {"securityContext": {"runAsNonRoot": true}}});
+        assert_eq!(
+            sec(json!({}), pod.clone(), 0).unwrap_err(),
+            "container has runAsNonRoot and image will run as root"
+        );
+        assert!(sec(json!({}), pod.clone(), 1000).is_ok());
+        let e = security(&json!({}), &pod, 0, "nginx").unwrap_err();
+        assert!(e.contains("non-numeric user (nginx)"), "{e}");
+        // The container's false overrides the pod's true.
+        let c = json!({"securityContext": {"runAsNonRoot": false}});
+        assert!(sec(c, pod, 0).is_ok());
+    }
+
+    #[test]
+    fn unsupported_settings_are_refused_not_ignored() {
+        for c in [
+            json!({"securityContext": {"seLinuxOptions": {"level": "s0"}}}),
+            json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "x"}}}),
+            json!({"securityContext": {"procMount": "Weird"}}),
+        ] {
+            assert!(sec(c.clone(), json!({}), 0).is_err(), "{c}");
+        }
+        let pod = json!({"spec": {"securityContext": {"fsGroup": 2000}}});
+        assert!(sec(json!({}), pod, 0).unwrap_err().contains("fsGroup"));
+        let pod = json!({"spec": {"securityContext": {"sysctls": [{"name": "kernel.panic", "value": "1"}]}}});
+        assert!(sec(json!({}), pod, 0)
+            .unwrap_err()
+            .contains("not allowlisted"));
+        let pod = json!({"spec": {"hostNetwork": true, "securityContext": {"sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}]}}});
+        assert!(sec(json!({}), pod, 0).is_err());
+    }
+
+    #[test]
+    fn honoured_settings() {
+        let pod = json!({"spec": {"hostPID": true, "securityContext": {
+            "supplementalGroups": [5, 6], "seccompProfile": {"type": "Unconfined"},
+            "sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1024 2048"}]}}});
+        let c =
+            json!({"securityContext": {"readOnlyRootFilesystem": true, "procMount": "Unmasked"}});
+        let s = sec(c, pod, 0).unwrap();
+        assert!(s.host_pid && !s.host_ipc && s.read_only_rootfs && s.unmasked_proc && !s.seccomp);
+        assert_eq!(s.supplementary_gids, vec![5, 6]);
+        assert_eq!(s.sysctls["net.ipv4.ip_local_port_range"], "1024 2048");
+        let pod = json!({"spec": {"securityContext": {"supplementalGroups": [4_294_967_296u64]}}});
+        assert!(sec(json!({}), pod, 0).is_err());
     }
 }

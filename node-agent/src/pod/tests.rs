@@ -637,3 +637,161 @@ fn a_pod_manager_thread_that_dies_is_reported_to_its_supervisor() {
     assert_eq!(supervise(|| false, || {}), ThreadEnd::Returned);
     assert_eq!(supervise(|| true, || {}), ThreadEnd::Stopped);
 }
+
+fn waiting(r: &[StatusReport], c: usize) -> (String, String) {
+    let w = &cstatus(r, c)["state"]["waiting"];
+    (
+        w["reason"].as_str().unwrap_or("").to_string(),
+        w["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn started(rt: &FakeRuntime) -> bool {
+    rt.calls().iter().any(|c| matches!(c, Call::Start { .. }))
+}
+
+#[test]
+fn volume_items_outside_their_volume_are_refused_at_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    // As if the API had been bypassed: nothing validated this pod.
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["volumes"] = json!([{"name": "cfg", "configMap": {"name": "cm",
+        "items": [{"key": "k", "path": "../../../escaped"}]}}]);
+    d.objects = vec![json!({"kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "v"}})];
+    m.set_desired(vec![d]);
+    let r = m.sync(t(0));
+    let status = &r.last().unwrap().status;
+    assert_eq!(status["reason"], "SandboxError", "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("must not contain '..'"),
+        "{status}"
+    );
+    assert!(!started(&rt));
+    assert!(
+        rt.calls().contains(&Call::RemoveSandbox("u1".into())),
+        "the refused sandbox is removed, not leaked: {:?}",
+        rt.calls()
+    );
+    assert!(!dir.path().join("escaped").exists());
+    assert!(!dir.path().join("pods/escaped").exists());
+}
+
+#[test]
+fn a_claim_name_that_is_a_path_is_refused_at_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["volumes"] =
+        json!([{"name": "d", "persistentVolumeClaim": {"claimName": "../../../etc"}}]);
+    m.set_desired(vec![d]);
+    let r = m.sync(t(0));
+    let status = &r.last().unwrap().status;
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is not a valid DNS-1123 subdomain"),
+        "{status}"
+    );
+    assert!(!started(&rt));
+}
+
+#[test]
+fn a_sub_path_symlink_out_of_its_volume_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    // What a container could have left in its emptyDir for the next one (CVE-2017-1002101).
+    let vol = dir.path().join("pods/default_p-u1_u1/volumes/data");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::os::unix::fs::symlink("/", vol.join("evil")).unwrap();
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+    d.pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/host", "subPath": "evil/etc"}]);
+    m.set_desired(vec![d]);
+    let r = m.sync(t(0));
+    let (reason, message) = waiting(&r, 0);
+    assert_eq!(reason, "CreateContainerConfigError");
+    assert_eq!(message, "subPath \"evil/etc\" resolves outside its volume");
+    assert!(!started(&rt));
+}
+
+#[test]
+fn a_sub_path_inside_its_volume_is_pinned_and_released_with_the_pod() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: pinning a subPath needs root (a bind mount)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+    d.pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/d", "subPath": "app/db"}]);
+    m.set_desired(vec![d]);
+    m.sync(t(0));
+    let id = m.container_id("default", "p-u1", Some("a")).unwrap();
+    let mount = rt.status(&id).unwrap().config.mounts[0].clone();
+    let pod_dir = dir.path().join("pods/default_p-u1_u1");
+    assert_eq!(mount.source, pod_dir.join("subpaths/a/0"));
+    std::fs::write(mount.source.join("f"), "x").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pod_dir.join("volumes/data/app/db/f")).unwrap(),
+        "x",
+        "the pin is the subPath itself"
+    );
+    m.remove("u1");
+    for s in 2..20 {
+        m.sync(t(s * 10));
+    }
+    assert!(!pod_dir.exists(), "unpinned, then removed");
+}
+
+#[test]
+fn run_as_non_root_refuses_a_root_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    let mut m = manager(rt.clone(), dir.path());
+    let mut d = pod("u1", "Always", &["a"]);
+    d.pod["spec"]["securityContext"] = json!({"runAsNonRoot": true});
+    m.set_desired(vec![d]);
+    let r = m.sync(t(0));
+    assert_eq!(
+        waiting(&r, 0),
+        (
+            "CreateContainerConfigError".to_string(),
+            "container has runAsNonRoot and image will run as root".to_string()
+        )
+    );
+    assert!(!started(&rt));
+}
+
+#[test]
+fn mount_options_the_node_cannot_honour_are_refused() {
+    for (k, v) in [
+        ("subPathExpr", "$(POD_NAME)"),
+        ("mountPropagation", "Bidirectional"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Arc::new(FakeRuntime::new());
+        let mut m = manager(rt.clone(), dir.path());
+        let mut d = pod("u1", "Always", &["a"]);
+        d.pod["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+        d.pod["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/d", k: v}]);
+        m.set_desired(vec![d]);
+        let r = m.sync(t(0));
+        let (reason, message) = waiting(&r, 0);
+        assert_eq!(reason, "CreateContainerConfigError");
+        assert!(message.contains(k), "{message}");
+        assert!(!started(&rt));
+    }
+}

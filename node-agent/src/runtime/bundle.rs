@@ -2,31 +2,91 @@
 //! Own pid/mount/uts/ipc namespaces, the pod sandbox's network namespace, cgroup v1 limits.
 
 use super::ContainerConfig;
+use oci_spec::runtime::LinuxSeccomp;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount,
-    MountBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, RootBuilder, Spec, UserBuilder,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Docker's default capability set, which Kubernetes containers get unless the pod asks otherwise.
-const DEFAULT_CAPS: &[Capability] = &[
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
+/// Every capability, for `privileged: true` (Docker's `--privileged`).
+pub const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
+
+/// The capabilities a privileged container gets: every one in the agent's own bounding set, as Docker's
+/// `--privileged` (asking for one the agent lacks would make the runtime's capset fail). [`ALL_CAPABILITIES`]
+/// is in kernel order, so a name's index is its capability number.
+pub fn privileged_capabilities() -> Vec<&'static str> {
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let bounding = *BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(u64::MAX)
+    });
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// Parses a `CAP_*` name; the pod manager only passes names it has checked.
+///
+/// # Panics
+/// On a name that is not a capability (an invariant of [`super::SecurityConfig`]).
+fn capability(name: &str) -> Capability {
+    serde_json::from_value(serde_json::Value::from(name))
+        .unwrap_or_else(|e| panic!("capability {name:?} was not checked: {e}"))
+}
 
 /// The cgroup path of a container: `/berth/{pod_uid}/{id}` in every v1 hierarchy.
 pub fn cgroup_path(config: &ContainerConfig) -> String {
@@ -50,10 +110,11 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
     let mut spec = Spec::default();
     spec.set_hostname(Some(config.hostname.clone()));
+    let sec = &config.security;
     spec.set_root(Some(
         RootBuilder::default()
             .path(PathBuf::from(rootfs))
-            .readonly(false)
+            .readonly(sec.read_only_rootfs)
             .build()
             .expect("root"),
     ));
@@ -73,28 +134,50 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
         UserBuilder::default()
             .uid(config.uid)
             .gid(config.gid)
+            .additional_gids(sec.supplementary_gids.clone())
             .build()
             .expect("user"),
     );
-    process.set_no_new_privileges(Some(false));
-    let caps: HashSet<Capability> = DEFAULT_CAPS.iter().copied().collect();
+    process.set_no_new_privileges(Some(sec.no_new_privileges && !sec.privileged));
+    let caps: HashSet<Capability> = if sec.privileged {
+        privileged_capabilities()
+            .iter()
+            .map(|c| capability(c))
+            .collect()
+    } else {
+        sec.capabilities.iter().map(|c| capability(c)).collect()
+    };
+    // As Docker does since 20.10: a non-root process gets its capabilities only in the bounding set, so it
+    // holds none by merely running (and no_new_privs keeps file capabilities from granting them).
+    let held = if config.uid == 0 || sec.privileged {
+        caps.clone()
+    } else {
+        HashSet::new()
+    };
     process.set_capabilities(Some(
         oci_spec::runtime::LinuxCapabilitiesBuilder::default()
-            .bounding(caps.clone())
-            .effective(caps.clone())
-            .permitted(caps)
+            .bounding(caps)
+            .effective(held.clone())
+            .inheritable(HashSet::new())
+            .ambient(HashSet::new())
+            .permitted(held)
             .build()
             .expect("capabilities"),
     ));
 
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
+        if sec.privileged {
+            // Docker gives a privileged container the host's devices.
+            mount("/dev", "bind", "/dev", &["rbind", "rslave", "nosuid"])
+        } else {
+            mount(
+                "/dev",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "strictatime", "mode=755", "size=65536k"],
+            )
+        },
         mount(
             "/dev/pts",
             "devpts",
@@ -123,7 +206,11 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            if sec.privileged {
+                &["nosuid", "noexec", "nodev"][..]
+            } else {
+                &["nosuid", "noexec", "nodev", "ro"][..]
+            },
         ),
     ];
     for m in &config.mounts {
@@ -141,12 +228,14 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
     spec.set_mounts(Some(mounts));
 
     let mut namespaces = vec![];
-    for t in [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Ipc,
-    ] {
+    let mut own = vec![LinuxNamespaceType::Mount, LinuxNamespaceType::Uts];
+    if !sec.host_pid {
+        own.push(LinuxNamespaceType::Pid);
+    }
+    if !sec.host_ipc {
+        own.push(LinuxNamespaceType::Ipc);
+    }
+    for t in own {
         namespaces.push(
             LinuxNamespaceBuilder::default()
                 .typ(t)
@@ -164,13 +253,19 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
         );
     }
 
-    let mut resources =
-        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
+    let mut resources = LinuxResourcesBuilder::default()
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(sec.privileged)
             .typ(LinuxDeviceType::A)
             .access("rwm")
             .build()
-            .expect("device rule")]);
+            .expect("device rule")])
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(sec.pids_limit)
+                .build()
+                .expect("pids"),
+        );
     if let Some(limit) = config.memory_limit {
         resources = resources.memory(
             LinuxMemoryBuilder::default()
@@ -192,14 +287,35 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
     }
 
     let defaults = oci_spec::runtime::Linux::default();
-    let linux = LinuxBuilder::default()
+    let unmasked = sec.privileged || sec.unmasked_proc;
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(cgroup_path(config)))
         .resources(resources.build().expect("resources"))
-        .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
-        .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
+        .masked_paths(if unmasked {
+            vec![]
+        } else {
+            defaults.masked_paths().clone().unwrap_or_default()
+        })
+        .readonly_paths(if unmasked {
+            vec![]
+        } else {
+            defaults.readonly_paths().clone().unwrap_or_default()
+        })
+        .sysctl(
+            sec.sysctls
+                .clone()
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
         .build()
         .expect("linux");
+    if sec.seccomp && !sec.privileged {
+        let caps: Vec<String> = sec.capabilities.clone();
+        let profile: LinuxSeccomp = serde_json::from_value(super::seccomp::default_profile(&caps))
+            .expect("the default seccomp profile is a valid LinuxSeccomp");
+        linux.set_seccomp(Some(profile));
+    }
     spec.set_linux(Some(linux));
     spec
 }
@@ -234,5 +350,47 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(v["linux"]["cgroupsPath"], "/berth/podu1/c1");
+    }
+
+    #[test]
+    fn defaults_confine_and_privileged_lifts() {
+        let cfg = ContainerConfig {
+            id: "c1".into(),
+            uid: 0,
+            ..Default::default()
+        };
+        let v = serde_json::to_value(build_spec(&cfg, Path::new("/r"))).unwrap();
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 4096);
+        assert_eq!(v["root"]["readonly"], false);
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+        assert!(!v["linux"]["maskedPaths"].as_array().unwrap().is_empty());
+
+        let mut p = cfg.clone();
+        p.security.privileged = true;
+        p.security.read_only_rootfs = true;
+        let v = serde_json::to_value(build_spec(&p, Path::new("/r"))).unwrap();
+        assert_eq!(v["process"]["noNewPrivileges"], false);
+        assert!(v["linux"]["seccomp"].is_null());
+        assert_eq!(v["root"]["readonly"], true);
+        let caps = v["process"]["capabilities"]["effective"]
+            .as_array()
+            .unwrap();
+        assert_eq!(caps.len(), privileged_capabilities().len());
+        assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+        assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], true);
+
+        let mut u = cfg;
+        u.uid = 1000;
+        let v = serde_json::to_value(build_spec(&u, Path::new("/r"))).unwrap();
+        assert!(v["process"]["capabilities"]["effective"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()));
+        assert!(!v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .is_empty());
     }
 }

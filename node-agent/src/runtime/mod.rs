@@ -6,6 +6,7 @@ pub mod fake;
 pub mod linux;
 pub mod logs;
 pub mod netns_basic;
+pub mod seccomp;
 pub mod supervisor;
 
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,78 @@ pub struct ContainerConfig {
     pub log_path: PathBuf,
     /// Hash of the container spec, to notice spec changes.
     pub spec_hash: String,
+    /// Privileges, seccomp and limits; state files written before it existed read as the defaults.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// The pids cgroup limit of a container that asks for none: bounds a fork bomb far below the node's
+/// `pid_max` while leaving room for any ordinary workload.
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+
+/// What a container may do, decided by the pod manager from `securityContext` (see `pod::spec::security`).
+/// The defaults are Docker's: its capability set, its seccomp profile, no new privileges, a pids limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    /// `privileged: true`: every capability, no seccomp, host devices, writable /sys, nothing masked.
+    pub privileged: bool,
+    /// Capabilities (`CAP_NET_ADMIN` form) in the bounding, effective and permitted sets.
+    pub capabilities: Vec<String>,
+    /// Sets the process's `no_new_privs`, so setuid binaries and file capabilities gain nothing.
+    pub no_new_privileges: bool,
+    /// Applies the default seccomp profile ([`seccomp::default_profile`]); `false` is `Unconfined`.
+    pub seccomp: bool,
+    /// Mounts the container's root filesystem read-only.
+    pub read_only_rootfs: bool,
+    /// Maximum number of tasks in the container's pids cgroup.
+    pub pids_limit: i64,
+    /// Shares the host's PID namespace (`hostPID`).
+    pub host_pid: bool,
+    /// Shares the host's IPC namespace (`hostIPC`).
+    pub host_ipc: bool,
+    /// `procMount: Unmasked`: no masked or read-only paths under /proc.
+    pub unmasked_proc: bool,
+    /// Supplementary groups of the process (`supplementalGroups`).
+    pub supplementary_gids: Vec<u32>,
+    /// Namespaced sysctls to set (`securityContext.sysctls`).
+    pub sysctls: std::collections::BTreeMap<String, String>,
+}
+
+/// Docker's default capability set, which Kubernetes containers get unless the pod asks otherwise.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            privileged: false,
+            capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            no_new_privileges: true,
+            seccomp: true,
+            read_only_rootfs: false,
+            pids_limit: DEFAULT_PIDS_LIMIT,
+            host_pid: false,
+            host_ipc: false,
+            unmasked_proc: false,
+            supplementary_gids: Vec::new(),
+            sysctls: Default::default(),
+        }
+    }
 }
 
 /// Lifecycle state of a container instance, as recorded by its supervisor.
