@@ -1,54 +1,18 @@
 //! Real-container tests of the defaults every container gets (seccomp, capabilities, no_new_privs, the pids
 //! limit) and of the securityContext settings the runtime honours. Need root and crun; skip otherwise.
 
+#[macro_use]
+mod common;
+
+use common::skip_reason;
 use node_agent::images::ImageStore;
 use node_agent::runtime::linux::LinuxRuntime;
 use node_agent::runtime::{ContainerConfig, ContainerRuntime, MountSpec, RunState, SecurityConfig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root".into());
-    }
-    if node_agent::runtime::linux::find_oci_runtime().is_none() {
-        return Some("neither crun nor runc installed".into());
-    }
-    None
-}
-
-macro_rules! require_root {
-    () => {
-        if let Some(r) = skip_reason() {
-            eprintln!("skipping: {r}");
-            return;
-        }
-    };
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn image_tar() -> PathBuf {
-    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let out = workspace().join("target/test-images");
-        let o = std::process::Command::new(workspace().join("tests/images/build.sh"))
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "build.sh failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        PathBuf::from(String::from_utf8(o.stdout).unwrap().lines().next().unwrap())
-    })
-    .clone()
+    common::test_images()[0].clone()
 }
 
 /// One runtime in a temporary data directory; `Drop` removes whatever a failed test left behind.

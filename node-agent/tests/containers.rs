@@ -6,53 +6,15 @@ use node_agent::runtime::{ContainerConfig, ContainerRuntime, RunState};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[macro_use]
 mod common;
 
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root".into());
-    }
-    if node_agent::runtime::linux::find_oci_runtime().is_none() {
-        return Some("neither crun nor runc installed".into());
-    }
-    None
-}
-
-macro_rules! require_root {
-    () => {
-        if let Some(r) = skip_reason() {
-            eprintln!("skipping: {r}");
-            return;
-        }
-    };
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use common::skip_reason;
 
 /// Builds the test images once per process and returns (oci tar, oci dir, docker tar).
 fn images() -> (PathBuf, PathBuf, PathBuf) {
-    static ONCE: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let out = workspace().join("target/test-images");
-        let o = std::process::Command::new(workspace().join("tests/images/build.sh"))
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "build.sh failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let s = String::from_utf8(o.stdout).unwrap();
-        let p: Vec<PathBuf> = s.lines().map(PathBuf::from).collect();
-        (p[0].clone(), p[1].clone(), p[2].clone())
-    })
-    .clone()
+    let p = common::test_images();
+    (p[0].clone(), p[1].clone(), p[2].clone())
 }
 
 /// Removes whatever a failed test left behind under `data`: containers (kill, delete, unmount), their

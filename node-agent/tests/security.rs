@@ -2,7 +2,10 @@
 //! Sync, port 10250 serving only the API server, renewal. The process tests run `berth-agent` (root
 //! and crun or runc needed; they skip otherwise); the protocol tests run in process.
 
+#[macro_use]
 mod common;
+
+use common::skip_reason;
 
 use control_plane::store::{Batch, Consistency, MemStore, ObjectStore, Op, Precondition};
 use node_agent::agent::identity;
@@ -13,25 +16,6 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root".into());
-    }
-    if node_agent::runtime::linux::find_oci_runtime().is_none() {
-        return Some("neither crun nor runc installed".into());
-    }
-    None
-}
-
-macro_rules! require_root {
-    () => {
-        if let Some(r) = skip_reason() {
-            eprintln!("skipping: {r}");
-            return;
-        }
-    };
-}
 
 fn free_port() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -848,6 +848,8 @@ async fn a_deployment_that_once_crashed_a_controller_does_not_stop_the_others() 
         0,
         "{d}"
     );
+}
+
 /// A Deployment whose template its namespace's Pod Security level forbids (written past the API, as one
 /// created before the namespace was made stricter): no pod is created, the ReplicaSet reports
 /// `FailedCreate` with the API server's words, and the controllers neither panic nor spin.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
 use control_plane::security::{ClusterPki, MemberIdentity};
 use control_plane::store::ObjectStore;
 use std::sync::Arc;
@@ -91,4 +93,57 @@ pub async fn https(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((code, body))
+}
+
+/// Why a real-container test cannot run here (not root, no OCI runtime), if it cannot.
+pub fn skip_reason() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("not root".into());
+    }
+    if node_agent::runtime::linux::find_oci_runtime().is_none() {
+        return Some("neither crun nor runc installed".into());
+    }
+    None
+}
+
+/// Returns from the test, saying why, when [`skip_reason`] gives a reason.
+macro_rules! require_root {
+    () => {
+        if let Some(r) = skip_reason() {
+            eprintln!("skipping: {r}");
+            return;
+        }
+    };
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The test images, built once per process by tests/images/build.sh: (OCI tar, OCI dir, docker-save
+/// tar).
+pub fn test_images() -> Vec<PathBuf> {
+    static ONCE: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let out = workspace().join("target/test-images");
+        let o = std::process::Command::new(workspace().join("tests/images/build.sh"))
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "build.sh failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(PathBuf::from)
+            .collect()
+    })
+    .clone()
 }
