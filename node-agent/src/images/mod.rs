@@ -4,7 +4,7 @@
 mod import;
 mod pull;
 pub mod reference;
-mod unpack;
+pub mod unpack;
 
 pub use reference::{normalise, Reference};
 
