@@ -373,13 +373,27 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
     let ops = patch
         .as_array()
         .ok_or("json patch must be a list of operations")?;
+    if ops.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(format!(
+            "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, but found {}",
+            ops.len()
+        ));
+    }
     let mut doc = target.clone();
+    let mut copied = 0;
     for op in ops {
-        apply_op(&mut doc, op)?;
+        apply_op(&mut doc, op, &mut copied)?;
     }
     *target = doc;
     Ok(())
 }
+
+/// kube-apiserver's cap on the operations of one JSON patch.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// kube-apiserver's cap on the bytes all `copy` operations of one patch may add (three request
+/// bodies): each `copy` of the root doubles the document, so a few dozen would exhaust memory.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * super::handlers::MAX_BODY;
 
 fn parse_pointer(p: &str) -> Result<Vec<String>, String> {
     if p.is_empty() {
@@ -476,7 +490,7 @@ fn remove(doc: &mut Value, toks: &[String], ptr: &str) -> Result<Value, String> 
     }
 }
 
-fn apply_op(doc: &mut Value, op: &Value) -> Result<(), String> {
+fn apply_op(doc: &mut Value, op: &Value, copied: &mut usize) -> Result<(), String> {
     let name = op
         .get("op")
         .and_then(Value::as_str)
@@ -505,7 +519,15 @@ fn apply_op(doc: &mut Value, op: &Value) -> Result<(), String> {
         }
         "copy" => {
             let (from, from_toks) = pointer_of(op, "from")?;
-            let v = get_mut(doc, &from_toks, &from)?.clone();
+            let v = get_mut(doc, &from_toks, &from)?;
+            let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+            *copied = copied.saturating_add(size);
+            if *copied > MAX_JSON_PATCH_COPY_BYTES {
+                return Err(format!(
+                    "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+                ));
+            }
+            let v = v.clone();
             add(doc, &toks, &ptr, v)
         }
         "test" => {
@@ -788,6 +810,34 @@ mod tests {
             assert!(json_patch(&mut d, &bad).is_err(), "{bad}");
             assert_eq!(d, before);
         }
+    }
+
+    /// Fuzz-style hostile input: each `copy` of the root doubles the document, so 64 of them would
+    /// ask for 2^64 times the object; the accumulated copy size stops it, as kube-apiserver does.
+    #[test]
+    fn json_patch_copy_amplification_is_refused() {
+        let mut d = json!({"a": "x".repeat(1024)});
+        let doubling: Vec<Value> = (0..64)
+            .map(|i| json!({"op": "copy", "from": "", "path": format!("/c{i}")}))
+            .collect();
+        let err = json_patch(&mut d, &Value::Array(doubling)).unwrap_err();
+        assert!(err.starts_with("Unable to complete the copy"), "{err}");
+        assert_eq!(
+            d,
+            json!({"a": "x".repeat(1024)}),
+            "a refused patch changes nothing"
+        );
+
+        let too_many = vec![json!({"op": "test", "path": "/a", "value": "x"}); 10_001];
+        let err = json_patch(&mut d, &Value::Array(too_many)).unwrap_err();
+        assert_eq!(
+            err,
+            "The allowed maximum operations in a JSON patch is 10000, but found 10001"
+        );
+        // Copies within the limit still apply.
+        let few = json!([{"op": "copy", "from": "/a", "path": "/b"}]);
+        json_patch(&mut d, &few).unwrap();
+        assert_eq!(d["b"], d["a"]);
     }
 
     #[test]

@@ -90,7 +90,13 @@ impl fmt::Display for Requirement {
                     "notin"
                 };
                 let vals: Vec<&str> = self.values.iter().map(String::as_str).collect();
-                write!(f, "{} {} ({})", self.key, op, vals.join(","))
+                // `(,)` is how `in (,)` parsed: the set holding only the empty value. Joined, it
+                // would print `()`, which does not parse (kube-apiserver prints it so too).
+                let list = match vals.as_slice() {
+                    [""] => ",".to_string(),
+                    _ => vals.join(","),
+                };
+                write!(f, "{} {} ({list})", self.key, op)
             }
         }
     }
@@ -589,7 +595,9 @@ impl FieldSelector {
             let (field, negate, value) = split_term(&raw)
                 .ok_or_else(|| format!("invalid selector: '{s}'; can't understand '{raw}'"))?;
             let field = field.trim().to_string();
-            if field.is_empty() {
+            // A field path never holds the operator characters, and one that did (`a!` in `a!=b`
+            // written as `a! = b`) would print as a different selector.
+            if field.is_empty() || field.contains(['!', '=', ',', '\\']) {
                 return Err(format!("invalid selector: '{s}'; can't understand '{raw}'"));
             }
             terms.push(FieldRequirement {
@@ -925,5 +933,29 @@ mod tests {
             let parsed = FieldSelector::parse(&sel.to_string()).unwrap();
             prop_assert_eq!(parsed, sel);
         }
+    }
+
+    /// Fuzz findings (targets `label_selector`, `field_selector`): printed selectors that parsed
+    /// back as different selectors.
+    #[test]
+    fn printed_selectors_parse_back_to_themselves() {
+        let only_empty = LabelSelector::parse("a in(,)").unwrap();
+        assert_eq!(only_empty.to_string(), "a in (,)");
+        assert_eq!(
+            LabelSelector::parse(&only_empty.to_string()).unwrap(),
+            only_empty
+        );
+        let with_empty = LabelSelector::parse("a notin (,b)").unwrap();
+        assert_eq!(
+            LabelSelector::parse(&with_empty.to_string()).unwrap(),
+            with_empty
+        );
+
+        let err = FieldSelector::parse("a!\t=b").unwrap_err();
+        assert_eq!(err, "invalid selector: 'a!\t=b'; can't understand 'a!\t=b'");
+        assert!(
+            FieldSelector::parse("a=b=c").is_ok(),
+            "'=' in a value stays allowed"
+        );
     }
 }

@@ -31,15 +31,17 @@ pub struct Resources {
 }
 
 impl Resources {
+    // Saturating: a quantity like `1e30` reads as i64::MAX millicores, and the sum of two such
+    // requests must neither panic nor wrap to a negative that would make a full node look empty.
     fn add(&mut self, o: &Resources) {
-        self.cpu += o.cpu;
-        self.memory += o.memory;
-        self.pods += o.pods;
+        self.cpu = self.cpu.saturating_add(o.cpu);
+        self.memory = self.memory.saturating_add(o.memory);
+        self.pods = self.pods.saturating_add(o.pods);
     }
     fn sub(&mut self, o: &Resources) {
-        self.cpu -= o.cpu;
-        self.memory -= o.memory;
-        self.pods -= o.pods;
+        self.cpu = self.cpu.saturating_sub(o.cpu);
+        self.memory = self.memory.saturating_sub(o.memory);
+        self.pods = self.pods.saturating_sub(o.pods);
     }
 }
 

@@ -50,7 +50,7 @@ pub fn millis(v: &Value) -> Option<i64> {
         _ => return None,
     };
     // The epsilon keeps `0.1` * 1000 from rounding up to 101.
-    Some((base * 1000.0 - 1e-6).ceil() as i64)
+    Some(bounded((base * 1000.0 - 1e-6).ceil()))
 }
 
 /// A quantity from JSON (string or number) in base units, rounded up; `None` when absent or malformed.
@@ -60,7 +60,21 @@ pub fn units(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_f64()?,
         _ => return None,
     };
-    Some((base - 1e-9).ceil() as i64)
+    Some(bounded((base - 1e-9).ceil()))
+}
+
+/// The largest amount the scheduler accounts: 2^53 (8 PiB of memory, 9 billion cores in
+/// millicores). Bounding every amount keeps sums over thousands of pods far from i64 overflow,
+/// where `1e30` would otherwise read as i64::MAX and two of them wrap.
+pub const MAX: i64 = 1 << 53;
+
+/// Clamps to `0..=MAX`: a negative request would free room on a node that is full, so it counts as
+/// none (the API server refuses negative requests; the scheduler must not trust that).
+fn bounded(v: f64) -> i64 {
+    if v.is_nan() {
+        return 0;
+    }
+    v.clamp(0.0, MAX as f64) as i64
 }
 
 #[cfg(test)]
@@ -84,6 +98,12 @@ mod tests {
             (json!("bogus"), None, None),
             (json!(""), None, None),
             (json!("1Zi"), None, None),
+            // Fuzz finding (target `quantity`): bounded, so sums of requests cannot overflow.
+            (json!("9e18"), Some(MAX), Some(MAX)),
+            (json!("1e400"), Some(MAX), Some(MAX)),
+            (json!(1e300), Some(MAX), Some(MAX)),
+            (json!("-1"), Some(0), Some(0)),
+            (json!("0e400"), Some(0), Some(0)),
         ];
         for (v, m, u) in cases {
             assert_eq!(millis(v), *m, "millis of {v}");

@@ -32,7 +32,7 @@ impl NodeState {
             if alloc <= 0 {
                 0
             } else {
-                ((alloc - used).max(0) as u64).saturating_mul(SCORE_MAX) / alloc as u64
+                (alloc.saturating_sub(used).max(0) as u64).saturating_mul(SCORE_MAX) / alloc as u64
             }
         };
         (frac(self.node.allocatable.cpu, self.score_cpu)
@@ -162,13 +162,13 @@ impl ClusterView {
 
     fn sum_pods_on(&self, node: &str) -> (Resources, i64, i64) {
         let mut r = Resources::default();
-        let (mut c, mut m) = (0, 0);
+        let (mut c, mut m) = (0i64, 0i64);
         for key in self.pods_by_node.get(node).into_iter().flatten() {
             if let Some(p) = self.pods.get(key) {
                 r.add(&p.requests);
                 let (pc, pm) = p.score_requests();
-                c += pc;
-                m += pm;
+                c = c.saturating_add(pc);
+                m = m.saturating_add(pm);
             }
         }
         (r, c, m)
@@ -247,8 +247,8 @@ impl ClusterView {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.requested.add(&pod.requests);
             let (c, m) = pod.score_requests();
-            n.score_cpu += c;
-            n.score_memory += m;
+            n.score_cpu = n.score_cpu.saturating_add(c);
+            n.score_memory = n.score_memory.saturating_add(m);
         }
         self.pods.insert(key, pod);
         self.reorder(&node);
@@ -301,8 +301,8 @@ impl ClusterView {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.requested.sub(&pod.requests);
             let (c, m) = pod.score_requests();
-            n.score_cpu -= c;
-            n.score_memory -= m;
+            n.score_cpu = n.score_cpu.saturating_sub(c);
+            n.score_memory = n.score_memory.saturating_sub(m);
         }
         self.reorder(&node);
     }
@@ -387,9 +387,9 @@ impl ClusterView {
         let r = &pod.requests;
         let a = &node.allocatable;
         let u = &n.requested;
-        let cpu = r.cpu > 0 && u.cpu + r.cpu > a.cpu;
-        let mem = r.memory > 0 && u.memory + r.memory > a.memory;
-        let pods = u.pods + r.pods > a.pods;
+        let cpu = r.cpu > 0 && u.cpu.saturating_add(r.cpu) > a.cpu;
+        let mem = r.memory > 0 && u.memory.saturating_add(r.memory) > a.memory;
+        let pods = u.pods.saturating_add(r.pods) > a.pods;
         if cpu || mem || pods {
             if all {
                 if cpu {
