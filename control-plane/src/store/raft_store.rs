@@ -246,9 +246,7 @@ impl RaftStore {
     }
 
     /// The gRPC peer service for this member (Step, Propose, Join, Status), to serve on the peer port.
-    pub fn peer_service(
-        self: &Arc<Self>,
-    ) -> proto::raftpb::raft_peer_server::RaftPeerServer<PeerService> {
+    pub fn peer_service(self: &Arc<Self>) -> super::transport::PeerServer {
         PeerService::server(self.clone())
     }
 

@@ -14,6 +14,7 @@ use proto::raftpb::{
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
@@ -323,13 +324,43 @@ pub struct PeerService {
     store: Arc<RaftStore>,
 }
 
+/// The peer service as served: member check first, then decoding.
+pub type PeerServer = InterceptedService<RaftPeerServer<PeerService>, MembersOnly>;
+
 impl PeerService {
-    /// The tonic service for `store`, with message limits large enough for snapshots.
-    pub fn server(store: Arc<RaftStore>) -> RaftPeerServer<PeerService> {
-        RaftPeerServer::new(PeerService { store })
+    /// The tonic service for `store`, with message limits large enough for snapshots. Those limits
+    /// are for members: [`MembersOnly`] turns anyone else away before a byte of the body is decoded,
+    /// so a stranger cannot make a member buffer a snapshot-sized message.
+    pub fn server(store: Arc<RaftStore>) -> PeerServer {
+        let check = MembersOnly {
+            required: store.requires_member_certs(),
+        };
+        let server = RaftPeerServer::new(PeerService { store })
             .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        InterceptedService::new(server, check)
     }
+}
+
+/// Refuses callers without a member certificate on the request's headers, before the body is read.
+#[derive(Clone, Copy)]
+pub struct MembersOnly {
+    required: bool,
+}
+
+impl Interceptor for MembersOnly {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        if self.required
+            && !crate::security::is_member(crate::security::peer_identity(&request).as_ref())
+        {
+            return Err(members_only());
+        }
+        Ok(request)
+    }
+}
+
+fn members_only() -> Status {
+    Status::permission_denied("the peer port's Raft service is for control-plane members only")
 }
 
 fn to_status(e: &Error) -> Status {
@@ -353,9 +384,7 @@ impl PeerService {
         }
         let id = crate::security::peer_identity(request);
         if !crate::security::is_member(id.as_ref()) {
-            return Err(Status::permission_denied(
-                "the peer port's Raft service is for control-plane members only",
-            ));
+            return Err(members_only());
         }
         Ok(id.and_then(|i| {
             i.user
@@ -454,6 +483,18 @@ impl RaftPeer for PeerService {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strangers_are_refused_before_their_body_is_read() {
+        let mut check = MembersOnly { required: true };
+        let err = check.call(Request::new(())).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        let mut open = MembersOnly { required: false };
+        assert!(
+            open.call(Request::new(())).is_ok(),
+            "plain stores (tests) check nothing"
+        );
+    }
+
     use super::*;
 
     fn msgs(sizes: &[usize]) -> Vec<(Vec<u8>, bool)> {
