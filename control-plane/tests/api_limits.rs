@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 struct Held {
     inner: MemStore,
     release: Arc<Semaphore>,
+    /// Requests that have reached the store and wait there.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 const HELD: &str = "/core/configmaps/";
@@ -31,6 +33,8 @@ const HELD: &str = "/core/configmaps/";
 impl Held {
     async fn wait(&self, key: &str) {
         if key.starts_with(HELD) {
+            self.waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.release.acquire().await.unwrap().forget();
         }
     }
@@ -97,6 +101,7 @@ async fn start(limits: Limits) -> Server {
     let store = Arc::new(Held {
         inner: MemStore::new(),
         release: Arc::new(Semaphore::new(0)),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
     });
     api::bootstrap(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -196,8 +201,9 @@ async fn call(
     )
 }
 
-/// Starts a request that the held store keeps in flight, and waits until the server holds it.
-fn hold(
+/// Starts a request that the held store keeps in flight, and waits until the server holds it:
+/// probing earlier could take the only slot and get the held request itself refused.
+async fn hold(
     s: &Server,
     method: &'static str,
     path: &'static str,
@@ -205,7 +211,8 @@ fn hold(
 ) -> tokio::task::JoinHandle<u16> {
     let addr = s.addr;
     let tls = s.tls.clone();
-    tokio::spawn(async move {
+    let before = s.store.waiting.load(std::sync::atomic::Ordering::SeqCst);
+    let task = tokio::spawn(async move {
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let io =
             hyper_util::rt::TokioIo::new(pki::net::connect(&addr.to_string(), tls).await.unwrap());
@@ -219,7 +226,14 @@ fn hold(
             .body(Full::new(Bytes::from(body)))
             .unwrap();
         sender.send_request(req).await.unwrap().status().as_u16()
-    })
+    });
+    for _ in 0..1000 {
+        if s.store.waiting.load(std::sync::atomic::Ordering::SeqCst) > before {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{method} {path} never reached the store");
 }
 
 fn assert_429(code: u16, retry: Option<String>, st: &Value) {
@@ -311,7 +325,7 @@ async fn max_in_flight_answers_429_with_retry_after_per_pool() {
     })
     .await;
     // One read held: the next read is refused, a write still goes through its own pool.
-    let read = hold(&s, "GET", "/api/v1/namespaces/default/configmaps", None);
+    let read = hold(&s, "GET", "/api/v1/namespaces/default/configmaps", None).await;
     let (code, retry, st) = until_429(&s, "GET", "/api/v1/namespaces", None).await;
     assert_429(code, retry, &st);
     let (code, _, st) = call(
@@ -328,7 +342,8 @@ async fn max_in_flight_answers_429_with_retry_after_per_pool() {
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some(configmap("a")),
-    );
+    )
+    .await;
     let (code, retry, st) = until_429(
         &s,
         "POST",
