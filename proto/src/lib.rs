@@ -16,3 +16,18 @@ pub mod agentpb {
 pub mod bootstrappb {
     tonic::include_proto!("berth.bootstrap");
 }
+
+/// The kubelet's default allowlist of safe sysctls (namespaced, harmless to the node and other pods):
+/// part of the contract between the API, which validates pods, and the agents, which set them.
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];

@@ -1456,18 +1456,7 @@ const CAPABILITIES: &[&str] = &[
 ];
 
 /// The kubelet's default safe sysctls, the only ones a node agent sets.
-pub const SAFE_SYSCTLS: &[&str] = &[
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-];
+pub use proto::SAFE_SYSCTLS;
 
 const NOT_SUPPORTED: &str = "not supported by berth nodes";
 

@@ -4,6 +4,7 @@
 use crate::images::ImageConfig;
 use crate::runtime::bundle::ALL_CAPABILITIES;
 use crate::runtime::SecurityConfig;
+use proto::SAFE_SYSCTLS;
 use serde_json::Value;
 
 /// Final argv of a container (Kubernetes' command/args rules over the image's Entrypoint/Cmd).
@@ -432,20 +433,6 @@ pub fn security(
     }
     Ok(sec)
 }
-
-/// The kubelet's default allowlist of safe sysctls: namespaced, and harmless to the node and other pods.
-const SAFE_SYSCTLS: &[&str] = &[
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-];
 
 #[cfg(test)]
 mod tests {
