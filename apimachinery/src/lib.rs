@@ -3,11 +3,13 @@
 //! Kubernetes): resource quantities, label and field selectors, RFC 3339 times, stable short hashes,
 //! JSON merge patches, and the Linux security tables the API and the agents must agree on.
 //!
-//! Pure functions only: no I/O, no clock, no randomness.
+//! Pure functions only (no I/O, no clock, no randomness), except [`runtime`], the crash-only exit of
+//! a process whose critical thread died.
 
 pub mod hash;
 pub mod labels;
 pub mod patch;
 pub mod quantity;
+pub mod runtime;
 pub mod security;
 pub mod time;
