@@ -1,0 +1,232 @@
+//! Table columns and cell formats shared by every kind (`pkg/printers/internalversion/printers.go`):
+//! name and age, durations as kubectl prints them, selectors and label maps.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use apimachinery::time::parse_rfc3339;
+use serde_json::{Map, Value};
+
+/// A row's cells and its optional `conditions`.
+pub(crate) type Row = (Vec<Value>, Option<Value>);
+
+pub(crate) struct Col {
+    pub(crate) name: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) format: &'static str,
+    pub(crate) priority: u8,
+    pub(crate) description: &'static str,
+}
+
+pub(crate) const fn col(
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    description: &'static str,
+) -> Col {
+    Col {
+        name,
+        kind,
+        format: "",
+        priority,
+        description,
+    }
+}
+
+pub(crate) const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
+pub(crate) const AGE_DESC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+pub(crate) const NAME: Col = Col {
+    name: "Name",
+    kind: "string",
+    format: "name",
+    priority: 0,
+    description: NAME_DESC,
+};
+
+pub(crate) const AGE: Col = col("Age", "string", 0, AGE_DESC);
+
+pub(crate) const GENERIC_COLUMNS: &[Col] = &[NAME, AGE];
+
+pub(crate) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+pub(crate) fn i(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+pub(crate) fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+pub(crate) fn or_none(v: &str) -> String {
+    if v.is_empty() {
+        "<none>".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+pub(crate) fn strings(v: &[Value]) -> Vec<String> {
+    v.iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Formats a duration exactly like `k8s.io/apimachinery/pkg/util/duration.HumanDuration`
+/// (`5s`, `2m3s`, `10m`, `3h4m`, `2d3h`, `40d`, `2y30d`); `nanos` may be negative (clock skew).
+pub fn human_duration_nanos(nanos: i128) -> String {
+    const S: i128 = 1_000_000_000;
+    let seconds = nanos / S;
+    if seconds < -1 {
+        return "<invalid>".into();
+    } else if seconds < 0 {
+        return "0s".into();
+    } else if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = nanos / (60 * S);
+    if minutes < 10 {
+        let sec = seconds % 60;
+        return if sec == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{sec}s")
+        };
+    } else if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = nanos / (3600 * S);
+    if hours < 8 {
+        let m = minutes % 60;
+        if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        }
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        let h = hours % 24;
+        if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        }
+    } else if hours < 24 * 365 * 2 {
+        format!("{}d", hours / 24)
+    } else if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        }
+    } else {
+        format!("{}y", hours / 24 / 365)
+    }
+}
+
+/// [`human_duration_nanos`] for a non-negative duration.
+pub fn human_duration(d: Duration) -> String {
+    human_duration_nanos(d.as_nanos() as i128)
+}
+
+pub(crate) fn since_nanos(t: SystemTime, now: SystemTime) -> i128 {
+    match now.duration_since(t) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+/// `translateTimestampSince`: `<unknown>` for a missing timestamp, else the human age.
+pub(crate) fn age(ts: &str, now: SystemTime) -> String {
+    match parse_rfc3339(ts) {
+        Some(t) => human_duration_nanos(since_nanos(t, now)),
+        None => "<unknown>".into(),
+    }
+}
+
+pub(crate) fn created_age(o: &Value, now: SystemTime) -> Value {
+    Value::from(age(s(o, "/metadata/creationTimestamp"), now))
+}
+
+pub(crate) fn name(o: &Value) -> Value {
+    Value::from(s(o, "/metadata/name"))
+}
+
+pub(crate) fn generic_row(o: &Value, now: SystemTime) -> (Vec<Value>, Option<Value>) {
+    (vec![name(o), created_age(o, now)], None)
+}
+
+pub(crate) fn containers_and_images(o: &Value) -> (Value, Value) {
+    let cs = arr(o, "/spec/template/spec/containers");
+    let names: Vec<&str> = cs.iter().map(|c| s(c, "/name")).collect();
+    let images: Vec<&str> = cs.iter().map(|c| s(c, "/image")).collect();
+    (Value::from(names.join(",")), Value::from(images.join(",")))
+}
+
+/// `metav1.LabelSelectorAsSelector(sel).String()`: requirements sorted by key; `<none>` when empty.
+pub(crate) fn label_selector_string(sel: Option<&Value>) -> String {
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
+        return "<none>".into();
+    };
+    let mut parts: Vec<(String, String)> = Vec::new();
+    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in ml {
+            parts.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
+        }
+    }
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let k = s(e, "/key");
+        let vals: BTreeSet<&str> = arr(e, "/values").iter().filter_map(Value::as_str).collect();
+        let vals: Vec<&str> = vals.into_iter().collect();
+        let r = match s(e, "/operator") {
+            "In" => format!("{k} in ({})", vals.join(",")),
+            "NotIn" => format!("{k} notin ({})", vals.join(",")),
+            "Exists" => k.to_string(),
+            "DoesNotExist" => format!("!{k}"),
+            _ => continue,
+        };
+        parts.push((k.to_string(), r));
+    }
+    parts.sort();
+    if parts.is_empty() {
+        return "<none>".into();
+    }
+    parts
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `labels.FormatLabels`: `k=v` pairs sorted by key, `<none>` when empty.
+pub(crate) fn format_labels(m: Option<&Value>) -> String {
+    let Some(m) = m.and_then(Value::as_object).filter(|m| !m.is_empty()) else {
+        return "<none>".into();
+    };
+    let mut pairs: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+pub(crate) fn map_len(o: &Value, pointer: &str) -> usize {
+    o.pointer(pointer)
+        .and_then(Value::as_object)
+        .map_or(0, Map::len)
+}
