@@ -11,7 +11,7 @@ use super::common::fields::{f, p, r, F, LABEL_SELECTOR, OBJECT_META};
 use super::common::names::path_segment_name;
 use super::common::rbac::{role_row, validate_rules, POLICY_RULE, ROLE_COLUMNS};
 use super::info::{rbac, ResourceInfo};
-use super::{Kind, NameRule};
+use super::strategy::{Kind, NameRule};
 
 /// The `ClusterRole` strategy.
 pub(crate) struct ClusterRole;

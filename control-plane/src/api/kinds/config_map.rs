@@ -10,7 +10,7 @@ use super::common::errs::Errs;
 use super::common::fields::T::*;
 use super::common::fields::{f, p, F, OBJECT_META};
 use super::info::{ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `ConfigMap` strategy.
 pub(crate) struct ConfigMap;

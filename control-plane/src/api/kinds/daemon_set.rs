@@ -10,7 +10,7 @@ use super::common::columns::{
 use super::common::errs::Errs;
 use super::common::workload::validate_workload;
 use super::info::{status, ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `DaemonSet` strategy.
 pub(crate) struct DaemonSet;

@@ -13,7 +13,7 @@ use super::common::fields::{a, f, p, F, LABEL_SELECTOR, OBJECT_META};
 use super::common::pod_fields::POD_TEMPLATE_SPEC;
 use super::common::workload::validate_workload;
 use super::info::{status, ResourceInfo, ALL_VERBS, SCALE};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Deployment` strategy.
 pub(crate) struct Deployment;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::common::columns::{arr, col, created_age, i, name, s, Col, Row, AGE, NAME};
 use super::info::{ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Endpoints` strategy.
 pub(crate) struct Endpoints;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::common::columns::{age, col, i, name, s, Col, Row, NAME_DESC};
 use super::info::{ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Event` strategy.
 pub(crate) struct Event;

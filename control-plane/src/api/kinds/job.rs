@@ -16,7 +16,7 @@ use super::common::names::{selector_selects_template, validate_labels};
 use super::common::pod_fields::POD_TEMPLATE_SPEC;
 use super::common::pod_spec::{scrub_scheduling_directives, validate_pod_spec};
 use super::info::{status, ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Job` strategy.
 pub(crate) struct Job;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::common::columns::{col, created_age, name, s, Col, Row, AGE, NAME};
 use super::info::{ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Lease` strategy.
 pub(crate) struct Lease;

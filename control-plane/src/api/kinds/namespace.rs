@@ -9,7 +9,7 @@ use super::common::fields::T::*;
 use super::common::fields::{f, r, F, OBJECT_META};
 use super::common::names::dns1123_label;
 use super::info::{status, ResourceInfo, Subresource};
-use super::{Kind, NameRule};
+use super::strategy::{Kind, NameRule};
 
 /// The `Namespace` strategy.
 pub(crate) struct Namespace;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::common::columns::{arr, col, created_age, name, or_none, s, Col, Row, AGE, NAME};
 use super::info::{status, ResourceInfo, Subresource, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Node` strategy.
 pub(crate) struct Node;

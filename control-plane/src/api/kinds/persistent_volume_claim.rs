@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::common::columns::{arr, col, created_age, name, s, Col, Row, AGE, NAME};
 use super::info::{status, ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `PersistentVolumeClaim` strategy.
 pub(crate) struct PersistentVolumeClaim;

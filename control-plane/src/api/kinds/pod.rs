@@ -15,7 +15,7 @@ use super::common::fields::{f, F, OBJECT_META};
 use super::common::pod_fields::POD_SPEC;
 use super::common::pod_spec::validate_pod_spec;
 use super::info::{status, ResourceInfo, Subresource, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Pod` strategy.
 pub(crate) struct Pod;

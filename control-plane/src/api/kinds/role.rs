@@ -11,7 +11,7 @@ use super::common::fields::{f, r, F, OBJECT_META};
 use super::common::names::path_segment_name;
 use super::common::rbac::{role_row, validate_rules, POLICY_RULE, ROLE_COLUMNS};
 use super::info::{rbac, ResourceInfo};
-use super::{Kind, NameRule};
+use super::strategy::{Kind, NameRule};
 
 /// The `Role` strategy.
 pub(crate) struct Role;

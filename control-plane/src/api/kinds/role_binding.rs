@@ -13,7 +13,7 @@ use super::common::rbac::{
     ROLE_BINDING_COLUMNS,
 };
 use super::info::{rbac, ResourceInfo};
-use super::{Kind, NameRule};
+use super::strategy::{Kind, NameRule};
 
 /// The `RoleBinding` strategy.
 pub(crate) struct RoleBinding;

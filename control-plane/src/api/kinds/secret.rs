@@ -11,7 +11,7 @@ use super::common::errs::Errs;
 use super::common::fields::T::*;
 use super::common::fields::{f, p, F, OBJECT_META};
 use super::info::{ResourceInfo, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `Secret` strategy.
 pub(crate) struct Secret;

@@ -3,7 +3,7 @@
 use super::common::fields::T::*;
 use super::common::fields::{a, f, p, F, OBJECT_META};
 use super::info::ResourceInfo;
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `SelfSubjectAccessReview` strategy.
 pub(crate) struct SelfSubjectAccessReview;

@@ -3,7 +3,7 @@
 use super::common::fields::T::*;
 use super::common::fields::{f, F, OBJECT_META};
 use super::info::ResourceInfo;
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `SelfSubjectReview` strategy.
 pub(crate) struct SelfSubjectReview;

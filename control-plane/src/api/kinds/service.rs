@@ -14,7 +14,7 @@ use super::common::fields::{a, f, p, r, F, OBJECT_META};
 use super::common::names::{dns1035_label, dns1123_label, validate_labels};
 use super::common::pod_spec::{port_name, validate_protocol, PORT_RANGE_MSG};
 use super::info::{status, ResourceInfo};
-use super::{Kind, NameRule};
+use super::strategy::{Kind, NameRule};
 
 /// The `Service` strategy.
 pub(crate) struct Service;

@@ -8,7 +8,7 @@ use super::common::columns::{arr, col, created_age, name, Col, Row, AGE, NAME};
 use super::common::fields::T::*;
 use super::common::fields::{f, p, r, F, LOCAL_OBJECT_REFERENCE, OBJECT_META, OBJECT_REFERENCE};
 use super::info::{ResourceInfo, Subresource, ALL_VERBS};
-use super::Kind;
+use super::strategy::Kind;
 
 /// The `ServiceAccount` strategy.
 pub(crate) struct ServiceAccount;
