@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::Value;
 
 #[test]
 fn names_are_unique_and_groups_keep_discovery_order() {

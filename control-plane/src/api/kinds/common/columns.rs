@@ -1,9 +1,9 @@
 //! Table columns and cell formats shared by every kind (`pkg/printers/internalversion/printers.go`):
 //! name and age, durations as kubectl prints them, selectors and label maps.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
+use apimachinery::labels::LabelSelector;
 use apimachinery::time::parse_rfc3339;
 use serde_json::{Map, Value};
 
@@ -173,38 +173,23 @@ pub(crate) fn containers_and_images(o: &Value) -> (Value, Value) {
 }
 
 /// `metav1.LabelSelectorAsSelector(sel).String()`: requirements sorted by key; `<none>` when empty.
+/// Stored selectors passed strict validation, so the lenient reading loses nothing; one that still
+/// cannot be read (a hostile stored object) prints as `<none>`.
 pub(crate) fn label_selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel.filter(|s| !s.is_null()) else {
         return "<none>".into();
     };
-    let mut parts: Vec<(String, String)> = Vec::new();
-    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in ml {
-            parts.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
-        }
-    }
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let k = s(e, "/key");
-        let vals: BTreeSet<&str> = arr(e, "/values").iter().filter_map(Value::as_str).collect();
-        let vals: Vec<&str> = vals.into_iter().collect();
-        let r = match s(e, "/operator") {
-            "In" => format!("{k} in ({})", vals.join(",")),
-            "NotIn" => format!("{k} notin ({})", vals.join(",")),
-            "Exists" => k.to_string(),
-            "DoesNotExist" => format!("!{k}"),
-            _ => continue,
-        };
-        parts.push((k.to_string(), r));
-    }
-    parts.sort();
+    let selector = LabelSelector::from_json_lenient(sel);
+    let mut parts: Vec<(&str, String)> = selector
+        .requirements()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r.key.as_str(), r.to_string()))
+        .collect();
     if parts.is_empty() {
         return "<none>".into();
     }
+    parts.sort();
     parts
         .into_iter()
         .map(|(_, r)| r)
