@@ -156,4 +156,32 @@ mod tests {
             .starts_with("/openapi/v3/apis/batch/v1?hash="));
         assert!(document("apis/policy/v1").is_none());
     }
+
+    #[test]
+    fn schemas_carry_field_docs_and_group_version_kinds() {
+        let apps = document("apis/apps/v1").unwrap();
+        let schemas = &apps["components"]["schemas"];
+        let d = &schemas["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            d["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+        );
+        let replicas = &schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["replicas"];
+        assert!(replicas["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Number of desired pods"));
+        // Referenced types come along, with `$ref`s kubectl resolves in the same document.
+        assert!(schemas.get("io.k8s.api.core.v1.PodSpec").is_some());
+        let spec = serde_json::to_string(&d["properties"]["spec"]).unwrap();
+        assert!(spec.contains("#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"));
+        let core = document("api/v1").unwrap();
+        let pod = &core["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
+        assert_eq!(
+            pod["x-kubernetes-group-version-kind"],
+            json!([{"group": "", "version": "v1", "kind": "Pod"}])
+        );
+        // A kind of another group is no kind of this document.
+        assert!(core["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"].is_null());
+    }
 }

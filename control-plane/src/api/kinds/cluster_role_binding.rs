@@ -1,4 +1,5 @@
-//! The ClusterRoleBinding kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The ClusterRoleBinding kind: its registry entry, name rule, validation, immutable fields, table
+//! columns, protobuf table and OpenAPI schema.
 
 use std::time::SystemTime;
 

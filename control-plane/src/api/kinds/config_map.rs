@@ -1,4 +1,5 @@
-//! The ConfigMap kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The ConfigMap kind: its registry entry, validation, table columns, protobuf table and OpenAPI
+//! schema.
 
 use std::time::SystemTime;
 

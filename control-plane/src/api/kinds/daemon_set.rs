@@ -1,4 +1,5 @@
-//! The DaemonSet kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The DaemonSet kind: its registry entry, validation, table columns, pod spec location and OpenAPI
+//! schema.
 
 use std::time::SystemTime;
 

@@ -1,4 +1,4 @@
-//! The Endpoints kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Endpoints kind: its registry entry, table columns and OpenAPI schema.
 
 use std::time::SystemTime;
 

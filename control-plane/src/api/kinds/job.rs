@@ -1,4 +1,5 @@
-//! The Job kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Job kind: its registry entry, validation, immutable fields, table columns, protobuf table,
+//! pod spec location and OpenAPI schema.
 
 use std::time::SystemTime;
 

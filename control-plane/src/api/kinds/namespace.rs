@@ -1,4 +1,5 @@
-//! The Namespace kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Namespace kind: its registry entry, name rule, table columns, protobuf table and OpenAPI
+//! schema.
 
 use std::time::SystemTime;
 

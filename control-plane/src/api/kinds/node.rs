@@ -1,4 +1,4 @@
-//! The Node kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Node kind: its registry entry, table columns and OpenAPI schema.
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;

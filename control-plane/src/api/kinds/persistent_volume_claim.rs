@@ -1,4 +1,4 @@
-//! The PersistentVolumeClaim kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The PersistentVolumeClaim kind: its registry entry, table columns and OpenAPI schema.
 
 use std::time::SystemTime;
 

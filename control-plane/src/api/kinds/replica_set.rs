@@ -1,4 +1,5 @@
-//! The ReplicaSet kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The ReplicaSet kind: its registry entry, validation, table columns, protobuf table, pod spec
+//! location and OpenAPI schema.
 
 use std::time::SystemTime;
 

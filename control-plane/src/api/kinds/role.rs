@@ -1,4 +1,5 @@
-//! The Role kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Role kind: its registry entry, name rule, validation, table columns, protobuf table and
+//! OpenAPI schema.
 
 use std::time::SystemTime;
 

@@ -1,4 +1,5 @@
-//! The Secret kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Secret kind: its registry entry, validation, table columns, protobuf table and OpenAPI
+//! schema.
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;

@@ -1,4 +1,4 @@
-//! The SelfSubjectAccessReview kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The SelfSubjectAccessReview kind: its registry entry, protobuf table and OpenAPI schema.
 
 use super::common::fields::T::*;
 use super::common::fields::{a, f, p, F, OBJECT_META};

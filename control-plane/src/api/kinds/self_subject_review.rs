@@ -1,4 +1,4 @@
-//! The SelfSubjectReview kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The SelfSubjectReview kind: its registry entry, protobuf table and OpenAPI schema.
 
 use super::common::fields::T::*;
 use super::common::fields::{f, F, OBJECT_META};

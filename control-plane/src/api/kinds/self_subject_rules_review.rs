@@ -1,4 +1,4 @@
-//! The SelfSubjectRulesReview kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The SelfSubjectRulesReview kind: its registry entry, protobuf table and OpenAPI schema.
 
 use super::common::fields::T::*;
 use super::common::fields::{a, f, F, OBJECT_META};

@@ -1,4 +1,5 @@
-//! The Service kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The Service kind: its registry entry, name rule, validation, table columns, protobuf table and
+//! OpenAPI schema.
 
 use std::collections::HashSet;
 use std::time::SystemTime;

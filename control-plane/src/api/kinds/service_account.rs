@@ -1,4 +1,4 @@
-//! The ServiceAccount kind: its registry entry, validation, table columns, protobuf table and schema.
+//! The ServiceAccount kind: its registry entry, table columns, protobuf table and OpenAPI schema.
 
 use std::time::SystemTime;
 
