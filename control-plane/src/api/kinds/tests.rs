@@ -56,3 +56,29 @@ fn pod_templates_are_where_the_kinds_keep_them() {
         ["Pod", "Deployment", "DaemonSet", "ReplicaSet", "Job"]
     );
 }
+
+#[test]
+fn controllers_find_store_keys_of_owner_kinds_through_the_registry() {
+    use crate::controllers::object::{key_for_kind, resource_of};
+    assert_eq!(resource_of("Pod"), Some(("core", "pods", true)));
+    assert_eq!(
+        resource_of("Deployment"),
+        Some(("apps", "deployments", true))
+    );
+    assert_eq!(resource_of("Node"), Some(("core", "nodes", false)));
+    assert_eq!(
+        resource_of("Lease"),
+        Some(("coordination.k8s.io", "leases", true))
+    );
+    // Reviews are never stored; kinds berth does not serve are unknown.
+    assert_eq!(resource_of("SelfSubjectReview"), None);
+    assert_eq!(resource_of("StatefulSet"), None);
+    assert_eq!(
+        key_for_kind("Namespace", "ignored", "default").as_deref(),
+        Some("/core/namespaces//default")
+    );
+    assert_eq!(
+        key_for_kind("Job", "default", "pi").as_deref(),
+        Some("/batch/jobs/default/pi")
+    );
+}
