@@ -68,37 +68,6 @@ fn rbac_and_service_account_rows() {
 }
 
 #[test]
-fn human_duration_matches_kubectl() {
-    let cases: &[(i128, &str)] = &[
-        (-3, "<invalid>"),
-        (-1, "0s"),
-        (0, "0s"),
-        (5, "5s"),
-        (119, "119s"),
-        (120, "2m"),
-        (123, "2m3s"),
-        (599, "9m59s"),
-        (600, "10m"),
-        (179 * 60 + 59, "179m"),
-        (3 * 3600 + 4 * 60, "3h4m"),
-        (5 * 3600, "5h"),
-        (8 * 3600 + 59 * 60, "8h"),
-        (47 * 3600, "47h"),
-        (2 * 86400 + 3 * 3600, "2d3h"),
-        (3 * 86400, "3d"),
-        (40 * 86400, "40d"),
-        (729 * 86400, "729d"),
-        ((730 + 30) * 86400, "2y30d"),
-        (3 * 365 * 86400, "3y"),
-        (9 * 365 * 86400 + 100 * 86400, "9y"),
-    ];
-    for (secs, want) in cases {
-        assert_eq!(human_duration_nanos(secs * 1_000_000_000), *want, "{secs}s");
-    }
-    assert_eq!(human_duration(Duration::from_millis(61_900)), "61s");
-}
-
-#[test]
 fn rfc3339_parsing() {
     let t = parse_rfc3339("1970-01-02T00:00:01Z").unwrap();
     assert_eq!(

@@ -1,8 +1,9 @@
 //! Table columns and cell formats shared by every kind (`pkg/printers/internalversion/printers.go`):
 //! name and age, durations as kubectl prints them, selectors and label maps.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+pub use apimachinery::duration::{human_duration, human_duration_nanos};
 use apimachinery::labels::LabelSelector;
 use apimachinery::time::parse_rfc3339;
 use serde_json::{Map, Value};
@@ -77,65 +78,6 @@ pub(crate) fn strings(v: &[Value]) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect()
-}
-
-/// Formats a duration exactly like `k8s.io/apimachinery/pkg/util/duration.HumanDuration`
-/// (`5s`, `2m3s`, `10m`, `3h4m`, `2d3h`, `40d`, `2y30d`); `nanos` may be negative (clock skew).
-pub fn human_duration_nanos(nanos: i128) -> String {
-    const S: i128 = 1_000_000_000;
-    let seconds = nanos / S;
-    if seconds < -1 {
-        return "<invalid>".into();
-    } else if seconds < 0 {
-        return "0s".into();
-    } else if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = nanos / (60 * S);
-    if minutes < 10 {
-        let sec = seconds % 60;
-        return if sec == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{sec}s")
-        };
-    } else if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = nanos / (3600 * S);
-    if hours < 8 {
-        let m = minutes % 60;
-        if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        }
-    } else if hours < 48 {
-        format!("{hours}h")
-    } else if hours < 24 * 8 {
-        let h = hours % 24;
-        if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        }
-    } else if hours < 24 * 365 * 2 {
-        format!("{}d", hours / 24)
-    } else if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{dy}d", hours / 24 / 365)
-        }
-    } else {
-        format!("{}y", hours / 24 / 365)
-    }
-}
-
-/// [`human_duration_nanos`] for a non-negative duration.
-pub fn human_duration(d: Duration) -> String {
-    human_duration_nanos(d.as_nanos() as i128)
 }
 
 pub(crate) fn since_nanos(t: SystemTime, now: SystemTime) -> i128 {
