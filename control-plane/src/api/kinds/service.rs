@@ -12,8 +12,8 @@ use super::common::columns::{
 use super::common::errs::{int_field, Errs};
 use super::common::fields::T::*;
 use super::common::fields::{a, f, p, r, F, OBJECT_META};
-use super::common::names::{dns1035_label, dns1123_label, validate_labels};
-use super::common::pod_spec::{port_name, validate_protocol, PORT_RANGE_MSG};
+use super::common::names::{dns1035_label, dns1123_label, port_name, validate_labels};
+use super::common::pod_spec::{validate_protocol, PORT_RANGE_MSG};
 use super::info::{status, ResourceInfo};
 use super::strategy::{Kind, NameRule};
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::api::kinds::common::config_data::{CONFIG_KEY_MSG, MAX_CONFIG_SIZE};
-use crate::api::kinds::common::names::{LABEL_VALUE_MSG, QUALIFIED_NAME_MSG};
+use apimachinery::validation::{LABEL_VALUE_MSG, QUALIFIED_NAME_MSG};
 use serde_json::json;
 
 /// The cause lines, sorted: map iteration order is not part of the contract (Go's is random).

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::errs::{int_field, nonnegative, Errs};
-use super::names::{dns1123_label, is_alnum_lower, validate_labels};
+use super::names::{dns1123_label, port_name, validate_labels};
 use super::security::validate_security;
 use super::volumes::validate_volume_sources;
 
@@ -246,27 +246,4 @@ pub(crate) fn validate_protocol(e: &mut Errs, p: &Value, base: &str) {
             e.not_supported(&format!("{base}.protocol"), proto, &allowed);
         }
     }
-}
-
-/// `IsValidPortName` (IANA_SVC_NAME): the violation messages (empty when valid).
-pub(crate) fn port_name(n: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if n.len() > 15 {
-        out.push("must be no more than 15 characters".to_string());
-    }
-    if !n.chars().all(|c| is_alnum_lower(c) || c == '-') {
-        out.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
-    }
-    if n.contains("--") {
-        out.push("must not contain consecutive hyphens".to_string());
-    }
-    if !n.chars().any(|c| c.is_ascii_lowercase()) {
-        out.push("must contain at least one letter (a-z)".to_string());
-    }
-    if n.starts_with('-') || n.ends_with('-') {
-        out.push("must not begin or end with a hyphen".to_string());
-    }
-    out
 }
