@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Batch, Committed, Error, Event, EventType, Object, Op, Precondition, Result};
+use super::object_store::{
+    Batch, Committed, Error, Event, EventType, Object, Op, Precondition, Result,
+};
 
 /// Objects by key, with the revision that last wrote each, and the index applied so far.
 #[derive(Debug, Default, Clone)]
