@@ -431,7 +431,14 @@ impl<S: Disk> Sim<S> {
         let seed = self.rng.gen();
         // Dropping the driver closes sled before it is opened again.
         drop(self.nodes.remove(i));
-        let node = SimNode::open(id, &slot, &self.cluster, self.clock.clone(), seed, self.fault);
+        let node = SimNode::open(
+            id,
+            &slot,
+            &self.cluster,
+            self.clock.clone(),
+            seed,
+            self.fault,
+        );
         self.nodes.insert(i, node);
         self.checked[i] = 0;
         self.pump(i);
@@ -550,7 +557,6 @@ impl<S: Disk> Sim<S> {
         }
     }
 }
-
 
 impl<S: Disk> Sim<S> {
     /// Ticks a lossless network until some member leads; returns its position.

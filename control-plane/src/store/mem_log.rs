@@ -118,7 +118,12 @@ impl LogStore for MemLog {
             .collect())
     }
     fn members(&self) -> Result<Members, Error> {
-        Ok(self.checkpoint.lock().expect("checkpoint lock").members.clone())
+        Ok(self
+            .checkpoint
+            .lock()
+            .expect("checkpoint lock")
+            .members
+            .clone())
     }
     fn append(&mut self, ents: &[Entry], hs: Option<&HardState>) -> Result<(), Error> {
         self.log.check_append(ents);

@@ -543,12 +543,7 @@ impl ObjectStore for RaftStore {
             let applied = self.shared.applied.read().expect("applied lock");
             let rx = applied.events.subscribe();
             let backlog = applied.window.since(after)?;
-            Ok(watch_stream(
-                backlog,
-                rx,
-                prefix.to_string(),
-                after,
-            ))
+            Ok(watch_stream(backlog, rx, prefix.to_string(), after))
         })
     }
 

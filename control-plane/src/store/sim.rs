@@ -182,4 +182,3 @@ fn a_forged_snapshot_is_refused_and_the_member_keeps_working() {
     sim.settle();
     assert_eq!(sim.acked.len(), 1);
 }
-

@@ -89,7 +89,6 @@ impl SnapshotData {
     }
 }
 
-
 /// Builds a snapshot's `data` from records as they are stored, so a member does not decode and
 /// re-encode every object to send one.
 pub(crate) struct SnapshotWriter {
@@ -110,9 +109,11 @@ impl SnapshotWriter {
 
     /// Adds one object: its key and its record as [`encode_record`] wrote it.
     pub(crate) fn object(&mut self, key: &[u8], record: &[u8]) {
-        self.data.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        self.data
+            .extend_from_slice(&(key.len() as u32).to_be_bytes());
         self.data.extend_from_slice(key);
-        self.data.extend_from_slice(&(record.len() as u32).to_be_bytes());
+        self.data
+            .extend_from_slice(&(record.len() as u32).to_be_bytes());
         self.data.extend_from_slice(record);
     }
 

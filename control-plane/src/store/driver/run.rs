@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use super::super::log_store::{Checkpoint as _, Durable, LogStore};
 use super::super::object_store::{Error, Result};
+use super::config::DriverConfig;
 use super::io::{Clock, Network};
 use super::msg::Msg;
 use super::node::{Driver, PersistJob};
-use super::config::DriverConfig;
 use super::shared::Shared;
 
 /// Group commit: one fsync covers every Ready queued while the previous fsync ran.

@@ -20,8 +20,7 @@ async fn single(dir: &std::path::Path) -> Arc<RaftStore> {
         peer_addr: "127.0.0.1:1".into(),
         api_addr: String::new(),
     };
-    let mut cfg =
-        StoreConfig::new(dir, "a", "127.0.0.1:1", "", Start::InitialCluster(vec![me]));
+    let mut cfg = StoreConfig::new(dir, "a", "127.0.0.1:1", "", Start::InitialCluster(vec![me]));
     cfg.driver.tick = Duration::from_millis(10);
     RaftStore::open(cfg).await.unwrap()
 }
