@@ -70,7 +70,7 @@ pub async fn start_cluster_tls(
     })
 }
 
-fn pki_error(e: crate::security::Error) -> super::Error {
+fn pki_error(e: crate::security::Error) -> Error {
     Error::Unavailable(format!("cluster PKI: {e}"))
 }
 
