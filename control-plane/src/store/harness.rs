@@ -4,7 +4,7 @@
 //! term has at most one leader and that committed entries never change; at the end, that every
 //! acknowledged write is committed on every member and that the state machines agree.
 //!
-//! [`super::sim`] runs it over many seeds; the driver's unit tests script scenarios on it.
+//! `store::sim` runs it over many seeds; the driver's unit tests script scenarios on it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

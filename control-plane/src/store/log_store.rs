@@ -1,6 +1,6 @@
 //! What the Raft driver needs from a member's storage beyond `raft::Storage`: appending and syncing
 //! the log, checkpointing the applied objects off the driver thread, compacting, and installing a
-//! snapshot. [`SledStorage`](super::sled_storage::SledStorage) (WAL + sled) is the production
+//! snapshot. `SledStorage` (WAL + sled) is the production
 //! implementation; the driver's unit tests use an in-memory one.
 
 use std::fmt::Display;
@@ -125,7 +125,7 @@ pub(crate) trait Checkpoint: Send + 'static {
 }
 
 /// The state machine and members a member restarts with: the checkpoint (the log after it is applied
-/// again by Raft). Shared by [`RaftStore::open`](super::RaftStore::open) and the harnesses.
+/// again by Raft). Shared by `RaftStore::open` and the harnesses.
 ///
 /// # Errors
 /// When the checkpoint cannot be read or the commit index repaired.

@@ -206,7 +206,7 @@ pub type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Event
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// What the API server and the controllers need from the store. The production implementation is
-/// the Raft-replicated store; [`MemStore`](super::MemStore) is a single-process one for unit tests.
+/// the Raft-replicated store; `MemStore` is a single-process one for unit tests.
 pub trait ObjectStore: Send + Sync + 'static {
     /// Commits a batch atomically (through Raft: on a follower it is forwarded to the leader).
     ///

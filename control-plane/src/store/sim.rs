@@ -1,4 +1,4 @@
-//! The deterministic simulation over many seeds: the [`harness`](super::harness) cluster over sled and
+//! The deterministic simulation over many seeds: the `harness` cluster over sled and
 //! the WAL in temp dirs, with drops, reorders, partitions and crashes.
 //!
 //! `cargo test -p control-plane --lib store::sim` runs [`DEFAULT_SEEDS`] seeds; `BERTH_SEEDS=N` runs N,

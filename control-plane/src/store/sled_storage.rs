@@ -1,4 +1,4 @@
-//! `raft::Storage` for one member: the Raft log and hard state in a write-ahead log ([`super::wal`],
+//! `raft::Storage` for one member: the Raft log and hard state in a write-ahead log (`wal`,
 //! mirrored in memory for raft-rs), and in sled the snapshot metadata, this member's id and the
 //! objects as of the last checkpoint. Writes happen only on the driver thread that owns `RawNode`.
 //!

@@ -1,6 +1,6 @@
 //! Peer transport over gRPC (port 6444), client side: one outbound queue + task per peer, so a slow or
 //! dead peer never blocks the driver, and the Join and Status calls. The server side is
-//! [`peer_service`](super::peer_service).
+//! `peer_service`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

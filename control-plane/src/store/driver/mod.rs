@@ -3,7 +3,7 @@
 //! machine and completing the callers waiting on them.
 //!
 //! Layout: `node` (the decisions, sans-IO behind the seams in `io` and the storage trait
-//! [`LogStore`](super::log_store::LogStore)), `apply` (committed entries and snapshots), `compact`
+//! `LogStore`), `apply` (committed entries and snapshots), `compact`
 //! (checkpoints and log compaction), `run` (the threads a member runs it on), `codec` (entry contexts
 //! and input checks), `shared` (what readers see), `msg`, `config` and `logging`.
 
