@@ -113,6 +113,16 @@ impl Batch {
     pub fn one(op: Op) -> Self {
         Batch { ops: vec![op] }
     }
+
+    /// The first key no client may write, if any: an empty key, or one the state machine reserves
+    /// (`\0…` keys hold the checkpoint's own records). Checked where a batch enters the store, where
+    /// a peer forwards one, and again where a committed entry is applied.
+    pub fn invalid_key(&self) -> Option<&str> {
+        self.ops
+            .iter()
+            .map(Op::key)
+            .find(|k| k.is_empty() || k.starts_with('\0'))
+    }
 }
 
 /// What a committed batch produced.

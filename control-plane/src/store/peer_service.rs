@@ -123,15 +123,8 @@ impl RaftPeer for PeerService {
         // Decoded only to reject what the state machine could not apply; the bytes go into the log as sent.
         let batch: Batch = serde_json::from_slice(&data)
             .map_err(|e| Status::invalid_argument(format!("bad batch: {e}")))?;
-        if let Some(op) = batch
-            .ops
-            .iter()
-            .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
-        {
-            return Err(Status::invalid_argument(format!(
-                "invalid key {:?}",
-                op.key()
-            )));
+        if let Some(key) = batch.invalid_key() {
+            return Err(Status::invalid_argument(format!("invalid key {key:?}")));
         }
         let result: Result<Committed> = self.store.propose_data(data).await;
         let bytes = serde_json::to_vec(&result).expect("result encodes");

@@ -335,12 +335,8 @@ impl RaftStore {
     }
 
     async fn commit_batch(&self, batch: Batch) -> Result<Committed> {
-        if let Some(op) = batch
-            .ops
-            .iter()
-            .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
-        {
-            return Err(Error::Invalid(format!("invalid key {:?}", op.key())));
+        if let Some(key) = batch.invalid_key() {
+            return Err(Error::Invalid(format!("invalid key {key:?}")));
         }
         let deadline = Instant::now() + self.commit_timeout;
         loop {

@@ -30,14 +30,9 @@ pub(super) fn parse_ctx(nonce: u64, ctx: &[u8]) -> Option<u64> {
 pub(crate) fn decode_batch(data: &[u8]) -> Result<Batch> {
     let batch: Batch = serde_json::from_slice(data)
         .map_err(|e| Error::Invalid(format!("entry holds no valid batch: {e}")))?;
-    if let Some(op) = batch
-        .ops
-        .iter()
-        .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
-    {
+    if let Some(key) = batch.invalid_key() {
         return Err(Error::Invalid(format!(
-            "entry writes the invalid key {:?}",
-            op.key()
+            "entry writes the invalid key {key:?}"
         )));
     }
     Ok(batch)

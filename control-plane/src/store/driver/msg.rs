@@ -8,7 +8,7 @@ use super::super::object_store::{Committed, Result};
 
 /// Requests to the driver thread.
 pub(crate) enum Msg {
-    /// A JSON-encoded [`Batch`] to replicate; answered when applied.
+    /// A JSON-encoded batch to replicate; answered when applied.
     Propose {
         data: Vec<u8>,
         tx: oneshot::Sender<Result<Committed>>,
