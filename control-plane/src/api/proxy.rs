@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::handlers::ApiState;
+use super::state::ApiState;
 use super::route::Query;
 use super::status::{ApiError, Result};
 use crate::store::{self, Consistency};
@@ -527,7 +527,7 @@ mod tests {
             .unwrap();
         let state = Arc::new(ApiState {
             store,
-            config: super::super::handlers::ApiConfig {
+            config: super::super::state::ApiConfig {
                 pki: Some(cluster),
                 ..Default::default()
             },
