@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::body::read_body;
 use super::route::{self, Query, Route, Target};
-use super::state::ApiState;
+
 use super::status::{json_response, ApiError, Result};
 use super::verbs::{self, Ctx, Mode};
 use super::watch::Render;
@@ -19,7 +19,7 @@ use super::{authz, discovery, openapi, proxy};
 // The names callers used before the verbs moved out.
 pub use super::body::{decode_object, MAX_BODY};
 pub use super::patch::PatchType;
-pub use super::state::ApiConfig;
+pub use super::state::{ApiConfig, ApiState};
 pub use super::verbs::{scale_of, selector_string, DeleteOptions};
 
 /// Entry point of every request.

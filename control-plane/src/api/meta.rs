@@ -33,7 +33,9 @@ impl CreateContext {
             .collect();
         CreateContext {
             now,
-            uid: uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string(),
+            uid: uuid::Builder::from_random_bytes(rng.gen())
+                .into_uuid()
+                .to_string(),
             name_suffix,
         }
     }

@@ -33,5 +33,5 @@ pub mod validation;
 pub mod verbs;
 pub mod watch;
 
-pub use state::ApiConfig;
 pub use server::{bootstrap, serve, serve_with};
+pub use state::ApiConfig;

@@ -17,8 +17,8 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::state::ApiState;
 use super::route::Query;
+use super::state::ApiState;
 use super::status::{ApiError, Result};
 use crate::store::{self, Consistency};
 

@@ -13,8 +13,8 @@ use tokio_util::task::TaskTracker;
 use super::authn;
 use super::authz::{self, Authorizer, Decision, UserInfo};
 use super::handlers::handle;
-use super::state::{ApiConfig, ApiState};
 use super::limits::Gate;
+use super::state::{ApiConfig, ApiState};
 use crate::security::ClusterPki;
 use crate::store::ObjectStore;
 

@@ -157,7 +157,8 @@ fn smp_replace_lists_without_merge_key_and_directives() {
 fn smp_errors_leave_target_unchanged() {
     let mut d = deployment();
     let before = d.clone();
-    let p = json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"image": "x"}]}}}});
+    let p =
+        json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"image": "x"}]}}}});
     let err = strategic_merge_patch(&mut d, &p, "Deployment").unwrap_err();
     assert!(
         err.contains("does not contain declared merge key: name"),
@@ -166,8 +167,7 @@ fn smp_errors_leave_target_unchanged() {
     assert_eq!(d, before);
     assert!(strategic_merge_patch(&mut d, &json!([1]), "Deployment").is_err());
     assert!(
-        strategic_merge_patch(&mut d, &json!({"spec": {"$patch": "bogus"}}), "Deployment")
-            .is_err()
+        strategic_merge_patch(&mut d, &json!({"spec": {"$patch": "bogus"}}), "Deployment").is_err()
     );
     assert_eq!(d, before);
 }
@@ -376,4 +376,41 @@ proptest! {
         strategic_merge_patch(&mut b, &patch, "ConfigMap").unwrap();
         prop_assert_eq!(a, b);
     }
+}
+
+#[test]
+fn patch_types_by_content_type_and_body_shape() {
+    assert_eq!(
+        PatchType::from_content_type("application/apply-patch+yaml").unwrap(),
+        PatchType::Apply
+    );
+    assert_eq!(
+        PatchType::from_content_type("application/merge-patch+json; charset=utf-8").unwrap(),
+        PatchType::Merge
+    );
+    assert_eq!(
+        PatchType::from_content_type("text/plain").unwrap_err().code,
+        415
+    );
+    assert!(PatchType::Json.parse_body(b"{}").is_err());
+    assert_eq!(
+        PatchType::Apply
+            .parse_body(b"metadata:\n  name: x\n")
+            .unwrap()["metadata"]["name"],
+        "x"
+    );
+    let mut d = json!({"a": 1});
+    let err = PatchType::Json
+        .apply(
+            &mut d,
+            &json!([{"op": "remove", "path": "/zz"}]),
+            "ConfigMap",
+        )
+        .unwrap_err();
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.starts_with("the patch could not be applied: "),
+        "{}",
+        err.message
+    );
 }

@@ -153,8 +153,8 @@ pub(super) async fn allocate(
     name: &str,
 ) -> Result<(Vec<store::Op>, Vec<(String, ApiError)>)> {
     let used = used_allocations(ctx.store()).await?;
-    let plan = alloc::plan(old, new, &used, &mut rand::thread_rng())
-        .map_err(|(field, message)| {
+    let plan =
+        alloc::plan(old, new, &used, &mut rand::thread_rng()).map_err(|(field, message)| {
             ApiError::invalid(
                 ctx.info,
                 name,

@@ -86,17 +86,17 @@ pub async fn bind(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
     let node = &node;
     rmw::run(ctx.store(), read, exhausted, move |cur| {
         Box::pin(async move {
-        let cur = cur.ok_or_else(|| ApiError::not_found(ctx.info, &ctx.name))?;
-        let pod = plan_bind(ctx.info, &cur.value, &ctx.name, node)?;
-        if ctx.dry_run {
-            return Ok(Decision::Answer(()));
-        }
-        let put = crate::store::Op::Put {
-            key: cur.key.clone(),
-            value: pod,
-            precondition: crate::store::Precondition::Revision(cur.revision),
-        };
-        Ok(Decision::Commit(Commit::retrying(vec![put], |_| ())))
+            let cur = cur.ok_or_else(|| ApiError::not_found(ctx.info, &ctx.name))?;
+            let pod = plan_bind(ctx.info, &cur.value, &ctx.name, node)?;
+            if ctx.dry_run {
+                return Ok(Decision::Answer(()));
+            }
+            let put = crate::store::Op::Put {
+                key: cur.key.clone(),
+                value: pod,
+                precondition: crate::store::Precondition::Revision(cur.revision),
+            };
+            Ok(Decision::Commit(Commit::retrying(vec![put], |_| ())))
         })
     })
     .await?;
@@ -117,7 +117,11 @@ mod tests {
         assert!(bound["metadata"].get("resourceVersion").is_none());
         let err = plan_bind(pods, &bound, "p", "n2").unwrap_err();
         assert_eq!(err.code, 409);
-        assert!(err.message.contains("already assigned to node \"n1\""), "{}", err.message);
+        assert!(
+            err.message.contains("already assigned to node \"n1\""),
+            "{}",
+            err.message
+        );
         let deleting = json!({"metadata": {"name": "p", "deletionTimestamp": "t"}, "spec": {}});
         assert_eq!(plan_bind(pods, &deleting, "p", "n1").unwrap_err().code, 409);
     }

@@ -36,46 +36,46 @@ pub(super) async fn create_object(ctx: &Ctx<'_>, obj: Value) -> Result<Value> {
         || ApiError::internal("could not create the object after repeated conflicts"),
         move |_| {
             Box::pin(async move {
-            let mut o = obj.clone();
-            meta::prepare_create(
-                ctx.info,
-                &mut o,
-                ctx.namespace.as_deref(),
-                &ctx.create_context(),
-            )?;
-            validate(ctx.info, &o)?;
-            check_escalation(ctx, &o).await?;
-            check_pod_security(ctx, None, &o).await?;
-            let name = meta::name_of(&o).to_string();
-            check_namespace(ctx, &name).await?;
-            let key = ctx.info.key(ctx.ns(), &name);
-            let (mut ops, mut refuse) = if ctx.info.kind == "Service" {
-                allocate(ctx, None, &mut o, &name).await?
-            } else {
-                (vec![], vec![])
-            };
-            if ctx.dry_run {
-                return Ok(Decision::Answer(o));
-            }
-            // Someone else holding a chosen name is the client's problem; a generated one is
-            // drawn again.
-            if !generated {
-                refuse.push((key.clone(), ApiError::already_exists(ctx.info, &name)));
-            }
-            ops.insert(
-                0,
-                Op::Put {
-                    key,
-                    value: o,
-                    precondition: Precondition::Absent,
-                },
-            );
-            Ok(Decision::Commit(Commit {
-                ops,
-                then: std::convert::identity,
-                refuse,
-                otherwise: None,
-            }))
+                let mut o = obj.clone();
+                meta::prepare_create(
+                    ctx.info,
+                    &mut o,
+                    ctx.namespace.as_deref(),
+                    &ctx.create_context(),
+                )?;
+                validate(ctx.info, &o)?;
+                check_escalation(ctx, &o).await?;
+                check_pod_security(ctx, None, &o).await?;
+                let name = meta::name_of(&o).to_string();
+                check_namespace(ctx, &name).await?;
+                let key = ctx.info.key(ctx.ns(), &name);
+                let (mut ops, mut refuse) = if ctx.info.kind == "Service" {
+                    allocate(ctx, None, &mut o, &name).await?
+                } else {
+                    (vec![], vec![])
+                };
+                if ctx.dry_run {
+                    return Ok(Decision::Answer(o));
+                }
+                // Someone else holding a chosen name is the client's problem; a generated one is
+                // drawn again.
+                if !generated {
+                    refuse.push((key.clone(), ApiError::already_exists(ctx.info, &name)));
+                }
+                ops.insert(
+                    0,
+                    Op::Put {
+                        key,
+                        value: o,
+                        precondition: Precondition::Absent,
+                    },
+                );
+                Ok(Decision::Commit(Commit {
+                    ops,
+                    then: std::convert::identity,
+                    refuse,
+                    otherwise: None,
+                }))
             })
         },
     )

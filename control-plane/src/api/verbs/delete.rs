@@ -10,12 +10,12 @@ use serde_json::{json, Value};
 use super::rmw::{self, Commit, Decision, Read};
 use super::update::has_finalizers;
 use super::{is_terminating, without_version, Ctx};
+use crate::api::alloc;
 use crate::api::body::decode_object;
 use crate::api::meta;
 use crate::api::resources::ResourceInfo;
 use crate::api::route::Query;
 use crate::api::status::{json_response, success, ApiError, Result};
-use crate::api::alloc;
 use crate::store::{self, Consistency, Object, Op, Precondition};
 
 /// `DeleteOptions`, from the body and the query.
@@ -144,7 +144,9 @@ pub fn plan_delete(
             return Err(ApiError::conflict_because(
                 info,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             ));
         }
     }
@@ -274,37 +276,37 @@ pub(super) async fn delete_object(
         || ApiError::conflict(info, name),
         move |cur| {
             Box::pin(async move {
-            let cur = cur.ok_or_else(|| ApiError::not_found(info, name))?;
-            let present = node_present(ctx, &cur.value, opts).await?;
-            let plan = plan_delete(info, &cur.value, cur.revision, opts, ctx.now(), present)?;
-            let (ops, then): (Vec<Op>, fn(Value) -> Deleted) = match plan {
-                DeletePlan::Pending(v) => return Ok(Decision::Answer(Deleted::Pending(v))),
-                DeletePlan::Mark(o) if ctx.dry_run => {
-                    return Ok(Decision::Answer(Deleted::Pending(o)))
-                }
-                DeletePlan::Remove if ctx.dry_run => {
-                    return Ok(Decision::Answer(Deleted::Removed(cur.value)))
-                }
-                DeletePlan::Mark(o) => (
-                    vec![Op::Put {
-                        key: cur.key.clone(),
-                        value: o,
-                        precondition: Precondition::Revision(cur.revision),
-                    }],
-                    Deleted::Pending,
-                ),
-                DeletePlan::Remove => {
-                    let mut ops = vec![Op::Delete {
-                        key: cur.key.clone(),
-                        precondition: Precondition::Revision(cur.revision),
-                    }];
-                    if info.kind == "Service" {
-                        ops.extend(alloc::release(&cur.value));
+                let cur = cur.ok_or_else(|| ApiError::not_found(info, name))?;
+                let present = node_present(ctx, &cur.value, opts).await?;
+                let plan = plan_delete(info, &cur.value, cur.revision, opts, ctx.now(), present)?;
+                let (ops, then): (Vec<Op>, fn(Value) -> Deleted) = match plan {
+                    DeletePlan::Pending(v) => return Ok(Decision::Answer(Deleted::Pending(v))),
+                    DeletePlan::Mark(o) if ctx.dry_run => {
+                        return Ok(Decision::Answer(Deleted::Pending(o)))
                     }
-                    (ops, Deleted::Removed)
-                }
-            };
-            Ok(Decision::Commit(Commit::retrying(ops, then)))
+                    DeletePlan::Remove if ctx.dry_run => {
+                        return Ok(Decision::Answer(Deleted::Removed(cur.value)))
+                    }
+                    DeletePlan::Mark(o) => (
+                        vec![Op::Put {
+                            key: cur.key.clone(),
+                            value: o,
+                            precondition: Precondition::Revision(cur.revision),
+                        }],
+                        Deleted::Pending,
+                    ),
+                    DeletePlan::Remove => {
+                        let mut ops = vec![Op::Delete {
+                            key: cur.key.clone(),
+                            precondition: Precondition::Revision(cur.revision),
+                        }];
+                        if info.kind == "Service" {
+                            ops.extend(alloc::release(&cur.value));
+                        }
+                        (ops, Deleted::Removed)
+                    }
+                };
+                Ok(Decision::Commit(Commit::retrying(ops, then)))
             })
         },
     )

@@ -150,7 +150,13 @@ mod tests {
         assert_eq!(page.continue_after, Some("b"));
         assert_eq!(page.remaining, 2);
         let next = paginate(&objects, Some("b"), Some(2), &all);
-        assert_eq!(next.items.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["c", "d"]);
+        assert_eq!(
+            next.items
+                .iter()
+                .map(|o| o.key.as_str())
+                .collect::<Vec<_>>(),
+            ["c", "d"]
+        );
         assert_eq!(next.continue_after, None);
         let x = Selectors::parse(Some("app=x"), None).unwrap();
         let page = paginate(&objects, None, None, &x);

@@ -46,51 +46,53 @@ pub async fn patch(ctx: &Ctx<'_>, body: &[u8], mode: Mode) -> Result<Response> {
         || ApiError::conflict(ctx.info, &ctx.name),
         move |cur| {
             Box::pin(async move {
-            let Some(cur) = cur else {
-                if ptype == PatchType::Apply && mode == Mode::Main {
-                    let obj = apply_patch(None, patch_body, ctx.info.kind)
-                        .map_err(|e| ApiError::new(422, "Invalid", e))?;
-                    check_kind(ctx.info, &obj, ctx.info.kind)?;
-                    let name = meta::name_of(&obj);
-                    if !name.is_empty() && name != ctx.name {
-                        return Err(name_mismatch(name, &ctx.name));
+                let Some(cur) = cur else {
+                    if ptype == PatchType::Apply && mode == Mode::Main {
+                        let obj = apply_patch(None, patch_body, ctx.info.kind)
+                            .map_err(|e| ApiError::new(422, "Invalid", e))?;
+                        check_kind(ctx.info, &obj, ctx.info.kind)?;
+                        let name = meta::name_of(&obj);
+                        if !name.is_empty() && name != ctx.name {
+                            return Err(name_mismatch(name, &ctx.name));
+                        }
+                        let mut obj = obj;
+                        meta::metadata_mut(&mut obj).insert("name".into(), json!(ctx.name));
+                        return match create_object(ctx, obj).await {
+                            Ok(created) => Ok(Decision::Answer(Patched::Created(created))),
+                            // Someone created it meanwhile: apply onto theirs.
+                            Err(e) if e.reason == "AlreadyExists" => Ok(Decision::Retry),
+                            Err(e) => Err(e),
+                        };
                     }
-                    let mut obj = obj;
-                    meta::metadata_mut(&mut obj).insert("name".into(), json!(ctx.name));
-                    return match create_object(ctx, obj).await {
-                        Ok(created) => Ok(Decision::Answer(Patched::Created(created))),
-                        // Someone created it meanwhile: apply onto theirs.
-                        Err(e) if e.reason == "AlreadyExists" => Ok(Decision::Retry),
-                        Err(e) => Err(e),
-                    };
+                    return Err(ApiError::not_found(ctx.info, &ctx.name));
+                };
+                let (mut target, kind) = match mode {
+                    Mode::Scale => (scale_of(&cur.value), "Scale"),
+                    _ => (cur.value.clone(), ctx.info.kind),
+                };
+                ptype.apply(&mut target, patch_body, kind)?;
+                // A patch that names a resourceVersion is conditional on it.
+                stale_version(ctx, meta::resource_version_str(&target), &cur)?;
+                if meta::name_of(&target) != ctx.name {
+                    return Err(name_mismatch(meta::name_of(&target), &ctx.name));
                 }
-                return Err(ApiError::not_found(ctx.info, &ctx.name));
-            };
-            let (mut target, kind) = match mode {
-                Mode::Scale => (scale_of(&cur.value), "Scale"),
-                _ => (cur.value.clone(), ctx.info.kind),
-            };
-            ptype.apply(&mut target, patch_body, kind)?;
-            // A patch that names a resourceVersion is conditional on it.
-            stale_version(ctx, meta::resource_version_str(&target), &cur)?;
-            if meta::name_of(&target) != ctx.name {
-                return Err(name_mismatch(meta::name_of(&target), &ctx.name));
-            }
-            let candidate = if mode == Mode::Scale {
-                with_replicas(&cur.value, &target)?
-            } else {
-                target
-            };
-            Ok(match decide_write(ctx, &cur, candidate, mode, None).await? {
-                Decision::Answer(v) => Decision::Answer(Patched::Stored(v)),
-                Decision::Retry => Decision::Retry,
-                Decision::Commit(c) => Decision::Commit(rmw::Commit {
-                    ops: c.ops,
-                    then: Patched::Stored,
-                    refuse: c.refuse,
-                    otherwise: c.otherwise,
-                }),
-            })
+                let candidate = if mode == Mode::Scale {
+                    with_replicas(&cur.value, &target)?
+                } else {
+                    target
+                };
+                Ok(
+                    match decide_write(ctx, &cur, candidate, mode, None).await? {
+                        Decision::Answer(v) => Decision::Answer(Patched::Stored(v)),
+                        Decision::Retry => Decision::Retry,
+                        Decision::Commit(c) => Decision::Commit(rmw::Commit {
+                            ops: c.ops,
+                            then: Patched::Stored,
+                            refuse: c.refuse,
+                            otherwise: c.otherwise,
+                        }),
+                    },
+                )
             })
         },
     )

@@ -12,11 +12,11 @@ use super::{
     check_kind, check_shape, is_terminating, name_mismatch, validate, validate_update,
     without_version, Ctx, Mode,
 };
+use crate::api::alloc::release;
 use crate::api::body::decode_object;
 use crate::api::meta;
 use crate::api::resources::ResourceInfo;
 use crate::api::status::{json_response, ApiError, Result};
-use crate::api::alloc::release;
 use crate::store::{Object, Op, Precondition};
 
 /// What an update writes.
@@ -212,19 +212,19 @@ pub async fn update(ctx: &Ctx<'_>, body: &[u8], mode: Mode) -> Result<Response> 
         || ApiError::conflict(ctx.info, &ctx.name),
         move |cur| {
             Box::pin(async move {
-            let cur = cur.ok_or_else(|| ApiError::not_found(ctx.info, &ctx.name))?;
-            stale_version(ctx, given.as_deref(), &cur)?;
-            let candidate = if mode == Mode::Scale {
-                with_replicas(&cur.value, new)?
-            } else {
-                (*new).clone()
-            };
-            // Without a resourceVersion the update is unconditional: a lost race re-reads and
-            // writes again.
-            let stale = given
-                .is_some()
-                .then(|| ApiError::conflict(ctx.info, &ctx.name));
-            decide_write(ctx, &cur, candidate, mode, stale).await
+                let cur = cur.ok_or_else(|| ApiError::not_found(ctx.info, &ctx.name))?;
+                stale_version(ctx, given.as_deref(), &cur)?;
+                let candidate = if mode == Mode::Scale {
+                    with_replicas(&cur.value, new)?
+                } else {
+                    (*new).clone()
+                };
+                // Without a resourceVersion the update is unconditional: a lost race re-reads and
+                // writes again.
+                let stale = given
+                    .is_some()
+                    .then(|| ApiError::conflict(ctx.info, &ctx.name));
+                decide_write(ctx, &cur, candidate, mode, stale).await
             })
         },
     )
@@ -238,5 +238,83 @@ pub(super) fn answer(ctx: &Ctx<'_>, mode: Mode, stored: &Value) -> Response {
         json_response(StatusCode::OK, &scale_of(stored))
     } else {
         ctx.respond(StatusCode::OK, stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::resources::lookup;
+
+    #[test]
+    fn finalizer_driven_removal() {
+        let pods = lookup("", "v1", "pods").unwrap();
+        let cms = lookup("", "v1", "configmaps").unwrap();
+        let ns = lookup("", "v1", "namespaces").unwrap();
+        let dt = json!({"metadata": {"deletionTimestamp": "t", "finalizers": []}});
+        assert!(should_remove(cms, &dt));
+        assert!(!should_remove(
+            cms,
+            &json!({"metadata": {"finalizers": []}})
+        ));
+        assert!(!should_remove(
+            cms,
+            &json!({"metadata": {"deletionTimestamp": "t", "finalizers": ["x"]}})
+        ));
+        let graceful =
+            json!({"metadata": {"deletionTimestamp": "t", "deletionGracePeriodSeconds": 30}});
+        assert!(!should_remove(pods, &graceful));
+        let terminating_ns =
+            json!({"metadata": {"deletionTimestamp": "t"}, "spec": {"finalizers": ["kubernetes"]}});
+        assert!(!should_remove(ns, &terminating_ns));
+        assert!(should_remove(
+            ns,
+            &json!({"metadata": {"deletionTimestamp": "t"}, "spec": {"finalizers": []}})
+        ));
+    }
+
+    #[test]
+    fn writes_that_change_nothing_are_skipped() {
+        let cms = lookup("", "v1", "configmaps").unwrap();
+        let cur = json!({"metadata": {"name": "c", "resourceVersion": "5"}, "data": {"a": "1"}});
+        let same = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
+        assert_eq!(plan_write(cms, &cur, &same), WritePlan::Unchanged);
+        let changed = json!({"metadata": {"name": "c"}, "data": {"a": "2"}});
+        assert_eq!(plan_write(cms, &cur, &changed), WritePlan::Put);
+        let done = json!({"metadata": {"name": "c", "deletionTimestamp": "t"}});
+        assert_eq!(plan_write(cms, &cur, &done), WritePlan::Remove);
+    }
+
+    #[test]
+    fn updates_keep_server_fields_and_touch_only_their_part() {
+        let deploys = lookup("apps", "v1", "deployments").unwrap();
+        let cur = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "uid": "u1", "generation": 1, "resourceVersion": "3"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+            "status": {"replicas": 1}});
+        let mut new = cur.clone();
+        new["metadata"]["uid"] = json!("other");
+        new["spec"]["replicas"] = json!(3);
+        new["status"] = json!({"replicas": 99});
+        let out = plan_update(deploys, Mode::Main, &cur, new).unwrap();
+        assert_eq!(out["metadata"]["uid"], "u1");
+        assert_eq!(out["metadata"]["generation"], 2);
+        assert_eq!(
+            out["status"],
+            json!({"replicas": 1}),
+            "status only through /status"
+        );
+        let status = plan_update(
+            deploys,
+            Mode::Status,
+            &cur,
+            json!({"status": {"replicas": 2}}),
+        )
+        .unwrap();
+        assert_eq!(status["status"]["replicas"], 2);
+        assert_eq!(status["spec"], cur["spec"]);
+        let bad = plan_update(deploys, Mode::Main, &cur, json!({"spec": "x"})).unwrap_err();
+        assert_eq!(bad.code, 400);
     }
 }

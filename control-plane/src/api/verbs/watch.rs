@@ -7,10 +7,10 @@ use axum::response::Response;
 use http::{header, HeaderValue};
 
 use super::Ctx;
+use crate::api::resources::ResourceInfo;
 use crate::api::route::Query;
 use crate::api::status::{ApiError, Result};
 use crate::api::watch::{self, Render, Selectors, WatchRequest};
-use crate::api::resources::ResourceInfo;
 
 /// Without `timeoutSeconds` (or with 0) the real server picks 30-60 minutes; clients reconnect
 /// either way.
