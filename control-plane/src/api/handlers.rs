@@ -267,37 +267,4 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
 }
 
 #[cfg(test)]
-mod health_tests {
-    use super::*;
-    use crate::store::Health;
-
-    #[test]
-    fn health_endpoints_report_the_raft_driver() {
-        let ok = Health::default();
-        let leaderless = Health {
-            no_leader: true,
-            ..Health::default()
-        };
-        let dead = Health {
-            driver_stopped: true,
-            no_leader: true,
-            storage: None,
-        };
-        let full = Health {
-            storage: Some("raft log append failed: No space left on device".into()),
-            ..Health::default()
-        };
-        let code = |p: &str, h| health(p, h).status().as_u16();
-        assert_eq!(code("/readyz", ok), 200);
-        assert_eq!(code("/readyz", leaderless.clone()), 500);
-        assert_eq!(code("/livez", leaderless), 200, "alive while electing");
-        assert_eq!(code("/healthz", dead.clone()), 500);
-        assert_eq!(code("/livez/ping", dead), 500);
-        assert_eq!(
-            code("/readyz", full.clone()),
-            500,
-            "a full disk is not ready"
-        );
-        assert_eq!(code("/livez", full), 200, "but it is alive and recovers");
-    }
-}
+mod tests;
