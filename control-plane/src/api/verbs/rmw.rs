@@ -110,3 +110,124 @@ pub async fn run<'a, T>(
     }
     Err(exhausted())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{MemStore, Precondition};
+
+    fn put(key: &str, rev: u64) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: json!({"metadata": {"name": "x"}}),
+            precondition: Precondition::Revision(rev),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_keeps_losing_gives_up_after_the_bound() {
+        let store = MemStore::new();
+        let attempts = AtomicUsize::new(0);
+        let attempts_ref = &attempts;
+        // Revision 999 never matches, so every commit fails its precondition.
+        let out: Result<()> = run(
+            &store,
+            Read::Nothing,
+            || ApiError::bad_request("exhausted"),
+            move |_| {
+                Box::pin(async move {
+                    attempts_ref.fetch_add(1, Ordering::SeqCst);
+                    Ok(Decision::Commit(Commit::retrying(
+                        vec![put("/k", 999)],
+                        |_| (),
+                    )))
+                })
+            },
+        )
+        .await;
+        assert_eq!(out.unwrap_err().message, "exhausted");
+        assert_eq!(attempts.load(Ordering::SeqCst), MAX_RETRIES);
+    }
+
+    #[tokio::test]
+    async fn refused_keys_and_stale_writes_answer_at_once() {
+        let store = MemStore::new();
+        let refused: Result<()> = run(
+            &store,
+            Read::Nothing,
+            || ApiError::bad_request("exhausted"),
+            |_| {
+                Box::pin(async {
+                    Ok(Decision::Commit(Commit {
+                        ops: vec![put("/k", 999)],
+                        then: |_| (),
+                        refuse: vec![("/k".into(), ApiError::bad_request("taken"))],
+                        otherwise: None,
+                    }))
+                })
+            },
+        )
+        .await;
+        assert_eq!(refused.unwrap_err().message, "taken");
+        let stale: Result<()> = run(
+            &store,
+            Read::Nothing,
+            || ApiError::bad_request("exhausted"),
+            |_| {
+                Box::pin(async {
+                    Ok(Decision::Commit(Commit {
+                        ops: vec![put("/k", 999)],
+                        then: |_| (),
+                        refuse: vec![],
+                        otherwise: Some(ApiError::bad_request("stale")),
+                    }))
+                })
+            },
+        )
+        .await;
+        assert_eq!(stale.unwrap_err().message, "stale");
+    }
+
+    #[tokio::test]
+    async fn the_decider_sees_the_stored_object_and_its_write_lands() {
+        let store = MemStore::new();
+        let created = Op::Put {
+            key: "/k".into(),
+            value: json!({"metadata": {"name": "x"}, "n": 1}),
+            precondition: Precondition::Absent,
+        };
+        store.commit(Batch::one(created)).await.unwrap();
+        let read = Read::Key {
+            key: "/k".into(),
+            consistency: Consistency::Linearizable,
+        };
+        let stored = run(
+            &store,
+            read,
+            || ApiError::bad_request("exhausted"),
+            |cur| {
+                Box::pin(async move {
+                    let cur = cur.expect("stored");
+                    let mut next = cur.value.clone();
+                    next["n"] = json!(2);
+                    let op = Op::Put {
+                        key: cur.key,
+                        value: next,
+                        precondition: Precondition::Revision(cur.revision),
+                    };
+                    Ok(Decision::Commit(Commit::retrying(
+                        vec![op],
+                        std::convert::identity,
+                    )))
+                })
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(stored["n"], 2);
+    }
+}
