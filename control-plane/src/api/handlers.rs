@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::body::read_body;
 use super::route::{self, Query, Route, Target};
-
 use super::status::{json_response, ApiError, Result};
 use super::verbs::{self, Ctx, Mode};
 use super::watch::Render;
