@@ -1,8 +1,10 @@
 //! Kubernetes-compatible REST API (port 6443): discovery, OpenAPI, CRUD, list, watch, patch, Table, Status errors.
 //!
 //! # Layout
-//! - [`server`]: `serve(listener, store, shutdown)`, the axum service.
-//! - [`handlers`]: dispatch by route and verb; CRUD, patch, delete, subresources.
+//! - [`server`]: `serve(listener, store, shutdown)`, the axum service. [`state`]: what handlers share.
+//! - [`handlers`]: dispatch by route and verb. [`verbs`]: get, list, watch, create, update, patch,
+//!   delete, deletecollection and the subresources, over one read-modify-write executor.
+//! - [`body`]: request bodies. [`patch`]: JSON, merge and strategic merge patches, server-side apply.
 //! - [`route`]: path and query parsing. [`resources`]: lookups over the registry of kinds.
 //! - `kinds`: one file per kind (validation, table columns, protobuf table, schema) and the registry.
 //! - [`discovery`], [`openapi`]: what kubectl reads before it acts.
@@ -12,6 +14,7 @@
 pub mod alloc;
 pub mod authn;
 pub mod authz;
+pub mod body;
 pub mod discovery;
 pub mod handlers;
 pub(crate) mod kinds;
@@ -25,10 +28,12 @@ pub mod proxy;
 pub mod resources;
 pub mod route;
 pub mod server;
+pub mod state;
 pub mod status;
 pub mod table;
 pub mod validation;
+pub mod verbs;
 pub mod watch;
 
-pub use handlers::ApiConfig;
 pub use server::{bootstrap, serve, serve_with};
+pub use state::ApiConfig;
