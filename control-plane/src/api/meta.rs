@@ -330,14 +330,9 @@ fn default_deployment(obj: &mut Value) {
     }
 }
 
-/// Label on a Job's pods (and in its generated selector) holding the Job's uid.
-pub const JOB_CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
-/// Label on a Job's pods holding the Job's name.
-pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
-/// Unprefixed form of [`JOB_CONTROLLER_UID_LABEL`], still set by Kubernetes for old clients.
-pub const LEGACY_JOB_CONTROLLER_UID_LABEL: &str = "controller-uid";
-/// Unprefixed form of [`JOB_NAME_LABEL`], still set by Kubernetes for old clients.
-pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
+pub use super::kinds::job::{
+    JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_JOB_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
+};
 
 /// `SetDefaults_Job` (`pkg/apis/batch/v1/defaults.go`), plus the pod template defaults.
 fn default_job(obj: &mut Value) {

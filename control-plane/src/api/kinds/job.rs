@@ -19,6 +19,15 @@ use super::common::pod_spec::{scrub_scheduling_directives, validate_pod_spec};
 use super::info::{status, ResourceInfo, ALL_VERBS};
 use super::strategy::Kind;
 
+/// Label on a Job's pods (and in its generated selector) holding the Job's uid.
+pub const JOB_CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+/// Label on a Job's pods holding the Job's name.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Unprefixed form of [`JOB_CONTROLLER_UID_LABEL`], still set by Kubernetes for old clients.
+pub const LEGACY_JOB_CONTROLLER_UID_LABEL: &str = "controller-uid";
+/// Unprefixed form of [`JOB_NAME_LABEL`], still set by Kubernetes for old clients.
+pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
+
 /// The `Job` strategy.
 pub(crate) struct Job;
 
@@ -70,10 +79,10 @@ impl Kind for Job {
 }
 
 const JOB_LABELS: [(&str, bool); 4] = [
-    (crate::api::meta::LEGACY_JOB_CONTROLLER_UID_LABEL, true),
-    (crate::api::meta::LEGACY_JOB_NAME_LABEL, false),
-    (crate::api::meta::JOB_CONTROLLER_UID_LABEL, true),
-    (crate::api::meta::JOB_NAME_LABEL, false),
+    (LEGACY_JOB_CONTROLLER_UID_LABEL, true),
+    (LEGACY_JOB_NAME_LABEL, false),
+    (JOB_CONTROLLER_UID_LABEL, true),
+    (JOB_NAME_LABEL, false),
 ];
 
 /// Largest parallelism of an Indexed Job.
@@ -94,7 +103,10 @@ fn validate_job(e: &mut Errs, job: &Value) {
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let name = crate::api::meta::name_of(job);
+            let name = job
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if uid.is_empty() {
                 e.required("metadata.uid", "");
             }

@@ -15,7 +15,7 @@ mod daemon_set;
 mod deployment;
 mod endpoints;
 mod event;
-mod job;
+pub(crate) mod job;
 mod lease;
 mod namespace;
 mod node;

@@ -60,16 +60,7 @@ fn lower_priority() {
 /// (status 70) instead of living on as a member that answers health checks but can neither commit
 /// nor vote: a supervisor restarts it and the cluster sees a member down, not a zombie.
 pub(crate) fn supervise(what: &str, f: impl FnOnce()) {
-    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        let why = crate::controllers::isolation::panic_message(panic.as_ref());
-        tracing::error!(
-            thread = what,
-            error = %why,
-            "thread died; exiting so a supervisor restarts this member"
-        );
-        eprintln!("{what} died: {why}; exiting");
-        std::process::exit(70);
-    }
+    apimachinery::runtime::exit_on_panic(what, f);
 }
 
 impl<S: LogStore> Driver<S> {
