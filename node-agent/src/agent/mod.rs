@@ -60,16 +60,7 @@ pub enum Command {
     Services(Vec<crate::pod::spec::ServiceEnv>),
 }
 
-/// Shared state of a running agent: what the HTTP endpoints need.
-#[derive(Clone)]
-pub struct AgentState {
-    /// Container runtime.
-    pub runtime: Arc<dyn ContainerRuntime>,
-    /// Image store.
-    pub images: Arc<ImageStore>,
-    /// Latest pod/container table from the pod manager.
-    pub lookup: Arc<Mutex<Lookup>>,
-}
+pub use crate::server::AgentState;
 
 fn desired(u: &proto::agentpb::PodUpdate) -> Option<DesiredPod> {
     let pod: Value = serde_json::from_str(&u.pod_json).ok()?;
@@ -96,11 +87,11 @@ pub fn spawn_pod_manager(
 ) -> std::thread::JoinHandle<()> {
     let stopping = shutdown.clone();
     std::thread::spawn(move || {
-        let end = crate::pod::supervise(
+        let end = crate::critical::supervise(
             || stopping.is_cancelled(),
             move || pod_manager_loop(manager, commands, reports, lookup, shutdown),
         );
-        crate::pod::die(&end);
+        crate::critical::die("pod manager", &end);
     })
 }
 

@@ -6,6 +6,7 @@ pub mod fake;
 pub mod linux;
 pub mod logs;
 pub mod netns_basic;
+pub mod oci;
 pub mod seccomp;
 pub mod supervisor;
 

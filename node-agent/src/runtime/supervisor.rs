@@ -71,7 +71,7 @@ pub fn run(args: SuperviseArgs) -> i32 {
     ));
     let pid_file = dir.join("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let spawned = super::linux::oci_command(&args.runtime)
+    let spawned = super::oci::oci_command(&args.runtime)
         .arg(format!("--log={}", dir.join("runtime.log").display()))
         .args(["run", "--bundle"])
         .arg(dir)

@@ -1,7 +1,7 @@
 //! `GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&previous=&timestamps=`.
 
 use super::text;
-use crate::agent::AgentState;
+use super::AgentState;
 use crate::runtime::logs::{parse_record, read_lines};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
