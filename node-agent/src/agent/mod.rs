@@ -439,11 +439,11 @@ fn setup_network(cfg: &AgentConfig, resp: &JoinResponse) -> anyhow::Result<NodeN
     let mut nc = NodeNetworkConfig::new(
         &cfg.node_name,
         cfg.node_ip.parse()?,
-        resp.pod_cidr.parse()?,
+        crate::network::parse_cidr(&resp.pod_cidr)?,
         cfg.data_dir.clone(),
     );
-    nc.cluster_cidr = resp.cluster_cidr.parse()?;
-    nc.service_cidr = resp.service_cidr.parse().ok();
+    nc.cluster_cidr = crate::network::parse_cidr(&resp.cluster_cidr)?;
+    nc.service_cidr = crate::network::parse_cidr(&resp.service_cidr).ok();
     nc.cluster_domain = resp.cluster_domain.clone();
     nc.cluster_dns = resp.cluster_dns.parse().ok();
     Ok(NodeNetwork::setup(

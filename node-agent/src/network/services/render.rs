@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use proto::agentpb::ServiceView;
 
-use crate::network::{HostPort, Ipv4Cidr};
+use crate::network::{HostPort, Ipv4Net};
 
 /// Name of berth's nftables table (family `ip`).
 pub const TABLE: &str = "berth";
@@ -21,9 +21,9 @@ pub const AFFINITY_TIMEOUT_SECS: u32 = 10800;
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// Cluster pod CIDR (10.244.0.0/16): sources outside it are masqueraded when they reach a ClusterIP.
-    pub cluster_cidr: Ipv4Cidr,
+    pub cluster_cidr: Ipv4Net,
     /// This node's pod CIDR: pods from it leaving the cluster network are masqueraded.
-    pub pod_cidr: Ipv4Cidr,
+    pub pod_cidr: Ipv4Net,
     /// The pod bridge, so pod-to-pod traffic on it is never masqueraded.
     pub bridge: String,
     /// Redirect the cluster DNS VIP (e.g. 10.96.0.10:53) to this node's DNS server, `(vip, local)`, unless a Service
