@@ -1,9 +1,11 @@
 //! Writes one tar entry beneath the layer root: names are cleaned lexically, every lookup resolves beneath the
-//! root, whiteouts become overlayfs markers, and ownership, modes, times and xattrs are applied without following links.
+//! root, whiteouts become overlayfs markers, and ownership, modes, times and xattrs are applied without
+//! following links.
 
+use super::error::{Error, Result, PATH_MAX};
+use super::limits::Limits;
 use super::stream::Meter;
-use super::{Content, Error, Limits, Resolver, Result, PATH_MAX};
-use crate::images::beneath;
+use crate::images::beneath::{self, Resolver};
 use rustix::fs::{
     fchmod, fchown, fsetxattr, futimens, linkat, mkdirat, mknodat, openat, statat, symlinkat,
     unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timestamps, Uid, XattrFlags,
@@ -13,6 +15,18 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+/// What the tar holds: an image layer (whiteouts, devices) or a plain archive of files (an image
+/// tarball being imported, where `.wh.` is just a name and device nodes have no business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Content {
+    /// An image layer.
+    Layer,
+    /// A plain archive.
+    Archive,
+}
+
+/// Lexically cleans a tar name into plain components: `/` and `.` go, `..` pops. `None` when `..`
+/// would climb above the root. Leading `/` is dropped, so absolute names land inside the root.
 pub(super) fn clean(name: &[u8]) -> Option<Vec<OsString>> {
     let mut out: Vec<OsString> = Vec::new();
     for c in name.split(|b| *b == b'/') {
@@ -27,6 +41,7 @@ pub(super) fn clean(name: &[u8]) -> Option<Vec<OsString>> {
     Some(out)
 }
 
+/// One application's fixed context: the root every lookup starts from.
 pub(super) struct Ctx<'a> {
     pub(super) root: BorrowedFd<'a>,
     pub(super) resolver: Resolver,

@@ -1,12 +1,16 @@
 //! The readers a layer passes through: the blob as read (hashed for its digest), gunzipped when it is gzip,
 //! and the tar stream (hashed for its diff_id) where the [`Limits`] are enforced.
 
-use super::{Error, Limits, Result};
+use super::error::{Error, Result};
+use super::limits::Limits;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::io::{self, BufReader, Read};
 use std::rc::Rc;
 
+/// Which limit was crossed, kept aside because it has to travel up as an `io::Error` through the
+/// gzip and tar readers.
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Hit {
     Bytes,
     Header,
