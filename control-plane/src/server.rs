@@ -223,7 +223,7 @@ pub async fn setup_pki(
             Err(e) => {
                 attempt += 1;
                 // A refused token does not get better by waiting; an unreachable first member may.
-                if format!("{e:#}").contains("does not hold the cluster token") && attempt >= 5 {
+                if format!("{e:#}").contains("does not hold the token") && attempt >= 5 {
                     return Err(e.context("the cluster refused this member's token"));
                 }
                 if attempt % 10 == 1 {
