@@ -283,7 +283,7 @@ impl ContainerRuntime for LinuxRuntime {
                 st.state = RunState::Exited;
                 st.exit_code = Some(137);
                 st.reason = Some("Unknown".into());
-                st.finished_at = Some(super::rfc3339(std::time::SystemTime::now()));
+                st.finished_at = Some(apimachinery::time::rfc3339(std::time::SystemTime::now()));
                 let _ = write_state(&self.dir(id), &st);
             }
         }

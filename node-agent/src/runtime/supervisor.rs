@@ -3,7 +3,8 @@
 //! session so containers outlive an agent restart; the agent re-adopts them from the state files.
 
 use super::logs::{LogWriter, MAX_RECORD};
-use super::{rfc3339, ContainerStatus, RunState};
+use super::{ContainerStatus, RunState};
+use apimachinery::time::rfc3339;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -85,7 +85,7 @@ pub(super) async fn container_logs(
                     None => true,
                     Some(c) => l
                         .split_once(' ')
-                        .and_then(|(t, _)| humantime::parse_rfc3339(t).ok())
+                        .and_then(|(t, _)| apimachinery::time::parse_rfc3339(t))
                         .is_some_and(|t| t >= c),
                 })
                 // Timestamps were read only to filter by time: drop them unless asked for.

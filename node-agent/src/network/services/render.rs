@@ -31,14 +31,10 @@ pub struct ProxyConfig {
     pub dns_redirect: Option<(Ipv4Addr, Ipv4Addr)>,
 }
 
-/// Stable short hash (FNV-1a 64) for chain names that stay the same across agent restarts.
+/// Stable short hash for chain names that stay the same across agent restarts: the low 32 bits of
+/// FNV-1a 64 (not FNV-1a 32), because chains programmed by earlier agents carry these names.
 pub(super) fn hash8(s: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:08x}", h as u32)
+    format!("{:08x}", apimachinery::hash::fnv1a_64(s.as_bytes()) as u32)
 }
 
 fn sanitize(s: &str, max: usize) -> String {
