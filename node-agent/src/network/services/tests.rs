@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use proto::agentpb::{Endpoint, ServicePort, ServiceView};
 
-use super::render::hash8;
+use super::render::{hash8, transaction, Programmed};
 use super::*;
 use crate::network::fake::FakeNetlink;
 use crate::network::HostPort;
@@ -358,4 +358,35 @@ fn host_ports_are_map_elements_held_by_one_pod_each() {
     assert_eq!(fake.nft_scripts().len(), n, "withdrawing twice is a no-op");
     p.publish("u2", "10.244.1.6".parse().unwrap(), &[web])
         .unwrap();
+}
+
+#[test]
+fn the_transaction_is_pure_full_on_first_run_and_empty_when_nothing_changed() {
+    let web = svc(
+        "web",
+        "10.96.0.20",
+        "ClusterIP",
+        vec![ep("10.244.1.2", true)],
+    );
+    let ports = std::collections::BTreeMap::from([(
+        "u1".to_string(),
+        (
+            "10.244.1.5".parse::<Ipv4Addr>().unwrap(),
+            vec![HostPort {
+                protocol: "tcp",
+                host_port: 8080,
+                container_port: 80,
+            }],
+        ),
+    )]);
+    let want = Programmed::wanted(&cfg(), std::slice::from_ref(&web), &ports);
+    let first = transaction(&cfg(), None, &want);
+    assert!(first.starts_with("add table ip berth\ndelete table ip berth\ntable ip berth {"));
+    assert!(first.contains("add element ip berth host-ports { tcp . 8080 : 10.244.1.5 . 80 }"));
+    assert!(first.contains("add element ip berth host-port-hairpin { 10.244.1.5 . 10.244.1.5 }"));
+    assert_eq!(transaction(&cfg(), Some(&want), &want), "");
+    let gone = Programmed::wanted(&cfg(), &[], &Default::default());
+    let teardown = transaction(&cfg(), Some(&want), &gone);
+    assert!(!teardown.contains("add table"));
+    assert!(teardown.contains("delete element ip berth host-ports { tcp . 8080 }"));
 }
