@@ -159,6 +159,8 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             privileged: false,
+            // Docker's default set, which Kubernetes containers get unless the pod asks otherwise; the
+            // API names them bare, the OCI spec wants them `CAP_`-prefixed.
             capabilities: apimachinery::security::DEFAULT_CAPABILITIES
                 .iter()
                 .map(|c| apimachinery::security::oci_capability(c))

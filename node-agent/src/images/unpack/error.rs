@@ -38,25 +38,27 @@ pub enum Error {
         /// Its length.
         len: usize,
     },
-    /// More uncompressed bytes than [`Limits::max_bytes`].
+    /// More uncompressed bytes than [`Limits::max_bytes`](super::Limits::max_bytes).
     #[error("layer is larger than {limit} bytes uncompressed")]
     TooLarge {
         /// The limit.
         limit: u64,
     },
-    /// More entries than [`Limits::max_entries`].
+    /// More entries than [`Limits::max_entries`](super::Limits::max_entries).
     #[error("layer has more than {limit} entries")]
     TooManyEntries {
         /// The limit.
         limit: u64,
     },
-    /// One entry's headers (long names, PAX records) exceed [`Limits::max_header_bytes`].
+    /// One entry's headers (long names, PAX records) exceed
+    /// [`Limits::max_header_bytes`](super::Limits::max_header_bytes).
     #[error("layer tar headers of one entry exceed {limit} bytes")]
     HeaderTooLarge {
         /// The limit.
         limit: u64,
     },
-    /// The stream inflates more than [`Limits::max_ratio`] times its compressed size.
+    /// The stream inflates more than [`Limits::max_ratio`](super::Limits::max_ratio) times its
+    /// compressed size.
     #[error("layer inflates more than {limit}:1 when decompressed (a compression bomb)")]
     Ratio {
         /// The limit.

@@ -4,7 +4,7 @@
 //! off-cluster sources, and rejects for services without endpoints. A change to one service is applied as one
 //! `nft -f` transaction that rebuilds only that service's chains and map elements.
 //!
-//! Split in two: [`render`] is pure (what to write), [`proxy`] holds the state and does the writing.
+//! Split in two: `render` is pure (what to write), `proxy` holds the state and does the writing.
 
 mod proxy;
 mod render;

@@ -1,5 +1,5 @@
 //! The I/O half of the service proxy: remembers what it last programmed and hands the transaction that
-//! [`super::render`] computes to `nft` through the [`Netlink`] seam.
+//! `render` computes to `nft` through the [`Netlink`] seam.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
