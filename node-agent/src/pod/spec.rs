@@ -1,5 +1,6 @@
 //! Pure translation of a pod spec plus its image config into a
-//! [`ContainerConfig`](crate::runtime::ContainerConfig), as the kubelet merges them: `command` replaces the entrypoint, `args` replace `Cmd`, env overrides image env.
+//! [`ContainerConfig`](crate::runtime::ContainerConfig), as the kubelet merges them: `command` replaces the
+//! entrypoint, `args` replace `Cmd`, env overrides image env.
 
 use crate::images::ImageConfig;
 use crate::runtime::bundle::all_capabilities;
