@@ -461,9 +461,7 @@ async fn rotate_certs(pki: Arc<ClusterPki>, shutdown: CancellationToken) {
 /// A server that ends before shutdown leaves a member that looks alive to Raft but serves nothing:
 /// exit, as a dead driver or controller does, so a supervisor restarts it and clients fail over.
 fn exit_member(what: &str) -> ! {
-    tracing::error!("{what} stopped before shutdown; exiting so a supervisor restarts this member");
-    eprintln!("{what} stopped before shutdown; exiting");
-    std::process::exit(70)
+    apimachinery::runtime::exit_after_death(what, "stopped before shutdown")
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`server`]: `serve(listener, store, shutdown)`, the axum service.
 //! - [`handlers`]: dispatch by route and verb; CRUD, patch, delete, subresources.
-//! - [`route`]: path and query parsing. [`resources`]: the registry of kinds.
+//! - [`route`]: path and query parsing. [`resources`]: lookups over the registry of kinds.
+//! - `kinds`: one file per kind (validation, table columns, protobuf table, schema) and the registry.
 //! - [`discovery`], [`openapi`]: what kubectl reads before it acts.
 //! - [`meta`]: metadata and per-kind defaults. [`alloc`]: ClusterIP/NodePort allocation.
 //! - [`limits`]: max-in-flight, request timeout and the watch cap (kube-apiserver's filters).
@@ -13,6 +14,7 @@ pub mod authn;
 pub mod authz;
 pub mod discovery;
 pub mod handlers;
+pub(crate) mod kinds;
 pub mod limits;
 pub mod meta;
 pub mod openapi;
