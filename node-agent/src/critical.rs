@@ -1,8 +1,9 @@
-//! The agent's one "exit with code 70 when a critical thread dies" helper. A node agent that lost a critical
-//! thread would keep heartbeating while doing nothing, so the node would look healthy to the control plane.
+//! How the agent's critical thread (the pod manager) ends, on top of the crash-only exit shared with the
+//! server ([`apimachinery::runtime`]). The agent adds one case the shared helper has no need for: a loop that
+//! *returns* while it should still run, which is as fatal as a panic, since the node would keep heartbeating
+//! while no pod is started, stopped or reported.
 
-/// The exit code of an agent whose critical thread died: `EX_SOFTWARE` from sysexits.h, "internal software error".
-pub const EXIT_CRITICAL: i32 = 70;
+use apimachinery::runtime::{exit_after_death, panic_message};
 
 /// How a critical thread ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,21 +23,17 @@ pub fn supervise(stopping: impl Fn() -> bool, body: impl FnOnce()) -> ThreadEnd 
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(()) if stopping() => ThreadEnd::Stopped,
         Ok(()) => ThreadEnd::Returned,
-        Err(p) => ThreadEnd::Panicked(
-            p.downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".into()),
-        ),
+        Err(p) => ThreadEnd::Panicked(panic_message(p.as_ref())),
     }
 }
 
-/// Exits the process with [`EXIT_CRITICAL`] unless the thread named `what` was asked to stop. Exiting lets
-/// the supervisor (systemd) restart the agent, which adopts its pods, instead of limping on without `what`.
+/// Exits the process with [`apimachinery::runtime::EXIT_SOFTWARE`] (70) unless the thread named `what` was
+/// asked to stop, so the supervisor (systemd) restarts the agent, which adopts its pods.
 pub fn die(what: &str, end: &ThreadEnd) {
-    if *end != ThreadEnd::Stopped {
-        tracing::error!(end = ?end, "the {what} thread died; exiting");
-        std::process::exit(EXIT_CRITICAL);
+    match end {
+        ThreadEnd::Stopped => {}
+        ThreadEnd::Returned => exit_after_death(what, "returned while it should still run"),
+        ThreadEnd::Panicked(why) => exit_after_death(what, why),
     }
 }
 
