@@ -7,9 +7,11 @@
 //! - [`pod`]: the pod manager: sandboxes, container lifecycle, restarts, probes, volumes, pod status.
 //! - [`agent`]: Join, the Sync stream with failover, heartbeats, the pod manager thread.
 //! - [`server`]: HTTP on 10250: container logs, exec (WebSocket v5.channel.k8s.io), image load.
+//! - [`critical`]: how the pod manager thread ended; exit 70 through `apimachinery::runtime` when it died.
 //! - `sys`: the few raw syscalls (the only `unsafe` code).
 
 pub mod agent;
+pub mod critical;
 pub mod dockerd;
 pub mod images;
 pub mod network;

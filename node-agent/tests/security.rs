@@ -346,7 +346,7 @@ async fn joins_and_syncs_are_refused_to_the_wrong_callers() {
         }))
         .await
         .unwrap();
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let now = apimachinery::time::rfc3339(std::time::SystemTime::now());
     let mut live = node(&store, "n2").await.unwrap();
     live["status"]["conditions"] =
         json!([{"type": "Ready", "status": "True", "lastHeartbeatTime": now}]);

@@ -9,11 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use pki::{CertSource, Token};
-use proto::bootstrappb::bootstrap_client::BootstrapClient;
-use proto::bootstrappb::HelloRequest;
-use rand::RngCore as _;
 use tonic::transport::Channel;
 
 /// ALPN of gRPC.
@@ -159,34 +156,14 @@ pub async fn channel(addr: &str, config: Arc<rustls::ClientConfig>) -> anyhow::R
     .context("connect timed out")??)
 }
 
-/// First contact with the server at `addr`: asks for the CA and checks the server's proof that it
-/// holds `token`, bound to the certificate this connection saw. Returns the CA to trust.
+/// First contact with the server at `addr`: the CA, once the server proved it holds `token`. The check
+/// is [`pki::hello::verify_hello`], shared with joining members; only the channel (with the keepalives
+/// the Sync stream relies on) is the agent's.
 ///
 /// # Errors
-/// When the server cannot be reached or its proof is wrong (not a server of this cluster, or a man
-/// in the middle).
+/// As [`pki::hello::verify_hello`].
 pub async fn verify_hello(addr: &str, token: &Token) -> anyhow::Result<String> {
-    let (config, seen) = pki::insecure_client_config(&[ALPN_H2]);
-    let mut client = BootstrapClient::new(channel(addr, config).await?);
-    let mut nonce = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let resp = client
-        .hello(HelloRequest {
-            nonce: nonce.to_vec(),
-            token_id: token.id.clone(),
-        })
-        .await
-        .with_context(|| format!("bootstrap hello to {addr}"))?
-        .into_inner();
-    let Some(leaf) = seen.get() else {
-        bail!("{addr} presented no certificate");
-    };
-    let want = pki::hello_proof(token, &nonce, &resp.ca_pem, &leaf);
-    if !pki::ct_eq(want.as_bytes(), resp.proof.as_bytes()) {
-        bail!("{addr} does not hold the join token (wrong token, or not a server of this cluster)");
-    }
-    pki::parse_certs(&resp.ca_pem).context("server sent a CA that does not parse")?;
-    Ok(resp.ca_pem)
+    pki::hello::verify_hello(addr, token, ALPN_H2, |config| channel(addr, config)).await
 }
 
 /// Reads the join token: `--token-file` if given, else `BERTH_TOKEN` (taken out of the environment so

@@ -60,16 +60,7 @@ pub enum Command {
     Services(Vec<crate::pod::spec::ServiceEnv>),
 }
 
-/// Shared state of a running agent: what the HTTP endpoints need.
-#[derive(Clone)]
-pub struct AgentState {
-    /// Container runtime.
-    pub runtime: Arc<dyn ContainerRuntime>,
-    /// Image store.
-    pub images: Arc<ImageStore>,
-    /// Latest pod/container table from the pod manager.
-    pub lookup: Arc<Mutex<Lookup>>,
-}
+pub use crate::server::AgentState;
 
 fn desired(u: &proto::agentpb::PodUpdate) -> Option<DesiredPod> {
     let pod: Value = serde_json::from_str(&u.pod_json).ok()?;
@@ -96,11 +87,11 @@ pub fn spawn_pod_manager(
 ) -> std::thread::JoinHandle<()> {
     let stopping = shutdown.clone();
     std::thread::spawn(move || {
-        let end = crate::pod::supervise(
+        let end = crate::critical::supervise(
             || stopping.is_cancelled(),
             move || pod_manager_loop(manager, commands, reports, lookup, shutdown),
         );
-        crate::pod::die(&end);
+        crate::critical::die("pod manager", &end);
     })
 }
 
@@ -448,11 +439,11 @@ fn setup_network(cfg: &AgentConfig, resp: &JoinResponse) -> anyhow::Result<NodeN
     let mut nc = NodeNetworkConfig::new(
         &cfg.node_name,
         cfg.node_ip.parse()?,
-        resp.pod_cidr.parse()?,
+        crate::network::parse_cidr(&resp.pod_cidr)?,
         cfg.data_dir.clone(),
     );
-    nc.cluster_cidr = resp.cluster_cidr.parse()?;
-    nc.service_cidr = resp.service_cidr.parse().ok();
+    nc.cluster_cidr = crate::network::parse_cidr(&resp.cluster_cidr)?;
+    nc.service_cidr = crate::network::parse_cidr(&resp.service_cidr).ok();
     nc.cluster_domain = resp.cluster_domain.clone();
     nc.cluster_dns = resp.cluster_dns.parse().ok();
     Ok(NodeNetwork::setup(

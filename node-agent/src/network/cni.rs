@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::netlink::IpTool;
 use super::services::ServiceProxy;
-use super::{Error, HostPort, Ipv4Cidr, PodIp, PodNetwork, Result};
+use super::{Error, HostPort, Ipv4Net, PodIp, PodNetwork, Result};
 
 /// CNI spec version of the generated configuration.
 pub const CNI_VERSION: &str = "1.0.0";
@@ -105,7 +105,7 @@ pub struct CniConfig {
     /// Bridge name (`berth0`).
     pub bridge: String,
     /// This node's pod CIDR, e.g. `10.244.1.0/24`; the gateway is its `.1`.
-    pub pod_cidr: Ipv4Cidr,
+    pub pod_cidr: Ipv4Net,
     /// MTU of the pod veths (underlay − 50 with the overlay).
     pub mtu: u32,
     /// Where the conflist, the host-local leases and cached results live (`{data_dir}/cni`).
@@ -134,7 +134,7 @@ impl CniConfig {
                 "mtu": self.mtu,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{ "subnet": subnet.to_string(), "gateway": subnet.nth(1).to_string() }]],
+                    "ranges": [[{ "subnet": subnet.to_string(), "gateway": super::nth(&subnet, 1).to_string() }]],
                     "dataDir": self.state_dir.join("networks").to_string_lossy(),
                 }
             }]
@@ -259,8 +259,8 @@ fn result_ip(result: &Value) -> Result<Ipv4Addr> {
         .into_iter()
         .flatten()
         .filter_map(|ip| ip["address"].as_str())
-        .filter_map(|a| a.parse::<Ipv4Cidr>().ok())
-        .map(|c| c.addr)
+        .filter_map(|a| super::parse_cidr(a).ok())
+        .map(|c| c.addr())
         .next()
         .ok_or_else(|| Error::ParseFailed {
             what: "cni result".into(),
@@ -422,20 +422,21 @@ impl CniExec for FakeCni {
         }
         match cmd.as_str() {
             "ADD" => {
-                let subnet: Ipv4Cidr = conf["ipam"]["ranges"][0][0]["subnet"]
-                    .as_str()
-                    .unwrap_or("10.244.0.0/24")
-                    .parse()?;
+                let subnet = super::parse_cidr(
+                    conf["ipam"]["ranges"][0][0]["subnet"]
+                        .as_str()
+                        .unwrap_or("10.244.0.0/24"),
+                )?;
                 let used: Vec<Ipv4Addr> = st.leases.values().copied().collect();
                 let ip = (2..255)
-                    .map(|n| subnet.nth(n))
+                    .map(|n| super::nth(&subnet, n))
                     .find(|ip| !used.contains(ip))
                     .expect("fake pool exhausted");
                 st.leases.insert(id, ip);
                 let r = json!({
                     "cniVersion": CNI_VERSION,
                     "interfaces": [{ "name": "eth0" }],
-                    "ips": [{ "address": format!("{ip}/{}", subnet.prefix), "gateway": subnet.nth(1).to_string(), "interface": 0 }]
+                    "ips": [{ "address": format!("{ip}/{}", subnet.prefix_len()), "gateway": super::nth(&subnet, 1).to_string(), "interface": 0 }]
                 });
                 Ok(r.to_string().into_bytes())
             }

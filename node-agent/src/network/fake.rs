@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::netlink::{FdbEntry, Link, Neighbour, Netlink, Route, VxlanSpec};
-use super::{Error, HostPort, Ipv4Cidr, PodIp, PodNetwork, Result};
+use super::{Error, HostPort, Ipv4Net, PodIp, PodNetwork, Result};
 
 /// One call made on a [`FakePodNetwork`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,12 +166,12 @@ pub struct FakeNetlink {
 struct FakeKernel {
     calls: Vec<String>,
     links: BTreeMap<String, Link>,
-    addrs: BTreeMap<String, Vec<Ipv4Cidr>>,
+    addrs: BTreeMap<String, Vec<Ipv4Net>>,
     fdb: BTreeMap<String, Vec<FdbEntry>>,
     neigh: BTreeMap<String, Vec<Neighbour>>,
     routes: BTreeMap<String, Vec<Route>>,
     sysctls: BTreeMap<String, String>,
-    dev_routes: BTreeMap<Ipv4Cidr, String>,
+    dev_routes: BTreeMap<Ipv4Net, String>,
     nft: Vec<String>,
     fail_nft: bool,
 }
@@ -195,7 +195,8 @@ impl FakeNetlink {
                     vxlan: None,
                 },
             );
-            st.addrs.insert(dev.into(), vec![Ipv4Cidr::new(ip, 24)]);
+            st.addrs
+                .insert(dev.into(), vec![Ipv4Net::new_assert(ip, 24)]);
         }
         self
     }
@@ -221,7 +222,7 @@ impl FakeNetlink {
     }
 
     /// The device a direct route to `dst` points at.
-    pub fn dev_route(&self, dst: Ipv4Cidr) -> Option<String> {
+    pub fn dev_route(&self, dst: Ipv4Net) -> Option<String> {
         self.st.lock().unwrap().dev_routes.get(&dst).cloned()
     }
 
@@ -254,7 +255,7 @@ impl Netlink for FakeNetlink {
         Ok(st
             .addrs
             .iter()
-            .find(|(_, a)| a.iter().any(|c| c.addr == ip))
+            .find(|(_, a)| a.iter().any(|c| c.addr() == ip))
             .and_then(|(d, _)| st.links.get(d).cloned()))
     }
 
@@ -316,7 +317,7 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
-    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Cidr>> {
+    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Net>> {
         Ok(self
             .st
             .lock()
@@ -327,7 +328,7 @@ impl Netlink for FakeNetlink {
             .unwrap_or_default())
     }
 
-    fn add_address(&self, dev: &str, addr: Ipv4Cidr) -> Result<()> {
+    fn add_address(&self, dev: &str, addr: Ipv4Net) -> Result<()> {
         let mut st = self.log(format!("add_address {dev} {addr}"));
         let v = st.addrs.entry(dev.into()).or_default();
         if !v.contains(&addr) {
@@ -417,7 +418,7 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
-    fn route_replace_dev(&self, dev: &str, dst: Ipv4Cidr) -> Result<()> {
+    fn route_replace_dev(&self, dev: &str, dst: Ipv4Net) -> Result<()> {
         let mut st = self.log(format!("route_replace_dev {dev} {dst}"));
         st.dev_routes.insert(dst.trunc(), dev.into());
         Ok(())

@@ -19,7 +19,8 @@ pub mod testbed;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-pub use cidr::Ipv4Cidr;
+pub use cidr::{nth, parse_cidr};
+pub use ipnet::Ipv4Net;
 pub use netns::{create_netns, delete_netns, in_netns, netns_name, netns_path};
 pub use node::{NodeNetwork, NodeNetworkConfig};
 

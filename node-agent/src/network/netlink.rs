@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::netns::output;
-use super::{Error, Ipv4Cidr, Result};
+use super::{Error, Ipv4Net, Result};
 
 /// A network device as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub struct Neighbour {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Route {
     /// Destination network.
-    pub dst: Ipv4Cidr,
+    pub dst: Ipv4Net,
     /// Next hop.
     pub via: Ipv4Addr,
 }
@@ -93,9 +93,9 @@ pub trait Netlink: Send + Sync {
     /// Sets the MTU of a link.
     fn set_mtu(&self, name: &str, mtu: u32) -> Result<()>;
     /// IPv4 addresses on a link.
-    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Cidr>>;
+    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Net>>;
     /// Adds an address to a link (no-op if present).
-    fn add_address(&self, dev: &str, addr: Ipv4Cidr) -> Result<()>;
+    fn add_address(&self, dev: &str, addr: Ipv4Net) -> Result<()>;
     /// Permanent FDB entries with a remote destination on `dev`.
     fn fdb(&self, dev: &str) -> Result<Vec<FdbEntry>>;
     /// Adds or replaces an FDB entry.
@@ -115,7 +115,7 @@ pub trait Netlink: Send + Sync {
     /// Deletes a route through `dev`.
     fn route_delete(&self, dev: &str, r: &Route) -> Result<()>;
     /// Adds or replaces a direct route `dst dev DEV` (scope link), e.g. the service CIDR onto the bridge.
-    fn route_replace_dev(&self, dev: &str, dst: Ipv4Cidr) -> Result<()>;
+    fn route_replace_dev(&self, dev: &str, dst: Ipv4Net) -> Result<()>;
     /// Writes a sysctl such as `net.ipv4.ip_forward`.
     fn sysctl(&self, key: &str, value: &str) -> Result<()>;
     /// Applies an nftables script as one atomic transaction (`nft -f -`).
@@ -314,7 +314,7 @@ impl Netlink for IpTool {
             .map(drop)
     }
 
-    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Cidr>> {
+    fn addresses(&self, dev: &str) -> Result<Vec<Ipv4Net>> {
         let text = self.ip(&["-j", "-4", "addr", "show", "dev", dev])?;
         let mut out = Vec::new();
         for v in self.json("ip addr", &text)? {
@@ -331,14 +331,14 @@ impl Netlink for IpTool {
                     continue;
                 };
                 if let Ok(a) = local.parse() {
-                    out.push(Ipv4Cidr::new(a, plen as u8));
+                    out.push(Ipv4Net::new_assert(a, plen as u8));
                 }
             }
         }
         Ok(out)
     }
 
-    fn add_address(&self, dev: &str, addr: Ipv4Cidr) -> Result<()> {
+    fn add_address(&self, dev: &str, addr: Ipv4Net) -> Result<()> {
         self.ip(&["addr", "replace", &addr.to_string(), "dev", dev])
             .map(drop)
     }
@@ -425,7 +425,7 @@ impl Netlink for IpTool {
             .iter()
             .filter_map(|v| {
                 let dst = v.get("dst")?.as_str()?;
-                let dst: Ipv4Cidr = if dst.contains('/') {
+                let dst: Ipv4Net = if dst.contains('/') {
                     dst.parse().ok()?
                 } else {
                     format!("{dst}/32").parse().ok()?
@@ -464,7 +464,7 @@ impl Netlink for IpTool {
         ]))
     }
 
-    fn route_replace_dev(&self, dev: &str, dst: Ipv4Cidr) -> Result<()> {
+    fn route_replace_dev(&self, dev: &str, dst: Ipv4Net) -> Result<()> {
         self.ip(&["route", "replace", &dst.trunc().to_string(), "dev", dev])
             .map(drop)
     }

@@ -13,7 +13,7 @@ use super::dns::{self, DnsServer, DnsTable, SharedTable};
 use super::netlink::{IpTool, Netlink};
 use super::overlay::{Overlay, VXLAN_DEV, VXLAN_OVERHEAD};
 use super::services::{ProxyConfig, ServiceProxy};
-use super::{Error, Ipv4Cidr, PodNetwork, Result};
+use super::{Error, Ipv4Net, PodNetwork, Result};
 
 /// Name of the pod bridge.
 pub const BRIDGE: &str = "berth0";
@@ -26,12 +26,12 @@ pub struct NodeNetworkConfig {
     /// Underlay address of this node (JoinRequest.node_ip): VXLAN local address, NodePort address.
     pub node_ip: Ipv4Addr,
     /// This node's pod CIDR (JoinResponse.pod_cidr), e.g. 10.244.3.0/24.
-    pub pod_cidr: Ipv4Cidr,
+    pub pod_cidr: Ipv4Net,
     /// Cluster pod CIDR (JoinResponse.cluster_cidr), default 10.244.0.0/16.
-    pub cluster_cidr: Ipv4Cidr,
+    pub cluster_cidr: Ipv4Net,
     /// Service CIDR (JoinResponse.service_cidr), routed onto the bridge so the node itself (and host-network pods)
     /// can reach ClusterIPs even without a default route; DNAT rewrites the destination before it matters.
-    pub service_cidr: Option<Ipv4Cidr>,
+    pub service_cidr: Option<Ipv4Net>,
     /// DNS domain (JoinResponse.cluster_domain), default `cluster.local`.
     pub cluster_domain: String,
     /// Cluster DNS VIP (JoinResponse.cluster_dns, 10.96.0.10): redirected to this node's DNS server.
@@ -53,15 +53,15 @@ impl NodeNetworkConfig {
     pub fn new(
         node_name: &str,
         node_ip: Ipv4Addr,
-        pod_cidr: Ipv4Cidr,
+        pod_cidr: Ipv4Net,
         data_dir: impl Into<PathBuf>,
     ) -> Self {
         NodeNetworkConfig {
             node_name: node_name.into(),
             node_ip,
             pod_cidr: pod_cidr.trunc(),
-            cluster_cidr: Ipv4Cidr::new(Ipv4Addr::new(10, 244, 0, 0), 16),
-            service_cidr: Some(Ipv4Cidr::new(Ipv4Addr::new(10, 96, 0, 0), 16)),
+            cluster_cidr: Ipv4Net::new_assert(Ipv4Addr::new(10, 244, 0, 0), 16),
+            service_cidr: Some(Ipv4Net::new_assert(Ipv4Addr::new(10, 96, 0, 0), 16)),
             cluster_domain: "cluster.local".into(),
             cluster_dns: Some(Ipv4Addr::new(10, 96, 0, 10)),
             data_dir: data_dir.into(),
@@ -74,7 +74,7 @@ impl NodeNetworkConfig {
 
     /// The bridge gateway (`.1` of the pod CIDR), where the node's DNS server listens.
     pub fn gateway(&self) -> Ipv4Addr {
-        self.pod_cidr.nth(1)
+        super::nth(&self.pod_cidr, 1)
     }
 }
 
@@ -126,7 +126,7 @@ impl NodeNetwork {
         netlink: Arc<dyn Netlink>,
         cni: Box<dyn CniExec>,
     ) -> Result<Self> {
-        if cfg.pod_cidr.prefix > 30 || !cfg.cluster_cidr.contains(cfg.pod_cidr.network()) {
+        if cfg.pod_cidr.prefix_len() > 30 || !cfg.cluster_cidr.contains(&cfg.pod_cidr.network()) {
             return Err(Error::InvalidConfig(format!(
                 "pod cidr {} is not a subnet of cluster cidr {}",
                 cfg.pod_cidr, cfg.cluster_cidr
@@ -160,7 +160,10 @@ impl NodeNetwork {
                 tracing::warn!(error = %e, "cannot disable icmp redirects");
             }
         }
-        netlink.add_address(BRIDGE, Ipv4Cidr::new(cfg.gateway(), cfg.pod_cidr.prefix))?;
+        netlink.add_address(
+            BRIDGE,
+            Ipv4Net::new_assert(cfg.gateway(), cfg.pod_cidr.prefix_len()),
+        )?;
         if let Some(svc) = cfg.service_cidr {
             netlink.route_replace_dev(BRIDGE, svc)?;
         }

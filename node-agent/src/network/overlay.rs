@@ -9,7 +9,7 @@ use std::sync::Arc;
 use proto::agentpb::NodeRoute;
 
 use super::netlink::{FdbEntry, Neighbour, Netlink, Route, VxlanParams, VxlanSpec};
-use super::{Ipv4Cidr, Result};
+use super::{Ipv4Net, Result};
 
 /// Name of the VXLAN device.
 pub const VXLAN_DEV: &str = "berth.1";
@@ -59,7 +59,7 @@ impl OverlayChanges {
 /// Peers are kept whether or not they are Ready: a NotReady node's pods may still be running (partition), and
 /// endpoints, not routes, decide where service traffic goes. Entries that are malformed, duplicate a CIDR already
 /// claimed, or overlap our own CIDR are skipped.
-pub fn desired_state(own_ip: Ipv4Addr, own_cidr: Ipv4Cidr, view: &[NodeRoute]) -> OverlayState {
+pub fn desired_state(own_ip: Ipv4Addr, own_cidr: Ipv4Net, view: &[NodeRoute]) -> OverlayState {
     let mut st = OverlayState::default();
     let mut seen_cidrs = BTreeSet::new();
     let mut peers: Vec<&NodeRoute> = view.iter().collect();
@@ -67,13 +67,14 @@ pub fn desired_state(own_ip: Ipv4Addr, own_cidr: Ipv4Cidr, view: &[NodeRoute]) -
     for n in peers {
         let (Ok(ip), Ok(cidr)) = (
             n.node_ip.parse::<Ipv4Addr>(),
-            n.pod_cidr.parse::<Ipv4Cidr>(),
+            super::parse_cidr(&n.pod_cidr),
         ) else {
             tracing::warn!(node = %n.name, ip = %n.node_ip, cidr = %n.pod_cidr, "skipping node with bad ip or pod cidr");
             continue;
         };
         let cidr = cidr.trunc();
-        if ip == own_ip || cidr.contains(own_cidr.network()) || own_cidr.contains(cidr.network()) {
+        if ip == own_ip || cidr.contains(&own_cidr.network()) || own_cidr.contains(&cidr.network())
+        {
             continue;
         }
         if !seen_cidrs.insert(cidr) {
@@ -100,7 +101,7 @@ pub fn desired_state(own_ip: Ipv4Addr, own_cidr: Ipv4Cidr, view: &[NodeRoute]) -
 pub struct Overlay {
     netlink: Arc<dyn Netlink>,
     node_ip: Ipv4Addr,
-    pod_cidr: Ipv4Cidr,
+    pod_cidr: Ipv4Net,
     mtu: u32,
 }
 
@@ -115,7 +116,7 @@ impl std::fmt::Debug for Overlay {
 
 impl Overlay {
     /// An overlay for the node at `node_ip` owning `pod_cidr`; `mtu` is the VXLAN device MTU (underlay − 50).
-    pub fn new(netlink: Arc<dyn Netlink>, node_ip: Ipv4Addr, pod_cidr: Ipv4Cidr, mtu: u32) -> Self {
+    pub fn new(netlink: Arc<dyn Netlink>, node_ip: Ipv4Addr, pod_cidr: Ipv4Net, mtu: u32) -> Self {
         Overlay {
             netlink,
             node_ip,
@@ -158,7 +159,7 @@ impl Overlay {
             }
         }
         self.netlink
-            .add_address(VXLAN_DEV, Ipv4Cidr::new(self.pod_cidr.network(), 32))
+            .add_address(VXLAN_DEV, Ipv4Net::new_assert(self.pod_cidr.network(), 32))
     }
 
     /// The entries currently on the device.

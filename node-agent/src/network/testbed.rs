@@ -17,7 +17,7 @@ use super::dns::{bind_dns, wire};
 use super::netlink::{IpTool, Netlink as _};
 use super::netns::{output, run};
 use super::{
-    create_netns, delete_netns, in_netns, netns_path, Error, Ipv4Cidr, NodeNetwork,
+    create_netns, delete_netns, in_netns, netns_path, Error, Ipv4Net, NodeNetwork,
     NodeNetworkConfig, Result,
 };
 
@@ -34,7 +34,7 @@ pub struct TestNode {
     /// Underlay IP on the lab switch.
     pub ip: Ipv4Addr,
     /// Pod CIDR (10.244.i.0/24).
-    pub pod_cidr: Ipv4Cidr,
+    pub pod_cidr: Ipv4Net,
     /// The node network under test.
     pub net: NodeNetwork,
 }
@@ -163,7 +163,7 @@ impl Testbed {
             ])?;
             ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
             ip(&["-n", &netns, "link", "set", "lo", "up"])?;
-            let pod_cidr = Ipv4Cidr::new(Ipv4Addr::new(10, 244, i as u8, 0), 24);
+            let pod_cidr = Ipv4Net::new_assert(Ipv4Addr::new(10, 244, i as u8, 0), 24);
             let name = format!("n{i}");
             let cfg = NodeNetworkConfig::new(&name, node_ip, pod_cidr, tb.dir.join(&name));
             let net = NodeNetwork::setup(cfg, IpTool::in_netns(&netns))?;

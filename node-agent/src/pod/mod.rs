@@ -411,42 +411,5 @@ fn container_specs(pod: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// How the pod manager's thread ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ThreadEnd {
-    /// It returned after it was asked to stop.
-    Stopped,
-    /// It returned while it should still run.
-    Returned,
-    /// It panicked, with this message.
-    Panicked(String),
-}
-
-/// Runs `body` (the pod manager's loop) and says how it ended; `stopping` tells whether it was asked
-/// to stop. The caller exits the process on anything but [`ThreadEnd::Stopped`] (see [`die`]).
-pub fn supervise(stopping: impl Fn() -> bool, body: impl FnOnce()) -> ThreadEnd {
-    // The manager's state is dropped with the thread; nothing half-updated is used afterwards.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(()) if stopping() => ThreadEnd::Stopped,
-        Ok(()) => ThreadEnd::Returned,
-        Err(p) => ThreadEnd::Panicked(
-            p.downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic with a non-string payload".into()),
-        ),
-    }
-}
-
-/// Exits the process when the pod manager died. An agent without its pod manager would keep
-/// heartbeating while no pod is started, stopped or reported, so the node would look healthy to the
-/// control plane; exiting lets the supervisor (systemd) restart the agent, which adopts its pods.
-pub fn die(end: &ThreadEnd) {
-    if *end != ThreadEnd::Stopped {
-        tracing::error!(end = ?end, "the pod manager thread died; exiting");
-        std::process::exit(70);
-    }
-}
-
 #[cfg(test)]
 mod tests;

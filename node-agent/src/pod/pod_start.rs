@@ -4,7 +4,8 @@
 use super::{container_specs, spec, Ctr, PodManager};
 use crate::images::PullPolicy;
 use crate::network::{host_ports, network_mode, HostPort, NetworkMode};
-use crate::runtime::{rfc3339, ContainerConfig, MountSpec};
+use crate::runtime::{ContainerConfig, MountSpec};
+use apimachinery::time::rfc3339;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -109,7 +110,7 @@ impl PodManager {
         let ip = v["ip"].as_str().and_then(|s| s.parse().ok());
         let t = v["startTime"]
             .as_str()
-            .and_then(|s| humantime::parse_rfc3339(s).ok());
+            .and_then(apimachinery::time::parse_rfc3339);
         Some((netns, ip, t))
     }
 

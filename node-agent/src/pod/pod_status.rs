@@ -1,7 +1,8 @@
 //! Kubernetes pod status from the manager's records: phase, conditions, containerStatuses, IPs, times.
 
 use super::{container_specs, Ctr, InitState, PodManager};
-use crate::runtime::{rfc3339, ContainerStatus, RunState};
+use crate::runtime::{ContainerStatus, RunState};
+use apimachinery::time::rfc3339;
 use serde_json::{json, Value};
 use std::time::SystemTime;
 

@@ -2,6 +2,7 @@
 
 use super::{uid_of, DesiredPod, PodManager, PodRt, StatusReport};
 use crate::runtime::RunState;
+use apimachinery::time::parse_rfc3339;
 use std::time::SystemTime;
 
 impl PodManager {
@@ -161,9 +162,8 @@ impl PodManager {
                 continue;
             }
             let ran = match (st.started_at.as_deref(), st.finished_at.as_deref()) {
-                (Some(a), Some(b)) => humantime::parse_rfc3339(b)
-                    .ok()
-                    .zip(humantime::parse_rfc3339(a).ok())
+                (Some(a), Some(b)) => parse_rfc3339(b)
+                    .zip(parse_rfc3339(a))
                     .and_then(|(b, a)| b.duration_since(a).ok()),
                 _ => None,
             };

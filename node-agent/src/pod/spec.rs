@@ -1,10 +1,11 @@
-//! Pure translation of a pod spec plus its image config into a [`ContainerConfig`], as the kubelet
-//! merges them: `command` replaces the entrypoint, `args` replace `Cmd`, env overrides image env.
+//! Pure translation of a pod spec plus its image config into a
+//! [`ContainerConfig`](crate::runtime::ContainerConfig), as the kubelet merges them: `command` replaces the
+//! entrypoint, `args` replace `Cmd`, env overrides image env.
 
 use crate::images::ImageConfig;
-use crate::runtime::bundle::ALL_CAPABILITIES;
+use crate::runtime::bundle::all_capabilities;
 use crate::runtime::SecurityConfig;
-use proto::SAFE_SYSCTLS;
+use apimachinery::security::{oci_capability, ALL_CAPABILITIES, SAFE_SYSCTLS};
 use serde_json::Value;
 
 /// Final argv of a container (Kubernetes' command/args rules over the image's Entrypoint/Cmd).
@@ -199,30 +200,10 @@ pub fn env(
 }
 
 /// Parses a Kubernetes quantity (`128Mi`, `1G`, `500m`, `0.5`, `1e3`) into a value scaled by `scale`
-/// (1 for bytes, 1000 for millicores).
+/// (1 for bytes, 1000 for millicores). The parsing is [`apimachinery::quantity::parse`], so the agent
+/// accepts exactly the suffixes the API and the scheduler accept.
 pub fn quantity(q: &str, scale: f64) -> Option<f64> {
-    let q = q.trim();
-    let suffixes: [(&str, f64); 13] = [
-        ("Ki", 1024.0),
-        ("Mi", 1024f64.powi(2)),
-        ("Gi", 1024f64.powi(3)),
-        ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)),
-        ("Ei", 1024f64.powi(6)),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    for (s, mul) in suffixes {
-        if let Some(n) = q.strip_suffix(s) {
-            return n.parse::<f64>().ok().map(|v| v * mul * scale);
-        }
-    }
-    q.parse::<f64>().ok().map(|v| v * scale)
+    apimachinery::quantity::parse(q).map(|v| v * scale)
 }
 
 /// cgroup settings from `resources`: (memory limit bytes, cpu shares, cpu quota per 100 ms).
@@ -355,12 +336,8 @@ pub fn security(
                 out.push(n);
                 continue;
             }
-            let full = if n.starts_with("CAP_") {
-                n
-            } else {
-                format!("CAP_{n}")
-            };
-            if !ALL_CAPABILITIES.contains(&full.as_str()) {
+            let full = oci_capability(&n);
+            if !ALL_CAPABILITIES.contains(&&full["CAP_".len()..]) {
                 return Err(format!(
                     "securityContext.capabilities.{k}: unknown capability {c}"
                 ));
@@ -376,7 +353,7 @@ pub fn security(
     }
     sec.capabilities.retain(|c| !drop.contains(c));
     if add.iter().any(|c| c == "ALL") {
-        sec.capabilities = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        sec.capabilities = all_capabilities();
     }
     for c in add.into_iter().filter(|c| c != "ALL") {
         if !sec.capabilities.contains(&c) {
@@ -525,6 +502,12 @@ mod tests {
         assert_eq!(quantity("1G", 1.0), Some(1e9));
         assert_eq!(quantity("500m", 1000.0), Some(500.0));
         assert_eq!(quantity("2", 1000.0), Some(2000.0));
+        // Every suffix the API accepts, P and E included (the agent's own parser once lacked them).
+        assert_eq!(quantity("1P", 1.0), Some(1e15));
+        assert_eq!(quantity("2E", 1.0), Some(2e18));
+        assert_eq!(quantity("1Ei", 1.0), Some(1024f64.powi(6)));
+        assert_eq!(quantity("1e3", 1000.0), Some(1e6));
+        assert_eq!(quantity("1Q", 1.0), None);
         let c = json!({"resources": {"limits": {"memory": "128Mi", "cpu": "500m"}}});
         assert_eq!(resources(&c), (Some(128 << 20), Some(512), Some(50_000)));
         let c = json!({"resources": {"requests": {"cpu": "250m"}}});

@@ -627,17 +627,6 @@ fn grace_periods_past_the_end_of_the_clock_do_not_kill_the_pod_manager() {
     );
 }
 
-#[test]
-fn a_pod_manager_thread_that_dies_is_reported_to_its_supervisor() {
-    use super::{supervise, ThreadEnd};
-    let end = std::thread::spawn(|| supervise(|| false, || panic!("bad pod {}", 7)))
-        .join()
-        .unwrap();
-    assert_eq!(end, ThreadEnd::Panicked("bad pod 7".into()));
-    assert_eq!(supervise(|| false, || {}), ThreadEnd::Returned);
-    assert_eq!(supervise(|| true, || {}), ThreadEnd::Stopped);
-}
-
 fn waiting(r: &[StatusReport], c: usize) -> (String, String) {
     let w = &cstatus(r, c)["state"]["waiting"];
     (

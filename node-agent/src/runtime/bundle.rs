@@ -2,6 +2,7 @@
 //! Own pid/mount/uts/ipc namespaces, the pod sandbox's network namespace, cgroup v1 limits.
 
 use super::ContainerConfig;
+use apimachinery::security::oci_capability;
 use oci_spec::runtime::LinuxSeccomp;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
@@ -11,55 +12,62 @@ use oci_spec::runtime::{
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Every capability, for `privileged: true` (Docker's `--privileged`).
-pub const ALL_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
+/// Capability names (bare, as in [`apimachinery::security::ALL_CAPABILITIES`]) in the kernel's numbering from
+/// `linux/capability.h`: a name's index is its capability number. The shared table lists the names the API
+/// accepts but not their numbers, which the agent needs to read its bounding set; a unit test keeps the two
+/// the same set.
+const KERNEL_ORDER: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
+/// Every capability, `CAP_`-prefixed as the OCI spec writes them, in kernel order: what `add: [ALL]` grants.
+pub fn all_capabilities() -> Vec<String> {
+    KERNEL_ORDER.iter().map(|c| oci_capability(c)).collect()
+}
+
 /// The capabilities a privileged container gets: every one in the agent's own bounding set, as Docker's
-/// `--privileged` (asking for one the agent lacks would make the runtime's capset fail). [`ALL_CAPABILITIES`]
-/// is in kernel order, so a name's index is its capability number.
-pub fn privileged_capabilities() -> Vec<&'static str> {
+/// `--privileged` (asking for one the agent lacks would make the runtime's capset fail).
+pub fn privileged_capabilities() -> Vec<String> {
     static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let bounding = *BOUNDING.get_or_init(|| {
         std::fs::read_to_string("/proc/self/status")
@@ -71,16 +79,14 @@ pub fn privileged_capabilities() -> Vec<&'static str> {
             })
             .unwrap_or(u64::MAX)
     });
-    ALL_CAPABILITIES
+    KERNEL_ORDER
         .iter()
         .enumerate()
         .filter(|(i, _)| bounding & (1u64 << i) != 0)
-        .map(|(_, c)| *c)
+        .map(|(_, c)| oci_capability(c))
         .collect()
 }
 
-/// Parses a `CAP_*` name; the pod manager only passes names it has checked.
-///
 /// # Panics
 /// On a name that is not a capability (an invariant of [`super::SecurityConfig`]).
 fn capability(name: &str) -> Capability {
@@ -323,6 +329,21 @@ pub fn build_spec(config: &ContainerConfig, rootfs: &Path) -> Spec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_order_names_exactly_the_capabilities_the_api_accepts() {
+        let mut ours = KERNEL_ORDER.to_vec();
+        ours.sort_unstable();
+        let mut api = apimachinery::security::ALL_CAPABILITIES.to_vec();
+        api.sort_unstable();
+        assert_eq!(ours, api);
+        // Spot checks against linux/capability.h.
+        assert_eq!(KERNEL_ORDER[0], "CHOWN");
+        assert_eq!(KERNEL_ORDER[12], "NET_ADMIN");
+        assert_eq!(KERNEL_ORDER[21], "SYS_ADMIN");
+        assert_eq!(KERNEL_ORDER[40], "CHECKPOINT_RESTORE");
+        assert_eq!(all_capabilities()[0], "CAP_CHOWN");
+    }
 
     #[test]
     fn spec_joins_pod_netns_and_sets_limits() {

@@ -45,7 +45,7 @@ impl LogWriter {
         content: &[u8],
         partial: bool,
     ) -> std::io::Result<()> {
-        let ts = super::rfc3339_nanos(std::time::SystemTime::now());
+        let ts = apimachinery::time::rfc3339_nanos(std::time::SystemTime::now());
         let tag = if partial { "P" } else { "F" };
         let mut rec = Vec::with_capacity(content.len() + 48);
         rec.extend_from_slice(format!("{ts} {stream} {tag} ").as_bytes());

@@ -6,6 +6,7 @@ pub mod fake;
 pub mod linux;
 pub mod logs;
 pub mod netns_basic;
+pub mod oci;
 pub mod seccomp;
 pub mod supervisor;
 
@@ -154,29 +155,16 @@ pub struct SecurityConfig {
     pub sysctls: std::collections::BTreeMap<String, String>,
 }
 
-/// Docker's default capability set, which Kubernetes containers get unless the pod asks otherwise.
-pub const DEFAULT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             privileged: false,
-            capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            // Docker's default set, which Kubernetes containers get unless the pod asks otherwise; the
+            // API names them bare, the OCI spec wants them `CAP_`-prefixed.
+            capabilities: apimachinery::security::DEFAULT_CAPABILITIES
+                .iter()
+                .map(|c| apimachinery::security::oci_capability(c))
+                .collect(),
             no_new_privileges: true,
             seccomp: true,
             read_only_rootfs: false,
@@ -295,14 +283,4 @@ pub trait ContainerRuntime: Send + Sync {
     /// # Errors
     /// `NotFound` when the container is unknown.
     fn exec_command(&self, id: &str, cmd: &[String], tty: bool) -> Result<std::process::Command>;
-}
-
-/// RFC3339 UTC with nanoseconds, as the CRI log format and Kubernetes timestamps use.
-pub fn rfc3339_nanos(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t).to_string()
-}
-
-/// RFC3339 UTC with seconds precision (Kubernetes `metav1.Time`).
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }

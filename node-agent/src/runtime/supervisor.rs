@@ -3,7 +3,8 @@
 //! session so containers outlive an agent restart; the agent re-adopts them from the state files.
 
 use super::logs::{LogWriter, MAX_RECORD};
-use super::{rfc3339, ContainerStatus, RunState};
+use super::{ContainerStatus, RunState};
+use apimachinery::time::rfc3339;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -71,7 +72,7 @@ pub fn run(args: SuperviseArgs) -> i32 {
     ));
     let pid_file = dir.join("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let spawned = super::linux::oci_command(&args.runtime)
+    let spawned = super::oci::oci_command(&args.runtime)
         .arg(format!("--log={}", dir.join("runtime.log").display()))
         .args(["run", "--bundle"])
         .arg(dir)

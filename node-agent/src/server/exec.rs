@@ -3,7 +3,7 @@
 //! `[255, 0]` closes stdin) around `crun exec`.
 
 use super::text;
-use crate::agent::AgentState;
+use super::AgentState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;

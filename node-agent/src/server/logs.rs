@@ -1,7 +1,7 @@
 //! `GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&previous=&timestamps=`.
 
 use super::text;
-use crate::agent::AgentState;
+use super::AgentState;
 use crate::runtime::logs::{parse_record, read_lines};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -85,7 +85,7 @@ pub(super) async fn container_logs(
                     None => true,
                     Some(c) => l
                         .split_once(' ')
-                        .and_then(|(t, _)| humantime::parse_rfc3339(t).ok())
+                        .and_then(|(t, _)| apimachinery::time::parse_rfc3339(t))
                         .is_some_and(|t| t >= c),
                 })
                 // Timestamps were read only to filter by time: drop them unless asked for.

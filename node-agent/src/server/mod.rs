@@ -4,14 +4,29 @@
 mod exec;
 mod logs;
 
-use crate::agent::AgentState;
+use crate::images::ImageStore;
+use crate::pod::Lookup;
+use crate::runtime::ContainerRuntime;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use futures::StreamExt;
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
+
+/// What the HTTP endpoints need from a running agent. It lives here, not in `agent`, because the agent
+/// starts this server: the dependency runs one way, agent to server.
+#[derive(Clone)]
+pub struct AgentState {
+    /// Container runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Image store.
+    pub images: Arc<ImageStore>,
+    /// Latest pod/container table from the pod manager.
+    pub lookup: Arc<Mutex<Lookup>>,
+}
 
 /// The router, for tests that serve it themselves.
 pub fn router(state: AgentState) -> Router {
