@@ -17,51 +17,51 @@ pub const SAFE_SYSCTLS: &[&str] = &[
 ];
 
 /// Every Linux capability a `securityContext` may name, without the `CAP_` prefix (as Kubernetes writes
-/// them); `ALL` is accepted besides these.
+/// them), in kernel order: a capability's index is its number (`CAP_NET_ADMIN` = 12), which the agent
+/// needs to read a bounding set. `ALL` is accepted besides these.
 pub const ALL_CAPABILITIES: &[&str] = &[
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",
     "FOWNER",
     "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
     "KILL",
-    "LEASE",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
     "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
     "NET_BIND_SERVICE",
     "NET_BROADCAST",
+    "NET_ADMIN",
     "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYSLOG",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
     "SYS_ADMIN",
     "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
     "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
     "SYS_RESOURCE",
     "SYS_TIME",
     "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
     "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
-
 /// Docker's default capability set, which containers get unless the pod asks otherwise.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CHOWN",
@@ -97,6 +97,11 @@ mod tests {
             assert!(ALL_CAPABILITIES.contains(c), "{c}");
         }
         assert_eq!(oci_capability("net_raw"), "CAP_NET_RAW");
+        // Kernel numbers from linux/capability.h.
+        assert_eq!(ALL_CAPABILITIES[0], "CHOWN");
+        assert_eq!(ALL_CAPABILITIES[12], "NET_ADMIN");
+        assert_eq!(ALL_CAPABILITIES[21], "SYS_ADMIN");
+        assert_eq!(ALL_CAPABILITIES[40], "CHECKPOINT_RESTORE");
         assert_eq!(oci_capability("CAP_KILL"), "CAP_KILL");
     }
 }

@@ -2,7 +2,7 @@
 //! Own pid/mount/uts/ipc namespaces, the pod sandbox's network namespace, cgroup v1 limits.
 
 use super::ContainerConfig;
-use apimachinery::security::oci_capability;
+use apimachinery::security::{oci_capability, ALL_CAPABILITIES};
 use oci_spec::runtime::LinuxSeccomp;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
@@ -12,57 +12,9 @@ use oci_spec::runtime::{
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Capability names (bare, as in [`apimachinery::security::ALL_CAPABILITIES`]) in the kernel's numbering from
-/// `linux/capability.h`: a name's index is its capability number. The shared table lists the names the API
-/// accepts but not their numbers, which the agent needs to read its bounding set; a unit test keeps the two
-/// the same set.
-const KERNEL_ORDER: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
 /// Every capability, `CAP_`-prefixed as the OCI spec writes them, in kernel order: what `add: [ALL]` grants.
 pub fn all_capabilities() -> Vec<String> {
-    KERNEL_ORDER.iter().map(|c| oci_capability(c)).collect()
+    ALL_CAPABILITIES.iter().map(|c| oci_capability(c)).collect()
 }
 
 /// The capabilities a privileged container gets: every one in the agent's own bounding set, as Docker's
@@ -79,7 +31,7 @@ pub fn privileged_capabilities() -> Vec<String> {
             })
             .unwrap_or(u64::MAX)
     });
-    KERNEL_ORDER
+    ALL_CAPABILITIES
         .iter()
         .enumerate()
         .filter(|(i, _)| bounding & (1u64 << i) != 0)
@@ -331,17 +283,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kernel_order_names_exactly_the_capabilities_the_api_accepts() {
-        let mut ours = KERNEL_ORDER.to_vec();
-        ours.sort_unstable();
-        let mut api = apimachinery::security::ALL_CAPABILITIES.to_vec();
-        api.sort_unstable();
-        assert_eq!(ours, api);
-        // Spot checks against linux/capability.h.
-        assert_eq!(KERNEL_ORDER[0], "CHOWN");
-        assert_eq!(KERNEL_ORDER[12], "NET_ADMIN");
-        assert_eq!(KERNEL_ORDER[21], "SYS_ADMIN");
-        assert_eq!(KERNEL_ORDER[40], "CHECKPOINT_RESTORE");
+    fn all_capabilities_are_oci_names_in_kernel_order() {
         assert_eq!(all_capabilities()[0], "CAP_CHOWN");
     }
 
