@@ -223,7 +223,7 @@ pub async fn setup_pki(
             Err(e) => {
                 attempt += 1;
                 // A refused token does not get better by waiting; an unreachable first member may.
-                if format!("{e:#}").contains("does not hold the cluster token") && attempt >= 5 {
+                if format!("{e:#}").contains("does not hold the token") && attempt >= 5 {
                     return Err(e.context("the cluster refused this member's token"));
                 }
                 if attempt % 10 == 1 {
@@ -461,9 +461,7 @@ async fn rotate_certs(pki: Arc<ClusterPki>, shutdown: CancellationToken) {
 /// A server that ends before shutdown leaves a member that looks alive to Raft but serves nothing:
 /// exit, as a dead driver or controller does, so a supervisor restarts it and clients fail over.
 fn exit_member(what: &str) -> ! {
-    tracing::error!("{what} stopped before shutdown; exiting so a supervisor restarts this member");
-    eprintln!("{what} stopped before shutdown; exiting");
-    std::process::exit(70)
+    apimachinery::runtime::exit_after_death(what, "stopped before shutdown")
 }
 
 #[cfg(test)]

@@ -601,7 +601,7 @@ async fn peer_port_refuses_everyone_but_members(
         .await
         .unwrap_err();
     assert!(
-        format!("{e:#}").contains("does not hold the cluster token"),
+        format!("{e:#}").contains("does not hold the token"),
         "{e:#}"
     );
     let keys = control_plane::security::fetch_member_keys(addr, &pki.token, &id)

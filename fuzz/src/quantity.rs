@@ -1,6 +1,7 @@
 //! Resource quantities (`500m`, `1.5Gi`, `1e3`) as the scheduler and the node agent read them.
 
-use control_plane::scheduler::{self, quantity, ClusterView, Pod};
+use apimachinery::quantity;
+use control_plane::scheduler::{self, ClusterView, Pod};
 use serde_json::{json, Value};
 
 /// The input is one quantity string. It is parsed by both readers, then used as a node's

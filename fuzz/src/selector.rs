@@ -1,6 +1,6 @@
 //! Label and field selectors as the API server reads them from `?labelSelector=` and `?fieldSelector=`.
 
-use control_plane::api::selector::{FieldSelector, LabelSelector};
+use apimachinery::labels::{FieldSelector, LabelSelector};
 use serde_json::Value;
 
 /// `selector 0xff labels-json`: the selector is parsed; when it parses, its printed form must parse

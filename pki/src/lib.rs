@@ -7,6 +7,7 @@
 
 mod ca;
 mod files;
+pub mod hello;
 pub mod net;
 mod tls;
 mod token;

@@ -37,7 +37,7 @@ fn is_live(node: &Value, now: SystemTime) -> bool {
         .into_iter()
         .flatten()
         .filter(|c| c["type"] == "Ready" && c["status"] == "True")
-        .filter_map(|c| humantime::parse_rfc3339_weak(c["lastHeartbeatTime"].as_str()?).ok())
+        .filter_map(|c| apimachinery::time::parse_rfc3339(c["lastHeartbeatTime"].as_str()?))
         .any(|t| now.duration_since(t).unwrap_or_default() < LIVE_GRACE)
 }
 

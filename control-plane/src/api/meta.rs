@@ -10,10 +10,7 @@ use serde_json::{json, Map, Value};
 use super::resources::ResourceInfo;
 use super::status::{ApiError, Result};
 
-/// Formats a time as Kubernetes does (`2026-11-25T07:40:00Z`).
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+pub use apimachinery::time::rfc3339;
 
 /// What a create needs besides the object: the clock and the random parts.
 #[derive(Debug, Clone)]

@@ -22,7 +22,6 @@ pub mod protobuf;
 pub mod proxy;
 pub mod resources;
 pub mod route;
-pub mod selector;
 pub mod server;
 pub mod status;
 pub mod table;

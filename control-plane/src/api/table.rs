@@ -2,7 +2,7 @@
 //! formats (`pkg/printers/internalversion/printers.go`), computed server-side like the real API server.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 
@@ -341,71 +341,7 @@ fn or_none(v: &str) -> String {
     }
 }
 
-/// Parses an RFC 3339 timestamp (`2026-11-24T21:49:09Z`, fractional seconds and offsets allowed).
-pub fn parse_rfc3339(ts: &str) -> Option<SystemTime> {
-    let b = ts.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { ts.get(r)?.parse().ok() };
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &ts[19..];
-    let mut nanos: u32 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let mut f = frac[..digits.min(9)].to_string();
-        while f.len() < 9 {
-            f.push('0');
-        }
-        nanos = f.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + h * 3600 + mi * 60 + se - offset;
-    if secs >= 0 {
-        Some(UNIX_EPOCH + Duration::new(secs as u64, nanos))
-    } else {
-        UNIX_EPOCH
-            .checked_sub(Duration::from_secs((-secs) as u64))?
-            .checked_add(Duration::from_nanos(nanos as u64))
-    }
-}
+pub use apimachinery::time::parse_rfc3339;
 
 /// Formats a duration exactly like `k8s.io/apimachinery/pkg/util/duration.HumanDuration`
 /// (`5s`, `2m3s`, `10m`, `3h4m`, `2d3h`, `40d`, `2y30d`); `nanos` may be negative (clock skew).
@@ -1355,7 +1291,7 @@ mod tests {
     fn rfc3339_parsing() {
         let t = parse_rfc3339("1970-01-02T00:00:01Z").unwrap();
         assert_eq!(
-            t.duration_since(UNIX_EPOCH).unwrap(),
+            t.duration_since(std::time::UNIX_EPOCH).unwrap(),
             Duration::from_secs(86401)
         );
         let a = parse_rfc3339("2026-11-25T13:30:00.5+01:30").unwrap();

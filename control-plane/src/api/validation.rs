@@ -763,7 +763,7 @@ fn validate_job(e: &mut Errs, job: &Value) {
                 }
                 expected.insert(key.to_string(), Value::from(want));
             }
-            if let Ok(s) = super::selector::LabelSelector::from_label_selector_json(sel) {
+            if let Ok(s) = apimachinery::labels::LabelSelector::from_label_selector_json(sel) {
                 if !s.matches(Some(&expected)) {
                     e.invalid_raw(
                         "spec.selector",
@@ -1296,7 +1296,7 @@ fn validate_config_data(e: &mut Errs, obj: &Value, secret: bool) {
 /// A workload's selector: valid labels, parseable, and selecting its own template's labels.
 fn selector_selects_template(e: &mut Errs, sel: &Value, template_labels: Option<&Value>) {
     validate_labels(e, sel.get("matchLabels"), "spec.selector.matchLabels");
-    match super::selector::LabelSelector::from_label_selector_json(sel) {
+    match apimachinery::labels::LabelSelector::from_label_selector_json(sel) {
         Err(msg) => e.invalid("spec.selector", sel, &msg),
         Ok(s) => {
             if !s.matches(template_labels.and_then(Value::as_object)) {

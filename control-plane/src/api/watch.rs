@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::resources::ResourceInfo;
-use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table::{table, IncludeObject};
 use crate::store::{Consistency, EventType, ObjectStore};
+use apimachinery::labels::{FieldSelector, LabelSelector};
 
 /// How objects are rendered in responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

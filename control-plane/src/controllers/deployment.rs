@@ -29,17 +29,11 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 pub fn pod_template_hash(template: &Value, collision_count: Option<i64>) -> String {
     let mut text = String::new();
     canonical(template, &mut text);
-    let mut h: u32 = 0x811c9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= *b as u32;
-            h = h.wrapping_mul(0x01000193);
-        }
-    };
-    feed(text.as_bytes());
+    let mut bytes = text.into_bytes();
     if let Some(c) = collision_count {
-        feed(&(c as u32).to_le_bytes());
+        bytes.extend_from_slice(&(c as u32).to_le_bytes());
     }
+    let h = apimachinery::hash::fnv1a_32(&bytes);
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     h.to_string()
         .bytes()

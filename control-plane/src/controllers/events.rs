@@ -61,7 +61,7 @@ impl EventRecord {
 
     /// Deterministic event name, so repeats of the same (object, reason, message) aggregate.
     fn event_name(&self) -> String {
-        let mut h: u64 = 0xcbf29ce484222325;
+        let mut bytes = Vec::new();
         for part in [
             self.involved
                 .get("uid")
@@ -70,11 +70,10 @@ impl EventRecord {
             &self.reason,
             &self.message,
         ] {
-            for b in part.bytes().chain([0u8]) {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x100000001b3);
-            }
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
         }
+        let h = apimachinery::hash::fnv1a_64(&bytes);
         let obj = self
             .involved
             .get("name")

@@ -114,15 +114,7 @@ pub fn controller_ref(owner: &Value) -> Value {
     })
 }
 
-/// Formats a time as Kubernetes does (`2026-11-25T07:58:00Z`, whole seconds).
-pub fn timestamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Parses an RFC 3339 timestamp.
-pub fn parse_time(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s).ok()
-}
+pub use apimachinery::time::{parse_rfc3339 as parse_time, rfc3339 as timestamp};
 
 /// A random RFC 4122 v4 uid from `rng`.
 pub fn new_uid(rng: &mut dyn RngCore) -> String {

@@ -3,7 +3,6 @@
 //! Vocabulary and pipeline: `README.md` beside this file.
 
 pub mod labels;
-pub mod quantity;
 mod view;
 
 #[cfg(test)]
@@ -145,9 +144,15 @@ impl Node {
             .or_else(|| status.and_then(|s| s.get("capacity")));
         let get = |k: &str| alloc.and_then(|a| a.get(k));
         let allocatable = Resources {
-            cpu: get("cpu").and_then(quantity::millis).unwrap_or(0),
-            memory: get("memory").and_then(quantity::units).unwrap_or(0),
-            pods: get("pods").and_then(quantity::units).unwrap_or(110),
+            cpu: get("cpu")
+                .and_then(apimachinery::quantity::millis)
+                .unwrap_or(0),
+            memory: get("memory")
+                .and_then(apimachinery::quantity::units)
+                .unwrap_or(0),
+            pods: get("pods")
+                .and_then(apimachinery::quantity::units)
+                .unwrap_or(110),
         };
         let taints = v
             .pointer("/spec/taints")
@@ -473,8 +478,12 @@ fn container_requests(c: &Value) -> Resources {
             .or_else(|| res.and_then(|r| r.get("limits")).and_then(|l| l.get(k)))
     };
     Resources {
-        cpu: pick("cpu").and_then(quantity::millis).unwrap_or(0),
-        memory: pick("memory").and_then(quantity::units).unwrap_or(0),
+        cpu: pick("cpu")
+            .and_then(apimachinery::quantity::millis)
+            .unwrap_or(0),
+        memory: pick("memory")
+            .and_then(apimachinery::quantity::units)
+            .unwrap_or(0),
         pods: 0,
     }
 }

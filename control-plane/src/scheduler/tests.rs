@@ -456,7 +456,7 @@ proptest! {
 /// Fuzz finding (fuzz target `quantity`, input `9e18`): huge quantities read as i64::MAX
 /// millicores, and summing two containers' requests overflowed (a panic in debug builds, a wrap to a
 /// negative request in release that made the node look empty). Quantities are now bounded by
-/// `quantity::MAX` and sums saturate.
+/// `apimachinery::quantity::MAX` and sums saturate.
 #[test]
 fn huge_quantities_are_bounded_and_never_overflow() {
     let huge = "9e18";
@@ -471,8 +471,8 @@ fn huge_quantities_are_bounded_and_never_overflow() {
         )
     };
     let p = Pod::from_json(&two_containers("p0"));
-    assert_eq!(p.requests.cpu, 2 * quantity::MAX);
-    assert_eq!(p.requests.memory, 2 * quantity::MAX);
+    assert_eq!(p.requests.cpu, 2 * apimachinery::quantity::MAX);
+    assert_eq!(p.requests.memory, 2 * apimachinery::quantity::MAX);
 
     // Pods bound past the node's size: the view's sums and scores stay exact, a new pod does not
     // fit, and removing them frees the node again.
@@ -486,7 +486,10 @@ fn huge_quantities_are_bounded_and_never_overflow() {
         })
         .collect();
     let mut v = view(&[node("n1", huge, huge)], &bound);
-    assert_eq!(v.requested("n1").unwrap().cpu, 6 * quantity::MAX);
+    assert_eq!(
+        v.requested("n1").unwrap().cpu,
+        6 * apimachinery::quantity::MAX
+    );
     assert!(schedule(&v, &Pod::from_json(&pod("new", "1", "1Mi"))).is_err());
     for i in 0..3 {
         v.remove_pod(&format!("default/b{i}"));

@@ -9,7 +9,6 @@ use base64::Engine as _;
 use proto::bootstrappb::bootstrap_client::BootstrapClient;
 use proto::bootstrappb::bootstrap_server::{Bootstrap, BootstrapServer};
 use proto::bootstrappb::{HelloRequest, HelloResponse, JoinMemberRequest, JoinMemberResponse};
-use ring::rand::SecureRandom as _;
 use tonic::{Request, Response, Status};
 
 use super::{ClusterPki, MemberIdentity, MemberKeys};
@@ -156,38 +155,12 @@ async fn channel(
         .await?)
 }
 
-/// First contact with the server at `addr`: asks for the CA and checks the server's proof that it
-/// holds `token`, bound to the certificate this connection saw. Returns the CA to trust from now on.
+/// First contact with the server at `addr`: the CA, once the server proved it holds `token`.
 ///
 /// # Errors
-/// When the server cannot be reached, or its proof is wrong (not a server of this cluster, or a man
-/// in the middle).
+/// As [`pki::hello::verify_hello`].
 pub async fn verify_hello(addr: &str, token: &pki::Token) -> anyhow::Result<String> {
-    let (config, seen) = pki::insecure_client_config(&[super::ALPN_H2]);
-    let mut client = BootstrapClient::new(channel(addr, config).await?);
-    let mut nonce = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut nonce)
-        .map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let resp = client
-        .hello(HelloRequest {
-            nonce: nonce.to_vec(),
-            token_id: token.id.clone(),
-        })
-        .await
-        .with_context(|| format!("bootstrap hello to {addr}"))?
-        .into_inner();
-    let Some(leaf) = seen.get() else {
-        bail!("{addr} presented no certificate");
-    };
-    let want = pki::hello_proof(token, &nonce, &resp.ca_pem, &leaf);
-    if !pki::ct_eq(want.as_bytes(), resp.proof.as_bytes()) {
-        bail!(
-            "{addr} does not hold the cluster token (wrong token, or not a server of this cluster)"
-        );
-    }
-    pki::parse_certs(&resp.ca_pem).context("server sent a CA that does not parse")?;
-    Ok(resp.ca_pem)
+    pki::hello::verify_hello(addr, token, super::ALPN_H2, |config| channel(addr, config)).await
 }
 
 /// Gets the cluster keys from the running member at `addr` with the cluster token: what a member

@@ -267,7 +267,7 @@ fn allowed_reason(b: &Binding, s: &Subject) -> String {
 /// `clusterRoleSelectors`) added as kube-controller-manager's aggregation controller would write
 /// them, transitively: a role labelled `aggregate-to-view` extends `view`, `edit` and `admin`.
 fn aggregate(roles: Vec<&Value>) -> HashMap<String, Vec<PolicyRule>> {
-    use crate::api::selector::LabelSelector;
+    use apimachinery::labels::LabelSelector;
     let name = |r: &Value| {
         r.pointer("/metadata/name")
             .and_then(Value::as_str)

@@ -1,5 +1,6 @@
-//! Kubernetes resource quantities (`100m`, `0.5`, `128Mi`, `1G`, `1e3`) as integers: CPU in millicores,
-//! everything else in base units, rounded up as the API server does.
+//! Kubernetes resource quantities (`100m`, `0.5`, `128Mi`, `1G`, `1e3`): parsed once, for the API, the
+//! scheduler and the agent alike. CPU in millicores, everything else in base units, rounded up as the API
+//! server does.
 
 use serde_json::Value;
 

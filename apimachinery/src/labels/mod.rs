@@ -1,7 +1,12 @@
-//! Label selectors (`app=web,tier!=db,env in (a,b)` and `metav1.LabelSelector` JSON) and field selectors
-//! (`spec.nodeName=node1`), parsed and matched the way the Kubernetes API server does.
+//! Label selectors (`app=web,tier!=db,env in (a,b)`, `metav1.LabelSelector` JSON and node selector
+//! requirements) and field selectors (`spec.nodeName=node1`), parsed and matched the way the Kubernetes API
+//! server does. The one parser of selectors for the API, the scheduler, the controllers and the CLI.
 
-use std::collections::BTreeSet;
+mod fields;
+
+pub use fields::{field_value, FieldRequirement, FieldSelector};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -41,10 +46,19 @@ pub struct Requirement {
 impl Requirement {
     fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         let value = labels.and_then(|l| l.get(&self.key)).map(label_str);
+        self.matches_value(value.as_deref())
+    }
+
+    /// Whether `labels` (a parsed label map) satisfy the requirement.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches_value(labels.get(&self.key).map(String::as_str))
+    }
+
+    fn matches_value(&self, value: Option<&str>) -> bool {
         match self.operator {
-            Operator::Equals | Operator::In => value.is_some_and(|v| self.values.contains(&v)),
+            Operator::Equals | Operator::In => value.is_some_and(|v| self.values.contains(v)),
             Operator::NotEquals | Operator::NotIn => {
-                !value.is_some_and(|v| self.values.contains(&v))
+                !value.is_some_and(|v| self.values.contains(v))
             }
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
@@ -63,6 +77,50 @@ impl Requirement {
             }
         }
     }
+
+    /// Reads a stored `{key, operator, values}` entry of a `matchExpressions` list or of a node
+    /// selector term (`Gt`/`Lt` allowed) without validating it: the API validated it on the way in,
+    /// and a decision must not fail on what it cannot change. `None` for an unknown operator or a
+    /// missing key.
+    pub fn from_json_lenient(v: &Value) -> Option<Requirement> {
+        let operator = match v.get("operator")?.as_str()? {
+            "In" => Operator::In,
+            "NotIn" => Operator::NotIn,
+            "Exists" => Operator::Exists,
+            "DoesNotExist" => Operator::DoesNotExist,
+            "Gt" => Operator::GreaterThan,
+            "Lt" => Operator::LessThan,
+            _ => return None,
+        };
+        Some(Requirement {
+            key: v.get("key")?.as_str()?.to_string(),
+            operator,
+            values: v
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Labels of an object (also annotations and `nodeSelector`), parsed out of JSON once.
+pub type Labels = BTreeMap<String, String>;
+
+/// Reads a string map (labels, annotations, nodeSelector); missing or malformed means empty, and
+/// non-string values are skipped.
+pub fn string_map(v: Option<&Value>) -> Labels {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn label_str(v: &Value) -> String {
@@ -121,6 +179,50 @@ impl LabelSelector {
     /// The selector that matches no object (a `null` `metav1.LabelSelector`).
     pub fn nothing() -> Self {
         LabelSelector { requirements: None }
+    }
+
+    /// A selector of exactly these labels (a Service's or ReplicationController's `selector`).
+    pub fn from_map(labels: &Labels) -> Self {
+        LabelSelector {
+            requirements: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| Requirement {
+                        key: k.clone(),
+                        operator: Operator::Equals,
+                        values: BTreeSet::from([v.clone()]),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Reads a stored `metav1.LabelSelector` without validating it, for decisions (controllers,
+    /// scheduler): a missing or `null` selector, and `{}`, select everything; a selector with an
+    /// expression that cannot be read selects nothing, since the API would have refused it.
+    pub fn from_json_lenient(v: &Value) -> Self {
+        let mut reqs: Vec<Requirement> = string_map(v.get("matchLabels"))
+            .into_iter()
+            .map(|(key, value)| Requirement {
+                key,
+                operator: Operator::Equals,
+                values: BTreeSet::from([value]),
+            })
+            .collect();
+        for e in v
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match Requirement::from_json_lenient(e) {
+                Some(r) => reqs.push(r),
+                None => return Self::nothing(),
+            }
+        }
+        LabelSelector {
+            requirements: Some(reqs),
+        }
     }
 
     /// The requirements (all must hold); `None` for [`LabelSelector::nothing`].
@@ -248,6 +350,14 @@ impl LabelSelector {
         Ok(LabelSelector {
             requirements: Some(reqs),
         })
+    }
+
+    /// True when a parsed label map satisfies every requirement.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        match &self.requirements {
+            None => false,
+            Some(reqs) => reqs.iter().all(|r| r.matches_labels(labels)),
+        }
     }
 
     /// True when the labels (an object's `metadata.labels`, `None` = no labels) satisfy every requirement.
@@ -558,404 +668,5 @@ pub fn validate_label_value(v: &str) -> Result<(), String> {
     }
 }
 
-/// One `field=value` / `field!=value` term of a field selector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldRequirement {
-    /// Dotted path into the object (`spec.nodeName`).
-    pub field: String,
-    /// True for `!=`.
-    pub negate: bool,
-    /// The compared value; a missing field compares as `""`.
-    pub value: String,
-}
-
-/// A parsed field selector: every term must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FieldSelector {
-    terms: Vec<FieldRequirement>,
-}
-
-impl FieldSelector {
-    /// The terms of the selector.
-    pub fn terms(&self) -> &[FieldRequirement] {
-        &self.terms
-    }
-
-    /// Parses a `fieldSelector` query string (`metadata.name=web,status.phase!=Running`); `\,` `\=` `\!`
-    /// and `\\` escape the special characters inside values.
-    ///
-    /// # Errors
-    /// A term without an operator (`invalid selector: 'x'; can't understand 'x'`).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut terms = Vec::new();
-        for raw in split_unescaped(s) {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let (field, negate, value) = split_term(&raw)
-                .ok_or_else(|| format!("invalid selector: '{s}'; can't understand '{raw}'"))?;
-            let field = field.trim().to_string();
-            // A field path never holds the operator characters, and one that did (`a!` in `a!=b`
-            // written as `a! = b`) would print as a different selector.
-            if field.is_empty() || field.contains(['!', '=', ',', '\\']) {
-                return Err(format!("invalid selector: '{s}'; can't understand '{raw}'"));
-            }
-            terms.push(FieldRequirement {
-                field,
-                negate,
-                value: unescape(&value),
-            });
-        }
-        Ok(FieldSelector { terms })
-    }
-
-    /// True when every term holds for the object.
-    pub fn matches(&self, object: &Value) -> bool {
-        self.terms.iter().all(|t| {
-            let actual = field_value(object, &t.field);
-            (actual == t.value) != t.negate
-        })
-    }
-}
-
-impl fmt::Display for FieldSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .terms
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}{}{}",
-                    t.field,
-                    if t.negate { "!=" } else { "=" },
-                    escape(&t.value)
-                )
-            })
-            .collect();
-        write!(f, "{}", parts.join(","))
-    }
-}
-
-/// Looks a dotted field path up in an object, rendering it as a field-selector string (`""` when missing).
-pub fn field_value(object: &Value, path: &str) -> String {
-    let mut cur = object;
-    for part in path.split('.') {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
-    }
-}
-
-fn split_unescaped(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                cur.push(c);
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            ',' => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-/// Splits `a=b`, `a==b`, `a!=b` at the first unescaped operator.
-fn split_term(term: &str) -> Option<(String, bool, String)> {
-    let chars: Vec<char> = term.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '\\' => i += 2,
-            '!' if chars.get(i + 1) == Some(&'=') => {
-                return Some((
-                    chars[..i].iter().collect(),
-                    true,
-                    chars[i + 2..].iter().collect(),
-                ))
-            }
-            '=' => {
-                let skip = if chars.get(i + 1) == Some(&'=') { 2 } else { 1 };
-                return Some((
-                    chars[..i].iter().collect(),
-                    false,
-                    chars[i + skip..].iter().collect(),
-                ));
-            }
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if matches!(c, '\\' | ',' | '=' | '!') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    fn labels(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn label_selector_table() {
-        let l = labels(json!({"app": "web", "tier": "front", "env": "prod"}));
-        let cases = [
-            ("", true),
-            ("app=web", true),
-            ("app==web", true),
-            ("app=db", false),
-            ("app!=db", true),
-            ("app!=web", false),
-            ("missing!=x", true),
-            ("app in (web,db)", true),
-            ("app in (db)", false),
-            ("app notin (db)", true),
-            ("app notin (web, db)", false),
-            ("missing notin (x)", true),
-            ("app", true),
-            ("missing", false),
-            ("!missing", true),
-            ("!app", false),
-            ("app=web,tier=front", true),
-            ("app=web,tier=back", false),
-            ("app=web, env in (prod,stage), !canary", true),
-        ];
-        for (sel, want) in cases {
-            let s = LabelSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
-            assert_eq!(s.matches(Some(&l)), want, "{sel}");
-        }
-        assert!(LabelSelector::parse("app=web")
-            .map(|s| !s.matches(None))
-            .unwrap());
-        assert!(LabelSelector::parse("app!=web")
-            .map(|s| s.matches(None))
-            .unwrap());
-    }
-
-    #[test]
-    fn label_selector_gt_lt() {
-        let l = labels(json!({"n": "5"}));
-        assert!(LabelSelector::parse("n>3").unwrap().matches(Some(&l)));
-        assert!(!LabelSelector::parse("n<3").unwrap().matches(Some(&l)));
-        assert!(LabelSelector::parse("n>x").is_err());
-    }
-
-    #[test]
-    fn label_selector_errors() {
-        for bad in [
-            "app=web,",
-            "app in ()",
-            "app in (a",
-            "=x",
-            "a b",
-            "bad key!x=1",
-            "a=b c",
-            "app=-x-",
-        ] {
-            assert!(LabelSelector::parse(bad).is_err(), "{bad} should fail");
-        }
-    }
-
-    #[test]
-    fn label_selector_json() {
-        let l = labels(json!({"app": "web", "tier": "front"}));
-        let s = LabelSelector::from_label_selector_json(&json!({"matchLabels": {"app": "web"}}))
-            .unwrap();
-        assert!(s.matches(Some(&l)));
-        let s = LabelSelector::from_label_selector_json(&json!({
-            "matchLabels": {"app": "web"},
-            "matchExpressions": [
-                {"key": "tier", "operator": "In", "values": ["front", "back"]},
-                {"key": "canary", "operator": "DoesNotExist"},
-                {"key": "app", "operator": "Exists"},
-                {"key": "env", "operator": "NotIn", "values": ["dev"]}
-            ]
-        }))
-        .unwrap();
-        assert!(s.matches(Some(&l)));
-        assert_eq!(
-            s.to_string(),
-            "app=web,tier in (back,front),!canary,app,env notin (dev)"
-        );
-        let s = LabelSelector::from_label_selector_json(&json!({})).unwrap();
-        assert!(s.matches(None) && s.is_everything());
-        let s = LabelSelector::from_label_selector_json(&Value::Null).unwrap();
-        assert!(!s.matches(Some(&l)) && !s.matches(None));
-        assert!(LabelSelector::from_label_selector_json(
-            &json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})
-        )
-        .is_err());
-        assert!(LabelSelector::from_label_selector_json(
-            &json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]})
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn field_selector_table() {
-        let pod = json!({"metadata": {"name": "web-1", "namespace": "default"},
-            "spec": {"nodeName": "node1"}, "status": {"phase": "Running"}});
-        let unscheduled = json!({"metadata": {"name": "web-2"}, "spec": {}});
-        let node = json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true}});
-        let event = json!({"involvedObject": {"kind": "Pod", "name": "web-1", "uid": "u1"}, "type": "Normal", "reason": "Started"});
-        let cases = [
-            (&pod, "metadata.name=web-1", true),
-            (&pod, "metadata.name==web-1", true),
-            (&pod, "metadata.name!=web-1", false),
-            (&pod, "metadata.name=web-1,metadata.namespace=default", true),
-            (&pod, "spec.nodeName=node1,status.phase!=Running", false),
-            (&pod, "spec.nodeName=", false),
-            (&unscheduled, "spec.nodeName=", true),
-            (&unscheduled, "spec.nodeName!=", false),
-            (&node, "spec.unschedulable=true", true),
-            (&node, "spec.unschedulable!=true", false),
-            (
-                &event,
-                "involvedObject.kind=Pod,involvedObject.name=web-1,involvedObject.uid=u1",
-                true,
-            ),
-            (&event, "type=Normal,reason=Started", true),
-            (&event, "", true),
-        ];
-        for (obj, sel, want) in cases {
-            let s = FieldSelector::parse(sel).unwrap();
-            assert_eq!(s.matches(obj), want, "{sel}");
-        }
-        assert!(FieldSelector::parse("metadata.name").is_err());
-        let s = FieldSelector::parse(r"metadata.name=a\,b").unwrap();
-        assert!(s.matches(&json!({"metadata": {"name": "a,b"}})));
-    }
-
-    fn key_strategy() -> impl Strategy<Value = String> {
-        "([a-z]{1,5}\\.)?[a-z]{1,3}/[a-z][a-z0-9]{0,5}|[a-z][a-z0-9_.-]{0,6}[a-z0-9]"
-            .prop_filter("not a keyword", |k| k != "in" && k != "notin")
-    }
-
-    fn value_strategy() -> impl Strategy<Value = String> {
-        "[a-z0-9]([a-z0-9_.-]{0,6}[a-z0-9])?"
-    }
-
-    fn requirement_strategy() -> impl Strategy<Value = Requirement> {
-        (
-            key_strategy(),
-            0..6u8,
-            proptest::collection::btree_set(value_strategy(), 1..4),
-        )
-            .prop_map(|(key, op, vals)| {
-                let (operator, values) = match op {
-                    0 => (Operator::Equals, vals.into_iter().take(1).collect()),
-                    1 => (Operator::NotEquals, vals.into_iter().take(1).collect()),
-                    2 => (Operator::In, vals),
-                    3 => (Operator::NotIn, vals),
-                    4 => (Operator::Exists, BTreeSet::new()),
-                    _ => (Operator::DoesNotExist, BTreeSet::new()),
-                };
-                Requirement {
-                    key,
-                    operator,
-                    values,
-                }
-            })
-    }
-
-    proptest! {
-        #[test]
-        fn rendered_label_selector_round_trips(reqs in proptest::collection::vec(requirement_strategy(), 0..5)) {
-            let sel = LabelSelector { requirements: Some(reqs) };
-            let parsed = LabelSelector::parse(&sel.to_string()).unwrap();
-            prop_assert_eq!(parsed, sel);
-        }
-
-        #[test]
-        fn not_equals_negates_equals(
-            key in key_strategy(), val in value_strategy(),
-            labels in proptest::collection::btree_map(key_strategy(), value_strategy(), 0..4),
-            use_key in any::<bool>(),
-        ) {
-            let mut m: Map<String, Value> = labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-            if use_key { m.insert(key.clone(), Value::String(val.clone())); }
-            let eq = LabelSelector::parse(&format!("{key}={val}")).unwrap();
-            let ne = LabelSelector::parse(&format!("{key}!={val}")).unwrap();
-            prop_assert_ne!(eq.matches(Some(&m)), ne.matches(Some(&m)));
-            let obj = Value::Object(m);
-            let feq = FieldSelector::parse(&format!("{key}={val}")).unwrap();
-            let fne = FieldSelector::parse(&format!("{key}!={val}")).unwrap();
-            prop_assert_ne!(feq.matches(&obj), fne.matches(&obj));
-        }
-
-        #[test]
-        fn rendered_field_selector_round_trips(
-            terms in proptest::collection::vec(("[a-z]{1,4}(\\.[a-zA-Z]{1,4}){0,2}", any::<bool>(), "[ -~]{0,8}"), 0..4)
-        ) {
-            let sel = FieldSelector { terms: terms.into_iter().map(|(field, negate, value)| FieldRequirement { field, negate, value }).collect() };
-            let parsed = FieldSelector::parse(&sel.to_string()).unwrap();
-            prop_assert_eq!(parsed, sel);
-        }
-    }
-
-    /// Fuzz findings (targets `label_selector`, `field_selector`): printed selectors that parsed
-    /// back as different selectors.
-    #[test]
-    fn printed_selectors_parse_back_to_themselves() {
-        let only_empty = LabelSelector::parse("a in(,)").unwrap();
-        assert_eq!(only_empty.to_string(), "a in (,)");
-        assert_eq!(
-            LabelSelector::parse(&only_empty.to_string()).unwrap(),
-            only_empty
-        );
-        let with_empty = LabelSelector::parse("a notin (,b)").unwrap();
-        assert_eq!(
-            LabelSelector::parse(&with_empty.to_string()).unwrap(),
-            with_empty
-        );
-
-        let err = FieldSelector::parse("a!\t=b").unwrap_err();
-        assert_eq!(err, "invalid selector: 'a!\t=b'; can't understand 'a!\t=b'");
-        assert!(
-            FieldSelector::parse("a=b=c").is_ok(),
-            "'=' in a value stays allowed"
-        );
-    }
-}
+mod tests;
