@@ -10,7 +10,7 @@ use super::files::{FileKind, StackFile};
 use super::labels::{FILES_HASH, SERVICE_LABEL, STACK_LABEL};
 use super::ports::{parse_port, port_number, split_proto, Port, NODE_PORTS};
 use super::values::{
-    check_name, fnv_hex, int_at_least, key_values, list_at, probe, scalar_text, seconds, str_of,
+    check_name, int_at_least, key_values, list_at, probe, scalar_text, seconds, str_of,
     user_context, words,
 };
 
@@ -219,7 +219,13 @@ impl Converter<'_> {
         }
         if !file_hash.is_empty() {
             // Pods read configs and secrets when they start: new content must roll the service out.
-            annotations.insert(FILES_HASH.into(), json!(fnv_hex(&file_hash)));
+            annotations.insert(
+                FILES_HASH.into(),
+                json!(format!(
+                    "{:016x}",
+                    apimachinery::hash::fnv1a_64(file_hash.as_bytes())
+                )),
+            );
         }
         let mut template_meta = json!({"labels": labels});
         if !annotations.is_empty() {

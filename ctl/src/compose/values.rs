@@ -258,13 +258,3 @@ pub(super) fn object_name(name: &str) -> Result<String> {
     check_name("name", &n)?;
     Ok(n)
 }
-
-/// FNV-1a 64 in hex: a short, stable digest for change detection (not security).
-pub(super) fn fnv_hex(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}

@@ -2,6 +2,7 @@
 //! DaemonSets, Services, Nodes; the other kinds' fields as YAML) followed by the object's Events.
 
 use anyhow::Result;
+use apimachinery::labels::{string_map, LabelSelector};
 use serde_json::Value;
 
 use crate::kubeconfig::Session;
@@ -63,8 +64,8 @@ impl Out {
 
 fn timestamp(v: &Value) -> String {
     v.as_str()
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .and_then(apimachinery::time::parse_rfc3339)
+        .map(apimachinery::time::rfc3339)
         .unwrap_or_else(|| s(v))
 }
 
@@ -79,24 +80,18 @@ fn metadata(o: &mut Out, obj: &Value, namespaced: bool) {
     o.kv(0, "CreationTimestamp", timestamp(&m["creationTimestamp"]));
 }
 
+/// A workload's `matchLabels`, or a Service's plain label map, in selector syntax.
 fn selector_text(sel: &Value) -> String {
     let m = if sel["matchLabels"].is_object() {
         &sel["matchLabels"]
     } else {
         sel
     };
-    let v: Vec<String> = m
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if v.is_empty() {
+    let text = LabelSelector::from_map(&string_map(Some(m))).to_string();
+    if text.is_empty() {
         "<none>".into()
     } else {
-        v.join(",")
+        text
     }
 }
 

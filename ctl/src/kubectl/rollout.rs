@@ -502,7 +502,7 @@ pub fn restart_patch(now_rfc3339: &str) -> Value {
 pub async fn restart(session: &Session, catalog: &Catalog, target: Target<'_>) -> Result<String> {
     let info = catalog.resolve(target.workload.resource())?;
     let path = info.object_path(Some(&session.namespace), target.name);
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let now = apimachinery::time::rfc3339(std::time::SystemTime::now());
     rest::patch_merge(&session.client, &path, &restart_patch(&now)).await?;
     Ok(format!(
         "{}/{} restarted",
