@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
 
-use super::service::Converter;
+use super::converter::Converter;
 use super::values::{int_at_least, list, memory_quantity, scalar_text};
 
 impl Converter<'_> {

@@ -4,42 +4,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use super::converter::{Converter, FileKind, StackFile};
 use super::labels::STACK_LABEL;
-use super::service::Converter;
 use super::values::{list_at, object_name, str_of};
-
-/// Compose's two kinds of files handed to services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum FileKind {
-    Config,
-    Secret,
-}
-
-impl FileKind {
-    pub(super) fn section(self) -> &'static str {
-        match self {
-            FileKind::Config => "configs",
-            FileKind::Secret => "secrets",
-        }
-    }
-    pub(super) fn singular(self) -> &'static str {
-        match self {
-            FileKind::Config => "config",
-            FileKind::Secret => "secret",
-        }
-    }
-}
-
-/// A top-level config or secret: the object that holds it (none when external) and where to find its data.
-#[derive(Debug, Clone)]
-pub(super) struct StackFile {
-    /// The ConfigMap or Secret name.
-    pub(super) object_name: String,
-    /// The data key holding the content.
-    pub(super) key: String,
-    /// The object to create; `None` for `external: true`.
-    pub(super) object: Option<Value>,
-}
 
 impl Converter<'_> {
     /// A top-level config or secret (`file`, `content`/`environment`, or `external`).

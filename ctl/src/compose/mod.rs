@@ -13,11 +13,12 @@
 //!
 //! # Layout
 //! - [`convert`] and [`load`] (here): the document as a whole, into a [`Stack`].
-//! - `service`: one Compose service into a workload and a Service; `files`, `volumes` and `deploy`
+//! - `converter`: the conversion's state; `service`: one Compose service into a workload and a Service; `files`, `volumes` and `deploy`
 //!   convert its configs/secrets, volumes and `deploy` section.
 //! - `ports`, `values`: Compose's value syntaxes (ports, durations, sizes, commands, ...).
 //! - [`interpolate`]: `${VAR}` substitution.
 
+mod converter;
 mod deploy;
 mod files;
 mod interpolate;
@@ -33,10 +34,9 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use files::FileKind;
+use converter::{Converter, FileKind};
 pub use interpolate::interpolate;
 pub use labels::{FILES_HASH, POD_SECURITY_LABEL, SERVICE_LABEL, STACK_LABEL};
-use service::Converter;
 use values::check_name;
 pub use values::split_words;
 

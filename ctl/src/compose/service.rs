@@ -1,12 +1,12 @@
 //! One Compose service into its workload (Deployment or DaemonSet) and its Service.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use super::converter::{Converter, FileKind};
 use super::deploy::update_config;
-use super::files::{FileKind, StackFile};
 use super::labels::{FILES_HASH, SERVICE_LABEL, STACK_LABEL};
 use super::ports::{parse_port, port_number, split_proto, Port, NODE_PORTS};
 use super::values::{
@@ -67,19 +67,6 @@ const SUPPORTED: &[&str] = &[
     "volumes",
     "working_dir",
 ];
-
-/// The conversion's state: what the document declares and what services have asked for so far.
-pub(super) struct Converter<'a> {
-    pub(super) stack: String,
-    pub(super) base: std::path::PathBuf,
-    pub(super) volumes: Map<String, Value>,
-    pub(super) claims: BTreeSet<String>,
-    /// Top-level configs and secrets by (kind, Compose name).
-    pub(super) files: BTreeMap<(FileKind, String), StackFile>,
-    pub(super) ignored: BTreeSet<String>,
-    pub(super) warnings: Vec<String>,
-    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
-}
 
 impl Converter<'_> {
     /// The Deployment (DaemonSet in global mode) and the Service of one Compose service.

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
 
-use super::service::Converter;
+use super::converter::Converter;
 use super::values::{check_name, list_at, str_of};
 
 impl Converter<'_> {
