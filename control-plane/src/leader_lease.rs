@@ -20,7 +20,7 @@ pub fn lease_object(
     renew_every: Duration,
     existing: Option<&serde_json::Value>,
 ) -> serde_json::Value {
-    let ts = humantime::format_rfc3339_micros(now).to_string();
+    let ts = apimachinery::time::rfc3339_micros(now);
     let meta = existing.map(|e| e["metadata"].clone());
     let uid = meta
         .as_ref()
@@ -29,7 +29,7 @@ pub fn lease_object(
     let created = meta
         .as_ref()
         .and_then(|m| m["creationTimestamp"].as_str().map(str::to_string))
-        .unwrap_or_else(|| humantime::format_rfc3339_seconds(now).to_string());
+        .unwrap_or_else(|| apimachinery::time::rfc3339(now));
     let same_holder = existing.is_some_and(|e| e["spec"]["holderIdentity"] == holder);
     let acquired = existing
         .filter(|_| same_holder)
@@ -121,6 +121,19 @@ mod tests {
         assert_eq!(taken["spec"]["leaseTransitions"], 1);
         assert_eq!(taken["metadata"]["uid"], first["metadata"]["uid"]);
         assert_ne!(taken["spec"]["acquireTime"], first["spec"]["acquireTime"]);
+    }
+
+    #[test]
+    fn times_are_written_as_kubernetes_writes_them() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789);
+        let lease = lease_object("s1", t0, Duration::from_secs(2), None);
+        // MicroTime for renew and acquire times, whole seconds for the object's own timestamp.
+        assert_eq!(lease["spec"]["renewTime"], "2027-01-15T08:00:00.123456Z");
+        assert_eq!(lease["spec"]["acquireTime"], "2027-01-15T08:00:00.123456Z");
+        assert_eq!(
+            lease["metadata"]["creationTimestamp"],
+            "2027-01-15T08:00:00Z"
+        );
     }
 
     #[tokio::test]

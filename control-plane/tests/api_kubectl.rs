@@ -1315,6 +1315,35 @@ async fn discovery_openapi_and_version() {
     assert!(out.contains("Server Version: v1.32.0"), "{out}");
 }
 
+/// `kubectl explain` reads the per-group-version OpenAPI v3 documents: each kind's schema is found by
+/// its `x-kubernetes-group-version-kind` and fields are followed through `$ref`s to their docs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_prints_field_docs() {
+    let s = start_with(Arc::new(MemStore::new()), tempfile::tempdir().unwrap()).await;
+    let out = s.kubectl_ok(&["explain", "deployment.spec.replicas"]).await;
+    assert!(
+        out.contains("KIND:") && out.contains("Deployment") && out.contains("apps"),
+        "{out}"
+    );
+    assert!(out.contains("FIELD: replicas <integer>"), "{out}");
+    assert!(out.contains("Number of desired pods"), "{out}");
+    let out = s.kubectl_ok(&["explain", "pods"]).await;
+    assert!(out.contains("KIND:") && out.contains("Pod"), "{out}");
+    assert!(
+        out.contains("Pod is a collection of containers that can run on a host"),
+        "{out}"
+    );
+    for field in ["apiVersion", "kind", "metadata", "spec", "status"] {
+        assert!(out.contains(field), "{field}: {out}");
+    }
+    let out = s
+        .kubectl_ok(&["explain", "pods.spec.containers.image"])
+        .await;
+    assert!(out.contains("Container image name"), "{out}");
+    let out = s.kubectl_ok(&["explain", "jobs.spec.backoffLimit"]).await;
+    assert!(out.contains("batch"), "{out}");
+}
+
 /// A fake node agent: answers one logs request, or upgrades one exec request and echoes bytes.
 /// What a real agent serves on 10250: its node certificate (IP SAN 127.0.0.1), client certificates
 /// required, so only the API server's gets through.

@@ -5,15 +5,18 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
 use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::store::{self, Op, Precondition};
 
-/// First address of the service CIDR 10.96.0.0/16.
-const SERVICE_NET: u32 = u32::from_be_bytes([10, 96, 0, 0]);
+/// The service CIDR (the one agents are told about in `agents`).
+const SERVICE_CIDR: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 96, 0, 0), 16);
+/// First address of the service CIDR, as a number to add offsets to.
+const SERVICE_NET: u32 = u32::from_be_bytes(SERVICE_CIDR.addr().octets());
 /// Size of the service CIDR.
-const SERVICE_SIZE: u32 = 1 << 16;
+const SERVICE_SIZE: u32 = 1 << (32 - SERVICE_CIDR.prefix_len());
 /// Addresses below this offset are left to Services that ask for a fixed IP (`kubernetes` = .1,
 /// cluster DNS = .10), as Kubernetes keeps a static block at the bottom of the range.
 const STATIC_BLOCK: u32 = 256;
@@ -49,8 +52,7 @@ pub fn is_allocation_key(key: &str) -> bool {
 
 /// Whether an address is inside the service CIDR (and not its network or broadcast address).
 pub fn in_service_cidr(ip: Ipv4Addr) -> bool {
-    let n = u32::from(ip);
-    n > SERVICE_NET && n < SERVICE_NET + SERVICE_SIZE - 1
+    SERVICE_CIDR.contains(&ip) && ip != SERVICE_CIDR.network() && ip != SERVICE_CIDR.broadcast()
 }
 
 /// What is allocated already, read from the allocation keys.

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{of_group_version, ResourceInfo, GROUPS};
+use super::resources::{groups, of_group_version, ResourceInfo};
 
 /// Media type kubectl requires on an aggregated discovery answer (gotcha 6 of the wire spec).
 pub const AGGREGATED_CONTENT_TYPE: &str =
@@ -89,7 +89,7 @@ pub fn aggregated_core() -> Value {
 
 /// Aggregated discovery of the named groups (`GET /apis`).
 pub fn aggregated_groups() -> Value {
-    let items: Vec<Value> = GROUPS.iter().map(|g| aggregated_group(g)).collect();
+    let items: Vec<Value> = groups().into_iter().map(aggregated_group).collect();
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
@@ -106,8 +106,8 @@ fn api_group(group: &str) -> Value {
 
 /// Legacy `GET /apis`.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = GROUPS
-        .iter()
+    let groups: Vec<Value> = groups()
+        .into_iter()
         .map(|g| {
             let mut v = api_group(g);
             if let Some(m) = v.as_object_mut() {
@@ -122,7 +122,7 @@ pub fn api_group_list() -> Value {
 
 /// `GET /apis/{group}`, or `None` when the group is not served.
 pub fn group(group: &str) -> Option<Value> {
-    GROUPS.contains(&group).then(|| api_group(group))
+    groups().contains(&group).then(|| api_group(group))
 }
 
 /// Legacy `GET /api/v1` or `/apis/{group}/{version}`: resources and subresources.

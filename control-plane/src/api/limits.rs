@@ -1,6 +1,6 @@
 //! Server limits, as kube-apiserver's filters: max-in-flight (429 with `Retry-After`), the request
 //! timeout (504), a cap on watches per user, and the HTTP/1 header read timeout. (The 3 MiB body
-//! limit is enforced where bodies are read, `handlers::read_body`; the node proxy has its own.) Long-running requests (watch, exec/attach/port-forward, follow logs, node proxy) are
+//! limit is enforced where bodies are read, `body::read_body`; the node proxy has its own.) Long-running requests (watch, exec/attach/port-forward, follow logs, node proxy) are
 //! exempt from max-in-flight and the timeout, as in kube-apiserver.
 
 use std::collections::HashMap;

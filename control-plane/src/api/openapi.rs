@@ -1,15 +1,19 @@
-//! A minimal OpenAPI v3: an index and one document per group/version whose PATCH operations list
-//! the `fieldValidation` parameter, which makes kubectl validate on the server (`fieldValidation=Strict`)
-//! instead of downloading schemas. No schemas are served; `/openapi/v2` is a 404.
+//! OpenAPI v3: an index and one document per group/version. PATCH operations list the
+//! `fieldValidation` parameter, which makes kubectl validate on the server (`fieldValidation=Strict`);
+//! `components.schemas` carries each kind's schema (from k8s-openapi) for `kubectl explain`.
+//! `/openapi/v2` is a 404.
+
+use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use super::resources::{of_group_version, GROUPS};
+use super::kinds::by_kind;
+use super::resources::{groups, of_group_version};
 
 /// Paths of the per-group-version documents (`api/v1`, `apis/apps/v1`).
 fn gv_paths() -> Vec<(String, &'static str, &'static str)> {
     let mut out = vec![("api/v1".to_string(), "", "v1")];
-    for g in GROUPS {
+    for g in groups() {
         out.push((format!("apis/{g}/v1"), g, "v1"));
     }
     out
@@ -23,14 +27,22 @@ fn hash(doc: &Value) -> String {
     format!("{:016X}", h.finish())
 }
 
+/// Every document with its path: the schemas make them large, and they never change while the
+/// server runs, so they are built once.
+static DOCUMENTS: LazyLock<Vec<(String, Value)>> = LazyLock::new(|| {
+    gv_paths()
+        .into_iter()
+        .map(|(path, group, version)| (path, document_for(group, version)))
+        .collect()
+});
+
 /// `GET /openapi/v3`.
 pub fn index() -> Value {
     let mut paths = Map::new();
-    for (path, group, version) in gv_paths() {
-        let doc = document_for(group, version);
+    for (path, doc) in DOCUMENTS.iter() {
         paths.insert(
             path.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(&doc))}),
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(doc))}),
         );
     }
     json!({"paths": paths})
@@ -38,10 +50,40 @@ pub fn index() -> Value {
 
 /// `GET /openapi/v3/{path}` (`api/v1`, `apis/apps/v1`), or `None` for anything else.
 pub fn document(path: &str) -> Option<Value> {
-    gv_paths()
-        .into_iter()
-        .find(|(p, _, _)| p == path)
-        .map(|(_, g, v)| document_for(g, v))
+    DOCUMENTS
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, doc)| doc.clone())
+}
+
+/// The schemas of one group/version's kinds and everything they refer to, each kind's carrying the
+/// `x-kubernetes-group-version-kind` by which kubectl finds it.
+fn schemas_for(group: &str, version: &str) -> Map<String, Value> {
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    let mut named = Vec::new();
+    for r in of_group_version(group, version) {
+        let Some(kind) = by_kind(r.kind) else {
+            continue;
+        };
+        let schema = kind.openapi_schema(&mut generator);
+        if let Some(name) = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|s| s.strip_prefix("#/components/schemas/"))
+        {
+            named.push((name.to_string(), r));
+        }
+    }
+    let mut schemas = generator.take_definitions(true);
+    for (name, r) in named {
+        if let Some(Value::Object(s)) = schemas.get_mut(&name) {
+            s.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": r.group, "version": r.version, "kind": r.kind}]),
+            );
+        }
+    }
+    schemas
 }
 
 fn document_for(group: &str, version: &str) -> Value {
@@ -80,7 +122,7 @@ fn document_for(group: &str, version: &str) -> Value {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas_for(group, version)},
     })
 }
 
@@ -113,5 +155,33 @@ mod tests {
             .unwrap()
             .starts_with("/openapi/v3/apis/batch/v1?hash="));
         assert!(document("apis/policy/v1").is_none());
+    }
+
+    #[test]
+    fn schemas_carry_field_docs_and_group_version_kinds() {
+        let apps = document("apis/apps/v1").unwrap();
+        let schemas = &apps["components"]["schemas"];
+        let d = &schemas["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            d["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+        );
+        let replicas = &schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["replicas"];
+        assert!(replicas["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Number of desired pods"));
+        // Referenced types come along, with `$ref`s kubectl resolves in the same document.
+        assert!(schemas.get("io.k8s.api.core.v1.PodSpec").is_some());
+        let spec = serde_json::to_string(&d["properties"]["spec"]).unwrap();
+        assert!(spec.contains("#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"));
+        let core = document("api/v1").unwrap();
+        let pod = &core["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
+        assert_eq!(
+            pod["x-kubernetes-group-version-kind"],
+            json!([{"group": "", "version": "v1", "kind": "Pod"}])
+        );
+        // A kind of another group is no kind of this document.
+        assert!(core["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"].is_null());
     }
 }

@@ -1,27 +1,14 @@
-//! PATCH bodies: JSON merge patch (RFC 7386), strategic merge patch as kubectl produces it, JSON patch
-//! (RFC 6902), and server-side apply without field ownership. Pure functions over `serde_json::Value`.
+//! PATCH bodies: JSON merge patch (RFC 7386, `apimachinery`'s), strategic merge patch as kubectl
+//! produces it, JSON patch (RFC 6902, the `json-patch` crate under kube-apiserver's limits), and
+//! server-side apply without field ownership. Pure functions over `serde_json::Value`.
 
+use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
-/// Applies an RFC 7386 JSON merge patch: objects merge recursively, `null` deletes a key, anything else
-/// (arrays included) replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("just made an object");
-    for (k, v) in p {
-        if v.is_null() {
-            t.remove(k);
-        } else {
-            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-        }
-    }
-}
+use super::body::media_type;
+use super::status::{ApiError, Result};
+
+pub use apimachinery::patch::merge_patch;
 
 /// Computes the RFC 7386 merge patch that turns `original` into `modified` (the inverse of
 /// [`merge_patch`]). `null` values inside objects of `modified` cannot be expressed and are dropped.
@@ -368,21 +355,45 @@ fn reorder(items: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
 /// error `target` is left unchanged.
 ///
 /// # Errors
-/// A malformed operation, a missing path, an out-of-range index or a failed `test`.
+/// A malformed operation, a missing path, an out-of-range index, a failed `test`, more than
+/// [`MAX_JSON_PATCH_OPERATIONS`] operations, or copies adding more than [`MAX_JSON_PATCH_COPY_BYTES`].
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
     let ops = patch
         .as_array()
         .ok_or("json patch must be a list of operations")?;
+    // Counted before decoding, so a huge patch costs no more than its parse.
     if ops.len() > MAX_JSON_PATCH_OPERATIONS {
         return Err(format!(
             "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, but found {}",
             ops.len()
         ));
     }
+    let ops: json_patch::Patch = json_patch::Patch::deserialize(patch)
+        .map_err(|e| format!("invalid json patch operation: {e}"))?;
+    // Applied to a copy, one operation at a time, so the copy budget is checked before each `copy`
+    // grows the document, and a refused patch leaves `target` as it was.
     let mut doc = target.clone();
-    let mut copied = 0;
-    for op in ops {
-        apply_op(&mut doc, op, &mut copied)?;
+    let mut copied = 0usize;
+    for (i, op) in ops.iter().enumerate() {
+        if let json_patch::PatchOperation::Copy(c) = op {
+            let size = doc
+                .pointer(c.from.as_str())
+                .map_or(0, |v| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len()));
+            copied = copied.saturating_add(size);
+            if copied > MAX_JSON_PATCH_COPY_BYTES {
+                return Err(format!(
+                    "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+                ));
+            }
+        }
+        // `patch_unsafe`: no undo log, since a failure throws `doc` away.
+        json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op)).map_err(|e| {
+            format!(
+                "operation {i} failed at path {:?}: {}",
+                e.path.as_str(),
+                e.kind
+            )
+        })?;
     }
     *target = doc;
     Ok(())
@@ -393,157 +404,7 @@ pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
 /// kube-apiserver's cap on the bytes all `copy` operations of one patch may add (three request
 /// bodies): each `copy` of the root doubles the document, so a few dozen would exhaust memory.
-pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * super::handlers::MAX_BODY;
-
-fn parse_pointer(p: &str) -> Result<Vec<String>, String> {
-    if p.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(rest) = p.strip_prefix('/') else {
-        return Err(format!("invalid JSON pointer: {p:?}"));
-    };
-    Ok(rest
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect())
-}
-
-fn array_index(tok: &str, len: usize, allow_end: bool) -> Result<usize, String> {
-    if allow_end && tok == "-" {
-        return Ok(len);
-    }
-    if tok.is_empty()
-        || (tok.len() > 1 && tok.starts_with('0'))
-        || !tok.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(format!("invalid array index: {tok:?}"));
-    }
-    let i: usize = tok
-        .parse()
-        .map_err(|_| format!("invalid array index: {tok:?}"))?;
-    let max = if allow_end {
-        len
-    } else {
-        len.saturating_sub(1)
-    };
-    if i > max || (!allow_end && len == 0) {
-        return Err(format!("array index out of bounds: {i}"));
-    }
-    Ok(i)
-}
-
-fn get_mut<'a>(doc: &'a mut Value, toks: &[String], ptr: &str) -> Result<&'a mut Value, String> {
-    let mut cur = doc;
-    for t in toks {
-        cur = match cur {
-            Value::Object(m) => m.get_mut(t),
-            Value::Array(a) => {
-                let i = array_index(t, a.len(), false)?;
-                a.get_mut(i)
-            }
-            _ => None,
-        }
-        .ok_or_else(|| format!("doc is missing path: {ptr:?}"))?;
-    }
-    Ok(cur)
-}
-
-fn pointer_of(op: &Value, field: &str) -> Result<(String, Vec<String>), String> {
-    let s = op
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("operation {op} is missing {field:?}"))?;
-    Ok((s.to_string(), parse_pointer(s)?))
-}
-
-fn add(doc: &mut Value, toks: &[String], ptr: &str, value: Value) -> Result<(), String> {
-    let Some((last, parent)) = toks.split_last() else {
-        *doc = value;
-        return Ok(());
-    };
-    match get_mut(doc, parent, ptr)? {
-        Value::Object(m) => {
-            m.insert(last.clone(), value);
-        }
-        Value::Array(a) => {
-            let i = array_index(last, a.len(), true)?;
-            a.insert(i, value);
-        }
-        _ => return Err(format!("doc is missing path: {ptr:?}")),
-    }
-    Ok(())
-}
-
-fn remove(doc: &mut Value, toks: &[String], ptr: &str) -> Result<Value, String> {
-    let Some((last, parent)) = toks.split_last() else {
-        return Err("cannot remove the document root".to_string());
-    };
-    match get_mut(doc, parent, ptr)? {
-        Value::Object(m) => m
-            .remove(last)
-            .ok_or_else(|| format!("doc is missing path: {ptr:?}")),
-        Value::Array(a) => {
-            let i = array_index(last, a.len(), false)?;
-            Ok(a.remove(i))
-        }
-        _ => Err(format!("doc is missing path: {ptr:?}")),
-    }
-}
-
-fn apply_op(doc: &mut Value, op: &Value, copied: &mut usize) -> Result<(), String> {
-    let name = op
-        .get("op")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("operation {op} has no \"op\""))?;
-    let (ptr, toks) = pointer_of(op, "path")?;
-    let value = || {
-        op.get("value")
-            .cloned()
-            .ok_or_else(|| format!("operation {name} at {ptr:?} has no value"))
-    };
-    match name {
-        "add" => add(doc, &toks, &ptr, value()?),
-        "remove" => remove(doc, &toks, &ptr).map(|_| ()),
-        "replace" => {
-            let v = value()?;
-            *get_mut(doc, &toks, &ptr)? = v;
-            Ok(())
-        }
-        "move" => {
-            let (from, from_toks) = pointer_of(op, "from")?;
-            if toks.len() > from_toks.len() && toks[..from_toks.len()] == from_toks[..] {
-                return Err(format!("cannot move {from:?} into its own child {ptr:?}"));
-            }
-            let v = remove(doc, &from_toks, &from)?;
-            add(doc, &toks, &ptr, v)
-        }
-        "copy" => {
-            let (from, from_toks) = pointer_of(op, "from")?;
-            let v = get_mut(doc, &from_toks, &from)?;
-            let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
-            *copied = copied.saturating_add(size);
-            if *copied > MAX_JSON_PATCH_COPY_BYTES {
-                return Err(format!(
-                    "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
-                ));
-            }
-            let v = v.clone();
-            add(doc, &toks, &ptr, v)
-        }
-        "test" => {
-            let want = value()?;
-            let got = get_mut(doc, &toks, &ptr)?;
-            if *got == want {
-                Ok(())
-            } else {
-                Err(format!(
-                    "testing value {ptr:?} failed: test operation does not apply"
-                ))
-            }
-        }
-        other => Err(format!("unexpected json patch operation {other:?}")),
-    }
-}
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * super::body::MAX_BODY;
 
 /// Metadata fields the server owns: an apply never changes them on an existing object.
 const SERVER_METADATA: &[&str] = &[
@@ -585,385 +446,83 @@ pub fn apply_patch(live: Option<&Value>, applied: &Value, kind: &str) -> Result<
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
+/// The four patch formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// RFC 6902 (`application/json-patch+json`).
+    Json,
+    /// RFC 7386 (`application/merge-patch+json`).
+    Merge,
+    /// Kubernetes strategic merge patch.
+    Strategic,
+    /// Server-side apply (`application/apply-patch+yaml`).
+    Apply,
+}
 
-    #[test]
-    fn merge_patch_rfc7386_examples() {
-        let cases = [
-            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (
-                json!({"a": "b"}),
-                json!({"b": "c"}),
-                json!({"a": "b", "b": "c"}),
-            ),
-            (json!({"a": "b"}), json!({"a": null}), json!({})),
-            (
-                json!({"a": "b", "b": "c"}),
-                json!({"a": null}),
-                json!({"b": "c"}),
-            ),
-            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
-            (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
-            (
-                json!({"a": {"b": "c"}}),
-                json!({"a": {"b": "d", "c": null}}),
-                json!({"a": {"b": "d"}}),
-            ),
-            (
-                json!({"a": [{"b": "c"}]}),
-                json!({"a": [1]}),
-                json!({"a": [1]}),
-            ),
-            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
-            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
-            (json!({"a": "foo"}), json!(null), json!(null)),
-            (
-                json!({"e": null}),
-                json!({"a": 1}),
-                json!({"e": null, "a": 1}),
-            ),
-            (
-                json!([1, 2]),
-                json!({"a": "b", "c": null}),
-                json!({"a": "b"}),
-            ),
-            (
-                json!({}),
-                json!({"a": {"bb": {"ccc": null}}}),
-                json!({"a": {"bb": {}}}),
-            ),
-        ];
-        for (mut t, p, want) in cases {
-            merge_patch(&mut t, &p);
-            assert_eq!(t, want, "patch {p}");
+impl PatchType {
+    /// From the request's content type.
+    ///
+    /// # Errors
+    /// 415 for anything else.
+    pub fn from_content_type(content_type: &str) -> Result<Self> {
+        match media_type(content_type).as_str() {
+            "application/json-patch+json" => Ok(PatchType::Json),
+            "application/merge-patch+json" => Ok(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Ok(PatchType::Apply),
+            _ => Err(ApiError::unsupported_media_type(content_type)),
         }
     }
 
-    fn deployment() -> Value {
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "labels": {"app": "web"}, "finalizers": ["a"]},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-              "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
-              "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
-                "tolerations": [{"key": "a"}],
-                "containers": [
-                  {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
-                   "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
-                  {"name": "sidecar", "image": "busybox"}
-                ]}}}
-        })
-    }
-
-    #[test]
-    fn smp_kubectl_apply_container_changes() {
-        let mut d = deployment();
-        let p = json!({"spec": {"template": {"spec": {
-            "$setElementOrder/containers": [{"name": "nginx"}],
-            "containers": [{"env": null, "image": "nginx:1.28", "name": "nginx", "ports": [{"containerPort": 8080}]},
-                           {"$patch": "delete", "name": "sidecar"}]}}}});
-        strategic_merge_patch(&mut d, &p, "Deployment").unwrap();
-        let c = &d["spec"]["template"]["spec"]["containers"];
-        assert_eq!(c.as_array().unwrap().len(), 1);
-        assert_eq!(
-            c[0],
-            json!({"name": "nginx", "image": "nginx:1.28", "ports": [{"containerPort": 80}, {"containerPort": 8080}]})
-        );
-        assert_eq!(d["spec"]["replicas"], 2);
-    }
-
-    #[test]
-    fn smp_adds_container_and_reorders() {
-        let mut d = deployment();
-        let p = json!({"spec": {"template": {"spec": {
-            "$setElementOrder/containers": [{"name": "init"}, {"name": "sidecar"}, {"name": "nginx"}],
-            "containers": [{"name": "init", "image": "alpine"},
-                           {"name": "nginx", "env": [{"name": "B", "value": "3"}, {"name": "C", "value": "4"}]}]}}}});
-        strategic_merge_patch(&mut d, &p, "Deployment").unwrap();
-        let c = d["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .unwrap();
-        let names: Vec<&str> = c.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["init", "sidecar", "nginx"]);
-        assert_eq!(
-            c[2]["env"],
-            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C", "value": "4"}])
-        );
-        assert_eq!(c[2]["image"], "nginx:1.27");
-    }
-
-    #[test]
-    fn smp_service_ports_by_port() {
-        let mut s = json!({"kind": "Service", "spec": {"ports": [{"port": 80, "targetPort": 80}, {"port": 443}]}});
-        let p = json!({"spec": {"$setElementOrder/ports": [{"port": 8080}, {"port": 443}],
-            "ports": [{"port": 8080, "targetPort": 80}, {"$patch": "delete", "port": 80}]}});
-        strategic_merge_patch(&mut s, &p, "Service").unwrap();
-        assert_eq!(
-            s["spec"]["ports"],
-            json!([{"port": 8080, "targetPort": 80}, {"port": 443}])
-        );
-    }
-
-    #[test]
-    fn smp_replace_lists_without_merge_key_and_directives() {
-        let mut d = deployment();
-        let p = json!({"spec": {"template": {"spec": {"tolerations": [{"key": "b"}]}}}});
-        strategic_merge_patch(&mut d, &p, "Deployment").unwrap();
-        assert_eq!(
-            d["spec"]["template"]["spec"]["tolerations"],
-            json!([{"key": "b"}])
-        );
-
-        let mut d = deployment();
-        let p = json!({"metadata": {"finalizers": ["b", "a"]},
-                       "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"},
-                                "selector": {"$patch": "replace", "matchLabels": {"x": "y"}}}});
-        strategic_merge_patch(&mut d, &p, "Deployment").unwrap();
-        assert_eq!(d["metadata"]["finalizers"], json!(["a", "b"]));
-        assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
-        assert_eq!(d["spec"]["selector"], json!({"matchLabels": {"x": "y"}}));
-
-        let mut d = deployment();
-        let p = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]},
-            "spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}}}});
-        strategic_merge_patch(&mut d, &p, "Deployment").unwrap();
-        assert_eq!(d["metadata"]["finalizers"], json!([]));
-        assert_eq!(
-            d["spec"]["template"]["spec"]["containers"],
-            json!([{"name": "only", "image": "x"}])
-        );
-
-        let mut n = json!({"spec": {"unschedulable": true, "podCIDR": "10.244.1.0/24"}});
-        strategic_merge_patch(&mut n, &json!({"spec": {"unschedulable": null}}), "Node").unwrap();
-        assert_eq!(n, json!({"spec": {"podCIDR": "10.244.1.0/24"}}));
-    }
-
-    #[test]
-    fn smp_errors_leave_target_unchanged() {
-        let mut d = deployment();
-        let before = d.clone();
-        let p = json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"image": "x"}]}}}});
-        let err = strategic_merge_patch(&mut d, &p, "Deployment").unwrap_err();
-        assert!(
-            err.contains("does not contain declared merge key: name"),
-            "{err}"
-        );
-        assert_eq!(d, before);
-        assert!(strategic_merge_patch(&mut d, &json!([1]), "Deployment").is_err());
-        assert!(
-            strategic_merge_patch(&mut d, &json!({"spec": {"$patch": "bogus"}}), "Deployment")
-                .is_err()
-        );
-        assert_eq!(d, before);
-    }
-
-    #[test]
-    fn smp_conditions_and_owner_references() {
-        let mut rs = json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}]},
-            "status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "False"}]}});
-        let p = json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "b"}]},
-            "status": {"conditions": [{"type": "B", "status": "True"}]}});
-        strategic_merge_patch(&mut rs, &p, "ReplicaSet").unwrap();
-        assert_eq!(
-            rs["metadata"]["ownerReferences"].as_array().unwrap().len(),
-            2
-        );
-        assert_eq!(
-            rs["status"]["conditions"][1],
-            json!({"type": "B", "status": "True"})
-        );
-    }
-
-    #[test]
-    fn json_patch_operations() {
-        let mut d = json!({"a": {"b": [1, 2]}, "c/d": 1, "e~f": 2});
-        let p = json!([
-            {"op": "add", "path": "/a/b/-", "value": 3},
-            {"op": "add", "path": "/a/b/0", "value": 0},
-            {"op": "remove", "path": "/c~1d"},
-            {"op": "replace", "path": "/e~0f", "value": 5},
-            {"op": "copy", "from": "/a/b", "path": "/g"},
-            {"op": "move", "from": "/g/0", "path": "/h"},
-            {"op": "test", "path": "/h", "value": 0}
-        ]);
-        json_patch(&mut d, &p).unwrap();
-        assert_eq!(
-            d,
-            json!({"a": {"b": [0, 1, 2, 3]}, "e~f": 5, "g": [1, 2, 3], "h": 0})
-        );
-
-        let before = d.clone();
-        for bad in [
-            json!([{"op": "replace", "path": "/zz", "value": 1}]),
-            json!([{"op": "add", "path": "/a/b/9", "value": 1}]),
-            json!([{"op": "remove", "path": "/a/b/01"}]),
-            json!([{"op": "add", "path": "/x", "value": 1}, {"op": "test", "path": "/h", "value": 1}]),
-            json!([{"op": "move", "from": "/a", "path": "/a/c"}]),
-            json!([{"op": "frob", "path": "/a"}]),
-            json!([{"op": "add", "path": "a"}]),
-            json!({"op": "add"}),
-        ] {
-            assert!(json_patch(&mut d, &bad).is_err(), "{bad}");
-            assert_eq!(d, before);
+    /// Parses a patch body (YAML for apply, JSON otherwise).
+    ///
+    /// # Errors
+    /// 400 on a malformed body.
+    pub fn parse_body(self, body: &[u8]) -> Result<Value> {
+        let parsed = if self == PatchType::Apply {
+            serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+        };
+        let value =
+            parsed.map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let shape_ok = match self {
+            PatchType::Json => value.is_array(),
+            _ => value.is_object(),
+        };
+        if !shape_ok {
+            return Err(ApiError::bad_request(
+                "the patch body has the wrong shape for its content type",
+            ));
         }
+        Ok(value)
     }
 
-    /// Fuzz-style hostile input: each `copy` of the root doubles the document, so 64 of them would
-    /// ask for 2^64 times the object; the accumulated copy size stops it, as kube-apiserver does.
-    #[test]
-    fn json_patch_copy_amplification_is_refused() {
-        let mut d = json!({"a": "x".repeat(1024)});
-        let doubling: Vec<Value> = (0..64)
-            .map(|i| json!({"op": "copy", "from": "", "path": format!("/c{i}")}))
-            .collect();
-        let err = json_patch(&mut d, &Value::Array(doubling)).unwrap_err();
-        assert!(err.starts_with("Unable to complete the copy"), "{err}");
-        assert_eq!(
-            d,
-            json!({"a": "x".repeat(1024)}),
-            "a refused patch changes nothing"
-        );
-
-        let too_many = vec![json!({"op": "test", "path": "/a", "value": "x"}); 10_001];
-        let err = json_patch(&mut d, &Value::Array(too_many)).unwrap_err();
-        assert_eq!(
-            err,
-            "The allowed maximum operations in a JSON patch is 10000, but found 10001"
-        );
-        // Copies within the limit still apply.
-        let few = json!([{"op": "copy", "from": "/a", "path": "/b"}]);
-        json_patch(&mut d, &few).unwrap();
-        assert_eq!(d["b"], d["a"]);
-    }
-
-    #[test]
-    fn json_patch_rollout_undo_shape() {
-        let mut d = deployment();
-        let p = json!([{"op": "replace", "path": "/spec/template", "value": {"spec": {"containers": []}}},
-                       {"op": "replace", "path": "/metadata/annotations", "value": {"x": "1"}}]);
-        // Replacing a missing key (`annotations`) is an error, as in the real server.
-        assert!(json_patch(&mut d, &p).is_err());
-        let p = json!([{"op": "replace", "path": "/spec/template", "value": {"spec": {"containers": []}}},
-                       {"op": "add", "path": "/metadata/annotations", "value": {"x": "1"}}]);
-        json_patch(&mut d, &p).unwrap();
-        assert_eq!(d["metadata"]["annotations"]["x"], "1");
-        assert_eq!(d["spec"]["template"], json!({"spec": {"containers": []}}));
-    }
-
-    #[test]
-    fn apply_keeps_omitted_fields_and_status() {
-        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "uid": "u1", "resourceVersion": "7", "labels": {"app": "web", "extra": "x"},
-                         "annotations": {"deployment.kubernetes.io/revision": "1"}},
-            "spec": {"replicas": 3, "paused": false, "template": {"spec": {"containers": [{"name": "n", "image": "a", "imagePullPolicy": "Always"}]}}},
-            "status": {"replicas": 3}});
-        let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "uid": "other", "labels": {"app": "web", "tier": "t"}},
-            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "n", "image": "b"}]}}},
-            "status": {"replicas": 99}});
-        let out = apply_patch(Some(&live), &applied, "Deployment").unwrap();
-        assert_eq!(out["metadata"]["uid"], "u1");
-        assert_eq!(out["metadata"]["resourceVersion"], "7");
-        assert_eq!(
-            out["metadata"]["labels"],
-            json!({"app": "web", "extra": "x", "tier": "t"})
-        );
-        assert_eq!(
-            out["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-            "1"
-        );
-        assert_eq!(out["spec"]["replicas"], 2);
-        assert_eq!(out["spec"]["paused"], false);
-        assert_eq!(
-            out["spec"]["template"]["spec"]["containers"][0],
-            json!({"name": "n", "image": "b", "imagePullPolicy": "Always"})
-        );
-        assert_eq!(out["status"], json!({"replicas": 3}));
-        assert_eq!(apply_patch(None, &applied, "Deployment").unwrap(), applied);
-        assert!(apply_patch(None, &json!("x"), "Deployment").is_err());
-    }
-
-    fn leaf() -> impl Strategy<Value = Value> {
-        prop_oneof![
-            any::<bool>().prop_map(Value::Bool),
-            (-5i64..5).prop_map(Value::from),
-            "[a-c]{0,2}".prop_map(Value::from),
-        ]
-    }
-
-    /// JSON without nulls inside objects (a merge patch cannot express those).
-    fn json_no_null() -> impl Strategy<Value = Value> {
-        leaf().prop_recursive(4, 24, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-                proptest::collection::btree_map("[a-d]", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    /// Object-rooted patches over plain maps (and replaced arrays), with nulls as deletions.
-    fn patch_json() -> impl Strategy<Value = Value> {
-        let l = prop_oneof![4 => leaf(), 1 => Just(Value::Null)];
-        l.prop_recursive(4, 24, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(leaf(), 0..3).prop_map(Value::Array),
-                proptest::collection::btree_map("[a-d]", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-        .prop_map(|v| if v.is_object() { v } else { json!({"a": v}) })
-    }
-
-    fn op_strategy() -> impl Strategy<Value = Value> {
-        let path =
-            proptest::collection::vec(prop_oneof!["[a-d]", "[0-3]", Just("-".to_string())], 0..3)
-                .prop_map(|t| t.iter().map(|s| format!("/{s}")).collect::<String>());
-        (
-            prop_oneof![
-                Just("add"),
-                Just("remove"),
-                Just("replace"),
-                Just("move"),
-                Just("copy"),
-                Just("test")
-            ],
-            path.clone(),
-            path,
-            json_no_null(),
-        )
-            .prop_map(|(op, p, from, v)| json!({"op": op, "path": p, "from": from, "value": v}))
-    }
-
-    proptest! {
-        #[test]
-        fn merge_patch_of_diff_reproduces_target(a in json_no_null(), b in json_no_null()) {
-            let patch = create_merge_patch(&a, &b);
-            let mut t = a.clone();
-            merge_patch(&mut t, &patch);
-            prop_assert_eq!(t, b);
-        }
-
-        #[test]
-        fn json_patch_errors_leave_value_unchanged(doc in json_no_null(), ops in proptest::collection::vec(op_strategy(), 1..4)) {
-            let mut d = doc.clone();
-            if json_patch(&mut d, &Value::Array(ops)).is_err() {
-                prop_assert_eq!(d, doc);
+    /// Applies the patch to `target`.
+    ///
+    /// # Errors
+    /// 422 when the patch cannot be applied.
+    pub fn apply(self, target: &mut Value, patch_body: &Value, kind: &str) -> Result<()> {
+        let result = match self {
+            PatchType::Merge => {
+                merge_patch(target, patch_body);
+                Ok(())
             }
-        }
-
-        #[test]
-        fn smp_without_directives_equals_merge_patch(doc in json_no_null(), patch in patch_json()) {
-            let doc = if doc.is_object() { doc } else { json!({"z": doc}) };
-            let mut a = doc.clone();
-            let mut b = doc;
-            merge_patch(&mut a, &patch);
-            strategic_merge_patch(&mut b, &patch, "ConfigMap").unwrap();
-            prop_assert_eq!(a, b);
-        }
+            PatchType::Strategic => strategic_merge_patch(target, patch_body, kind),
+            PatchType::Json => json_patch(target, patch_body),
+            PatchType::Apply => apply_patch(Some(target), patch_body, kind).map(|v| {
+                *target = v;
+            }),
+        };
+        result.map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the patch could not be applied: {e}"),
+            )
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,8 +6,10 @@
 //! hostPort by forwarding to the pod's own address (it opens nothing on the host) and the shipped samples
 //! (`node-hello`, Compose `mode: host` ports) rely on it.
 
-use serde_json::Value;
 use std::collections::BTreeSet;
+
+use apimachinery::security::DEFAULT_CAPABILITIES;
+use serde_json::Value;
 
 /// The namespace label that selects the enforced level.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -49,22 +51,11 @@ pub fn enforced_level(name: &str, ns: Option<&Value>) -> Level {
     }
 }
 
-/// Capabilities a baseline container may add (Docker's defaults).
-const BASELINE_CAPS: &[&str] = &[
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
+/// Whether a baseline container may add a capability: Docker's defaults (what containers get anyway)
+/// except `NET_RAW`, which Kubernetes' baseline leaves out.
+fn baseline_allows(cap: &str) -> bool {
+    cap != "NET_RAW" && DEFAULT_CAPABILITIES.contains(&cap)
+}
 
 /// Volume types a restricted pod may use.
 const RESTRICTED_VOLUMES: &[&str] = &[
@@ -171,7 +162,7 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
     for c in containers(spec) {
         let bad: Vec<String> = added(c)
             .into_iter()
-            .filter(|a| !BASELINE_CAPS.contains(&a.as_str()))
+            .filter(|a| !baseline_allows(a))
             .collect();
         if !bad.is_empty() {
             bad_caps.push(name_of(c));

@@ -12,8 +12,9 @@ use tokio_util::task::TaskTracker;
 
 use super::authn;
 use super::authz::{self, Authorizer, Decision, UserInfo};
-use super::handlers::{handle, ApiConfig, ApiState};
+use super::handlers::handle;
 use super::limits::Gate;
+use super::state::{ApiConfig, ApiState};
 use crate::security::ClusterPki;
 use crate::store::ObjectStore;
 

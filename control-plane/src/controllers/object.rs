@@ -351,25 +351,12 @@ pub fn key_for_kind(kind: &str, namespace: &str, name: &str) -> Option<String> {
     ))
 }
 
-/// (group, resource, namespaced) of a kind berth stores.
+/// (group, resource, namespaced) of a kind berth stores, from the registry of kinds; the core group
+/// is named `core`, as in store keys. Kinds that are never stored (the create-only reviews) give `None`.
 pub fn resource_of(kind: &str) -> Option<(&'static str, &'static str, bool)> {
-    Some(match kind {
-        "Pod" => ("core", "pods", true),
-        "ReplicaSet" => ("apps", "replicasets", true),
-        "Deployment" => ("apps", "deployments", true),
-        "DaemonSet" => ("apps", "daemonsets", true),
-        "Job" => ("batch", "jobs", true),
-        "Service" => ("core", "services", true),
-        "Endpoints" => ("core", "endpoints", true),
-        "ConfigMap" => ("core", "configmaps", true),
-        "Secret" => ("core", "secrets", true),
-        "PersistentVolumeClaim" => ("core", "persistentvolumeclaims", true),
-        "Event" => ("core", "events", true),
-        "Lease" => ("coordination.k8s.io", "leases", true),
-        "Node" => ("core", "nodes", false),
-        "Namespace" => ("core", "namespaces", false),
-        _ => return None,
-    })
+    let r = crate::api::resources::by_kind(kind).filter(|r| r.supports("get"))?;
+    let group = if r.group.is_empty() { "core" } else { r.group };
+    Some((group, r.resource, r.namespaced))
 }
 
 /// Splits a store key into (group, resource, namespace, name).

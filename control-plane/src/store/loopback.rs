@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Member, RaftStore, Result, Start, StoreConfig};
+use super::members::Member;
+use super::object_store::{Error, Result};
+use super::raft_store::{RaftStore, Start, StoreConfig};
 use crate::security::{ClusterPki, MemberIdentity, DEFAULT_VALIDITY};
 
 /// A cluster started by [`start_cluster_tls`]: its stores, and what a client needs to dial a peer port.
@@ -58,7 +60,7 @@ pub async fn start_cluster_tls(
     let (stores, pkis) = start(dir, n, prefix, stop, true).await?;
     let client_tls = pkis
         .first()
-        .ok_or_else(|| super::Error::Invalid("a cluster needs a member".into()))?
+        .ok_or_else(|| Error::Invalid("a cluster needs a member".into()))?
         .peer_client_config()
         .map_err(pki_error)?;
     Ok(TlsCluster {
@@ -68,8 +70,8 @@ pub async fn start_cluster_tls(
     })
 }
 
-fn pki_error(e: crate::security::Error) -> super::Error {
-    super::Error::Unavailable(format!("cluster PKI: {e}"))
+fn pki_error(e: crate::security::Error) -> Error {
+    Error::Unavailable(format!("cluster PKI: {e}"))
 }
 
 async fn start(
@@ -79,7 +81,7 @@ async fn start(
     stop: &CancellationToken,
     tls: bool,
 ) -> Result<(Vec<Arc<RaftStore>>, Vec<Arc<ClusterPki>>)> {
-    let unavailable = |e: std::io::Error| super::Error::Unavailable(e.to_string());
+    let unavailable = |e: std::io::Error| Error::Unavailable(e.to_string());
     let mut listeners = Vec::with_capacity(n);
     for _ in 0..n {
         listeners.push(

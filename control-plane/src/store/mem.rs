@@ -7,10 +7,11 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
-use super::{
-    Batch, BoxFuture, Committed, Consistency, Error, Event, EventWindow, Object, ObjectStore,
-    Result, StateMachine, WatchStream,
+use super::object_store::{
+    Batch, BoxFuture, Committed, Consistency, Error, Event, Object, ObjectStore, Result,
+    WatchStream,
 };
+use super::state_machine::{EventWindow, StateMachine};
 
 struct Inner {
     sm: StateMachine,
@@ -136,7 +137,7 @@ impl ObjectStore for MemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventType, Op, Precondition};
+    use crate::store::object_store::{EventType, Op, Precondition};
     use serde_json::json;
 
     #[tokio::test]

@@ -2,281 +2,48 @@
 //! written in atomic batches through Raft, read linearizably, and watched from a revision.
 //!
 //! `resourceVersion` is the Raft index of the entry that wrote an object, so it is monotonic across the cluster.
+//!
+//! Layout (each module uses only the ones listed before it):
+//! - `object_store`: the [`ObjectStore`] contract and its values; `state_machine`: applying batches,
+//!   and the watch window; `members`: the cluster membership; `mem`: the single-process [`MemStore`].
+//! - `storage_error`, `snapshot` (snapshot and object-record bytes), `wal`, `log_cache` (the log in
+//!   memory), `log_store` (the storage trait the driver needs), `sled_storage` (its WAL + sled
+//!   implementation).
+//! - `driver`: the Raft driver, generic over its storage, network and clock.
+//! - `transport` (gRPC client side, the driver's network), `raft_store` ([`RaftStore`], the
+//!   production store), `peer_service` (gRPC server side), `loopback` (in-process clusters).
+//! - Tests only: `mem_log` (in-memory storage), `harness` (members on an in-process network) and `sim`
+//!   (the seeded simulation over it).
 
-mod state_machine;
-
-pub use state_machine::{EventWindow, StateMachine};
-
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-/// Result type of the store.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Errors of the store. `PreconditionFailed` and `Gone` are answers, not faults; `NotLeader`,
-/// `Unavailable` and `Timeout` are retryable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum Error {
-    /// An operation's precondition did not hold; nothing in the batch was applied.
-    #[error("precondition failed on {key}: expected {expected:?}, found revision {found:?}")]
-    PreconditionFailed {
-        /// Index of the failing operation in the batch.
-        index: usize,
-        /// Key of the failing operation.
-        key: String,
-        /// What the operation required.
-        expected: Precondition,
-        /// Revision of the stored object, `None` when absent.
-        found: Option<u64>,
-    },
-    /// The requested revision is older than the event window (HTTP 410 Gone).
-    #[error("too old resource version: {requested} (oldest in window {oldest})")]
-    Gone {
-        /// The revision the caller asked to watch from.
-        requested: u64,
-        /// Oldest revision the window can replay from.
-        oldest: u64,
-    },
-    /// This member has no leader to forward to (election in progress, or partitioned).
-    #[error("no raft leader is known")]
-    NoLeader,
-    /// The write or read did not complete in time.
-    #[error("timed out waiting for raft")]
-    Timeout,
-    /// The proposal was dropped (leadership changed before it committed); the write may be retried.
-    #[error("proposal dropped: {0}")]
-    Dropped(String),
-    /// The store is shutting down or failed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// The request was malformed (bad key, invalid JSON).
-    #[error("invalid request: {0}")]
-    Invalid(String),
-}
-
-/// What must hold for an operation to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Precondition {
-    /// No condition.
-    None,
-    /// The key must not exist (create).
-    Absent,
-    /// The key must exist, with any revision.
-    Exists,
-    /// The key must exist with exactly this revision (optimistic concurrency).
-    Revision(u64),
-}
-
-/// One write in a batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Op {
-    /// Store `value` under `key`. The state machine stamps `metadata.resourceVersion`.
-    Put {
-        /// Object key.
-        key: String,
-        /// Object JSON.
-        value: Value,
-        /// Condition for this write.
-        precondition: Precondition,
-    },
-    /// Merge `patch` (RFC 7386 JSON merge patch) into the stored object, which must exist. Small
-    /// writes to big objects (a pod binding) keep Raft entries small.
-    Merge {
-        /// Object key.
-        key: String,
-        /// The merge patch.
-        patch: Value,
-        /// Condition for this write (the object must exist whatever it says).
-        precondition: Precondition,
-    },
-    /// Remove `key`.
-    Delete {
-        /// Object key.
-        key: String,
-        /// Condition for this delete.
-        precondition: Precondition,
-    },
-}
-
-impl Op {
-    /// The key this operation touches.
-    pub fn key(&self) -> &str {
-        match self {
-            Op::Put { key, .. } | Op::Merge { key, .. } | Op::Delete { key, .. } => key,
-        }
-    }
-}
-
-/// Operations applied atomically: all or none.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Batch {
-    /// The operations, applied in order.
-    pub ops: Vec<Op>,
-}
-
-impl Batch {
-    /// A batch of one operation.
-    pub fn one(op: Op) -> Self {
-        Batch { ops: vec![op] }
-    }
-}
-
-/// What a committed batch produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Committed {
-    /// Raft index of the batch; the `resourceVersion` of every object it wrote.
-    pub revision: u64,
-    /// Per operation: the stored object after a put or merge, the removed object after a delete
-    /// (`None` when a delete with `Precondition::None` found nothing).
-    /// Shared with the state machine: most results are never read (followers, replay), and
-    /// copying every written object was the largest cost of applying scheduler bindings.
-    pub results: Vec<Option<std::sync::Arc<Value>>>,
-}
-
-impl Committed {
-    /// The first operation's object, owned (a copy only if the state machine still shares it).
-    pub fn into_first(self) -> Option<Value> {
-        self.results
-            .into_iter()
-            .next()
-            .flatten()
-            .map(std::sync::Arc::unwrap_or_clone)
-    }
-}
-
-/// A stored object and the revision that wrote it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Object {
-    /// Object key.
-    pub key: String,
-    /// Object JSON, with `metadata.resourceVersion` set.
-    pub value: Value,
-    /// Revision (Raft index) that last wrote it.
-    pub revision: u64,
-}
-
-/// Kind of change in a watch event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventType {
-    /// The key was created.
-    Added,
-    /// The key was updated.
-    Modified,
-    /// The key was deleted; the object is its last state.
-    Deleted,
-}
-
-/// One change to one key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// What happened.
-    pub kind: EventType,
-    /// Key changed.
-    pub key: String,
-    /// The new object (the last state, with the deleting revision, for `Deleted`).
-    pub object: std::sync::Arc<Value>,
-    /// Revision of the change.
-    pub revision: u64,
-}
-
-/// How fresh a read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consistency {
-    /// Linearizable: confirmed with the leader by ReadIndex before serving.
-    Linearizable,
-    /// Whatever this member has applied (`resourceVersion=0`).
-    Local,
-}
-
-/// Builds the key of an object: `/{group}/{resource}/{namespace}/{name}`. The core group is `core`;
-/// cluster-scoped objects use an empty namespace segment.
-pub fn key(group: &str, resource: &str, namespace: &str, name: &str) -> String {
-    let group = if group.is_empty() { "core" } else { group };
-    format!("/{group}/{resource}/{namespace}/{name}")
-}
-
-/// Prefix matching every object of a resource, or of a resource in one namespace when `namespace` is `Some`.
-pub fn prefix(group: &str, resource: &str, namespace: Option<&str>) -> String {
-    let group = if group.is_empty() { "core" } else { group };
-    match namespace {
-        Some(ns) => format!("/{group}/{resource}/{ns}/"),
-        None => format!("/{group}/{resource}/"),
-    }
-}
-
-/// A stream of watch events. It ends with `Err(Error::Gone)` when the watcher fell too far behind; the
-/// client then re-lists, as Kubernetes clients do on 410.
-pub type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Event>> + Send>>;
-
-/// Boxed future returned by [`ObjectStore`] methods (keeps the trait object-safe).
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// What the API server and the controllers need from the store. The production implementation is
-/// the Raft-replicated store; [`MemStore`] is a single-process one for unit tests.
-pub trait ObjectStore: Send + Sync + 'static {
-    /// Commits a batch atomically (through Raft: on a follower it is forwarded to the leader).
-    ///
-    /// # Errors
-    /// `PreconditionFailed` when a precondition did not hold (nothing applied); retryable
-    /// `NoLeader`/`Timeout`/`Dropped` when the cluster could not commit it.
-    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Committed>>;
-
-    /// Reads one object.
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-        consistency: Consistency,
-    ) -> BoxFuture<'a, Result<Option<Object>>>;
-
-    /// Reads every object under `prefix`, and the revision the list is consistent at.
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-        consistency: Consistency,
-    ) -> BoxFuture<'a, Result<(Vec<Object>, u64)>>;
-
-    /// Streams every change under `prefix` with revision greater than `after`.
-    ///
-    /// # Errors
-    /// `Gone` when `after` is older than the event window.
-    fn watch<'a>(&'a self, prefix: &'a str, after: u64) -> BoxFuture<'a, Result<WatchStream>>;
-
-    /// The last revision this member applied.
-    fn revision(&self) -> u64;
-
-    /// Whether this member is the Raft leader now (controllers and the scheduler run only there).
-    fn is_leader(&self) -> bool;
-
-    /// What `/livez`, `/healthz` and `/readyz` report: an in-memory store is always healthy.
-    fn health(&self) -> Health {
-        Health::default()
-    }
-}
-
-/// A member's health as the health endpoints report it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Health {
-    /// The Raft driver thread has stopped: the member can neither commit nor read (not live).
-    pub driver_stopped: bool,
-    /// No leader is known: writes and linearizable reads wait (not ready).
-    pub no_leader: bool,
-    /// Why this member's storage refuses writes (a full disk, say): it acknowledges nothing until
-    /// a write succeeds again (not ready).
-    pub storage: Option<String>,
-}
-
-mod mem;
-pub use mem::MemStore;
-
-mod members;
-pub mod sled_storage;
-pub use members::{Member, Members};
+mod driver;
+#[cfg(test)]
+mod harness;
+mod log_cache;
+mod log_store;
 pub mod loopback;
-mod node;
+mod mem;
+#[cfg(test)]
+mod mem_log;
+mod members;
+mod object_store;
+mod peer_service;
 mod raft_store;
 #[cfg(test)]
 mod sim;
+pub mod sled_storage;
+mod snapshot;
+mod state_machine;
+mod storage_error;
 pub mod transport;
 pub mod wal;
-pub use node::{ack_before_commit, DriverConfig, Leadership, Status, ACK_BEFORE_COMMIT_ENV};
+
+pub use driver::{ack_before_commit, DriverConfig, Leadership, Status, ACK_BEFORE_COMMIT_ENV};
+pub use mem::MemStore;
+pub use members::{Member, Members};
+pub use object_store::{
+    key, prefix, Batch, BoxFuture, Committed, Consistency, Error, Event, EventType, Health, Object,
+    ObjectStore, Op, Precondition, Result, WatchStream,
+};
+pub use peer_service::{MembersOnly, PeerServer, PeerService};
 pub use raft_store::{RaftStore, Start, StoreConfig};
+pub use state_machine::{EventWindow, StateMachine};

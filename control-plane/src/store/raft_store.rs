@@ -9,14 +9,19 @@ use raft::eraftpb::{ConfChange, ConfChangeType};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+use super::driver::{
+    self, Driver, DriverConfig, DriverThread, Leadership, MonotonicClock, Msg, Shared, Status,
+};
+use super::log_store::restore;
+use super::mem::watch_stream;
 use super::members::{Member, Members};
-use super::node::{self, Driver, DriverConfig, DriverThread, Leadership, Msg, Shared, Status};
-use super::sled_storage::SledStorage;
-use super::transport::{self, PeerService, Transport};
-use super::{
-    Batch, BoxFuture, Committed, Consistency, Error, Object, ObjectStore, Result, StateMachine,
+use super::object_store::{
+    Batch, BoxFuture, Committed, Consistency, Error, Health, Object, ObjectStore, Result,
     WatchStream,
 };
+use super::sled_storage::SledStorage;
+use super::state_machine::StateMachine;
+use super::transport::{self, PeerTls, Transport};
 
 /// How a member starts when its data dir holds no Raft state yet. A data dir that already has
 /// state always restarts from it, whatever this says.
@@ -51,7 +56,7 @@ pub struct StoreConfig {
     /// How long a linearizable read waits before `Timeout`.
     pub read_timeout: Duration,
     /// Mutual TLS towards peers; when set, the peer service also admits members only.
-    pub tls: super::transport::PeerTls,
+    pub tls: PeerTls,
 }
 
 impl StoreConfig {
@@ -113,7 +118,7 @@ impl RaftStore {
             .map_err(|e| {
                 Error::Unavailable(format!("opening {}: {e}", config.data_dir.display()))
             })?;
-        let unavailable = |e: super::sled_storage::Error| Error::Unavailable(e.to_string());
+        let unavailable = |e: super::storage_error::Error| Error::Unavailable(e.to_string());
         let mut seeds = Vec::new();
         let id = match storage.node_id().map_err(unavailable)? {
             Some(id) => {
@@ -150,7 +155,7 @@ impl RaftStore {
             },
         };
         let (sm, members) = restore(&mut storage).map_err(unavailable)?;
-        let shared = node::new_shared(id, sm, config.event_window, members.clone());
+        let shared = driver::new_shared(id, sm, config.event_window, members.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let transport = Arc::new(Transport::new(
             id,
@@ -176,11 +181,14 @@ impl RaftStore {
             tx.clone(),
             shared.clone(),
             transport.clone(),
+            Arc::new(MonotonicClock),
             config.driver.clone(),
+            // The one source of randomness of a member: its proposal nonce and election timeouts.
+            rand::random(),
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
-            .spawn(move || node::supervise("raft driver", move || driver.run()))
+            .spawn(move || driver::supervise("raft driver", move || driver.run()))
             .map_err(|e| Error::Unavailable(format!("spawning raft thread: {e}")))?;
         Ok(Arc::new(RaftStore {
             shared,
@@ -243,11 +251,6 @@ impl RaftStore {
         self.send_to_driver(Msg::Status(tx))?;
         rx.await
             .map_err(|_| Error::Unavailable("raft driver stopped".into()))
-    }
-
-    /// The gRPC peer service for this member (Step, Propose, Join, Status), to serve on the peer port.
-    pub fn peer_service(self: &Arc<Self>) -> super::transport::PeerServer {
-        PeerService::server(self.clone())
     }
 
     /// Stops the driver thread and waits for it, which closes the sled database so the data dir can
@@ -332,12 +335,8 @@ impl RaftStore {
     }
 
     async fn commit_batch(&self, batch: Batch) -> Result<Committed> {
-        if let Some(op) = batch
-            .ops
-            .iter()
-            .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
-        {
-            return Err(Error::Invalid(format!("invalid key {:?}", op.key())));
+        if let Some(key) = batch.invalid_key() {
+            return Err(Error::Invalid(format!("invalid key {key:?}")));
         }
         let deadline = Instant::now() + self.commit_timeout;
         loop {
@@ -480,27 +479,6 @@ impl Drop for RaftStore {
     }
 }
 
-/// The state machine and members a member restarts with: the checkpoint in sled (the log after it
-/// is applied again by Raft). Shared by [`RaftStore::open`] and the deterministic harness.
-pub(crate) fn restore(
-    storage: &mut SledStorage,
-) -> std::result::Result<(StateMachine, Members), super::sled_storage::Error> {
-    let objects = storage.objects()?;
-    let mut applied = storage.applied();
-    let mut hs = storage.hard_state().clone();
-    if hs.commit < applied {
-        // A crash between writing an installed snapshot's objects and resetting the log leaves the
-        // log's commit index behind the applied one; an applied entry was committed.
-        hs.commit = applied;
-        storage.set_hard_state(&hs)?;
-    }
-    if applied == 0 && storage.snapshot_index() > 0 {
-        applied = storage.snapshot_index();
-    }
-    let members = storage.members()?;
-    Ok((StateMachine::restore(objects, applied), members))
-}
-
 async fn join_with_retry(via: &str, config: &StoreConfig) -> Result<(u64, Vec<Member>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Duration::from_millis(200);
@@ -561,12 +539,7 @@ impl ObjectStore for RaftStore {
             let applied = self.shared.applied.read().expect("applied lock");
             let rx = applied.events.subscribe();
             let backlog = applied.window.since(after)?;
-            Ok(super::mem::watch_stream(
-                backlog,
-                rx,
-                prefix.to_string(),
-                after,
-            ))
+            Ok(watch_stream(backlog, rx, prefix.to_string(), after))
         })
     }
 
@@ -578,13 +551,13 @@ impl ObjectStore for RaftStore {
         *self.shared.is_leader.borrow()
     }
 
-    fn health(&self) -> super::Health {
+    fn health(&self) -> Health {
         let driver_stopped = self
             .thread
             .lock()
             .map(|t| t.as_ref().is_none_or(std::thread::JoinHandle::is_finished))
             .unwrap_or(true);
-        super::Health {
+        Health {
             driver_stopped,
             no_leader: self.leader_id() == 0,
             storage: self.storage_error(),
@@ -593,181 +566,4 @@ impl ObjectStore for RaftStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Op, Precondition};
-    use futures::StreamExt;
-    use serde_json::json;
-
-    fn put(key: &str, p: Precondition) -> Batch {
-        Batch::one(Op::Put {
-            key: key.into(),
-            value: json!({"metadata": {"name": key}}),
-            precondition: p,
-        })
-    }
-
-    async fn single(dir: &std::path::Path) -> Arc<RaftStore> {
-        let me = Member {
-            id: 1,
-            name: "a".into(),
-            peer_addr: "127.0.0.1:1".into(),
-            api_addr: String::new(),
-        };
-        let mut cfg =
-            StoreConfig::new(dir, "a", "127.0.0.1:1", "", Start::InitialCluster(vec![me]));
-        cfg.driver.tick = Duration::from_millis(10);
-        RaftStore::open(cfg).await.unwrap()
-    }
-
-    async fn wait_leader(s: &RaftStore) {
-        let mut rx = s.leadership();
-        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| *l))
-            .await
-            .expect("leader elected")
-            .unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn single_member_commits_reads_watches_and_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = single(dir.path()).await;
-        wait_leader(&s).await;
-        let c1 = s
-            .commit(put("/core/pods/a/x", Precondition::Absent))
-            .await
-            .unwrap();
-        let again = s
-            .commit(put("/core/pods/a/x", Precondition::Absent))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(again, Error::PreconditionFailed { index: 0, .. }),
-            "{again:?}"
-        );
-        let mut w = s.watch("/core/pods/", 0).await.unwrap();
-        let c2 = s
-            .commit(put("/core/pods/a/y", Precondition::None))
-            .await
-            .unwrap();
-        assert!(c2.revision > c1.revision);
-        assert_eq!(w.next().await.unwrap().unwrap().revision, c1.revision);
-        assert_eq!(w.next().await.unwrap().unwrap().revision, c2.revision);
-        let got = s
-            .get("/core/pods/a/x", Consistency::Linearizable)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.revision, c1.revision);
-        assert_eq!(
-            got.value["metadata"]["resourceVersion"],
-            c1.revision.to_string()
-        );
-        let (list, rev) = s.list("/core/pods/", Consistency::Local).await.unwrap();
-        assert_eq!(list.len(), 2);
-        assert!(rev >= c2.revision);
-        s.shutdown().await;
-        drop(s);
-
-        let s = single(dir.path()).await;
-        wait_leader(&s).await;
-        let (list, _) = s
-            .list("/core/pods/", Consistency::Linearizable)
-            .await
-            .unwrap();
-        assert_eq!(
-            list.iter()
-                .map(|o| (o.key.as_str(), o.revision))
-                .collect::<Vec<_>>(),
-            vec![
-                ("/core/pods/a/x", c1.revision),
-                ("/core/pods/a/y", c2.revision)
-            ]
-        );
-        let c3 = s
-            .commit(put("/core/pods/a/x", Precondition::Revision(c1.revision)))
-            .await
-            .unwrap();
-        assert!(c3.revision > c2.revision);
-        s.shutdown().await;
-    }
-
-    /// Set in the child process of `a_dead_driver_takes_the_process_down`.
-    const CHILD: &str = "BERTH_TEST_DRIVER_PANIC_CHILD";
-
-    /// A driver that dies (here: the fsync failure path, which is crash-only) must not leave a
-    /// process that still answers on its ports: the process exits with status 70. Run in a child
-    /// process, since the exit is the point.
-    #[test]
-    fn a_dead_driver_takes_the_process_down() {
-        if std::env::var_os(CHILD).is_some() {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let dir = tempfile::tempdir().unwrap();
-                let s = single(dir.path()).await;
-                wait_leader(&s).await;
-                s.send_to_driver(Msg::SyncFailed("injected EIO".into()))
-                    .unwrap();
-                tokio::time::sleep(Duration::from_secs(20)).await;
-            });
-            // Still alive: the parent sees status 0 and fails.
-            return;
-        }
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "store::raft_store::tests::a_dead_driver_takes_the_process_down",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(70), "{stderr}");
-        assert!(stderr.contains("raft driver died"), "{stderr}");
-        assert!(stderr.contains("injected EIO"), "{stderr}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn compaction_keeps_state_across_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let me = Member {
-            id: 1,
-            name: "a".into(),
-            peer_addr: "127.0.0.1:1".into(),
-            api_addr: String::new(),
-        };
-        let open = || {
-            let mut cfg = StoreConfig::new(
-                dir.path(),
-                "a",
-                "127.0.0.1:1",
-                "",
-                Start::InitialCluster(vec![me.clone()]),
-            );
-            cfg.driver.tick = Duration::from_millis(10);
-            cfg.driver.snapshot_every = 5;
-            RaftStore::open(cfg)
-        };
-        let s = open().await.unwrap();
-        wait_leader(&s).await;
-        for i in 0..23 {
-            s.commit(put(&format!("/core/cm/a/{i}"), Precondition::Absent))
-                .await
-                .unwrap();
-        }
-        let st = s.status().await.unwrap();
-        assert!(st.first_index > 15, "log was compacted: {st:?}");
-        s.shutdown().await;
-        drop(s);
-        let s = open().await.unwrap();
-        wait_leader(&s).await;
-        let (list, _) = s
-            .list("/core/cm/", Consistency::Linearizable)
-            .await
-            .unwrap();
-        assert_eq!(list.len(), 23);
-        s.shutdown().await;
-    }
-}
+mod tests;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Batch, Committed, Error, Event, EventType, Object, Op, Precondition, Result};
+use super::object_store::{
+    Batch, Committed, Error, Event, EventType, Object, Op, Precondition, Result,
+};
 
 /// Objects by key, with the revision that last wrote each, and the index applied so far.
 #[derive(Debug, Default, Clone)]
@@ -128,7 +130,7 @@ impl StateMachine {
                         .get(key)
                         .expect("check() ensured the merge target exists");
                     let mut value = (**current).clone();
-                    merge_patch(&mut value, patch);
+                    apimachinery::patch::merge_patch(&mut value, patch);
                     stamp_revision(&mut value, index);
                     let value = Arc::new(value);
                     self.objects.insert(key.clone(), (value.clone(), index));
@@ -207,25 +209,6 @@ impl StateMachine {
             pending.insert(key, after);
         }
         Ok(())
-    }
-}
-
-/// RFC 7386: objects merge recursively, `null` removes a key, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    let map = target.as_object_mut().expect("made an object above");
-    for (k, v) in patch {
-        if v.is_null() {
-            map.remove(k);
-        } else {
-            merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
-        }
     }
 }
 

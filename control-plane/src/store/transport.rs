@@ -1,38 +1,26 @@
-//! Peer transport over gRPC (port 6444): the `RaftPeer` service (Step, Propose, Join, Status) and one
-//! outbound queue + task per peer, so a slow or dead peer never blocks the driver.
+//! Peer transport over gRPC (port 6444), client side: one outbound queue + task per peer, so a slow or
+//! dead peer never blocks the driver, and the Join and Status calls. The server side is
+//! `peer_service`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::raftpb::raft_peer_client::RaftPeerClient;
-use proto::raftpb::raft_peer_server::{RaftPeer, RaftPeerServer};
-use proto::raftpb::{
-    JoinRequest, JoinResponse, ProposeRequest, ProposeResponse, StatusRequest, StatusResponse,
-    StepRequest, StepResponse,
-};
+use proto::raftpb::{JoinRequest, StatusRequest, StatusResponse, StepRequest};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
-use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
+use super::driver::{Msg, Network};
 use super::members::{Member, Members};
-use super::node::Msg;
-use super::raft_store::RaftStore;
-use super::{Batch, Committed, Error, Result};
+use super::object_store::{Error, Result};
+use super::snapshot::MAX_MESSAGE;
 
 /// Raft messages queued per peer before new ones are dropped (Raft retransmits).
 const PEER_QUEUE: usize = 8192;
-/// Largest gRPC message accepted or sent on the peer port, by the server and every client. A snapshot
-/// carries the whole object set in one Raft message, so this is also the largest snapshot a member
-/// can send ([`MAX_SNAPSHOT`]); batches of ordinary messages are packed to stay under it.
-pub(crate) const MAX_MESSAGE: usize = 1 << 30;
-/// Largest snapshot `data` a member builds: what fits in one [`MAX_MESSAGE`] with room for the
-/// request's and the Raft message's own framing.
-pub(crate) const MAX_SNAPSHOT: usize = MAX_MESSAGE - (1 << 20);
-
 struct Peer {
     addr: String,
     queue: mpsc::Sender<Message>,
@@ -166,7 +154,7 @@ impl Transport {
     }
 }
 
-impl super::node::Network for Transport {
+impl Network for Transport {
     fn send(&self, msgs: Vec<Message>) {
         Transport::send(self, msgs);
     }
@@ -319,182 +307,8 @@ pub async fn status(addr: &str, tls: &PeerTls) -> Result<StatusResponse> {
         .into_inner())
 }
 
-/// Server side of the peer transport.
-pub struct PeerService {
-    store: Arc<RaftStore>,
-}
-
-/// The peer service as served: member check first, then decoding.
-pub type PeerServer = InterceptedService<RaftPeerServer<PeerService>, MembersOnly>;
-
-impl PeerService {
-    /// The tonic service for `store`, with message limits large enough for snapshots. Those limits
-    /// are for members: [`MembersOnly`] turns anyone else away before a byte of the body is decoded,
-    /// so a stranger cannot make a member buffer a snapshot-sized message.
-    pub fn server(store: Arc<RaftStore>) -> PeerServer {
-        let check = MembersOnly {
-            required: store.requires_member_certs(),
-        };
-        let server = RaftPeerServer::new(PeerService { store })
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-        InterceptedService::new(server, check)
-    }
-}
-
-/// Refuses callers without a member certificate on the request's headers, before the body is read.
-#[derive(Clone, Copy)]
-pub struct MembersOnly {
-    required: bool,
-}
-
-impl Interceptor for MembersOnly {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        if self.required
-            && !crate::security::is_member(crate::security::peer_identity(&request).as_ref())
-        {
-            return Err(members_only());
-        }
-        Ok(request)
-    }
-}
-
-fn members_only() -> Status {
-    Status::permission_denied("the peer port's Raft service is for control-plane members only")
-}
-
-fn to_status(e: &Error) -> Status {
-    match e {
-        Error::NoLeader | Error::Timeout | Error::Dropped(_) | Error::Unavailable(_) => {
-            Status::unavailable(e.to_string())
-        }
-        Error::Invalid(_) => Status::invalid_argument(e.to_string()),
-        Error::PreconditionFailed { .. } => Status::failed_precondition(e.to_string()),
-        Error::Gone { .. } => Status::out_of_range(e.to_string()),
-    }
-}
-
-impl PeerService {
-    /// Only members (by their certificate) may step, propose, join or ask for status: anyone else who
-    /// reaches 6444 could otherwise vote, write raw batches or add itself. Without TLS (the store's own
-    /// tests) there is no certificate to check.
-    fn check_member<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
-        if !self.store.requires_member_certs() {
-            return Ok(None);
-        }
-        let id = crate::security::peer_identity(request);
-        if !crate::security::is_member(id.as_ref()) {
-            return Err(members_only());
-        }
-        Ok(id.and_then(|i| {
-            i.user
-                .strip_prefix(pki::MEMBER_USER_PREFIX)
-                .map(str::to_string)
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl RaftPeer for PeerService {
-    async fn step(&self, request: Request<StepRequest>) -> Result<Response<StepResponse>, Status> {
-        self.check_member(&request)?;
-        for bytes in request.into_inner().messages {
-            let m = Message::parse_from_bytes(&bytes)
-                .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
-            self.store
-                .send_to_driver(Msg::Raft(Box::new(m)))
-                .map_err(|e| to_status(&e))?;
-        }
-        Ok(Response::new(StepResponse {}))
-    }
-
-    async fn propose(
-        &self,
-        request: Request<ProposeRequest>,
-    ) -> Result<Response<ProposeResponse>, Status> {
-        self.check_member(&request)?;
-        let data = request.into_inner().batch;
-        // Decoded only to reject what the state machine could not apply; the bytes go into the log as sent.
-        let batch: Batch = serde_json::from_slice(&data)
-            .map_err(|e| Status::invalid_argument(format!("bad batch: {e}")))?;
-        if let Some(op) = batch
-            .ops
-            .iter()
-            .find(|op| op.key().is_empty() || op.key().starts_with('\0'))
-        {
-            return Err(Status::invalid_argument(format!(
-                "invalid key {:?}",
-                op.key()
-            )));
-        }
-        let result: Result<Committed> = self.store.propose_data(data).await;
-        let bytes = serde_json::to_vec(&result).expect("result encodes");
-        Ok(Response::new(ProposeResponse { result: bytes }))
-    }
-
-    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
-        let caller = self.check_member(&request)?;
-        // A certificate for a name the cluster does not know (a member still joining) admits exactly
-        // the member it names: re-joining under another name would remove that member. Current
-        // members may add others: followers forward joins to the leader.
-        if let Some(name) = caller {
-            let known = self.store.members().by_name(&name).is_some();
-            if !known && name != request.get_ref().name {
-                return Err(Status::permission_denied(format!(
-                    "member {name} may not add a member named {}",
-                    request.get_ref().name
-                )));
-            }
-        }
-        let api_addr = request
-            .metadata()
-            .get("x-berth-api-addr")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let req = request.into_inner();
-        let (id, members) = self
-            .store
-            .add_member(&req.name, &req.peer_addr, &api_addr)
-            .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(JoinResponse {
-            id,
-            members: members.iter().map(proto::raftpb::Member::from).collect(),
-        }))
-    }
-
-    async fn status(
-        &self,
-        request: Request<StatusRequest>,
-    ) -> Result<Response<StatusResponse>, Status> {
-        self.check_member(&request)?;
-        let s = self.store.status().await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(StatusResponse {
-            id: s.id,
-            leader_id: s.leader_id,
-            term: s.term,
-            commit: s.commit,
-            applied: s.applied,
-            members: s.members.iter().map(proto::raftpb::Member::from).collect(),
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn strangers_are_refused_before_their_body_is_read() {
-        let mut check = MembersOnly { required: true };
-        let err = check.call(Request::new(())).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::PermissionDenied);
-        let mut open = MembersOnly { required: false };
-        assert!(
-            open.call(Request::new(())).is_ok(),
-            "plain stores (tests) check nothing"
-        );
-    }
-
     use super::*;
 
     fn msgs(sizes: &[usize]) -> Vec<(Vec<u8>, bool)> {
