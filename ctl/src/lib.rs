@@ -25,6 +25,6 @@ pub mod rest;
 pub mod table;
 
 #[cfg(test)]
-mod fake_api;
+mod test_server;
 #[cfg(test)]
 mod tls_tests;

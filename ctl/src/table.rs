@@ -289,7 +289,7 @@ pub fn human_duration(secs: i64) -> String {
 pub fn age(obj: &Value, now: i64) -> String {
     obj["metadata"]["creationTimestamp"]
         .as_str()
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .and_then(apimachinery::time::parse_rfc3339)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|t| human_duration(now - t.as_secs() as i64))
         .unwrap_or_else(|| "<unknown>".into())

@@ -72,6 +72,25 @@ async fn https_api(ca: &pki::Ca) -> String {
     format!("https://{addr}")
 }
 
+/// A plain HTTP server that answers every request with an empty 200.
+async fn plain_http() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: hyper::Request<_>| async {
+                    hyper::Response::builder().body(Full::new(Bytes::new()))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 fn ca() -> pki::Ca {
     pki::Ca::generate("tls-test", Duration::from_secs(3600)).unwrap()
 }
@@ -199,9 +218,9 @@ async fn unknown_ca_and_plain_http_fail_in_one_line() {
     assert_eq!(v["kind"], "SecretList");
 
     // https:// to a plain HTTP server.
-    let fake = crate::fake_api::Fake::start().await;
+    let plain = plain_http().await;
     let e = list_secrets(ConnectOptions {
-        server: Some(fake.url.replace("http://", "https://")),
+        server: Some(plain.replace("http://", "https://")),
         insecure_skip_tls_verify: true,
         ..Default::default()
     })

@@ -1,4 +1,7 @@
+use super::interpolate::interpolate_str;
+use super::values::{memory_quantity, seconds};
 use super::*;
+use base64::Engine as _;
 use proptest::prelude::*;
 
 fn env(k: &str) -> Option<String> {
@@ -594,6 +597,11 @@ secrets:
         let e = format!("{:#}", conv(yaml).unwrap_err());
         assert!(e.contains(want), "{yaml}: {e}");
     }
+}
+
+/// What a Secret's `data` holds: standard base64 with padding.
+fn base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[test]

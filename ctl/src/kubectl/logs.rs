@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
+use apimachinery::labels::{string_map, LabelSelector};
 use futures::AsyncBufReadExt;
 use serde_json::Value;
 
@@ -92,23 +93,13 @@ async fn resolve_pod(session: &Session, catalog: &Catalog, target: &str) -> Resu
     if info.ar.kind == "Pod" {
         return Ok(obj);
     }
-    let labels = obj["spec"]["selector"]["matchLabels"].clone();
-    let sel: Vec<String> = labels
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels = string_map(Some(&obj["spec"]["selector"]["matchLabels"]));
+    let sel = LabelSelector::from_map(&labels).to_string();
     if sel.is_empty() {
         bail!("cannot get logs of {target}: it has no pod selector");
     }
     let pods = catalog.resolve("pods")?;
-    let uri = rest::with_query(
-        &pods.collection_path(Some(ns)),
-        &[("labelSelector", sel.join(","))],
-    );
+    let uri = rest::with_query(&pods.collection_path(Some(ns)), &[("labelSelector", sel)]);
     let list = rest::get(&session.client, &uri).await?;
     let mut items = list["items"].as_array().cloned().unwrap_or_default();
     items.sort_by_key(|p| {

@@ -14,4 +14,4 @@ pub mod token;
 pub mod version;
 
 #[cfg(test)]
-mod fake_tests;
+mod api_tests;

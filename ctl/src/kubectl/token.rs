@@ -40,7 +40,7 @@ pub fn bootstrap_secret(token: &pki::Token, opts: &CreateOptions, now: SystemTim
         data.insert(format!("usage-bootstrap-{u}"), b("true").into());
     }
     if !opts.ttl.is_zero() {
-        let exp = humantime::format_rfc3339_seconds(now + opts.ttl).to_string();
+        let exp = apimachinery::time::rfc3339(now + opts.ttl);
         data.insert("expiration".into(), b(&exp).into());
     }
     if let Some(d) = &opts.description {
@@ -91,12 +91,12 @@ pub fn list_rows(secrets: &[Value], now: SystemTime) -> Vec<Vec<String>> {
         };
         let (ttl, expires) = match data_field(s, "expiration") {
             None => ("<forever>".to_string(), "<never>".to_string()),
-            Some(exp) => match humantime::parse_rfc3339_weak(&exp) {
-                Ok(t) => match t.duration_since(now) {
+            Some(exp) => match apimachinery::time::parse_rfc3339(&exp) {
+                Some(t) => match t.duration_since(now) {
                     Ok(left) => (short_duration(left), exp),
                     Err(_) => ("<invalid>".to_string(), exp),
                 },
-                Err(_) => ("<invalid>".to_string(), exp),
+                None => ("<invalid>".to_string(), exp),
             },
         };
         let mut usages: Vec<String> = s["data"]
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn secret_has_kubeadm_fields() {
         let t = pki::Token::parse("abcdef.0123456789abcdef").unwrap();
-        let now = humantime::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
+        let now = apimachinery::time::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
         let s = bootstrap_secret(&t, &opts(Duration::from_secs(86_400)), now);
         assert_eq!(s["metadata"]["name"], "bootstrap-token-abcdef");
         assert_eq!(s["metadata"]["namespace"], "kube-system");
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn list_shows_ttl_expiry_and_usages() {
-        let now = humantime::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
+        let now = apimachinery::time::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
         let a = bootstrap_secret(
             &pki::Token::parse("aaaaaa.0123456789abcdef").unwrap(),
             &opts(Duration::from_secs(86_400)),

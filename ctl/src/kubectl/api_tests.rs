@@ -1,29 +1,35 @@
-//! The verbs against the in-process fake API (`crate::fake_api`).
+//! The verbs against the real API server (`crate::test_server`): TLS, the admin certificate, the
+//! in-memory store.
 
 use serde_json::json;
 
 use crate::compose::{SERVICE_LABEL, STACK_LABEL};
-use crate::fake_api::Fake;
 use crate::kubectl::delete::{self, DeleteOptions};
 use crate::kubectl::get::{self, GetRequest, Output};
 use crate::kubectl::{apply, scale};
 use crate::manifest::parse_documents;
 use crate::resources::Catalog;
+use crate::test_server::Api;
 
 const WEB: &str = "\
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, labels: {app: web}}
-spec: {replicas: 3}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
-spec: {type: NodePort}
+spec: {type: NodePort, selector: {app: web}, ports: [{port: 80}]}
 ";
 
-async fn setup() -> (Fake, crate::kubeconfig::Session, Catalog) {
-    let f = Fake::start().await;
+async fn setup() -> (Api, crate::kubeconfig::Session, Catalog) {
+    let f = Api::start().await;
     let s = f.session().await;
     let c = Catalog::discover(&s.client).await.unwrap();
     (f, s, c)
@@ -37,7 +43,7 @@ async fn apply_all(s: &crate::kubeconfig::Session, c: &Catalog, text: &str) -> V
     out
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_reports_created_unchanged_configured() {
     let (f, s, c) = setup().await;
     assert_eq!(
@@ -55,17 +61,29 @@ async fn apply_reports_created_unchanged_configured() {
     );
     let stored = f
         .object("/apis/apps/v1/namespaces/default/deployments/web")
+        .await
         .unwrap();
     assert_eq!(stored["spec"]["replicas"], 5);
-    assert!(f.log().iter().any(|l| l.contains("fieldManager=berthctl")));
 }
 
-#[tokio::test]
+/// A running pod with one ready container, as its agent would report it.
+fn running_pod(name: &str, ns: &str, node: &str, labels: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion":"v1","kind":"Pod",
+        "metadata":{"name":name,"namespace":ns,"labels":labels},
+        "spec":{"nodeName":node,"containers":[{"name":"c","image":"busybox"}]},
+        "status":{"phase":"Running","podIP":"10.0.0.1",
+            "containerStatuses":[{"name":"c","ready":true,"restartCount":0,"state":{"running":{}}}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_prints_the_server_table() {
     let (f, s, c) = setup().await;
-    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"default","labels":{"app":"web"}},"spec":{"nodeName":"a1"}}));
-    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"db-1","namespace":"default","labels":{"app":"db"}},"spec":{"nodeName":"a2"}}));
-    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"other","namespace":"kube-system"},"spec":{}}));
+    f.put(running_pod("web-1", "default", "a1", json!({"app": "web"})))
+        .await;
+    f.put(running_pod("db-1", "default", "a2", json!({"app": "db"})))
+        .await;
+    f.put(running_pod("other", "kube-system", "a1", json!({})))
+        .await;
     let run = |req: GetRequest| {
         let s = s.clone();
         let c = c.clone();
@@ -81,7 +99,9 @@ async fn get_prints_the_server_table() {
     };
     assert_eq!(
         run(req(&["po"])).await,
-        "NAME    READY\ndb-1    1/1\nweb-1   1/1\n"
+        "NAME    READY   STATUS    RESTARTS   AGE\n\
+         db-1    1/1     Running   0          <unknown>\n\
+         web-1   1/1     Running   0          <unknown>\n"
     );
     assert_eq!(
         run(GetRequest {
@@ -90,11 +110,19 @@ async fn get_prints_the_server_table() {
             ..req(&["pods"])
         })
         .await,
-        "NAME    READY   NODE\nweb-1   1/1     a1\n"
+"NAME    READY   STATUS    RESTARTS   AGE         IP         NODE   NOMINATED NODE   READINESS GATES\n\
+         web-1   1/1     Running   0          <unknown>   10.0.0.1   a1     <none>           <none>\n"
     );
     assert_eq!(
-        run(GetRequest { all_namespaces: true, ..req(&["po"]) }).await,
-        "NAMESPACE     NAME    READY\ndefault       db-1    1/1\ndefault       web-1   1/1\nkube-system   other   1/1\n"
+        run(GetRequest {
+            all_namespaces: true,
+            ..req(&["po"])
+        })
+        .await,
+        "NAMESPACE     NAME    READY   STATUS    RESTARTS   AGE\n\
+         default       db-1    1/1     Running   0          <unknown>\n\
+         default       web-1   1/1     Running   0          <unknown>\n\
+         kube-system   other   1/1     Running   0          <unknown>\n"
     );
     assert_eq!(
         run(GetRequest {
@@ -138,7 +166,7 @@ async fn get_prints_the_server_table() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_and_scale() {
     let (f, s, c) = setup().await;
     apply_all(&s, &c, WEB).await;
@@ -148,6 +176,7 @@ async fn delete_and_scale() {
     );
     let stored = f
         .object("/apis/apps/v1/namespaces/default/deployments/web")
+        .await
         .unwrap();
     assert_eq!(stored["spec"]["replicas"], 7);
     let opts = DeleteOptions {
@@ -187,12 +216,21 @@ async fn delete_and_scale() {
         .unwrap();
 }
 
+/// A pod template's spec as the API server stores it (defaulted), so that the replica sets a
+/// controller would have made from a deployment's template compare equal to it.
+fn pod_spec(name: &str, image: &str) -> serde_json::Value {
+    json!({"containers":[{"image":image,"imagePullPolicy":"Always","name":name,
+            "terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],
+        "dnsPolicy":"ClusterFirst","restartPolicy":"Always","schedulerName":"default-scheduler",
+        "securityContext":{},"terminationGracePeriodSeconds":30})
+}
+
 fn deployment(image: &str, rev: &str) -> serde_json::Value {
     json!({"apiVersion":"apps/v1","kind":"Deployment",
         "metadata":{"name":"web","namespace":"default","uid":"dep-uid","generation":2,
             "annotations":{"deployment.kubernetes.io/revision":rev}},
         "spec":{"replicas":3,"selector":{"matchLabels":{"app":"web"}},
-            "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":image}]}}},
+            "template":{"metadata":{"labels":{"app":"web"}},"spec":pod_spec("web", image)}},
         "status":{"observedGeneration":2,"replicas":3,"updatedReplicas":3,"availableReplicas":3,"readyReplicas":3}})
 }
 
@@ -202,17 +240,17 @@ fn replica_set(name: &str, image: &str, rev: &str) -> serde_json::Value {
             "annotations":{"deployment.kubernetes.io/revision":rev},
             "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"web","uid":"dep-uid","controller":true}]},
         "spec":{"replicas":0,"selector":{"matchLabels":{"app":"web"}},
-            "template":{"metadata":{"labels":{"app":"web","pod-template-hash":name}},"spec":{"containers":[{"name":"web","image":image}]}}}})
+            "template":{"metadata":{"labels":{"app":"web","pod-template-hash":name}},"spec":pod_spec("web", image)}}})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_verbs() {
     use crate::kubectl::rollout::{self, Target};
     let (f, s, c) = setup().await;
     let web = Target::parse("deploy/web").unwrap();
-    f.put(deployment("v2", "2"));
-    f.put(replica_set("web-a", "v1", "1"));
-    f.put(replica_set("web-b", "v2", "2"));
+    f.put(deployment("v2", "2")).await;
+    f.put(replica_set("web-a", "v1", "1")).await;
+    f.put(replica_set("web-b", "v2", "2")).await;
     let mut out = Vec::new();
     rollout::status(&s, &c, web, std::time::Duration::from_secs(5), &mut out)
         .await
@@ -231,6 +269,7 @@ async fn rollout_verbs() {
     );
     let d = f
         .object("/apis/apps/v1/namespaces/default/deployments/web")
+        .await
         .unwrap();
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -249,6 +288,7 @@ async fn rollout_verbs() {
     );
     let d = f
         .object("/apis/apps/v1/namespaces/default/deployments/web")
+        .await
         .unwrap();
     assert!(
         d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
@@ -263,17 +303,17 @@ async fn rollout_verbs() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_includes_events_by_uid() {
     let (f, s, c) = setup().await;
-    f.put(deployment("v2", "2"));
-    f.put(replica_set("web-b", "v2", "2"));
+    f.put(deployment("v2", "2")).await;
+    f.put(replica_set("web-b", "v2", "2")).await;
     f.put(json!({"apiVersion":"v1","kind":"Event","metadata":{"name":"e1","namespace":"default"},
         "involvedObject":{"kind":"Deployment","name":"web","uid":"dep-uid"},"type":"Normal","reason":"ScalingReplicaSet",
         "message":"Scaled up replica set web-b to 3","source":{"component":"deployment-controller"},
-        "lastTimestamp":"2024-01-01T00:00:00Z"}));
+        "lastTimestamp":"2024-01-01T00:00:00Z"})).await;
     f.put(json!({"apiVersion":"v1","kind":"Event","metadata":{"name":"e2","namespace":"default"},
-        "involvedObject":{"kind":"Pod","name":"x","uid":"other"},"type":"Normal","reason":"Other","message":"not mine"}));
+        "involvedObject":{"kind":"Pod","name":"x","uid":"other"},"type":"Normal","reason":"Other","message":"not mine"})).await;
     let text = crate::kubectl::describe::describe(&s, &c, "deploy", "web")
         .await
         .unwrap();
@@ -287,23 +327,26 @@ async fn describe_includes_events_by_uid() {
         "{text}"
     );
     assert!(!text.contains("not mine"), "{text}");
-    assert!(f
-        .log()
-        .iter()
-        .any(|l| l.contains("fieldSelector=involvedObject.uid%3Ddep-uid")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_cordon_and_drain() {
     use crate::kubectl::logs::{self, LogOptions};
     use crate::kubectl::node::{self, DrainOptions};
     let (f, s, c) = setup().await;
-    f.put(json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"a1"},"spec":{}}));
+    let port = f.agent().await;
+    f.put(
+        json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"a1"},"spec":{},
+        "status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}],
+            "daemonEndpoints":{"kubeletEndpoint":{"Port":port}}}}),
+    )
+    .await;
+    f.finish_pod_deletions();
     let owned = json!([{"kind":"ReplicaSet","name":"web-b","controller":true,"uid":"r"}]);
     f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"default","labels":{"app":"web"},"ownerReferences":owned,"uid":"p1"},
-        "spec":{"nodeName":"a1","containers":[{"name":"web"}]},"status":{"phase":"Running"}}));
+        "spec":{"nodeName":"a1","containers":[{"name":"web"}]},"status":{"phase":"Running"}})).await;
     f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"db-1","namespace":"default","ownerReferences":owned,"uid":"p2"},
-        "spec":{"nodeName":"a2","containers":[{"name":"db"}]},"status":{"phase":"Running"}}));
+        "spec":{"nodeName":"a2","containers":[{"name":"db"}]},"status":{"phase":"Running"}})).await;
     let mut out = Vec::new();
     logs::logs(&s, &c, "web-1", &LogOptions::default(), &mut out)
         .await
@@ -337,10 +380,16 @@ async fn logs_cordon_and_drain() {
         String::from_utf8(out).unwrap(),
         "node/a1 cordoned\nevicting pod default/web-1\npod/web-1 evicted\nnode/a1 drained\n"
     );
-    assert!(f.object("/api/v1/namespaces/default/pods/web-1").is_none());
-    assert!(f.object("/api/v1/namespaces/default/pods/db-1").is_some());
+    assert!(f
+        .object("/api/v1/namespaces/default/pods/web-1")
+        .await
+        .is_none());
+    assert!(f
+        .object("/api/v1/namespaces/default/pods/db-1")
+        .await
+        .is_some());
     assert_eq!(
-        f.object("/api/v1/nodes/a1").unwrap()["spec"]["unschedulable"],
+        f.object("/api/v1/nodes/a1").await.unwrap()["spec"]["unschedulable"],
         true
     );
 }
@@ -354,15 +403,15 @@ fn daemon_set(name: &str, strategy: &str) -> serde_json::Value {
             "numberReady":2,"updatedNumberScheduled":2,"numberAvailable":2}})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_sets_get_describe_roll_out_and_delete() {
     use crate::kubectl::rollout::{self, Target};
     let (f, s, c) = setup().await;
-    f.put(daemon_set("agent", "RollingUpdate"));
-    f.put(daemon_set("legacy", "OnDelete"));
+    f.put(daemon_set("agent", "RollingUpdate")).await;
+    f.put(daemon_set("legacy", "OnDelete")).await;
     f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"agent-x","namespace":"default","labels":{"app":"agent"},
         "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"agent","uid":"agent-uid","controller":true}]},
-        "spec":{"nodeName":"a1","containers":[{"name":"agent"}]},"status":{"phase":"Running"}}));
+        "spec":{"nodeName":"a1","containers":[{"name":"agent"}]},"status":{"phase":"Running"}})).await;
     for kind in ["ds", "daemonsets", "daemonset.apps"] {
         let mut out = Vec::new();
         let req = GetRequest {
@@ -415,6 +464,7 @@ async fn daemon_sets_get_describe_roll_out_and_delete() {
     );
     let ds = f
         .object("/apis/apps/v1/namespaces/default/daemonsets/agent")
+        .await
         .unwrap();
     assert!(
         ds["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
@@ -447,10 +497,11 @@ async fn daemon_sets_get_describe_roll_out_and_delete() {
     );
     assert!(f
         .object("/apis/apps/v1/namespaces/default/daemonsets/agent")
+        .await
         .is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_services_switch_between_replicated_and_global() {
     use crate::kubectl::stack;
     let (f, s, c) = setup().await;
@@ -466,8 +517,12 @@ async fn stack_services_switch_between_replicated_and_global() {
             String::from_utf8(out).unwrap()
         }
     };
-    let ds = |name: &str| f.object(&format!("/apis/apps/v1/namespaces/demo/daemonsets/{name}"));
-    let dep = |name: &str| f.object(&format!("/apis/apps/v1/namespaces/demo/deployments/{name}"));
+    let ds = |name: &'static str| {
+        f.object_at(format!("/apis/apps/v1/namespaces/demo/daemonsets/{name}"))
+    };
+    let dep = |name: &'static str| {
+        f.object_at(format!("/apis/apps/v1/namespaces/demo/deployments/{name}"))
+    };
 
     let first =
         "services:\n  agent:\n    image: a\n    deploy: {mode: global}\n  web:\n    image: w\n";
@@ -475,13 +530,11 @@ async fn stack_services_switch_between_replicated_and_global() {
         deploy(stack_of(first), false).await,
         "Creating namespace demo\nCreating service demo_agent\nCreating service demo_web\n"
     );
-    assert!(ds("agent").is_some() && dep("agent").is_none());
-    f.state
-        .lock()
-        .unwrap()
-        .objects
-        .get_mut("/apis/apps/v1/namespaces/demo/daemonsets/agent")
-        .unwrap()["status"] = json!({"desiredNumberScheduled": 2, "numberReady": 2});
+    assert!(ds("agent").await.is_some() && dep("agent").await.is_none());
+    f.edit("/apis/apps/v1/namespaces/demo/daemonsets/agent", |ds| {
+        ds["status"] = json!({"desiredNumberScheduled": 2, "numberReady": 2});
+    })
+    .await;
     let lines = stack::services(&s, "demo").await.unwrap();
     let cells: Vec<Vec<&str>> = lines
         .iter()
@@ -497,7 +550,7 @@ async fn stack_services_switch_between_replicated_and_global() {
     f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"agent-x","namespace":"demo",
         "labels":{STACK_LABEL:"demo",SERVICE_LABEL:"agent"},
         "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"agent","uid":"uid-agent","controller":true}]},
-        "spec":{"nodeName":"a1","containers":[{"name":"agent","image":"a"}]},"status":{"phase":"Running"}}));
+        "spec":{"nodeName":"a1","containers":[{"name":"agent","image":"a"}]},"status":{"phase":"Running"}})).await;
     let ps = stack::ps(&s, "demo").await.unwrap();
     assert!(ps.len() == 2 && ps[1].contains("demo_agent-x"), "{ps:?}");
 
@@ -508,8 +561,8 @@ async fn stack_services_switch_between_replicated_and_global() {
         deploy(stack_of(swapped), false).await,
         "Creating service demo_agent\nCreating service demo_web\n"
     );
-    assert!(ds("agent").is_none() && dep("agent").is_some());
-    assert!(ds("web").is_some() && dep("web").is_none());
+    assert!(ds("agent").await.is_none() && dep("agent").await.is_some());
+    assert!(ds("web").await.is_some() && dep("web").await.is_none());
     assert_eq!(
         stack::ls(&s).await.unwrap(),
         ["NAME   SERVICES", "demo   2"]
@@ -520,8 +573,11 @@ async fn stack_services_switch_between_replicated_and_global() {
         deploy(stack_of(web_only), true).await,
         "Updating service demo_web\nRemoving service demo_agent\n"
     );
-    assert!(dep("agent").is_none() && ds("web").is_some());
-    assert!(f.object("/api/v1/namespaces/demo/services/agent").is_none());
+    assert!(dep("agent").await.is_none() && ds("web").await.is_some());
+    assert!(f
+        .object("/api/v1/namespaces/demo/services/agent")
+        .await
+        .is_none());
 
     let mut out = Vec::new();
     assert!(stack::rm(&s, "demo", &mut out).await.unwrap());
@@ -529,14 +585,14 @@ async fn stack_services_switch_between_replicated_and_global() {
         String::from_utf8(out).unwrap(),
         "Removing service demo_web\n"
     );
-    assert!(ds("web").is_none());
+    assert!(ds("web").await.is_none());
     assert!(!stack::rm(&s, "demo", &mut Vec::new()).await.unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_all_lists_the_category_with_kind_prefixes() {
     let (f, s, c) = setup().await;
-    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"default"},"spec":{}}));
+    f.put(json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"default"},"spec":{}})).await;
     apply_all(&s, &c, WEB).await;
     let mut buf = Vec::new();
     let req = GetRequest {
@@ -552,10 +608,10 @@ async fn get_all_lists_the_category_with_kind_prefixes() {
     assert!(out.contains("\n\nNAME"), "one table per type: {out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_create_list_delete() {
     use crate::kubectl::token;
-    let f = Fake::start().await;
+    let f = Api::start().await;
     let s = f.session().await;
     let t = token::create(
         &s,
@@ -574,6 +630,7 @@ async fn token_create_list_delete() {
             "/api/v1/namespaces/kube-system/secrets/bootstrap-token-{}",
             parsed.id
         ))
+        .await
         .expect("secret stored");
     assert_eq!(stored["type"], "bootstrap.kubernetes.io/token");
     let lines = token::list(&s).await.unwrap();
