@@ -226,63 +226,9 @@ fn tab_write_lines(
     }
 }
 
-/// kubectl's `HumanDuration` (`5s`, `3m2s`, `45m`, `5h3m`, `3d4h`, `400d`, `3y20d`).
+/// kubectl's HumanDuration of a number of seconds (`-1` reads as `0s`, clock skew).
 pub fn human_duration(secs: i64) -> String {
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    if secs < 0 {
-        return "0s".into();
-    }
-    if secs < 120 {
-        return format!("{secs}s");
-    }
-    let minutes = secs / 60;
-    if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    }
-    if minutes < 180 {
-        return format!("{minutes}m");
-    }
-    let hours = minutes / 60;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        let d = hours / 24;
-        return if h == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{h}h")
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let y = hours / 24 / 365;
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{y}y")
-        } else {
-            format!("{y}y{dy}d")
-        };
-    }
-    format!("{}y", hours / 24 / 365)
+    apimachinery::duration::human_duration_nanos(i128::from(secs) * 1_000_000_000)
 }
 
 /// Age of an object from its `creationTimestamp`, relative to `now` (seconds since the epoch).

@@ -624,14 +624,17 @@ impl LabelParser {
     }
 }
 
-fn is_dns_label_like(s: &str, max: usize, extra: &[char]) -> bool {
-    let b = s.as_bytes();
-    !s.is_empty()
-        && s.len() <= max
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+/// A stored `metav1.LabelSelector` in query-string form with its requirements sorted by key, as
+/// `metav1.LabelSelectorAsSelector(sel).String()` prints it (the Scale subresource's
+/// `status.selector`, the SELECTOR column). `""` for a selector without requirements.
+pub fn format_selector(sel: &Value) -> String {
+    let selector = LabelSelector::from_json_lenient(sel);
+    let mut reqs: Vec<&Requirement> = selector.requirements().unwrap_or_default().iter().collect();
+    reqs.sort_by(|a, b| a.key.cmp(&b.key));
+    reqs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Checks a label key (an optional DNS subdomain prefix and `/`, then a qualified name).
@@ -639,20 +642,11 @@ fn is_dns_label_like(s: &str, max: usize, extra: &[char]) -> bool {
 /// # Errors
 /// A message naming the invalid key.
 pub fn validate_label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let prefix_ok = prefix.is_none_or(|p| {
-        p.len() <= 253
-            && p.split('.').all(|l| {
-                is_dns_label_like(l, 63, &['-']) && l.chars().all(|c| !c.is_ascii_uppercase())
-            })
-    });
-    if prefix_ok && is_dns_label_like(name, 63, &['-', '_', '.']) {
+    let errs = crate::validation::qualified_name(key);
+    if errs.is_empty() {
         Ok(())
     } else {
-        Err(format!("invalid label key {key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+        Err(format!("invalid label key {key:?}: {}", errs.join("; ")))
     }
 }
 
@@ -661,10 +655,11 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
 /// # Errors
 /// A message naming the invalid value.
 pub fn validate_label_value(v: &str) -> Result<(), String> {
-    if v.is_empty() || is_dns_label_like(v, 63, &['-', '_', '.']) {
+    let errs = crate::validation::label_value(v);
+    if errs.is_empty() {
         Ok(())
     } else {
-        Err(format!("invalid label value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+        Err(format!("invalid label value: {v:?}: {}", errs.join("; ")))
     }
 }
 

@@ -331,7 +331,8 @@ fn default_deployment(obj: &mut Value) {
 }
 
 pub use super::kinds::job::{
-    JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_JOB_CONTROLLER_UID_LABEL, LEGACY_JOB_NAME_LABEL,
+    JOB_CONTROLLER_UID_LABEL, JOB_NAME_LABEL, LEGACY_JOB_CONTROLLER_UID_LABEL,
+    LEGACY_JOB_NAME_LABEL,
 };
 
 /// `SetDefaults_Job` (`pkg/apis/batch/v1/defaults.go`), plus the pod template defaults.

@@ -49,20 +49,11 @@ pub enum ListStrategy {
     MergePrimitives,
 }
 
-/// Where the `PodSpec` lives inside an object of `kind`.
-fn pod_spec_prefix(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "Pod" => &["spec"],
-        "PodTemplate" => &["template", "spec"],
-        "Deployment"
-        | "ReplicaSet"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "Job"
-        | "ReplicationController" => &["spec", "template", "spec"],
-        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
-        _ => return None,
-    })
+/// The field path of the pod spec an object of `kind` carries (`["spec", "template", "spec"]`),
+/// from the kind's strategy.
+fn pod_spec_prefix(kind: &str) -> Option<Vec<&'static str>> {
+    let (_, fields) = super::kinds::by_kind(kind)?.pod_spec_path()?;
+    Some(fields.split('.').collect())
 }
 
 /// The patch strategy of the list at `path` (field names only, list indices omitted) in an object of
@@ -77,7 +68,7 @@ pub fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
         _ => {}
     }
     if let Some(prefix) = pod_spec_prefix(kind) {
-        if let Some(rest) = p.strip_prefix(prefix) {
+        if let Some(rest) = p.strip_prefix(prefix.as_slice()) {
             let s = match rest {
                 ["containers" | "initContainers" | "ephemeralContainers"] => MergeKey("name"),
                 ["containers" | "initContainers" | "ephemeralContainers", "ports"] => {

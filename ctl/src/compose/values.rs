@@ -4,15 +4,9 @@
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
 
+/// A Compose name that becomes a Kubernetes object name: a DNS-1123 label.
 pub(super) fn check_name(what: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if apimachinery::validation::dns1123_label(name).is_empty() {
         Ok(())
     } else {
         bail!(

@@ -99,18 +99,11 @@ pub fn local_path_error(path: &str) -> Option<&'static str> {
 /// Whether `s` is a DNS-1123 label (a volume name) or, with `dots`, subdomain (a claim name): names
 /// that become one path component each and so can never be `..` or hold a `/`.
 fn dns_name_ok(s: &str, dots: bool) -> bool {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
+    use apimachinery::validation::{dns1123_label, dns1123_subdomain};
     if dots {
-        s.len() <= 253 && s.split('.').all(label_ok)
+        dns1123_subdomain(s).is_empty()
     } else {
-        label_ok(s)
+        dns1123_label(s).is_empty()
     }
 }
 

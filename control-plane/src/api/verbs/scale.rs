@@ -35,40 +35,8 @@ pub fn scale_of(obj: &Value) -> Value {
 
 /// A label selector object rendered in the string syntax (`app=web,tier in (a,b)`).
 pub fn selector_string(sel: Option<&Value>) -> String {
-    let Some(sel) = sel else {
-        return String::new();
-    };
-    let mut parts: Vec<String> = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let part = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => continue,
-        };
-        parts.push(part);
-    }
-    parts.join(",")
+    sel.map(apimachinery::labels::format_selector)
+        .unwrap_or_default()
 }
 
 /// `cur` with `spec.replicas` taken from a Scale.
@@ -105,7 +73,7 @@ mod tests {
                 {"key": "x", "operator": "DoesNotExist"}]});
         assert_eq!(
             selector_string(Some(&sel)),
-            "app=web,tier=fe,env in (a,b),!x"
+            "app=web,env in (a,b),tier=fe,!x"
         );
         assert_eq!(selector_string(None), "");
     }

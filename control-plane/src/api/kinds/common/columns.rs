@@ -4,7 +4,6 @@
 use std::time::SystemTime;
 
 pub use apimachinery::duration::{human_duration, human_duration_nanos};
-use apimachinery::labels::LabelSelector;
 use apimachinery::time::parse_rfc3339;
 use serde_json::{Map, Value};
 
@@ -118,25 +117,13 @@ pub(crate) fn containers_and_images(o: &Value) -> (Value, Value) {
 /// Stored selectors passed strict validation, so the lenient reading loses nothing; one that still
 /// cannot be read (a hostile stored object) prints as `<none>`.
 pub(crate) fn label_selector_string(sel: Option<&Value>) -> String {
-    let Some(sel) = sel.filter(|s| !s.is_null()) else {
-        return "<none>".into();
-    };
-    let selector = LabelSelector::from_json_lenient(sel);
-    let mut parts: Vec<(&str, String)> = selector
-        .requirements()
-        .unwrap_or_default()
-        .iter()
-        .map(|r| (r.key.as_str(), r.to_string()))
-        .collect();
-    if parts.is_empty() {
-        return "<none>".into();
+    match sel
+        .filter(|s| !s.is_null())
+        .map(apimachinery::labels::format_selector)
+    {
+        Some(s) if !s.is_empty() => s,
+        _ => "<none>".into(),
     }
-    parts.sort();
-    parts
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// `labels.FormatLabels`: `k=v` pairs sorted by key, `<none>` when empty.
