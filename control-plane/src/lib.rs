@@ -5,11 +5,13 @@
 //! - [`api`]: Kubernetes-compatible REST API on port 6443.
 //! - [`scheduler`]: pure placement of pods on nodes.
 //! - [`controllers`]: Deployment, ReplicaSet, NodeLifecycle, Endpoints, Namespace, GarbageCollector.
-//! - [`agents`]: gRPC service the node agents talk to.
+//! - [`agents`]: gRPC service the node agents talk to. [`bootstrap`]: first contact of joining members
+//!   and agents (the CA against a token proof). [`security`]: the member's certificates and keys.
 //! - [`server`]: process wiring of `berth-server` (store, peer gRPC, hooks for the API and controllers).
 
 pub mod agents;
 pub mod api;
+pub mod bootstrap;
 pub mod controllers;
 pub mod leader_lease;
 pub mod scheduler;

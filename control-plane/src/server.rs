@@ -210,7 +210,7 @@ pub async fn setup_pki(
     };
     let mut attempt = 0u32;
     loop {
-        match crate::security::fetch_member_keys(&source, token, &identity).await {
+        match crate::bootstrap::fetch_member_keys(&source, token, &identity).await {
             Ok(keys) => {
                 tracing::info!(via = %source, "got the cluster keys");
                 return Ok(ClusterPki::adopt(
@@ -340,10 +340,7 @@ pub async fn run_with_listeners(
 
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(store.peer_service());
-    routes.add_service(crate::security::bootstrap_service(
-        pki.clone(),
-        store.clone(),
-    ));
+    routes.add_service(crate::bootstrap::service(pki.clone(), store.clone()));
     if let Some(grpc) = hooks.grpc {
         grpc(&ctx, &mut routes);
     }

@@ -589,7 +589,7 @@ async fn peer_port_refuses_everyone_but_members(
         validity: Duration::from_secs(3600),
     };
     let wrong = pki::Token::parse("abcdef.0123456789abcdef").unwrap();
-    let e = control_plane::security::fetch_member_keys(addr, &wrong, &id)
+    let e = control_plane::bootstrap::fetch_member_keys(addr, &wrong, &id)
         .await
         .unwrap_err();
     eprintln!("wrong token: {e:#}");
@@ -597,14 +597,14 @@ async fn peer_port_refuses_everyone_but_members(
         id: pki.token.id.clone(),
         secret: "0000000000000000".into(),
     };
-    let e = control_plane::security::fetch_member_keys(addr, &same_id_wrong_secret, &id)
+    let e = control_plane::bootstrap::fetch_member_keys(addr, &same_id_wrong_secret, &id)
         .await
         .unwrap_err();
     assert!(
         format!("{e:#}").contains("does not hold the token"),
         "{e:#}"
     );
-    let keys = control_plane::security::fetch_member_keys(addr, &pki.token, &id)
+    let keys = control_plane::bootstrap::fetch_member_keys(addr, &pki.token, &id)
         .await
         .unwrap();
     assert_eq!(keys.ca_cert_pem, pki.ca_pem());

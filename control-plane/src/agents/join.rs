@@ -9,7 +9,8 @@
 //! certificate or the cluster token can.
 
 use super::{now_rfc3339, store_status, AgentsService};
-use crate::security::{self, TokenUse};
+use crate::bootstrap::{self, TokenUse};
+use crate::security;
 use crate::store::{self, Batch, Consistency, Op, Precondition};
 use proto::agentpb::{JoinRequest, JoinResponse};
 use serde_json::{json, Value};
@@ -129,7 +130,7 @@ impl AgentsService {
             .split_once('.')
             .map(|(id, _)| id)
             .ok_or_else(invalid)?;
-        let (token, usage) = security::find_token(self.store.as_ref(), pki, id)
+        let (token, usage) = bootstrap::find_token(self.store.as_ref(), pki, id)
             .await
             .ok_or_else(invalid)?;
         if !token.matches(&req.token) {

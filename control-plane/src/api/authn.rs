@@ -74,7 +74,7 @@ pub async fn authenticate(
         return Ok(None);
     };
     if let Ok(t) = pki::Token::parse(token) {
-        return match crate::security::find_token(store, pki, &t.id).await {
+        return match crate::bootstrap::find_token(store, pki, &t.id).await {
             Some((known, _)) if known.matches(token) => Ok(Some(UserInfo {
                 name: format!("system:bootstrap:{}", t.id),
                 uid: String::new(),

@@ -14,11 +14,6 @@ use std::time::{Duration, SystemTime};
 
 use pki::{Ca, CertRequest, CertSource, ClientAuth, Identity, SigningKey, Token, Usage};
 
-mod bootstrap;
-pub use bootstrap::{
-    fetch_member_keys, find_token, service as bootstrap_service, verify_hello, TokenUse,
-};
-
 /// ALPN of gRPC (the peer port).
 pub const ALPN_H2: &[u8] = b"h2";
 /// ALPN of the API and the agent port: HTTP/1.1 only, as exec/attach upgrades need it.
@@ -470,7 +465,7 @@ const COMMON_SANS: &[&str] = &[
     "10.96.0.1",
 ];
 
-fn member_request(identity: &MemberIdentity) -> CertRequest {
+pub(crate) fn member_request(identity: &MemberIdentity) -> CertRequest {
     let mut req = CertRequest::client(
         &format!("{}{}", pki::MEMBER_USER_PREFIX, identity.name),
         &[pki::GROUP_MEMBERS],

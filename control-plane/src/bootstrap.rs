@@ -11,7 +11,7 @@ use proto::bootstrappb::bootstrap_server::{Bootstrap, BootstrapServer};
 use proto::bootstrappb::{HelloRequest, HelloResponse, JoinMemberRequest, JoinMemberResponse};
 use tonic::{Request, Response, Status};
 
-use super::{ClusterPki, MemberIdentity, MemberKeys};
+use crate::security::{self, ClusterPki, MemberIdentity, MemberKeys};
 use crate::store::{self, Consistency, ObjectStore};
 
 /// What a token may be used for.
@@ -129,7 +129,7 @@ impl Bootstrap for Service {
         let issued = self
             .pki
             .ca
-            .issue(&super::member_request(&identity))
+            .issue(&security::member_request(&identity))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let keys = self.pki.member_keys();
         tracing::info!(member = %req.name, "issued member keys to a joining member");
@@ -160,7 +160,10 @@ async fn channel(
 /// # Errors
 /// As [`pki::hello::verify_hello`].
 pub async fn verify_hello(addr: &str, token: &pki::Token) -> anyhow::Result<String> {
-    pki::hello::verify_hello(addr, token, super::ALPN_H2, |config| channel(addr, config)).await
+    pki::hello::verify_hello(addr, token, security::ALPN_H2, |config| {
+        channel(addr, config)
+    })
+    .await
 }
 
 /// Gets the cluster keys from the running member at `addr` with the cluster token: what a member
@@ -174,7 +177,7 @@ pub async fn fetch_member_keys(
     identity: &MemberIdentity,
 ) -> anyhow::Result<MemberKeys> {
     let ca = verify_hello(addr, token).await?;
-    let config = pki::client_config(&ca, None, &[super::ALPN_H2])?;
+    let config = pki::client_config(&ca, None, &[security::ALPN_H2])?;
     let mut client = BootstrapClient::new(channel(addr, config).await?);
     let resp = client
         .join_member(JoinMemberRequest {
