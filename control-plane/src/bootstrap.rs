@@ -63,7 +63,7 @@ pub async fn find_token(
         return None;
     }
     if let Some(exp) = field("expiration") {
-        let t = humantime::parse_rfc3339_weak(&exp).ok()?;
+        let t = apimachinery::time::parse_rfc3339(&exp)?;
         if t <= std::time::SystemTime::now() {
             return None;
         }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use anyhow::{bail, Result};
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 /// Raft entries between checkpoints on lab servers (the server default is 10,000).
@@ -97,7 +98,7 @@ impl AdminCredentials {
     }
 }
 
-/// An IPv4 prefix.
+/// An IPv4 prefix, kept as `{addr, len}` in lab state files; the arithmetic is ipnet's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cidr {
     /// Network address (host bits cleared).
@@ -109,29 +110,26 @@ pub struct Cidr {
 impl Cidr {
     /// Builds a prefix, clearing host bits.
     pub fn new(addr: Ipv4Addr, len: u8) -> Cidr {
-        let len = len.min(32);
-        Cidr {
-            addr: Ipv4Addr::from(u32::from(addr) & mask(len)),
-            len,
-        }
+        Cidr::from(Ipv4Net::new_assert(addr, len.min(32)).trunc())
     }
 
     /// Parses `a.b.c.d/n` or a bare address (a /32).
     pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, l.parse::<u8>().ok()?),
-            None => (s, 32),
+        let net = match s.parse::<Ipv4Net>() {
+            Ok(net) => net,
+            Err(_) => Ipv4Net::from(s.parse::<Ipv4Addr>().ok()?),
         };
-        if l > 32 {
-            return None;
-        }
-        Some(Cidr::new(a.parse().ok()?, l))
+        Some(Cidr::from(net.trunc()))
+    }
+
+    fn net(&self) -> Ipv4Net {
+        Ipv4Net::new_assert(self.addr, self.len.min(32))
     }
 
     /// Whether the two prefixes share any address.
     pub fn overlaps(&self, other: &Cidr) -> bool {
-        let m = mask(self.len.min(other.len));
-        u32::from(self.addr) & m == u32::from(other.addr) & m
+        let (a, b) = (self.net(), other.net());
+        a.contains(&b.network()) || b.contains(&a.network())
     }
 
     /// The `n`th address in the prefix.
@@ -140,17 +138,18 @@ impl Cidr {
     }
 }
 
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
+impl From<Ipv4Net> for Cidr {
+    fn from(net: Ipv4Net) -> Cidr {
+        Cidr {
+            addr: net.network(),
+            len: net.prefix_len(),
+        }
     }
 }
 
-fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.net().fmt(f)
     }
 }
 
