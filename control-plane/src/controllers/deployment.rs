@@ -2,6 +2,7 @@
 //! RollingUpdate (maxSurge/maxUnavailable) or Recreate, with revision annotations, history cleanup and the
 //! status `kubectl rollout status` reads. Pure [`reconcile`] plus the runner's pass.
 
+use apimachinery::time::{parse_rfc3339, rfc3339};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -419,7 +420,7 @@ pub fn reconcile(
             set_annotation(&mut d_new, REVISION, &rev);
         }
     }
-    let now_s = timestamp(now);
+    let now_s = rfc3339(now);
     let status = ensure_object(&mut d_new, "status");
     status.insert("observedGeneration".into(), json!(generation(d)));
     status.insert("replicas".into(), json!(status_replicas));
@@ -514,7 +515,7 @@ pub fn reconcile(
         let idle = last
             .and_then(|c| c.get("lastUpdateTime"))
             .and_then(Value::as_str)
-            .and_then(parse_time)
+            .and_then(parse_rfc3339)
             .and_then(|t| now.duration_since(t).ok());
         let exceeded = last.is_some_and(|c| c["reason"] == PROGRESS_DEADLINE_EXCEEDED);
         match idle {

@@ -2,6 +2,7 @@
 //! dependents of an owner in `foregroundDeletion` before the owner, and strips owner references from the
 //! dependents of an owner being deleted with the `orphan` finalizer.
 
+use apimachinery::time::{parse_rfc3339, rfc3339};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -126,7 +127,7 @@ pub fn reconcile(objects: &[Cached], live: &HashSet<String>, now: SystemTime) ->
                     // Its own dependents go first too.
                     let mut v = (*d.value).clone();
                     let meta = ensure_object(&mut v, "metadata");
-                    meta.insert("deletionTimestamp".into(), json!(timestamp(now)));
+                    meta.insert("deletionTimestamp".into(), json!(rfc3339(now)));
                     let mut f = finalizers(&d.value);
                     f.push(FOREGROUND.into());
                     meta.insert("finalizers".into(), json!(f));
@@ -215,7 +216,7 @@ pub fn expired_events(
                         .pointer("/metadata/creationTimestamp")
                         .and_then(Value::as_str)
                 })
-                .and_then(parse_time);
+                .and_then(parse_rfc3339);
             last.is_some_and(|t| t + ttl <= now)
         })
         .map(|e| Action::Delete {
@@ -302,7 +303,7 @@ mod tests {
             ev("old", "2026-01-01T00:00:00Z"),
             ev("new", "2026-01-01T00:59:00Z"),
         ];
-        let now = parse_time("2026-01-01T01:00:00Z").unwrap();
+        let now = parse_rfc3339("2026-01-01T01:00:00Z").unwrap();
         let got = expired_events(&events, now, Duration::from_secs(3600));
         assert_eq!(
             got,

@@ -3,6 +3,7 @@
 //! nowhere get `PodScheduled=False` (reason `Unschedulable`) and a `FailedScheduling` event, and wait for a
 //! node, pod or claim change to be retried.
 
+use apimachinery::time::rfc3339;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::{EventRecord, EventType, Recorder};
 use super::object::{
     annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision,
-    set_annotation, set_condition, split_key, timestamp,
+    set_annotation, set_condition, split_key,
 };
 use super::ControllerConfig;
 use crate::scheduler::{schedule_batch, ClusterView, Node, Pod, PVC_NODE_ANNOTATION};
@@ -206,7 +207,7 @@ impl Runner {
         let pods: Vec<Pod> = taken.iter().map(|(_, v)| Pod::from_json(v)).collect();
         let results = schedule_batch(&mut self.view, pods);
         let now = self.config.clock.now();
-        let now_s = timestamp(now);
+        let now_s = rfc3339(now);
         let mut ops = Vec::new();
         let mut events = Vec::new();
         let mut placed = Vec::new();

@@ -2,7 +2,6 @@
 //! reason ([`Unschedulable`]). No I/O; the runner in `controllers::scheduling` feeds it and commits bindings.
 //! Vocabulary and pipeline: `README.md` beside this file.
 
-pub mod labels;
 mod view;
 
 #[cfg(test)]
@@ -12,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-pub use labels::{Labels, Operator, Requirement, Selector};
+use apimachinery::labels::{self, LabelSelector, Labels, Operator, Requirement};
 pub use view::ClusterView;
 
 /// Annotation on a PersistentVolumeClaim naming the node that holds its local volume.
@@ -211,7 +210,7 @@ impl Node {
                 Some(terms) if terms.is_empty() => true,
                 Some(terms) => terms
                     .iter()
-                    .any(|t| !t.is_empty() && t.iter().all(|r| r.matches(&self.labels))),
+                    .any(|t| !t.is_empty() && t.iter().all(|r| r.matches_labels(&self.labels))),
             }
     }
 }
@@ -229,7 +228,7 @@ pub fn node_ready(v: &Value) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AntiAffinityTerm {
     /// Pods selected by this selector must not share a node with the pod.
-    pub selector: Selector,
+    pub selector: LabelSelector,
     /// Namespaces the selector looks in; empty means the pod's own namespace.
     pub namespaces: Vec<String>,
 }
@@ -330,10 +329,12 @@ impl Pod {
                             .into_iter()
                             .flatten()
                             .map(|e| {
-                                Requirement::from_json(e).unwrap_or(Requirement {
+                                // An unreadable requirement fails its term alone, as the API would have
+                                // refused it; the other terms still count.
+                                Requirement::from_json_lenient(e).unwrap_or(Requirement {
                                     key: String::new(),
                                     operator: Operator::In,
-                                    values: Vec::new(),
+                                    values: Default::default(),
                                 })
                             })
                             .collect()
@@ -353,8 +354,7 @@ impl Pod {
             .map(|t| AntiAffinityTerm {
                 selector: t
                     .get("labelSelector")
-                    .map(Selector::from_json)
-                    .unwrap_or_default(),
+                    .map_or_else(LabelSelector::everything, LabelSelector::from_json_lenient),
                 namespaces: t
                     .get("namespaces")
                     .and_then(Value::as_array)

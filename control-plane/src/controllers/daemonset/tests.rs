@@ -1,4 +1,5 @@
 use super::*;
+use apimachinery::time::parse_rfc3339;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -31,7 +32,7 @@ fn node_json(name: &str, extra: Value) -> Node {
 }
 
 fn now() -> SystemTime {
-    parse_time("2026-01-01T01:00:00Z").unwrap()
+    parse_rfc3339("2026-01-01T01:00:00Z").unwrap()
 }
 
 fn hash_of(d: &Value) -> String {

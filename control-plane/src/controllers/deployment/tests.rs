@@ -21,7 +21,7 @@ fn deploy(replicas: i64, image: &str) -> Value {
 }
 
 fn t0() -> SystemTime {
-    parse_time("2026-01-01T00:00:00Z").unwrap()
+    parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
 }
 
 /// A pure world: objects by key with revisions, driven by the reconciles and a fake kubelet.
@@ -129,7 +129,7 @@ impl World {
 
     /// Removes terminating pods, binds new ones, and makes each not-ready pod ready with probability `p`.
     fn kubelet(&mut self, p: f64) {
-        let now = timestamp(self.now);
+        let now = rfc3339(self.now);
         for (k, v) in self.objects.clone() {
             if !k.starts_with("/core/pods/") {
                 continue;
@@ -529,7 +529,7 @@ fn a_stuck_rollout_exceeds_its_progress_deadline_and_recovers_when_pods_come_up(
     }
     let c = progressing(&w);
     assert_eq!(c["status"], "True", "{c}");
-    let stuck_since = parse_time(c["lastUpdateTime"].as_str().unwrap()).unwrap();
+    let stuck_since = parse_rfc3339(c["lastUpdateTime"].as_str().unwrap()).unwrap();
     // Before the deadline: unchanged, and the controller asks to look again when it would pass.
     w.now = stuck_since + Duration::from_secs(30);
     let a = reconcile(

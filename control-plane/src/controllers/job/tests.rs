@@ -20,11 +20,11 @@ fn job(completions: Option<i64>, parallelism: i64) -> Value {
 }
 
 fn now() -> SystemTime {
-    parse_time("2026-01-01T01:00:00Z").unwrap()
+    parse_rfc3339("2026-01-01T01:00:00Z").unwrap()
 }
 
 fn at(secs_before_now: u64) -> String {
-    timestamp(now() - Duration::from_secs(secs_before_now))
+    rfc3339(now() - Duration::from_secs(secs_before_now))
 }
 
 fn pod(name: &str, phase: &str, finished_secs_ago: u64) -> Cached {
@@ -92,7 +92,7 @@ fn starts_parallelism_pods_but_no_more_than_completions_left() {
     assert_eq!(created(&a), 2);
     let j = updated_job(&a);
     assert_eq!(j["status"]["active"], 2);
-    assert_eq!(j["status"]["startTime"], json!(timestamp(now())));
+    assert_eq!(j["status"]["startTime"], json!(rfc3339(now())));
     let a = run(
         &job(Some(5), 3),
         &[
@@ -121,7 +121,7 @@ fn completes_once_enough_pods_succeeded_and_then_stays_put() {
     let j = updated_job(&a);
     assert_eq!(finished(&j), Some("Complete"));
     assert_eq!(j["status"]["succeeded"], 2);
-    assert_eq!(j["status"]["completionTime"], json!(timestamp(now())));
+    assert_eq!(j["status"]["completionTime"], json!(rfc3339(now())));
     assert!(j["status"].get("active").is_none());
     let again = run(&j, &pods);
     assert!(again.is_empty(), "{again:?}");
