@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use futures::future::BoxFuture;
 
 use super::events::Recorder;
-use super::informer::Cached;
+use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Ctx};
+use super::{Action, Actions, Controller, Ctx};
 use crate::store::Consistency;
 
 /// Finalizer of an owner whose dependents must go first.
@@ -149,52 +149,58 @@ pub fn reconcile(objects: &[Cached], live: &HashSet<String>, now: SystemTime) ->
     plan
 }
 
-/// The collector's runner: a pass on every cache change (debounced) and every resync interval.
-pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
-    let recorder = Recorder::new("garbage-collector-controller");
-    let mut rxs: Vec<_> = ctx.caches.all().iter().map(|i| i.subscribe()).collect();
-    while !ctx.caches.ready() {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
+/// The collector as the generic loop drives it: its pass reads every cache; confirming orphans and
+/// sweeping expired events need the store, so they run in [`Controller::settle`].
+#[derive(Default)]
+pub struct GarbageCollector {
+    /// When expired events were last swept.
+    last_sweep: Option<SystemTime>,
+    /// Orphans the last pass found, confirmed with the store before deletion.
+    orphans: Vec<Cached>,
+}
+
+impl Controller for GarbageCollector {
+    const COMPONENT: &'static str = "garbage-collector-controller";
+    // Owners and dependents of one deletion arrive through different caches: wait for both.
+    const DEBOUNCE: Duration = Duration::from_millis(50);
+
+    fn triggers(caches: &Caches) -> Vec<Arc<Informer>> {
+        caches.all().into_iter().cloned().collect()
     }
-    let mut last_sweep: Option<SystemTime> = None;
-    loop {
-        for rx in &mut rxs {
-            rx.mark_unchanged();
-        }
-        let now = ctx.now();
-        if last_sweep.is_none_or(|t| t + Duration::from_secs(60) <= now) {
-            last_sweep = Some(now);
-            sweep_events(&ctx, &recorder, now).await;
-        }
+
+    fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
         let objects: Vec<Cached> = ctx.caches.all().iter().flat_map(|i| i.list()).collect();
         let live: HashSet<String> = objects.iter().map(|o| uid(&o.value).to_string()).collect();
-        let plan = reconcile(&objects, &live, now);
-        let mut wait = ctx.config.resync_interval;
-        for a in plan.actions {
-            if let Some(r) = a.requeue_after {
-                wait = wait.min(r);
+        let plan = reconcile(&objects, &live, ctx.now());
+        self.orphans = plan.orphans;
+        plan.actions
+    }
+
+    fn settle<'a>(
+        &'a mut self,
+        ctx: &'a Ctx,
+        recorder: &'a Recorder,
+    ) -> BoxFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let now = ctx.now();
+            if self
+                .last_sweep
+                .is_none_or(|t| t + Duration::from_secs(60) <= now)
+            {
+                self.last_sweep = Some(now);
+                sweep_events(ctx, recorder, now).await;
             }
-            if ctx.apply(&recorder, a.actions).await.is_err() {
-                wait = wait.min(Duration::from_millis(200));
-            }
-        }
-        for o in plan.orphans {
-            if owners_gone(&ctx, &o).await {
-                tracing::debug!(key = %o.key, "collecting object whose owners are gone");
-                if ctx.apply(&recorder, vec![delete(&o, now)]).await.is_err() {
-                    wait = wait.min(Duration::from_millis(200));
+            let mut retry = None;
+            for o in std::mem::take(&mut self.orphans) {
+                if owners_gone(ctx, &o).await {
+                    tracing::debug!(key = %o.key, "collecting object whose owners are gone");
+                    if ctx.apply(recorder, vec![delete(&o, now)]).await.is_err() {
+                        retry = Some(Duration::from_millis(200));
+                    }
                 }
             }
-        }
-        let changed = futures::future::select_all(rxs.iter_mut().map(|rx| Box::pin(rx.changed())));
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-            _ = changed => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
+            retry
+        })
     }
 }
 

@@ -411,8 +411,19 @@ pub(crate) trait Controller: Send + 'static {
     const COMPONENT: &'static str;
     /// Informers whose changes wake it.
     fn triggers(caches: &Caches) -> Vec<Arc<Informer>>;
+    /// How long a burst of watch events may take to land before the next pass.
+    const DEBOUNCE: Duration = Duration::from_millis(5);
     /// Reconciles everything against the caches; returns one `Actions` per object that needs writes.
     fn pass(&mut self, ctx: &Ctx) -> Vec<Actions>;
+    /// I/O a pass decided on but could not do purely (confirming with the store, sweeping), run after
+    /// the pass's writes; returns how soon to pass again, if sooner than the resync.
+    fn settle<'a>(
+        &'a mut self,
+        _ctx: &'a Ctx,
+        _recorder: &'a Recorder,
+    ) -> futures::future::BoxFuture<'a, Option<Duration>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Drives a controller until `shutdown`: waits for the informers, then reruns its pass on every cache
@@ -468,14 +479,14 @@ pub(crate) async fn drive<C: Controller>(mut c: C, ctx: Arc<Ctx>, shutdown: Canc
                 return;
             }
         }
+        if let Some(r) = c.settle(&ctx, &recorder).await {
+            wait = wait.min(r);
+        }
         let changed = futures::future::select_all(rxs.iter_mut().map(|rx| Box::pin(rx.changed())));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
-            _ = changed => {
-                // Let a burst of watch events land before the next pass.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            _ = changed => tokio::time::sleep(C::DEBOUNCE).await,
         }
     }
 }
@@ -594,7 +605,11 @@ pub async fn run(
         );
         spawn(
             "garbage-collector",
-            Box::pin(gc::run(ctx.clone(), term.clone())),
+            Box::pin(drive(
+                gc::GarbageCollector::default(),
+                ctx.clone(),
+                term.clone(),
+            )),
         );
         spawn(
             "scheduler",
