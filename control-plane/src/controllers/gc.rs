@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Value};
 use futures::future::BoxFuture;
+use serde_json::{json, Value};
 
 use super::events::Recorder;
 use super::informer::{Cached, Caches, Informer};

@@ -8,6 +8,7 @@
 //! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`,
 //!   `serviceaccount`: one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
+//! - `watcher`: the one list+watch loop (re-list on 410 Gone) under the informers and the scheduler runner.
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
 pub mod bench;
@@ -25,6 +26,7 @@ pub mod object;
 pub mod replicaset;
 pub mod scheduling;
 pub mod serviceaccount;
+pub mod watcher;
 
 #[cfg(test)]
 mod runner_tests;
