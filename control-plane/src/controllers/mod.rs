@@ -30,6 +30,8 @@ pub mod watcher;
 
 #[cfg(test)]
 mod runner_tests;
+#[cfg(test)]
+mod sim;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
