@@ -148,3 +148,119 @@ impl Watcher {
         Some(Some(lists))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{
+        Batch, BoxFuture, Committed, MemStore, Object, Op, Precondition, WatchStream,
+    };
+
+    /// A MemStore whose next watch ends at once with `Gone`, as a watch that fell out of the window.
+    struct GoneOnce {
+        inner: MemStore,
+        gone: AtomicBool,
+    }
+
+    impl ObjectStore for GoneOnce {
+        fn commit(&self, batch: Batch) -> BoxFuture<'_, store::Result<Committed>> {
+            self.inner.commit(batch)
+        }
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+            consistency: Consistency,
+        ) -> BoxFuture<'a, store::Result<Option<Object>>> {
+            self.inner.get(key, consistency)
+        }
+        fn list<'a>(
+            &'a self,
+            prefix: &'a str,
+            consistency: Consistency,
+        ) -> BoxFuture<'a, store::Result<(Vec<Object>, u64)>> {
+            self.inner.list(prefix, consistency)
+        }
+        fn watch<'a>(
+            &'a self,
+            prefix: &'a str,
+            after: u64,
+        ) -> BoxFuture<'a, store::Result<WatchStream>> {
+            if self.gone.swap(false, Ordering::SeqCst) {
+                let gone = store::Error::Gone {
+                    requested: after,
+                    oldest: after + 1,
+                };
+                return Box::pin(async move {
+                    Ok(Box::pin(futures::stream::iter([Err(gone)])) as WatchStream)
+                });
+            }
+            self.inner.watch(prefix, after)
+        }
+        fn revision(&self) -> u64 {
+            self.inner.revision()
+        }
+        fn is_leader(&self) -> bool {
+            true
+        }
+    }
+
+    async fn put(store: &dyn ObjectStore, key: &str) {
+        store
+            .commit(Batch::one(Op::Put {
+                key: key.into(),
+                value: json!({"metadata": {"name": key}}),
+                precondition: Precondition::None,
+            }))
+            .await
+            .unwrap();
+    }
+
+    fn keys(step: &Step) -> Vec<String> {
+        match step {
+            Step::Listed(lists) => lists
+                .iter()
+                .flat_map(|(objects, _)| objects.iter().map(|o| o.key.clone()))
+                .collect(),
+            Step::Events(batch) => batch.iter().map(|(_, e)| e.key.clone()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_then_watches_and_relists_after_gone() {
+        let store = Arc::new(GoneOnce {
+            inner: MemStore::new(),
+            gone: AtomicBool::new(false),
+        });
+        put(store.as_ref(), "/core/pods/default/a").await;
+        let shutdown = CancellationToken::new();
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]);
+        let first = w.next(&shutdown).await.unwrap();
+        assert!(matches!(first, Step::Listed(_)));
+        assert_eq!(keys(&first), ["/core/pods/default/a"]);
+
+        put(store.as_ref(), "/core/pods/default/b").await;
+        let second = w.next(&shutdown).await.unwrap();
+        assert!(matches!(second, Step::Events(_)));
+        assert_eq!(keys(&second), ["/core/pods/default/b"]);
+
+        // The watch falls out of the window: the watcher lists again, and the list has both.
+        store.gone.store(true, Ordering::SeqCst);
+        w.relist();
+        let third = w.next(&shutdown).await.unwrap();
+        assert!(matches!(third, Step::Listed(_)));
+        let fourth = w.next(&shutdown).await.unwrap();
+        assert!(matches!(fourth, Step::Listed(_)), "re-listed after Gone");
+        assert_eq!(
+            keys(&fourth),
+            ["/core/pods/default/a", "/core/pods/default/b"]
+        );
+        assert!(w.try_next().is_none());
+
+        shutdown.cancel();
+        assert!(w.next(&shutdown).await.is_none());
+    }
+}

@@ -368,9 +368,9 @@ fn simulate(nodes: usize, max_unavailable: i64, surge: i64, stuck: Option<usize>
             .enumerate()
             .filter(|(i, n)| {
                 Some(*i) != stuck
-                    && pods.iter().any(|p| {
-                        pod_node(p) == Some(n.as_str()) && !deleting(p) && pod_ready(p)
-                    })
+                    && pods
+                        .iter()
+                        .any(|p| pod_node(p) == Some(n.as_str()) && !deleting(p) && pod_ready(p))
             })
             .count() as i64;
         assert!(

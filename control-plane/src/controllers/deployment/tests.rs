@@ -95,7 +95,10 @@ impl World {
     /// Removes terminating pods, binds new ones, and makes each not-ready pod ready with probability `p`.
     fn kubelet(&mut self, p: f64) {
         let now = rfc3339(self.now);
-        for Cached { key: k, value: v, .. } in self.cached("/core/pods/") {
+        for Cached {
+            key: k, value: v, ..
+        } in self.cached("/core/pods/")
+        {
             if deleting(&v) {
                 self.remove(&k);
                 continue;

@@ -1,8 +1,8 @@
 use super::*;
+use crate::controllers::sim::Sim;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use crate::controllers::sim::Sim;
 
 fn job(completions: Option<i64>, parallelism: i64) -> Value {
     let mut j = json!({
