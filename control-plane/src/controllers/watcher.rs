@@ -19,16 +19,23 @@ const MAX_BATCH: usize = 4096;
 pub enum Step {
     /// Every prefix was (re-)listed: one list per prefix, in the order given to [`Watcher::new`], each
     /// with the revision it is consistent at. Whatever the consumer built before is stale.
-    Listed(Vec<(Vec<store::Object>, u64)>),
+    Listed(Lists),
     /// Changes already delivered, in order, each with the index of its prefix.
     Events(Vec<(usize, store::Event)>),
 }
+
+/// Each prefix's watch, tagged with the prefix's index.
+type Watches = SelectAll<BoxStream<'static, (usize, store::Result<store::Event>)>>;
+
+/// One list per prefix, each with the revision it is consistent at.
+type Lists = Vec<(Vec<store::Object>, u64)>;
 
 /// A list+watch over a fixed set of prefixes. Every error is retryable: it ends in a new list.
 pub struct Watcher {
     store: Arc<dyn ObjectStore>,
     prefixes: Vec<String>,
-    streams: Option<SelectAll<BoxStream<'static, (usize, store::Result<store::Event>)>>>,
+    /// The watches of every prefix, merged; `None` until listed, and after a watch ended.
+    streams: Option<Watches>,
 }
 
 impl Watcher {
@@ -112,11 +119,7 @@ impl Watcher {
 
     /// Lists every prefix and starts its watch. `Ok(None)` (outer `Some`) when a list or a watch failed
     /// and the caller should try again; `None` on shutdown.
-    #[allow(clippy::type_complexity)]
-    async fn list_and_watch(
-        &mut self,
-        shutdown: &CancellationToken,
-    ) -> Option<Option<Vec<(Vec<store::Object>, u64)>>> {
+    async fn list_and_watch(&mut self, shutdown: &CancellationToken) -> Option<Option<Lists>> {
         let mut lists = Vec::with_capacity(self.prefixes.len());
         let mut streams = SelectAll::new();
         for (i, prefix) in self.prefixes.iter().enumerate() {
