@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::store;
 
 mod scale;

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::scheduler::container_ports;
 use crate::store;
 use apimachinery::labels::{string_map, LabelSelector};

@@ -10,10 +10,13 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::action::delete_pod;
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::events::Recorder;
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::store::Consistency;
 
 /// Finalizer of an owner whose dependents must go first.

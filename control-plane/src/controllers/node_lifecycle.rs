@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::scheduler::{Taint, TaintEffect, Toleration};
 
 /// Taint of a node whose agent stopped reporting.

@@ -311,34 +311,6 @@ pub fn set_condition(
     true
 }
 
-/// Graceful deletion of a pod as the API does it: a running bound pod gets `deletionTimestamp` (its node
-/// agent stops it and removes it); an unbound or finished pod is removed at once, since nothing on a node
-/// would ever finish its deletion. `rev` is the revision it was read at.
-pub fn delete_pod(key: &str, pod: &Value, rev: u64, now: SystemTime) -> super::Action {
-    if pod_node(pod).is_none() || pod_terminal(pod) {
-        return super::Action::Delete {
-            key: key.to_string(),
-            revision: Some(rev),
-        };
-    }
-    if deleting(pod) {
-        return super::Action::None;
-    }
-    let grace = pod
-        .pointer("/spec/terminationGracePeriodSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(30);
-    let mut p = pod.clone();
-    let meta = ensure_object(&mut p, "metadata");
-    meta.insert("deletionTimestamp".into(), json!(rfc3339(now)));
-    meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-    super::Action::Update {
-        key: key.to_string(),
-        object: p,
-        revision: rev,
-    }
-}
-
 /// Store key of a namespaced or cluster-scoped object given its kind (`None` for kinds berth does not store).
 pub fn key_for_kind(kind: &str, namespace: &str, name: &str) -> Option<String> {
     let (group, resource, namespaced) = resource_of(kind)?;
@@ -380,6 +352,7 @@ pub fn split_key(key: &str) -> Option<(&str, &str, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::action::delete_pod;
     use rand::SeedableRng;
 
     #[test]

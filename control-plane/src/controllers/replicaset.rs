@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use serde_json::{json, Value};
 
+use super::action::{delete_pod, Action, Actions};
+use super::context::Ctx;
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::store;
 use apimachinery::labels::{string_map, LabelSelector};
 

@@ -14,13 +14,13 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::context::ControllerConfig;
 use super::events::{EventRecord, EventType, Recorder};
 use super::object::{
     annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision,
     set_annotation, set_condition, split_key,
 };
 use super::watcher::{Step, Watcher};
-use super::ControllerConfig;
 use crate::scheduler::{schedule_batch, ClusterView, Node, Pod, PVC_NODE_ANNOTATION};
 use crate::store::{
     self, Batch, Consistency, Error, EventType as Kind, ObjectStore, Op, Precondition,

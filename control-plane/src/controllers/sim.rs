@@ -10,9 +10,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use super::action::{Action, Actions};
 use super::informer::Cached;
 use super::object::revision;
-use super::{Action, Actions};
 
 /// Objects by store key, the revision counter, a seeded RNG and a clock the test moves.
 pub(crate) struct Sim {

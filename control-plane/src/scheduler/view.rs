@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::{
+use super::model::{
     Node, Placement, Pod, Reason, Resources, TaintEffect, Unschedulable, PVC_NODE_ANNOTATION,
 };
 
@@ -484,7 +484,7 @@ impl ClusterView {
         (replicas, prefer)
     }
 
-    /// See [`super::schedule`].
+    /// Picks a node for `pod` or says why none fits (the contract is on the module's `schedule`).
     pub(crate) fn schedule(&self, pod: &Pod) -> Result<Placement, Unschedulable> {
         let owner = pod.owner.as_ref().and_then(|o| self.owners.get(o));
         let mut scratch = Vec::new();

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::controllers::action::{Action, Actions};
 use crate::controllers::events::{EventRecord, EventType};
 use crate::controllers::object::{annotation, name, set_annotation};
-use crate::controllers::{Action, Actions};
 
 /// Revision annotation on Deployments and their ReplicaSets.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
