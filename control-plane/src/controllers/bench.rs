@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::context::ControllerConfig;
 use super::scheduling::{run_with_stats, Stats};
-use super::ControllerConfig;
 use crate::scheduler::{schedule_batch, ClusterView, Pod};
 use crate::store::{key, Batch, ObjectStore, Op, Precondition};
 

@@ -13,12 +13,14 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use serde_json::{json, Value};
 
+use super::action::{delete_pod, Action, Actions};
+use super::context::Ctx;
 use super::deployment::{int_or_percent, pod_template_hash};
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
 use super::replicaset::{self, reconcile_owners};
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::scheduler::{self, Node};
 use crate::store;
 

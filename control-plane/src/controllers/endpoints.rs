@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::scheduler::container_ports;
-use crate::scheduler::labels::{string_map, Selector};
 use crate::store;
+use apimachinery::labels::{string_map, LabelSelector};
 
 /// (ready addresses, not-ready addresses, ports) of one subset being built.
 type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
@@ -41,7 +43,7 @@ pub fn desired_subsets(svc: &Value, pods: &[Cached]) -> Option<Value> {
     if sel.is_empty() {
         return None;
     }
-    let selector = Selector::from_map(sel);
+    let selector = LabelSelector::from_map(&sel);
     let publish_not_ready = svc
         .pointer("/spec/publishNotReadyAddresses")
         .and_then(Value::as_bool)
@@ -55,7 +57,7 @@ pub fn desired_subsets(svc: &Value, pods: &[Cached]) -> Option<Value> {
     let mut subsets: BTreeMap<String, Subset> = BTreeMap::new();
     for p in pods {
         let pod = &*p.value;
-        if deleting(pod) || pod_terminal(pod) || !selector.matches(&labels(pod)) {
+        if deleting(pod) || pod_terminal(pod) || !selector.matches_labels(&labels(pod)) {
             continue;
         }
         let Some(ip) = pod

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 use rand::RngCore;
 use serde_json::{json, Value};
 
-use super::object::{name, namespace, stamp_new, timestamp, uid};
+use super::object::{name, namespace, stamp_new, uid};
 use crate::store::{key, Op, Precondition};
+use apimachinery::time::rfc3339;
 
 /// `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +105,7 @@ impl Recorder {
         let ns = record.namespace().to_string();
         let ev_name = record.event_name();
         let k = key("core", "events", &ns, &ev_name);
-        let now_s = timestamp(now);
+        let now_s = rfc3339(now);
         let mut written = self.written.lock().expect("recorder lock");
         let value = match written.get(&k) {
             Some(prev) => {

@@ -2,17 +2,21 @@
 //! dependents of an owner in `foregroundDeletion` before the owner, and strips owner references from the
 //! dependents of an owner being deleted with the `orphan` finalizer.
 
+use apimachinery::time::{parse_rfc3339, rfc3339};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
+use super::action::delete_pod;
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::events::Recorder;
-use super::informer::Cached;
+use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Ctx};
+use super::runner::Controller;
 use crate::store::Consistency;
 
 /// Finalizer of an owner whose dependents must go first.
@@ -126,7 +130,7 @@ pub fn reconcile(objects: &[Cached], live: &HashSet<String>, now: SystemTime) ->
                     // Its own dependents go first too.
                     let mut v = (*d.value).clone();
                     let meta = ensure_object(&mut v, "metadata");
-                    meta.insert("deletionTimestamp".into(), json!(timestamp(now)));
+                    meta.insert("deletionTimestamp".into(), json!(rfc3339(now)));
                     let mut f = finalizers(&d.value);
                     f.push(FOREGROUND.into());
                     meta.insert("finalizers".into(), json!(f));
@@ -148,52 +152,58 @@ pub fn reconcile(objects: &[Cached], live: &HashSet<String>, now: SystemTime) ->
     plan
 }
 
-/// The collector's runner: a pass on every cache change (debounced) and every resync interval.
-pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
-    let recorder = Recorder::new("garbage-collector-controller");
-    let mut rxs: Vec<_> = ctx.caches.all().iter().map(|i| i.subscribe()).collect();
-    while !ctx.caches.ready() {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
+/// The collector as the generic loop drives it: its pass reads every cache; confirming orphans and
+/// sweeping expired events need the store, so they run in [`Controller::settle`].
+#[derive(Default)]
+pub struct GarbageCollector {
+    /// When expired events were last swept.
+    last_sweep: Option<SystemTime>,
+    /// Orphans the last pass found, confirmed with the store before deletion.
+    orphans: Vec<Cached>,
+}
+
+impl Controller for GarbageCollector {
+    const COMPONENT: &'static str = "garbage-collector-controller";
+    // Owners and dependents of one deletion arrive through different caches: wait for both.
+    const DEBOUNCE: Duration = Duration::from_millis(50);
+
+    fn triggers(caches: &Caches) -> Vec<Arc<Informer>> {
+        caches.all().into_iter().cloned().collect()
     }
-    let mut last_sweep: Option<SystemTime> = None;
-    loop {
-        for rx in &mut rxs {
-            rx.mark_unchanged();
-        }
-        let now = ctx.now();
-        if last_sweep.is_none_or(|t| t + Duration::from_secs(60) <= now) {
-            last_sweep = Some(now);
-            sweep_events(&ctx, &recorder, now).await;
-        }
+
+    fn pass(&mut self, ctx: &Ctx) -> Vec<Actions> {
         let objects: Vec<Cached> = ctx.caches.all().iter().flat_map(|i| i.list()).collect();
         let live: HashSet<String> = objects.iter().map(|o| uid(&o.value).to_string()).collect();
-        let plan = reconcile(&objects, &live, now);
-        let mut wait = ctx.config.resync_interval;
-        for a in plan.actions {
-            if let Some(r) = a.requeue_after {
-                wait = wait.min(r);
+        let plan = reconcile(&objects, &live, ctx.now());
+        self.orphans = plan.orphans;
+        plan.actions
+    }
+
+    fn settle<'a>(
+        &'a mut self,
+        ctx: &'a Ctx,
+        recorder: &'a Recorder,
+    ) -> BoxFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let now = ctx.now();
+            if self
+                .last_sweep
+                .is_none_or(|t| t + Duration::from_secs(60) <= now)
+            {
+                self.last_sweep = Some(now);
+                sweep_events(ctx, recorder, now).await;
             }
-            if ctx.apply(&recorder, a.actions).await.is_err() {
-                wait = wait.min(Duration::from_millis(200));
-            }
-        }
-        for o in plan.orphans {
-            if owners_gone(&ctx, &o).await {
-                tracing::debug!(key = %o.key, "collecting object whose owners are gone");
-                if ctx.apply(&recorder, vec![delete(&o, now)]).await.is_err() {
-                    wait = wait.min(Duration::from_millis(200));
+            let mut retry = None;
+            for o in std::mem::take(&mut self.orphans) {
+                if owners_gone(ctx, &o).await {
+                    tracing::debug!(key = %o.key, "collecting object whose owners are gone");
+                    if ctx.apply(recorder, vec![delete(&o, now)]).await.is_err() {
+                        retry = Some(Duration::from_millis(200));
+                    }
                 }
             }
-        }
-        let changed = futures::future::select_all(rxs.iter_mut().map(|rx| Box::pin(rx.changed())));
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-            _ = changed => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
+            retry
+        })
     }
 }
 
@@ -215,7 +225,7 @@ pub fn expired_events(
                         .pointer("/metadata/creationTimestamp")
                         .and_then(Value::as_str)
                 })
-                .and_then(parse_time);
+                .and_then(parse_rfc3339);
             last.is_some_and(|t| t + ttl <= now)
         })
         .map(|e| Action::Delete {
@@ -302,7 +312,7 @@ mod tests {
             ev("old", "2026-01-01T00:00:00Z"),
             ev("new", "2026-01-01T00:59:00Z"),
         ];
-        let now = parse_time("2026-01-01T01:00:00Z").unwrap();
+        let now = parse_rfc3339("2026-01-01T01:00:00Z").unwrap();
         let got = expired_events(&events, now, Duration::from_secs(3600));
         assert_eq!(
             got,

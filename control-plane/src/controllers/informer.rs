@@ -5,14 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Batch, Committed, Consistency, EventType, ObjectStore, Op};
+use super::watcher::{Step, Watcher};
+use crate::store::{Batch, Committed, EventType, ObjectStore, Op};
 
 /// A cached object and the revision that wrote it.
 #[derive(Debug, Clone)]
@@ -165,104 +164,60 @@ impl Informer {
         }
     }
 
-    /// Lists and watches until `shutdown`, re-listing after `Gone` or a broken stream.
+    /// Lists and watches (through the shared [`Watcher`]) until `shutdown`.
     pub async fn run(self: Arc<Self>, store: Arc<dyn ObjectStore>, shutdown: CancellationToken) {
-        loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let listed = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = store.list(&self.prefix, Consistency::Linearizable) => r,
-            };
-            let (objects, at) = match listed {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(prefix = %self.prefix, error = %e, "informer list failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+        let mut watcher = Watcher::new(store, vec![self.prefix.clone()]);
+        while let Some(step) = watcher.next(&shutdown).await {
+            match step {
+                Step::Listed(mut lists) => {
+                    let Some((objects, at)) = lists.pop() else {
+                        continue;
+                    };
+                    self.relisted(objects, at);
+                }
+                Step::Events(batch) => {
+                    let mut st = self.state.lock().expect("informer lock");
+                    for (_, ev) in batch {
+                        self.apply_event(&mut st, ev.kind, &ev.key, ev.object, ev.revision);
                     }
                 }
-            };
-            {
-                let mut st = self.state.lock().expect("informer lock");
-                // Write-throughs newer than the list survive it.
-                let mut fresh: BTreeMap<String, Cached> = objects
-                    .into_iter()
-                    .map(|o| {
-                        (
-                            o.key.clone(),
-                            Cached {
-                                key: o.key,
-                                value: Arc::new(o.value),
-                                revision: o.revision,
-                            },
-                        )
-                    })
-                    .collect();
-                for (k, c) in &st.objects {
-                    if c.revision > at {
-                        fresh.insert(k.clone(), c.clone());
-                    }
-                }
-                st.tombstones.retain(|_, r| *r > at);
-                let tombstones: Vec<String> = st.tombstones.keys().cloned().collect();
-                for k in tombstones {
-                    fresh.remove(&k);
-                }
-                st.objects = fresh;
-                st.revision = at;
-                st.ready = true;
             }
             self.bump();
-            let stream = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                s = store.watch(&self.prefix, at) => s,
-            };
-            let Ok(mut stream) = stream else {
-                continue;
-            };
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = stream.next() => n,
-                };
-                match next {
-                    Some(Ok(ev)) => {
-                        let mut batch = vec![ev];
-                        // Drain what is already there, so one wake-up covers a burst.
-                        while let Some(Some(Ok(ev))) = stream.next().now_or_never_ready() {
-                            batch.push(ev);
-                            if batch.len() >= 4096 {
-                                break;
-                            }
-                        }
-                        {
-                            let mut st = self.state.lock().expect("informer lock");
-                            for ev in batch {
-                                self.apply_event(&mut st, ev.kind, &ev.key, ev.object, ev.revision);
-                            }
-                        }
-                        self.bump();
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(prefix = %self.prefix, error = %e, "informer watch ended; re-listing");
-                        break;
-                    }
-                    None => break,
-                }
-            }
         }
     }
-}
 
-trait NowOrNever: futures::Future + Sized {
-    fn now_or_never_ready(self) -> Option<Self::Output> {
-        futures::FutureExt::now_or_never(self)
+    /// Replaces the cache with a list taken at revision `at`.
+    fn relisted(&self, objects: Vec<crate::store::Object>, at: u64) {
+        let mut st = self.state.lock().expect("informer lock");
+        // Write-throughs newer than the list survive it.
+        let mut fresh: BTreeMap<String, Cached> = objects
+            .into_iter()
+            .map(|o| {
+                (
+                    o.key.clone(),
+                    Cached {
+                        key: o.key,
+                        value: Arc::new(o.value),
+                        revision: o.revision,
+                    },
+                )
+            })
+            .collect();
+        for (k, c) in &st.objects {
+            if c.revision > at {
+                fresh.insert(k.clone(), c.clone());
+            }
+        }
+        st.tombstones.retain(|_, r| *r > at);
+        let tombstones: Vec<String> = st.tombstones.keys().cloned().collect();
+        for k in tombstones {
+            fresh.remove(&k);
+        }
+        st.objects = fresh;
+        st.revision = at;
+        st.ready = true;
     }
 }
-impl<F: futures::Future> NowOrNever for F {}
 
 /// The informers the controllers share, one per kind.
 #[derive(Clone)]

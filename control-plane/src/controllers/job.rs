@@ -4,17 +4,20 @@
 //! `ttlSecondsAfterFinished` as in Kubernetes. Only the NonIndexed completion mode. Pure [`reconcile`] plus
 //! the runner's pass over the caches.
 
+use apimachinery::time::{parse_rfc3339, rfc3339};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use serde_json::{json, Value};
 
+use super::action::{delete_pod, Action, Actions};
+use super::context::Ctx;
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
 use super::replicaset::{self, reconcile_owners};
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::store;
 
 /// First retry delay after a failed pod; doubles per failure up to [`MAX_BACKOFF`] (Kubernetes' values).
@@ -47,9 +50,9 @@ fn finished_at(p: &Value) -> Option<SystemTime> {
             c.pointer("/state/terminated/finishedAt")
                 .and_then(Value::as_str)
         })
-        .filter_map(parse_time)
+        .filter_map(parse_rfc3339)
         .max()
-        .or_else(|| parse_time(meta_str(p, "creationTimestamp")))
+        .or_else(|| parse_rfc3339(meta_str(p, "creationTimestamp")))
 }
 
 /// Container restarts of a pod: with `restartPolicy: OnFailure` they count against the backoff limit.
@@ -89,7 +92,7 @@ pub fn reconcile(
             .pointer("/status/completionTime")
             .or_else(|| condition(job, "Failed").and_then(|c| c.get("lastTransitionTime")))
             .and_then(Value::as_str)
-            .and_then(parse_time);
+            .and_then(parse_rfc3339);
         // A TTL past the end of time never expires (checked: a huge TTL must not panic the leader).
         let expires = match (ttl, done) {
             (Some(ttl), Some(done)) => {
@@ -135,9 +138,9 @@ pub fn reconcile(
     let start = status
         .get("startTime")
         .and_then(Value::as_str)
-        .and_then(parse_time);
+        .and_then(parse_rfc3339);
     if start.is_none() && !suspended {
-        status["startTime"] = json!(timestamp(now));
+        status["startTime"] = json!(rfc3339(now));
     }
     let start = start.unwrap_or(now);
 
@@ -184,7 +187,7 @@ pub fn reconcile(
         };
 
     let mut active_after = active.len() as i64;
-    let now_s = timestamp(now);
+    let now_s = rfc3339(now);
     let set = |status: &mut Value, ty: &str, value: &str, reason: &str, message: &str| {
         if let Some(m) = status.as_object_mut() {
             set_condition(m, ty, value, reason, message, &now_s, false);
@@ -213,7 +216,7 @@ pub fn reconcile(
             "CompletionsReached",
             "Reached expected number of succeeded pods",
         );
-        status["completionTime"] = json!(timestamp(now));
+        status["completionTime"] = json!(rfc3339(now));
         event(
             &mut out,
             EventType::Normal,

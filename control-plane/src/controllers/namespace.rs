@@ -7,10 +7,12 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::action::delete_pod;
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::events::Recorder;
 use super::informer::Cached;
 use super::object::*;
-use super::{Action, Actions, Ctx};
 use crate::store::{self, Consistency};
 
 /// Namespaces that always exist.

@@ -3,16 +3,19 @@
 //! than the eviction timeout (or a pod's own `tolerationSeconds` for it) its pods are deleted at once so their
 //! ReplicaSets replace them elsewhere.
 
+use apimachinery::time::{parse_rfc3339, rfc3339};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
+use super::action::{Action, Actions};
+use super::context::Ctx;
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::*;
-use super::{Action, Actions, Controller, Ctx};
+use super::runner::Controller;
 use crate::scheduler::{Taint, TaintEffect, Toleration};
 
 /// Taint of a node whose agent stopped reporting.
@@ -42,13 +45,13 @@ fn ready_status(node: &Value) -> &str {
 /// Reconciles one node and the pods bound to it.
 pub fn reconcile(key: &str, node: &Value, pods: &[Cached], now: SystemTime, t: Timing) -> Actions {
     let mut out = Actions::default();
-    let now_s = timestamp(now);
+    let now_s = rfc3339(now);
     let mut n = node.clone();
     let heartbeat = condition(node, "Ready")
         .and_then(|c| c.get("lastHeartbeatTime"))
         .and_then(Value::as_str)
-        .and_then(parse_time)
-        .or_else(|| parse_time(meta_str(node, "creationTimestamp")))
+        .and_then(parse_rfc3339)
+        .or_else(|| parse_rfc3339(meta_str(node, "creationTimestamp")))
         .unwrap_or(t.started)
         .max(t.started);
     let deadline = heartbeat + t.grace;
@@ -132,7 +135,7 @@ pub fn reconcile(key: &str, node: &Value, pods: &[Cached], now: SystemTime, t: T
         let added = taint
             .get("timeAdded")
             .and_then(Value::as_str)
-            .and_then(parse_time)
+            .and_then(parse_rfc3339)
             .unwrap_or(now);
         let taint = Taint {
             key: taint["key"].as_str().unwrap_or_default().to_string(),
@@ -246,7 +249,7 @@ impl Controller for NodeLifecycleController {
                 continue;
             }
             for p in pods {
-                let created = parse_time(meta_str(&p.value, "creationTimestamp")).unwrap_or(now);
+                let created = parse_rfc3339(meta_str(&p.value, "creationTimestamp")).unwrap_or(now);
                 if created + timing.grace <= now && ctx.started + timing.grace <= now {
                     orphans.push(Action::Delete {
                         key: p.key.clone(),
@@ -275,9 +278,9 @@ mod tests {
     fn node(heartbeat: u64, status: &str, taints: Value) -> Value {
         json!({
             "kind": "Node", "apiVersion": "v1",
-            "metadata": {"name": "n1", "uid": "nu", "resourceVersion": "9", "creationTimestamp": timestamp(at(0))},
+            "metadata": {"name": "n1", "uid": "nu", "resourceVersion": "9", "creationTimestamp": rfc3339(at(0))},
             "spec": {"taints": taints},
-            "status": {"conditions": [{"type": "Ready", "status": status, "lastHeartbeatTime": timestamp(at(heartbeat))}]},
+            "status": {"conditions": [{"type": "Ready", "status": status, "lastHeartbeatTime": rfc3339(at(heartbeat))}]},
         })
     }
 
@@ -316,7 +319,7 @@ mod tests {
     #[test]
     fn table() {
         let unreachable =
-            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": timestamp(at(20))}]);
+            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": rfc3339(at(20))}]);
         // (name, node, now, want Ready status after, want taint key, pods deleted)
         type Case<'a> = (&'a str, Value, u64, &'a str, Option<&'a str>, usize);
         let cases: Vec<Case> = vec![
@@ -401,7 +404,7 @@ mod tests {
         let n = node(
             5,
             "Unknown",
-            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": timestamp(at(20))}]),
+            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": rfc3339(at(20))}]),
         );
         let mut p = pods();
         Arc::make_mut(&mut p[0].value)["spec"]["tolerations"] =
@@ -417,7 +420,7 @@ mod tests {
         let n = node(
             5,
             "Unknown",
-            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": timestamp(at(20))}]),
+            json!([{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": rfc3339(at(20))}]),
         );
         let mut p = pods();
         p.push(Cached {

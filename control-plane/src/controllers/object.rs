@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
-use crate::scheduler::labels::{string_map, Labels};
+use apimachinery::labels::{string_map, Labels};
+use apimachinery::time::{parse_rfc3339, rfc3339};
 
 /// A string field of `metadata`, or "".
 pub fn meta_str<'a>(v: &'a Value, field: &str) -> &'a str {
@@ -114,8 +115,6 @@ pub fn controller_ref(owner: &Value) -> Value {
     })
 }
 
-pub use apimachinery::time::{parse_rfc3339 as parse_time, rfc3339 as timestamp};
-
 /// A random RFC 4122 v4 uid from `rng`.
 pub fn new_uid(rng: &mut dyn RngCore) -> String {
     let mut b = [0u8; 16];
@@ -136,7 +135,7 @@ pub fn stamp_new(v: &mut Value, now: SystemTime, rng: &mut dyn RngCore) {
     let has_spec = v.get("spec").is_some();
     let meta = ensure_object(v, "metadata");
     meta.insert("uid".into(), json!(new_uid(rng)));
-    meta.insert("creationTimestamp".into(), json!(timestamp(now)));
+    meta.insert("creationTimestamp".into(), json!(rfc3339(now)));
     if has_spec {
         meta.insert("generation".into(), json!(1));
     }
@@ -211,7 +210,7 @@ pub fn pod_available(p: &Value, min_ready: Duration, now: SystemTime) -> bool {
     let since = condition(p, "Ready")
         .and_then(|c| c.get("lastTransitionTime"))
         .and_then(Value::as_str)
-        .and_then(parse_time);
+        .and_then(parse_rfc3339);
     // A minReadySeconds past the end of the clock means never available, not a panic.
     since.is_some_and(|t| t.checked_add(min_ready).is_some_and(|at| at <= now))
 }
@@ -312,34 +311,6 @@ pub fn set_condition(
     true
 }
 
-/// Graceful deletion of a pod as the API does it: a running bound pod gets `deletionTimestamp` (its node
-/// agent stops it and removes it); an unbound or finished pod is removed at once, since nothing on a node
-/// would ever finish its deletion. `rev` is the revision it was read at.
-pub fn delete_pod(key: &str, pod: &Value, rev: u64, now: SystemTime) -> super::Action {
-    if pod_node(pod).is_none() || pod_terminal(pod) {
-        return super::Action::Delete {
-            key: key.to_string(),
-            revision: Some(rev),
-        };
-    }
-    if deleting(pod) {
-        return super::Action::None;
-    }
-    let grace = pod
-        .pointer("/spec/terminationGracePeriodSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(30);
-    let mut p = pod.clone();
-    let meta = ensure_object(&mut p, "metadata");
-    meta.insert("deletionTimestamp".into(), json!(timestamp(now)));
-    meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-    super::Action::Update {
-        key: key.to_string(),
-        object: p,
-        revision: rev,
-    }
-}
-
 /// Store key of a namespaced or cluster-scoped object given its kind (`None` for kinds berth does not store).
 pub fn key_for_kind(kind: &str, namespace: &str, name: &str) -> Option<String> {
     let (group, resource, namespaced) = resource_of(kind)?;
@@ -368,6 +339,7 @@ pub fn split_key(key: &str) -> Option<(&str, &str, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::action::delete_pod;
     use rand::SeedableRng;
 
     #[test]
@@ -379,7 +351,7 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         let mut v = json!({"metadata": {"name": "x", "resourceVersion": "4"}, "spec": {}});
-        let t = parse_time("2026-11-25T07:58:00Z").unwrap();
+        let t = parse_rfc3339("2026-11-25T07:58:00Z").unwrap();
         stamp_new(&mut v, t, &mut rng);
         assert_eq!(v["metadata"]["creationTimestamp"], "2026-11-25T07:58:00Z");
         assert_eq!(v["metadata"]["generation"], 1);
@@ -393,7 +365,7 @@ mod tests {
 
     #[test]
     fn only_running_bound_pods_are_deleted_gracefully() {
-        let t = parse_time("2026-11-25T07:58:00Z").unwrap();
+        let t = parse_rfc3339("2026-11-25T07:58:00Z").unwrap();
         let pod = |node: Option<&str>, phase: &str| json!({"metadata": {"name": "p"}, "spec": {"nodeName": node}, "status": {"phase": phase}});
         let graceful = |p: &Value| {
             matches!(

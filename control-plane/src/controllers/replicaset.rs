@@ -1,6 +1,7 @@
 //! ReplicaSet controller: keeps `spec.replicas` active pods from the template, deletes the least useful
 //! surplus first, and reports status. Pure [`reconcile`] plus the runner's pass over the caches.
 
+use apimachinery::time::parse_rfc3339;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,12 +9,14 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use serde_json::{json, Value};
 
+use super::action::{delete_pod, Action, Actions};
+use super::context::Ctx;
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
-use super::{Action, Actions, Controller, Ctx};
-use crate::scheduler::labels::Selector;
+use super::runner::Controller;
 use crate::store;
+use apimachinery::labels::{string_map, LabelSelector};
 
 /// Most pods one reconcile creates; the rest follow on the next pass (Kubernetes' burst limit).
 pub const BURST: usize = 500;
@@ -72,7 +75,7 @@ pub fn reconcile(
     }
     // Status describes the pods observed now; the next pass sees the effect of the writes above.
     let template_labels: Vec<(String, String)> =
-        crate::scheduler::labels::string_map(rs.pointer("/spec/template/metadata/labels"))
+        string_map(rs.pointer("/spec/template/metadata/labels"))
             .into_iter()
             .collect();
     let fully = active
@@ -147,9 +150,9 @@ fn deletion_rank(p: &Value, now: SystemTime) -> (u8, u8, u8, i64, i64) {
         condition(p, "Ready")
             .and_then(|c| c.get("lastTransitionTime"))
             .and_then(Value::as_str)
-            .and_then(parse_time),
+            .and_then(parse_rfc3339),
     );
-    let age = since(parse_time(meta_str(p, "creationTimestamp")));
+    let age = since(parse_rfc3339(meta_str(p, "creationTimestamp")));
     (scheduled, phase, ready, ready_for, age)
 }
 
@@ -169,10 +172,9 @@ pub(crate) fn pods_by_controller(pods: &[Cached]) -> HashMap<String, Vec<Cached>
 pub(crate) fn selected(rs: &Value, pods: Vec<Cached>) -> Vec<Cached> {
     let sel = rs
         .pointer("/spec/selector")
-        .map(Selector::from_json)
-        .unwrap_or_default();
+        .map_or_else(LabelSelector::everything, LabelSelector::from_json_lenient);
     pods.into_iter()
-        .filter(|p| sel.matches(&labels(&p.value)))
+        .filter(|p| sel.matches_labels(&labels(&p.value)))
         .collect()
 }
 
@@ -251,7 +253,7 @@ mod tests {
     }
 
     fn now() -> SystemTime {
-        parse_time("2026-01-01T01:00:00Z").unwrap()
+        parse_rfc3339("2026-01-01T01:00:00Z").unwrap()
     }
 
     fn creates(a: &Actions) -> Vec<&Value> {

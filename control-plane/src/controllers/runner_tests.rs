@@ -8,9 +8,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::context::failure_id;
+use super::informer::{Caches, Informer};
 use super::object::*;
 use super::*;
-use crate::store::{Consistency, MemStore, Object};
+use crate::store::{self, Batch, Consistency, MemStore, Object, Op, Precondition};
+use apimachinery::time::{parse_rfc3339, rfc3339};
 
 struct Cluster {
     store: Arc<MemStore>,
@@ -84,7 +87,7 @@ async fn kubelet(
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
         tick += 1;
-        let now = timestamp(clock.now());
+        let now = rfc3339(clock.now());
         let live: HashSet<String> = alive.lock().unwrap().clone();
         if tick.is_multiple_of(10) {
             for n in &live {
@@ -138,9 +141,9 @@ async fn kubelet(
 async fn start(nodes: &[&str]) -> Cluster {
     let store = Arc::new(MemStore::new());
     let clock = Arc::new(TokioClock::starting_at(
-        parse_time("2026-01-01T00:00:00Z").unwrap(),
+        parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
     ));
-    let now = timestamp(clock.now());
+    let now = rfc3339(clock.now());
     for n in nodes {
         put(
             &store,
@@ -414,7 +417,7 @@ async fn unschedulable_pod_is_reported_then_placed() {
         .expect("FailedScheduling event");
     assert_eq!(failed["type"], "Warning");
     assert_eq!(failed["involvedObject"]["name"], "big");
-    let mut big = node("n3", &timestamp(c.clock.now()));
+    let mut big = node("n3", &rfc3339(c.clock.now()));
     big["status"]["allocatable"]["cpu"] = json!("8");
     put(&c.store, "/core/nodes//n3", big, Precondition::Absent)
         .await

@@ -3,6 +3,7 @@
 //! nowhere get `PodScheduled=False` (reason `Unschedulable`) and a `FailedScheduling` event, and wait for a
 //! node, pod or claim change to be retried.
 
+use apimachinery::time::rfc3339;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +14,13 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::context::ControllerConfig;
 use super::events::{EventRecord, EventType, Recorder};
 use super::object::{
     annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision,
-    set_annotation, set_condition, split_key, timestamp,
+    set_annotation, set_condition, split_key,
 };
-use super::ControllerConfig;
+use super::watcher::{Step, Watcher};
 use crate::scheduler::{schedule_batch, ClusterView, Node, Pod, PVC_NODE_ANNOTATION};
 use crate::store::{
     self, Batch, Consistency, Error, EventType as Kind, ObjectStore, Op, Precondition,
@@ -181,6 +183,40 @@ impl Runner {
         }
     }
 
+    /// Applies one step of the watcher. A list rebuilds the view from scratch (batches in flight are
+    /// forgotten: their pods come back through the list). `false` when an object's panic left the view
+    /// half-updated and it must be listed again.
+    fn on_step(&mut self, step: Step, in_flight: &mut InFlight) -> bool {
+        const SOURCES: [Source; 3] = [Source::Nodes, Source::Claims, Source::Pods];
+        match step {
+            Step::Listed(lists) => {
+                self.view = ClusterView::new();
+                self.pending.clear();
+                self.parked.clear();
+                *in_flight = futures::stream::FuturesUnordered::new();
+                for (src, (objects, _)) in SOURCES.into_iter().zip(lists) {
+                    for o in objects {
+                        // A panic here is logged and its object skipped; relisting would meet it again.
+                        self.on_event_isolated(
+                            src,
+                            store::Event {
+                                kind: Kind::Added,
+                                key: o.key,
+                                object: Arc::new(o.value),
+                                revision: o.revision,
+                            },
+                        );
+                    }
+                }
+                true
+            }
+            Step::Events(batch) => batch.into_iter().all(|(i, ev)| {
+                let src = SOURCES.get(i).copied().unwrap_or(Source::Pods);
+                self.on_event_isolated(src, ev)
+            }),
+        }
+    }
+
     fn on_event(&mut self, src: Source, ev: store::Event) {
         match src {
             Source::Pods => self.on_pod(ev.kind, &ev.key, ev.object),
@@ -206,7 +242,7 @@ impl Runner {
         let pods: Vec<Pod> = taken.iter().map(|(_, v)| Pod::from_json(v)).collect();
         let results = schedule_batch(&mut self.view, pods);
         let now = self.config.clock.now();
-        let now_s = timestamp(now);
+        let now_s = rfc3339(now);
         let mut ops = Vec::new();
         let mut events = Vec::new();
         let mut placed = Vec::new();
@@ -446,70 +482,83 @@ pub async fn run_with_stats(
         echo: HashMap::new(),
         claims: HashMap::new(),
     };
-    let prefixes = [
-        (Source::Nodes, store::prefix("core", "nodes", None)),
-        (
-            Source::Claims,
-            store::prefix("core", "persistentvolumeclaims", None),
-        ),
-        (Source::Pods, store::prefix("core", "pods", None)),
+    // In the order of `Runner::on_step`'s sources.
+    let prefixes = vec![
+        store::prefix("core", "nodes", None),
+        store::prefix("core", "persistentvolumeclaims", None),
+        store::prefix("core", "pods", None),
     ];
-    'relist: loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        r.view = ClusterView::new();
-        r.pending.clear();
-        r.parked.clear();
-        let mut streams = Vec::new();
-        for (src, prefix) in &prefixes {
-            let listed = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                l = store.list(prefix, Consistency::Linearizable) => l,
-            };
-            let (objects, at) = match listed {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "scheduler list failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue 'relist;
-                }
-            };
-            for o in objects {
-                // A panic here is logged and its object skipped; relisting would meet it again.
-                r.on_event_isolated(
-                    *src,
-                    store::Event {
-                        kind: Kind::Added,
-                        key: o.key,
-                        object: Arc::new(o.value),
-                        revision: o.revision,
-                    },
-                );
-            }
-            match store.watch(prefix, at).await {
-                Ok(s) => {
-                    let src = *src;
-                    streams.push(s.map(move |e| (src, e)).boxed());
-                }
-                Err(_) => continue 'relist,
-            }
-        }
-        let mut events = futures::stream::select_all(streams);
-        let mut in_flight: InFlight = futures::stream::FuturesUnordered::new();
-        loop {
-            // Keep the view current with whatever already arrived.
-            while let Some(next) = events.next().now_or_never() {
-                match next {
-                    Some((src, Ok(ev))) => {
-                        if !r.on_event_isolated(src, ev) {
-                            continue 'relist;
-                        }
+    let mut watcher = Watcher::new(store.clone(), prefixes);
+    let mut in_flight: InFlight = futures::stream::FuturesUnordered::new();
+    let mut listed = false;
+    loop {
+        if !listed {
+            match watcher.next(&shutdown).await {
+                None => return,
+                Some(step) => {
+                    if r.on_step(step, &mut in_flight) {
+                        listed = true;
+                    } else {
+                        watcher.relist();
                     }
-                    _ => continue 'relist,
                 }
             }
-            while let Some(Some((meta, result))) = in_flight.next().now_or_never() {
+            continue;
+        }
+        // Keep the view current with whatever already arrived.
+        while let Some(step) = watcher.try_next() {
+            if !r.on_step(step, &mut in_flight) {
+                watcher.relist();
+            }
+        }
+        while let Some(Some((meta, result))) = in_flight.next().now_or_never() {
+            if let Some(stale) = r.finish(meta, result) {
+                r.refresh(&stale).await;
+            }
+            if let Some(s) = &stats {
+                let _ = s.send(r.stats.clone());
+            }
+        }
+        if in_flight.len() < MAX_IN_FLIGHT {
+            if let Some(p) = r.prepare() {
+                if p.ops.is_empty() {
+                    // Only pods already reported unschedulable: nothing to write.
+                    for (k, v, m) in p.meta.parked {
+                        r.parked.insert(k, (v, m));
+                    }
+                    continue;
+                }
+                let store = store.clone();
+                let ops = p.ops;
+                // A task per commit: with MemStore the commit is CPU work that can run on the
+                // other core; with Raft it overlaps replication of one batch with placing the next.
+                // Dropping the committed objects also happens on that task, off the runner's.
+                let handle =
+                    tokio::spawn(
+                        async move { store.commit(Batch { ops }).await.map(|c| c.revision) },
+                    );
+                let meta = p.meta;
+                in_flight.push(Box::pin(async move {
+                    let result = handle.await.unwrap_or_else(|e| {
+                        Err(Error::Unavailable(format!("commit task failed: {e}")))
+                    });
+                    (meta, result)
+                }));
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let retry = if r.parked.is_empty() {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs(10)
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(retry) => r.unpark_all(),
+            Some((meta, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(stale) = r.finish(meta, result) {
                     r.refresh(&stale).await;
                 }
@@ -517,61 +566,14 @@ pub async fn run_with_stats(
                     let _ = s.send(r.stats.clone());
                 }
             }
-            if in_flight.len() < MAX_IN_FLIGHT {
-                if let Some(p) = r.prepare() {
-                    if p.ops.is_empty() {
-                        // Only pods already reported unschedulable: nothing to write.
-                        for (k, v, m) in p.meta.parked {
-                            r.parked.insert(k, (v, m));
-                        }
-                        continue;
-                    }
-                    let store = store.clone();
-                    let ops = p.ops;
-                    // A task per commit: with MemStore the commit is CPU work that can run on the
-                    // other core; with Raft it overlaps replication of one batch with placing the next.
-                    // Dropping the committed objects also happens on that task, off the runner's.
-                    let handle = tokio::spawn(async move {
-                        store.commit(Batch { ops }).await.map(|c| c.revision)
-                    });
-                    let meta = p.meta;
-                    in_flight.push(Box::pin(async move {
-                        let result = handle.await.unwrap_or_else(|e| {
-                            Err(Error::Unavailable(format!("commit task failed: {e}")))
-                        });
-                        (meta, result)
-                    }));
-                    if shutdown.is_cancelled() {
-                        return;
-                    }
-                    continue;
-                }
-            }
-            let retry = if r.parked.is_empty() {
-                Duration::from_secs(3600)
-            } else {
-                Duration::from_secs(10)
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(retry) => r.unpark_all(),
-                Some((meta, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                    if let Some(stale) = r.finish(meta, result) {
-                        r.refresh(&stale).await;
-                    }
-                    if let Some(s) = &stats {
-                        let _ = s.send(r.stats.clone());
+            step = watcher.next(&shutdown) => match step {
+                None => return,
+                Some(step) => {
+                    if !r.on_step(step, &mut in_flight) {
+                        watcher.relist();
                     }
                 }
-                next = events.next() => match next {
-                    Some((src, Ok(ev))) => {
-                        if !r.on_event_isolated(src, ev) {
-                            continue 'relist;
-                        }
-                    }
-                    _ => continue 'relist,
-                },
-            }
+            },
         }
     }
 }

@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::action::Action;
+use super::context::Ctx;
 use super::events::Recorder;
 use super::informer::{Cached, Informer};
 use super::object::*;
-use super::{Action, Ctx};
 use crate::store;
 
 /// The ServiceAccount every namespace gets.

@@ -3,7 +3,7 @@
 use super::*;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn node(name: &str, cpu: &str, mem: &str) -> Value {
     json!({

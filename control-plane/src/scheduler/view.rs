@@ -7,9 +7,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::{
-    labels, Node, Placement, Pod, Reason, Resources, TaintEffect, Unschedulable,
-    PVC_NODE_ANNOTATION,
+use super::model::{
+    Node, Placement, Pod, Reason, Resources, TaintEffect, Unschedulable, PVC_NODE_ANNOTATION,
 };
 
 const SCORE_MAX: u64 = 1_000_000;
@@ -318,7 +317,7 @@ impl ClusterView {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let key = (ns.to_string(), name.to_string());
-        let annotations = labels::string_map(v.pointer("/metadata/annotations"));
+        let annotations = apimachinery::labels::string_map(v.pointer("/metadata/annotations"));
         match annotations.get(PVC_NODE_ANNOTATION) {
             Some(node) if !node.is_empty() => {
                 self.claim_annotations.insert(key, node.clone());
@@ -431,7 +430,7 @@ impl ClusterView {
                 .any(|other| {
                     pod.anti_affinity.iter().any(|t| {
                         in_namespaces(&t.namespaces, &pod.namespace, &other.namespace)
-                            && t.selector.matches(&other.labels)
+                            && t.selector.matches_labels(&other.labels)
                     })
                 });
             if clash {
@@ -450,7 +449,7 @@ impl ClusterView {
             .any(|other| {
                 other.anti_affinity.iter().any(|t| {
                     in_namespaces(&t.namespaces, &other.namespace, &pod.namespace)
-                        && t.selector.matches(&pod.labels)
+                        && t.selector.matches_labels(&pod.labels)
                 })
             });
         if existing {
@@ -485,7 +484,7 @@ impl ClusterView {
         (replicas, prefer)
     }
 
-    /// See [`super::schedule`].
+    /// Picks a node for `pod` or says why none fits (the contract is on the module's `schedule`).
     pub(crate) fn schedule(&self, pod: &Pod) -> Result<Placement, Unschedulable> {
         let owner = pod.owner.as_ref().and_then(|o| self.owners.get(o));
         let mut scratch = Vec::new();

@@ -1,4 +1,6 @@
 use super::*;
+use crate::controllers::sim::Sim;
+use apimachinery::time::parse_rfc3339;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -31,7 +33,7 @@ fn node_json(name: &str, extra: Value) -> Node {
 }
 
 fn now() -> SystemTime {
-    parse_time("2026-01-01T01:00:00Z").unwrap()
+    parse_rfc3339("2026-01-01T01:00:00Z").unwrap()
 }
 
 fn hash_of(d: &Value) -> String {
@@ -305,78 +307,70 @@ fn simulate(nodes: usize, max_unavailable: i64, surge: i64, stuck: Option<usize>
     let hn = hash_of(&d);
     let names: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
     let cluster: Vec<Node> = names.iter().map(|n| node(n)).collect();
-    let mut pods: BTreeMap<String, Cached> = names
-        .iter()
-        .map(|n| {
-            let p = pod(&format!("old-{n}"), n, &ho, true);
-            (p.key.clone(), p)
-        })
-        .collect();
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sim = Sim::new(seed, now());
+    for n in &names {
+        let p = pod(&format!("old-{n}"), n, &ho, true);
+        sim.put(p.key, (*p.value).clone());
+    }
     let budget = if surge == 0 && max_unavailable == 0 {
         1
     } else {
         max_unavailable
     };
     for _ in 0..(4 * nodes + 10) {
-        let list: Vec<Cached> = pods.values().cloned().collect();
-        let a = reconcile(
+        let list = sim.cached("/core/pods/");
+        let mut a = reconcile(
             "/apps/daemonsets/kube-system/agent",
             &d,
             &cluster,
             &list,
             now(),
-            &mut rng,
+            &mut sim.rng,
         );
         // Terminating pods vanish, new ones get ready (except on the stuck node).
-        pods.retain(|_, p| !deleting(&p.value));
-        for p in pods.values_mut() {
+        for p in list {
+            if deleting(&p.value) {
+                sim.remove(&p.key);
+                continue;
+            }
             let on_stuck = stuck.is_some_and(|s| pod_node(&p.value) == Some(names[s].as_str()));
             if !on_stuck {
-                Arc::make_mut(&mut p.value)["status"]["conditions"][0]["status"] = json!("True");
+                let mut v = (*p.value).clone();
+                v["status"]["conditions"][0]["status"] = json!("True");
+                sim.put(p.key, v);
             }
         }
-        for act in a.actions {
+        // The DaemonSet's own status is not simulated: only pod writes land.
+        a.actions.retain(|act| match act {
+            Action::Create { key, .. }
+            | Action::Update { key, .. }
+            | Action::Delete { key, .. } => key.starts_with("/core/pods/"),
+            _ => false,
+        });
+        for act in &mut a.actions {
             match act {
-                Action::Create { key, mut object } => {
+                Action::Create { object, .. } => {
                     object["status"] = json!({"phase": "Running", "conditions": [
                         {"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
-                    pods.insert(
-                        key.clone(),
-                        Cached {
-                            key,
-                            value: Arc::new(object),
-                            revision: 1,
-                        },
-                    );
                 }
-                Action::Update { key, object, .. } if key.starts_with("/core/pods/") => {
-                    pods.insert(
-                        key.clone(),
-                        Cached {
-                            key,
-                            value: Arc::new(object),
-                            revision: 2,
-                        },
-                    );
-                }
-                Action::Delete { key, .. } => {
-                    pods.remove(&key);
+                // The kubelet bumped the pod's revision above; the deletion was decided on what it read.
+                Action::Update { key, revision, .. } => {
+                    *revision = super::revision(&sim.get(key));
                 }
                 _ => {}
             }
         }
+        sim.apply(a);
+        let pods = sim.values("/core/pods/");
         let healthy_nodes = nodes - usize::from(stuck.is_some());
         let available = names
             .iter()
             .enumerate()
             .filter(|(i, n)| {
                 Some(*i) != stuck
-                    && pods.values().any(|p| {
-                        pod_node(&p.value) == Some(n.as_str())
-                            && !deleting(&p.value)
-                            && pod_ready(&p.value)
-                    })
+                    && pods
+                        .iter()
+                        .any(|p| pod_node(p) == Some(n.as_str()) && !deleting(p) && pod_ready(p))
             })
             .count() as i64;
         assert!(
@@ -385,8 +379,8 @@ fn simulate(nodes: usize, max_unavailable: i64, surge: i64, stuck: Option<usize>
         );
         for n in &names {
             let on = pods
-                .values()
-                .filter(|p| pod_node(&p.value) == Some(n.as_str()))
+                .iter()
+                .filter(|p| pod_node(p) == Some(n.as_str()))
                 .count() as i64;
             assert!(on <= 1 + surge, "{n} runs {on} pods");
         }
@@ -395,10 +389,10 @@ fn simulate(nodes: usize, max_unavailable: i64, surge: i64, stuck: Option<usize>
         return;
     }
     for n in &names {
-        let updated = pods.values().any(|p| {
-            pod_node(&p.value) == Some(n.as_str())
-                && labels(&p.value).get(HASH_LABEL) == Some(&hn)
-                && !deleting(&p.value)
+        let updated = sim.values("/core/pods/").iter().any(|p| {
+            pod_node(p) == Some(n.as_str())
+                && labels(p).get(HASH_LABEL) == Some(&hn)
+                && !deleting(p)
         });
         assert!(updated, "node {n} not rolled");
     }

@@ -3,10 +3,10 @@
 
 use super::*;
 use crate::controllers::replicaset;
+use crate::controllers::sim::Sim;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 
 fn deploy(replicas: i64, image: &str) -> Value {
     json!({
@@ -21,73 +21,38 @@ fn deploy(replicas: i64, image: &str) -> Value {
 }
 
 fn t0() -> SystemTime {
-    parse_time("2026-01-01T00:00:00Z").unwrap()
+    parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
 }
 
-/// A pure world: objects by key with revisions, driven by the reconciles and a fake kubelet.
+/// The shared simulator, driven by the deployment and ReplicaSet reconciles and a fake kubelet.
 struct World {
-    objects: BTreeMap<String, Value>,
-    rev: u64,
-    rng: StdRng,
-    now: SystemTime,
+    sim: Sim,
+}
+
+impl std::ops::Deref for World {
+    type Target = Sim;
+    fn deref(&self) -> &Sim {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Sim {
+        &mut self.sim
+    }
 }
 
 impl World {
     fn new(d: Value, seed: u64) -> World {
         let mut w = World {
-            objects: BTreeMap::new(),
-            rev: 1,
-            rng: StdRng::seed_from_u64(seed),
-            now: t0(),
+            sim: Sim::new(seed, t0()),
         };
         w.put("/apps/deployments/default/web".into(), d);
         w
     }
 
-    fn put(&mut self, key: String, mut v: Value) {
-        self.rev += 1;
-        v["metadata"]["resourceVersion"] = json!(self.rev.to_string());
-        self.objects.insert(key, v);
-    }
-
-    fn cached(&self, prefix: &str) -> Vec<Cached> {
-        self.objects
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| Cached {
-                key: k.clone(),
-                value: Arc::new(v.clone()),
-                revision: revision(v),
-            })
-            .collect()
-    }
-
-    fn apply(&mut self, a: Actions) {
-        for act in a.actions {
-            match act {
-                Action::Create { key, object } => {
-                    assert!(!self.objects.contains_key(&key), "create of existing {key}");
-                    self.put(key, object);
-                }
-                Action::Update {
-                    key,
-                    object,
-                    revision: r,
-                } => {
-                    let cur = self.objects.get(&key).map(revision);
-                    assert_eq!(cur, Some(r), "stale update of {key}");
-                    self.put(key, object);
-                }
-                Action::Delete { key, .. } => {
-                    self.objects.remove(&key);
-                }
-                Action::Event(_) | Action::None => {}
-            }
-        }
-    }
-
     fn deployment(&self) -> Value {
-        self.objects["/apps/deployments/default/web"].clone()
+        self.get("/apps/deployments/default/web")
     }
 
     fn set_deployment(&mut self, f: impl FnOnce(&mut Value)) {
@@ -129,17 +94,17 @@ impl World {
 
     /// Removes terminating pods, binds new ones, and makes each not-ready pod ready with probability `p`.
     fn kubelet(&mut self, p: f64) {
-        let now = timestamp(self.now);
-        for (k, v) in self.objects.clone() {
-            if !k.starts_with("/core/pods/") {
-                continue;
-            }
+        let now = rfc3339(self.now);
+        for Cached {
+            key: k, value: v, ..
+        } in self.cached("/core/pods/")
+        {
             if deleting(&v) {
-                self.objects.remove(&k);
+                self.remove(&k);
                 continue;
             }
             if !pod_ready(&v) && self.rng.gen_bool(p) {
-                let mut v = v.clone();
+                let mut v = (*v).clone();
                 v["spec"]["nodeName"] = json!("n1");
                 v["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]});
                 self.put(k, v);
@@ -148,10 +113,7 @@ impl World {
     }
 
     fn pods(&self) -> Vec<Value> {
-        self.cached("/core/pods/")
-            .into_iter()
-            .map(|c| (*c.value).clone())
-            .collect()
+        self.values("/core/pods/")
     }
 
     fn active(&self) -> usize {
@@ -200,10 +162,7 @@ impl World {
     }
 
     fn replica_sets(&self) -> Vec<Value> {
-        self.cached("/apps/replicasets/")
-            .into_iter()
-            .map(|c| (*c.value).clone())
-            .collect()
+        self.values("/apps/replicasets/")
     }
 }
 
@@ -529,7 +488,7 @@ fn a_stuck_rollout_exceeds_its_progress_deadline_and_recovers_when_pods_come_up(
     }
     let c = progressing(&w);
     assert_eq!(c["status"], "True", "{c}");
-    let stuck_since = parse_time(c["lastUpdateTime"].as_str().unwrap()).unwrap();
+    let stuck_since = parse_rfc3339(c["lastUpdateTime"].as_str().unwrap()).unwrap();
     // Before the deadline: unchanged, and the controller asks to look again when it would pass.
     w.now = stuck_since + Duration::from_secs(30);
     let a = reconcile(

@@ -1,8 +1,8 @@
 use super::*;
+use crate::controllers::sim::Sim;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::BTreeMap;
 
 fn job(completions: Option<i64>, parallelism: i64) -> Value {
     let mut j = json!({
@@ -20,11 +20,11 @@ fn job(completions: Option<i64>, parallelism: i64) -> Value {
 }
 
 fn now() -> SystemTime {
-    parse_time("2026-01-01T01:00:00Z").unwrap()
+    parse_rfc3339("2026-01-01T01:00:00Z").unwrap()
 }
 
 fn at(secs_before_now: u64) -> String {
-    timestamp(now() - Duration::from_secs(secs_before_now))
+    rfc3339(now() - Duration::from_secs(secs_before_now))
 }
 
 fn pod(name: &str, phase: &str, finished_secs_ago: u64) -> Cached {
@@ -92,7 +92,7 @@ fn starts_parallelism_pods_but_no_more_than_completions_left() {
     assert_eq!(created(&a), 2);
     let j = updated_job(&a);
     assert_eq!(j["status"]["active"], 2);
-    assert_eq!(j["status"]["startTime"], json!(timestamp(now())));
+    assert_eq!(j["status"]["startTime"], json!(rfc3339(now())));
     let a = run(
         &job(Some(5), 3),
         &[
@@ -121,7 +121,7 @@ fn completes_once_enough_pods_succeeded_and_then_stays_put() {
     let j = updated_job(&a);
     assert_eq!(finished(&j), Some("Complete"));
     assert_eq!(j["status"]["succeeded"], 2);
-    assert_eq!(j["status"]["completionTime"], json!(timestamp(now())));
+    assert_eq!(j["status"]["completionTime"], json!(rfc3339(now())));
     assert!(j["status"].get("active").is_none());
     let again = run(&j, &pods);
     assert!(again.is_empty(), "{again:?}");
@@ -258,70 +258,58 @@ fn a_finished_job_goes_after_its_ttl() {
 /// Runs a job on a simulated node: each step, every running pod succeeds or fails at random. Never more than `parallelism` pods run, never more than `completions` succeed,
 /// and the job ends Complete with exactly `completions` successes or Failed past its backoff limit.
 fn simulate(completions: i64, parallelism: i64, fail_p: f64, seed: u64) {
-    let mut j = job(Some(completions), parallelism);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut pods: BTreeMap<String, Cached> = BTreeMap::new();
+    const JOB: &str = "/batch/jobs/default/pi";
+    let mut sim = Sim::new(seed, now());
+    sim.put(JOB.into(), job(Some(completions), parallelism));
     for step in 1..200u32 {
-        let list: Vec<Cached> = pods.values().cloned().collect();
+        let list = sim.cached("/core/pods/");
         // Each step is longer than the longest backoff, so retries are never held back.
-        let t = now() + MAX_BACKOFF * 2 * step;
-        let a = reconcile("/batch/jobs/default/pi", &j, &list, t, &mut rng);
-        for act in a.actions {
-            match act {
-                Action::Create { key, mut object } => {
-                    object["status"] = json!({"phase": "Running"});
-                    pods.insert(
-                        key.clone(),
-                        Cached {
-                            key,
-                            value: Arc::new(object),
-                            revision: 1,
-                        },
-                    );
-                }
-                Action::Update { key, object, .. } if key.starts_with("/batch/jobs/") => j = object,
-                Action::Update { key, .. } | Action::Delete { key, .. } => {
-                    pods.remove(&key);
-                }
-                _ => {}
+        sim.now = now() + MAX_BACKOFF * 2 * step;
+        let mut a = reconcile(JOB, &sim.get(JOB), &list, sim.now, &mut sim.rng);
+        for act in &mut a.actions {
+            if let Action::Create { object, .. } = act {
+                object["status"] = json!({"phase": "Running"});
             }
         }
-        let running = pods
-            .values()
-            .filter(|p| pod_phase(&p.value) == "Running")
-            .count() as i64;
+        sim.apply(a);
+        // The kubelet stops a pod being deleted at once.
+        for p in sim.cached("/core/pods/") {
+            if deleting(&p.value) {
+                sim.remove(&p.key);
+            }
+        }
+        let pods = sim.values("/core/pods/");
+        let running = pods.iter().filter(|p| pod_phase(p) == "Running").count() as i64;
         assert!(
             running <= parallelism,
             "{running} running, parallelism {parallelism}"
         );
-        if finished(&j).is_some() {
+        if finished(&sim.get(JOB)).is_some() {
             break;
         }
-        for p in pods.values_mut() {
+        for p in sim.cached("/core/pods/") {
             if pod_phase(&p.value) == "Running" {
-                let phase = if rand::Rng::gen_bool(&mut rng, fail_p) {
+                let phase = if rand::Rng::gen_bool(&mut sim.rng, fail_p) {
                     "Failed"
                 } else {
                     "Succeeded"
                 };
-                Arc::make_mut(&mut p.value)["status"]["phase"] = json!(phase);
+                let mut v = (*p.value).clone();
+                v["status"]["phase"] = json!(phase);
+                sim.put(p.key, v);
             }
         }
-        let ok = pods
-            .values()
-            .filter(|p| pod_phase(&p.value) == "Succeeded")
+        let ok = sim
+            .values("/core/pods/")
+            .iter()
+            .filter(|p| pod_phase(p) == "Succeeded")
             .count() as i64;
         assert!(ok <= completions, "{ok} succeeded of {completions}");
     }
-    let ok = pods
-        .values()
-        .filter(|p| pod_phase(&p.value) == "Succeeded")
-        .count() as i64;
-    let failed = pods
-        .values()
-        .filter(|p| pod_phase(&p.value) == "Failed")
-        .count() as i64;
-    match finished(&j) {
+    let pods = sim.values("/core/pods/");
+    let ok = pods.iter().filter(|p| pod_phase(p) == "Succeeded").count() as i64;
+    let failed = pods.iter().filter(|p| pod_phase(p) == "Failed").count() as i64;
+    match finished(&sim.get(JOB)) {
         Some("Complete") => assert_eq!(ok, completions),
         Some("Failed") => assert!(failed > 2, "failed {failed} within the limit of 2"),
         other => panic!("job did not finish: {other:?}, {ok} ok, {failed} failed"),
