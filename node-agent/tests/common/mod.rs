@@ -41,7 +41,7 @@ pub async fn serve_agents(
             ..Default::default()
         },
     );
-    let bootstrap = control_plane::security::bootstrap_service(pki.clone(), store);
+    let bootstrap = control_plane::bootstrap::service(pki.clone(), store);
     let tls = pki.peer_server_config().unwrap();
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
