@@ -317,4 +317,34 @@ mod tests {
         shutdown.cancel();
         assert!(w.next(&shutdown).await.is_none());
     }
+
+    #[tokio::test]
+    async fn resumes_from_a_revision_in_the_window_and_lists_otherwise() {
+        let store = Arc::new(MemStore::new());
+        put(store.as_ref(), "/core/pods/default/a").await;
+        let seen = store.revision();
+        put(store.as_ref(), "/core/pods/default/b").await;
+        let shutdown = CancellationToken::new();
+
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]).resume_from(seen);
+        let first = w.next(&shutdown).await.unwrap();
+        assert!(matches!(first, Step::Resumed(_)));
+        let replayed = w.next(&shutdown).await.unwrap();
+        assert_eq!(
+            keys(&replayed),
+            ["/core/pods/default/b"],
+            "only what came after"
+        );
+
+        // A revision the store has not reached yet cannot be resumed from.
+        let ahead = store.revision() + 100;
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]).resume_from(ahead);
+        assert!(matches!(w.next(&shutdown).await.unwrap(), Step::Listed(_)));
+
+        // After a failure the watcher lists afresh: resuming is one-shot.
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]).resume_from(seen);
+        assert!(matches!(w.next(&shutdown).await.unwrap(), Step::Resumed(_)));
+        w.relist();
+        assert!(matches!(w.next(&shutdown).await.unwrap(), Step::Listed(_)));
+    }
 }
