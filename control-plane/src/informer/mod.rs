@@ -1,5 +1,5 @@
 //! A shared informer per kind: list, then watch from the list's revision, re-list on `Gone`; a cache the
-//! controllers read without I/O, and a change counter they wait on. Controllers write their committed
+//! API's authorizer and the controllers read without I/O, and a change counter they wait on. Controllers write their committed
 //! results through to the cache, so the next reconcile never acts on a state older than its own writes
 //! (what kube's "expectations" are for).
 
