@@ -12,8 +12,10 @@ use super::{now_rfc3339, store_status, AgentsService};
 use crate::bootstrap::{self, TokenUse};
 use crate::security;
 use crate::store::{self, Batch, Consistency, Op, Precondition};
+use ipnet::Ipv4Net;
 use proto::agentpb::{JoinRequest, JoinResponse};
 use serde_json::{json, Value};
+use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
 /// A Node whose Ready heartbeat is younger than this is alive (kube-controller-manager's default
@@ -87,15 +89,28 @@ fn node_object(req: &JoinRequest, existing: Option<&Value>, pod_cidr: &str) -> V
     node
 }
 
-/// The /24s of a /16 cluster CIDR (`10.244.0.0/16` gives `10.244.0.0/24` … `10.244.255.0/24`).
-fn subnets(cluster_cidr: &str) -> Vec<String> {
-    let base = cluster_cidr.split('/').next().unwrap_or("10.244.0.0");
-    let o: Vec<&str> = base.split('.').collect();
-    let (a, b) = (
-        o.first().copied().unwrap_or("10"),
-        o.get(1).copied().unwrap_or("244"),
-    );
-    (0..=255).map(|n| format!("{a}.{b}.{n}.0/24")).collect()
+/// The default cluster CIDR, carved up when the configured one is malformed: a node still gets a
+/// CIDR its peers route, rather than no CIDR at all.
+const DEFAULT_CLUSTER_CIDR: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 244, 0, 0), 16);
+
+/// The node /24s of the cluster CIDR (`10.244.0.0/16` gives `10.244.0.0/24` … `10.244.255.0/24`).
+/// A bare address counts as its /16; a malformed CIDR, or one narrower than a /24, falls back to
+/// [`DEFAULT_CLUSTER_CIDR`].
+pub(super) fn subnets(cluster_cidr: &str) -> impl Iterator<Item = String> {
+    let net = cluster_cidr
+        .parse::<Ipv4Net>()
+        .ok()
+        .or_else(|| {
+            let addr = cluster_cidr.parse::<Ipv4Addr>().ok()?;
+            Ipv4Net::new(addr, 16).ok()
+        })
+        .filter(|n| n.prefix_len() <= 24)
+        .unwrap_or(DEFAULT_CLUSTER_CIDR);
+    net.trunc()
+        .subnets(24)
+        .into_iter()
+        .flatten()
+        .map(|n| n.to_string())
 }
 
 impl AgentsService {

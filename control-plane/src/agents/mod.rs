@@ -66,7 +66,7 @@ pub fn service(
 fn now_rfc3339() -> String {
     #[allow(clippy::disallowed_methods)]
     let now = std::time::SystemTime::now();
-    humantime::format_rfc3339_seconds(now).to_string()
+    apimachinery::time::rfc3339(now)
 }
 
 fn store_status(e: store::Error) -> tonic::Status {

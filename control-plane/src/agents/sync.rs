@@ -1,15 +1,16 @@
 //! `Sync`: the long-lived stream. Up: heartbeats (one Node status write each) and pod statuses (pod
 //! `status` writes; a deleting pod whose containers all stopped is removed). Down: a full desired state,
-//! then deltas from a store watch; a watch that falls out of the window restarts with a new full state.
+//! then deltas from the shared [`Watcher`]; a watch that falls out of the window restarts with a new full state.
 
 use super::{now_rfc3339, store_status, update, view, AgentsService};
+use crate::informer::watcher::{Step, Watcher};
 use crate::store::{self, Batch, Consistency, EventType, ObjectStore, Op, Precondition};
-use futures::StreamExt;
 use proto::agentpb::{agent_message, AgentMessage, Heartbeat, PodStatus, PodUpdate, ServerMessage};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Stream type of `Sync` responses.
 pub type SyncStream =
@@ -149,195 +150,258 @@ fn with_tokens(pki: Option<&crate::security::ClusterPki>, updates: &mut [PodUpda
     }
 }
 
-/// Feeds `tx` with the node's desired state until the receiver goes away.
+/// Where the objects a node is told about live: its pods, the network view (nodes, services,
+/// endpoints) and the ConfigMaps/Secrets its pods reference. One prefix keeps one totally ordered
+/// watch, so every delta's revision is a safe point for the agent to resume from.
+const CORE: &str = "/core/";
+
+type Tx = mpsc::Sender<Result<ServerMessage, tonic::Status>>;
+
+/// The receiver went away: the stream is over.
+struct Closed;
+
+async fn send(tx: &Tx, msg: Result<ServerMessage, tonic::Status>) -> Result<(), Closed> {
+    tx.send(msg).await.map_err(|_| Closed)
+}
+
+/// The deletion notice of a pod the node no longer runs.
+fn deleted(old: &Value) -> PodUpdate {
+    PodUpdate {
+        namespace: old["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string(),
+        name: old["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        uid: old["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+        deleted: true,
+        pod_json: String::new(),
+        objects_json: vec![],
+        service_account_token: String::new(),
+    }
+}
+
+/// One agent's stream: the node's pods it was told about, kept current from the shared watcher.
+struct Desired<'a> {
+    store: &'a dyn ObjectStore,
+    pki: Option<&'a crate::security::ClusterPki>,
+    node: &'a str,
+    tx: &'a Tx,
+    /// The node's pods as last sent, by store key.
+    known: BTreeMap<String, Value>,
+}
+
+impl Desired<'_> {
+    /// A (re-)list: the node's pods become `known`; unless the watch resumes where the agent left
+    /// off, the agent gets them all as a full state. `Ok(false)` when a pod's objects could not be
+    /// read (reported to the agent) and the caller should list again.
+    async fn listed(
+        &mut self,
+        objects: Vec<store::Object>,
+        rev: u64,
+        resumed: bool,
+    ) -> Result<bool, Closed> {
+        let pods_prefix = store::prefix("", "pods", None);
+        self.known = objects
+            .into_iter()
+            .filter(|o| o.key.starts_with(&pods_prefix) && o.value["spec"]["nodeName"] == self.node)
+            .map(|o| (o.key, o.value))
+            .collect();
+        if resumed {
+            return Ok(true);
+        }
+        let mut pods = Vec::with_capacity(self.known.len());
+        for p in self.known.values() {
+            match view::pod_update(self.store, p).await {
+                Ok(u) => pods.push(u),
+                Err(e) => {
+                    send(self.tx, Err(store_status(e))).await?;
+                    return Ok(false);
+                }
+            }
+        }
+        with_tokens(self.pki, &mut pods);
+        let network = view::network_view(self.store).await.ok();
+        send(
+            self.tx,
+            Ok(ServerMessage {
+                revision: rev,
+                full: true,
+                pods,
+                network,
+            }),
+        )
+        .await
+        .map(|()| true)
+    }
+
+    /// Tokens expire: resends every pod with a fresh one.
+    async fn refresh_tokens(&self) -> Result<(), Closed> {
+        let mut updates = vec![];
+        for p in self.known.values() {
+            if let Ok(u) = view::pod_update(self.store, p).await {
+                updates.push(u);
+            }
+        }
+        with_tokens(self.pki, &mut updates);
+        if updates.is_empty() {
+            return Ok(());
+        }
+        send(
+            self.tx,
+            Ok(ServerMessage {
+                revision: 0,
+                full: false,
+                pods: updates,
+                network: None,
+            }),
+        )
+        .await
+    }
+
+    /// One batch of watch events as one delta tagged with the batch's last revision; nothing is sent
+    /// when none concerns the node.
+    async fn events(&mut self, events: Vec<store::Event>) -> Result<(), Closed> {
+        let node = self.node;
+        let mut updates: Vec<PodUpdate> = vec![];
+        let mut net_changed = false;
+        let mut touched_objects = vec![];
+        let mut last_rev = 0;
+        for ev in events {
+            last_rev = ev.revision;
+            let k = ev.key.as_str();
+            if k.starts_with("/core/pods/") {
+                let mine = ev.object["spec"]["nodeName"] == node && ev.kind != EventType::Deleted;
+                if mine {
+                    self.known.insert(ev.key.clone(), (*ev.object).clone());
+                    if let Ok(u) = view::pod_update(self.store, &ev.object).await {
+                        updates.push(u);
+                    }
+                } else if let Some(old) = self.known.remove(k).or_else(|| {
+                    // A pod deleted before this stream knew it (a resumed agent still runs it).
+                    (ev.object["spec"]["nodeName"] == node).then(|| (*ev.object).clone())
+                }) {
+                    updates.push(deleted(&old));
+                }
+            } else if k.starts_with("/core/nodes/")
+                || k.starts_with("/core/services/")
+                || k.starts_with("/core/endpoints/")
+            {
+                net_changed = true;
+            } else if k.starts_with("/core/configmaps/") || k.starts_with("/core/secrets/") {
+                touched_objects.push(ev.object.clone());
+            }
+        }
+        for o in touched_objects {
+            let kind = if o["kind"] == "Secret" {
+                "Secret"
+            } else {
+                "ConfigMap"
+            };
+            let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let ns = o["metadata"]["namespace"].clone();
+            for p in self.known.values() {
+                if p["metadata"]["namespace"] == ns
+                    && view::referenced_objects(p).contains(&(kind, name.clone()))
+                    && !updates
+                        .iter()
+                        .any(|u| u.uid == p["metadata"]["uid"].as_str().unwrap_or(""))
+                {
+                    if let Ok(u) = view::pod_update(self.store, p).await {
+                        updates.push(u);
+                    }
+                }
+            }
+        }
+        let network = if net_changed {
+            view::network_view(self.store).await.ok()
+        } else {
+            None
+        };
+        if updates.is_empty() && network.is_none() {
+            return Ok(());
+        }
+        with_tokens(self.pki, &mut updates);
+        send(
+            self.tx,
+            Ok(ServerMessage {
+                revision: last_rev,
+                full: false,
+                pods: updates,
+                network,
+            }),
+        )
+        .await
+    }
+}
+
+/// Feeds `tx` with the node's desired state until the receiver goes away: a full state, then deltas
+/// from the shared [`Watcher`]. An agent that applied up to `resume` gets only what changed since,
+/// replayed from the store's event window; when the window no longer reaches back that far (or
+/// `resume` is ahead of the store), and after any watch failure, it gets a full state instead.
 pub(super) async fn stream_desired(
     store: Arc<dyn ObjectStore>,
     pki: Option<Arc<crate::security::ClusterPki>>,
     node: String,
-    tx: mpsc::Sender<Result<ServerMessage, tonic::Status>>,
+    tx: Tx,
     resume: u64,
 ) {
-    let mut resume = resume;
-    let pki = pki.as_deref();
+    let mut desired = Desired {
+        store: store.as_ref(),
+        pki: pki.as_deref(),
+        node: &node,
+        tx: &tx,
+        known: BTreeMap::new(),
+    };
+    let mut watcher = Watcher::new(store.clone(), vec![CORE.to_string()]).resume_from(resume);
+    // The stream ends with its receiver, never by a shutdown of its own.
+    let forever = CancellationToken::new();
+    let mut refresh = tokio::time::interval_at(
+        tokio::time::Instant::now() + SA_TOKEN_REFRESH,
+        SA_TOKEN_REFRESH,
+    );
     loop {
-        let (mut pods, rev) = match view::desired_pods(store.as_ref(), &node).await {
-            Ok(x) => x,
-            Err(e) => {
-                if tx.send(Err(store_status(e))).await.is_err() {
+        let step = tokio::select! {
+            _ = tx.closed() => return,
+            step = watcher.next(&forever) => match step {
+                Some(step) => step,
+                None => return,
+            },
+            _ = refresh.tick(), if desired.pki.is_some() => {
+                if desired.refresh_tokens().await.is_err() {
                     return;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 continue;
             }
         };
-        let mut known: BTreeMap<String, Value> = pods
-            .iter()
-            .filter_map(|u| {
-                serde_json::from_str::<Value>(&u.pod_json)
-                    .ok()
-                    .map(|v| (store::key("", "pods", &u.namespace, &u.name), v))
-            })
-            .collect();
-        // A reconnecting agent that applied up to `resume` gets only what changed since, replayed from the
-        // event window; when the window no longer reaches back that far it gets a full state instead.
-        let resumed = match std::mem::take(&mut resume) {
-            r if r > 0 && r <= rev => store.watch("/core/", r).await.ok(),
-            _ => None,
-        };
-        let mut watch = match resumed {
-            Some(w) => w,
-            None => {
-                with_tokens(pki, &mut pods);
-                let network = view::network_view(store.as_ref()).await.ok();
-                if tx
-                    .send(Ok(ServerMessage {
-                        revision: rev,
-                        full: true,
-                        pods,
-                        network,
-                    }))
+        let resumed = matches!(step, Step::Resumed(_));
+        let sent = match step {
+            Step::Listed(mut lists) | Step::Resumed(mut lists) => {
+                let Some((objects, rev)) = lists.pop() else {
+                    continue;
+                };
+                // Tokens handed out with this state are fresh: the next refresh is a period away.
+                refresh.reset();
+                match desired.listed(objects, rev, resumed).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        watcher.relist();
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Step::Events(batch) => {
+                desired
+                    .events(batch.into_iter().map(|(_, ev)| ev).collect())
                     .await
-                    .is_err()
-                {
-                    return;
-                }
-                let Ok(w) = store.watch("/core/", rev).await else {
-                    continue;
-                };
-                w
             }
+            // The agent reconnects (perhaps to a member that can list); the watcher backs off.
+            Step::ListFailed(e) => send(&tx, Err(store_status(e))).await,
         };
-        // Events of one commit arrive together; batching what is ready keeps messages few.
-        let mut chunks = (&mut watch).ready_chunks(256);
-        let mut gone = false;
-        let mut refresh = tokio::time::interval_at(
-            tokio::time::Instant::now() + SA_TOKEN_REFRESH,
-            SA_TOKEN_REFRESH,
-        );
-        loop {
-            let events = tokio::select! {
-                e = chunks.next() => match e {
-                    Some(e) => e,
-                    None => break,
-                },
-                _ = refresh.tick(), if pki.is_some() => {
-                    // Tokens expire: resend every pod with a fresh one.
-                    let mut updates = vec![];
-                    for p in known.values() {
-                        if let Ok(u) = view::pod_update(store.as_ref(), p).await {
-                            updates.push(u);
-                        }
-                    }
-                    with_tokens(pki, &mut updates);
-                    if !updates.is_empty()
-                        && tx
-                            .send(Ok(ServerMessage { revision: 0, full: false, pods: updates, network: None }))
-                            .await
-                            .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let mut updates: Vec<PodUpdate> = vec![];
-            let mut net_changed = false;
-            let mut touched_objects = vec![];
-            let mut last_rev = rev;
-            for ev in events {
-                let ev = match ev {
-                    Ok(ev) => ev,
-                    Err(_) => {
-                        gone = true;
-                        break;
-                    }
-                };
-                last_rev = ev.revision;
-                let k = ev.key.as_str();
-                if k.starts_with("/core/pods/") {
-                    let mine = ev.object["spec"]["nodeName"] == node.as_str()
-                        && ev.kind != EventType::Deleted;
-                    if mine {
-                        known.insert(ev.key.clone(), (*ev.object).clone());
-                        if let Ok(u) = view::pod_update(store.as_ref(), &ev.object).await {
-                            updates.push(u);
-                        }
-                    } else if let Some(old) = known.remove(k).or_else(|| {
-                        (ev.object["spec"]["nodeName"] == node.as_str())
-                            .then(|| (*ev.object).clone())
-                    }) {
-                        updates.push(PodUpdate {
-                            namespace: old["metadata"]["namespace"]
-                                .as_str()
-                                .unwrap_or("default")
-                                .to_string(),
-                            name: old["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                            uid: old["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-                            deleted: true,
-                            pod_json: String::new(),
-                            objects_json: vec![],
-                            service_account_token: String::new(),
-                        });
-                    }
-                } else if k.starts_with("/core/nodes/")
-                    || k.starts_with("/core/services/")
-                    || k.starts_with("/core/endpoints/")
-                {
-                    net_changed = true;
-                } else if k.starts_with("/core/configmaps/") || k.starts_with("/core/secrets/") {
-                    touched_objects.push(ev.object.clone());
-                }
-            }
-            if gone {
-                break;
-            }
-            for o in touched_objects {
-                let kind = if o["kind"] == "Secret" {
-                    "Secret"
-                } else {
-                    "ConfigMap"
-                };
-                let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
-                let ns = o["metadata"]["namespace"].clone();
-                for p in known.values() {
-                    if p["metadata"]["namespace"] == ns
-                        && view::referenced_objects(p).contains(&(kind, name.clone()))
-                        && !updates
-                            .iter()
-                            .any(|u| u.uid == p["metadata"]["uid"].as_str().unwrap_or(""))
-                    {
-                        if let Ok(u) = view::pod_update(store.as_ref(), p).await {
-                            updates.push(u);
-                        }
-                    }
-                }
-            }
-            let network = if net_changed {
-                view::network_view(store.as_ref()).await.ok()
-            } else {
-                None
-            };
-            if updates.is_empty() && network.is_none() {
-                continue;
-            }
-            with_tokens(pki, &mut updates);
-            if tx
-                .send(Ok(ServerMessage {
-                    revision: last_rev,
-                    full: false,
-                    pods: updates,
-                    network,
-                }))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        if tx.is_closed() {
+        if sent.is_err() {
             return;
         }
-        // The watch ended (410 Gone or store restart): start over with a full state.
     }
 }
 

@@ -315,3 +315,27 @@ fn pods_get_service_account_tokens_unless_they_opt_out() {
         None
     );
 }
+
+#[test]
+fn node_subnets_are_the_24s_of_the_cluster_cidr() {
+    use super::join::subnets;
+    let all: Vec<String> = subnets("10.244.0.0/16").collect();
+    assert_eq!(all.len(), 256);
+    assert_eq!(all[0], "10.244.0.0/24");
+    assert_eq!(all[255], "10.244.255.0/24");
+    // Host bits are ignored and a bare address is its /16, as before.
+    assert_eq!(subnets("10.50.7.1/16").next().unwrap(), "10.50.0.0/24");
+    assert_eq!(subnets("10.50.0.0").nth(3).unwrap(), "10.50.3.0/24");
+    assert_eq!(subnets("172.16.4.0/22").collect::<Vec<_>>().len(), 4);
+    for bad in ["", "garbage", "10.244.0.0/33", "10.244.0.0/28"] {
+        assert_eq!(subnets(bad).next().unwrap(), "10.244.0.0/24", "{bad:?}");
+        assert_eq!(subnets(bad).count(), 256, "{bad:?}");
+    }
+}
+
+#[test]
+fn heartbeat_times_are_rfc3339_seconds() {
+    let t = super::now_rfc3339();
+    assert_eq!(t.len(), "2026-01-01T00:00:00Z".len(), "{t}");
+    assert!(t.ends_with('Z'));
+}

@@ -4,13 +4,12 @@
 //! # Layout
 //! - `action`, `context`, `runner`: what a reconcile decides, what the controllers share, and the one
 //!   loop that drives each controller.
-//! - `informer`: list+watch caches shared by the controllers, with write-through of their own commits.
+//! - `informer`, `watcher`: re-exports of [`crate::informer`], where the caches and the list+watch loop live.
 //! - `events`: v1 Event records and their aggregation.
 //! - `isolation`: a reconcile's panic caught and retried per key with back-off; dead tasks reported.
 //! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`,
 //!   `serviceaccount`: one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
-//! - `watcher`: the one list+watch loop (re-list on 410 Gone) under the informers and the scheduler runner.
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
 pub mod bench;
@@ -19,7 +18,6 @@ pub mod deployment;
 pub mod endpoints;
 pub mod events;
 pub mod gc;
-pub mod informer;
 pub mod isolation;
 pub mod job;
 pub mod namespace;
@@ -28,7 +26,11 @@ pub mod object;
 pub mod replicaset;
 pub mod scheduling;
 pub mod serviceaccount;
-pub mod watcher;
+
+/// The informer caches, re-exported so each controller names them by its sibling path.
+pub use crate::informer;
+/// The shared list+watch loop, re-exported next to the informers.
+pub use crate::informer::watcher;
 
 mod action;
 mod context;

@@ -20,7 +20,7 @@ use super::object::{
     annotation, condition, deleting, ensure_object, malformed_status, pod_node, revision,
     set_annotation, set_condition, split_key,
 };
-use super::watcher::{Step, Watcher};
+use crate::informer::watcher::{Step, Watcher};
 use crate::scheduler::{schedule_batch, ClusterView, Node, Pod, PVC_NODE_ANNOTATION};
 use crate::store::{
     self, Batch, Consistency, Error, EventType as Kind, ObjectStore, Op, Precondition,
@@ -189,7 +189,8 @@ impl Runner {
     fn on_step(&mut self, step: Step, in_flight: &mut InFlight) -> bool {
         const SOURCES: [Source; 3] = [Source::Nodes, Source::Claims, Source::Pods];
         match step {
-            Step::Listed(lists) => {
+            // This runner never resumes: any list starts the view over.
+            Step::Listed(lists) | Step::Resumed(lists) => {
                 self.view = ClusterView::new();
                 self.pending.clear();
                 self.parked.clear();
@@ -214,6 +215,8 @@ impl Runner {
                 let src = SOURCES.get(i).copied().unwrap_or(Source::Pods);
                 self.on_event_isolated(src, ev)
             }),
+            // Not listed yet: the watcher lists again on its next step.
+            Step::ListFailed(_) => false,
         }
     }
 

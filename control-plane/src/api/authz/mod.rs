@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::controllers::informer::Informer;
+use crate::informer::Informer;
 use crate::store::{Consistency, ObjectStore};
 
 pub use rbac::{service_account_groups, service_account_user, MASTERS};

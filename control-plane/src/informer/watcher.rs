@@ -1,6 +1,7 @@
 //! The one list+watch loop: list every prefix, watch each from its list's revision, and list again
 //! when a watch falls out of the store's window (410 Gone) or breaks. The informer caches and the
-//! scheduler runner consume its [`Step`]s; neither talks to the store's list or watch itself.
+//! scheduler runner and the agents' `Sync` streams consume its [`Step`]s; none talks to the store's
+//! list or watch itself.
 
 use std::time::Duration;
 
@@ -20,8 +21,15 @@ pub enum Step {
     /// Every prefix was (re-)listed: one list per prefix, in the order given to [`Watcher::new`], each
     /// with the revision it is consistent at. Whatever the consumer built before is stale.
     Listed(Lists),
+    /// Every prefix was listed, but the watches replay from the revision given to
+    /// [`Watcher::resume_from`]: the consumer's state as of that revision stands, and the events since
+    /// it follow. Only the first list of a resuming watcher can be this.
+    Resumed(Lists),
     /// Changes already delivered, in order, each with the index of its prefix.
     Events(Vec<(usize, store::Event)>),
+    /// A list failed; the watcher lists again after a back-off on the next [`Watcher::next`]. Consumers
+    /// that answer a client report it (an agent reconnects, perhaps to another member).
+    ListFailed(store::Error),
 }
 
 /// Each prefix's watch, tagged with the prefix's index.
@@ -36,6 +44,10 @@ pub struct Watcher {
     prefixes: Vec<String>,
     /// The watches of every prefix, merged; `None` until listed, and after a watch ended.
     streams: Option<Watches>,
+    /// The revision the first watches start after instead of the list's (0: none).
+    resume: u64,
+    /// The last list failed: wait before the next one, so a store without a leader is not hammered.
+    backoff: bool,
 }
 
 impl Watcher {
@@ -45,7 +57,17 @@ impl Watcher {
             store,
             prefixes,
             streams: None,
+            resume: 0,
+            backoff: false,
         }
+    }
+
+    /// Makes the first watches replay from `after` (a client that applied everything up to it) when
+    /// the first list is at `after` or later; the first step is then [`Step::Resumed`]. When the store's
+    /// window no longer reaches back to `after`, the consumer sees a fresh [`Step::Listed`] instead.
+    pub fn resume_from(mut self, after: u64) -> Watcher {
+        self.resume = after;
+        self
     }
 
     /// The next step; `None` once `shutdown` is cancelled.
@@ -56,7 +78,7 @@ impl Watcher {
             }
             let Some(streams) = self.streams.as_mut() else {
                 match self.list_and_watch(shutdown).await? {
-                    Some(listed) => return Some(Step::Listed(listed)),
+                    Some(step) => return Some(step),
                     None => continue,
                 }
             };
@@ -117,9 +139,18 @@ impl Watcher {
         self.streams = None;
     }
 
-    /// Lists every prefix and starts its watch. `Ok(None)` (outer `Some`) when a list or a watch failed
+    /// Lists every prefix and starts its watch. `Ok(None)` (outer `Some`) when a watch failed to start
     /// and the caller should try again; `None` on shutdown.
-    async fn list_and_watch(&mut self, shutdown: &CancellationToken) -> Option<Option<Lists>> {
+    async fn list_and_watch(&mut self, shutdown: &CancellationToken) -> Option<Option<Step>> {
+        if std::mem::take(&mut self.backoff) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        // Resuming is a one-shot: after any failure the consumer rebuilds from a full list.
+        let resume = std::mem::take(&mut self.resume);
+        let mut resumed = resume > 0;
         let mut lists = Vec::with_capacity(self.prefixes.len());
         let mut streams = SelectAll::new();
         for (i, prefix) in self.prefixes.iter().enumerate() {
@@ -131,15 +162,30 @@ impl Watcher {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::debug!(%prefix, error = %e, "list failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => return Some(None),
-                    }
+                    self.backoff = true;
+                    return Some(Some(Step::ListFailed(e)));
                 }
             };
-            let watch = tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                w = self.store.watch(prefix, at) => w,
+            let mut watch = None;
+            if resumed && resume <= at {
+                watch = tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    w = self.store.watch(prefix, resume) => w.ok(),
+                };
+            }
+            if resumed && watch.is_none() {
+                if i > 0 {
+                    // Earlier prefixes already replay from `resume`: start over, all from lists.
+                    return Some(None);
+                }
+                resumed = false;
+            }
+            let watch = match watch {
+                Some(w) => Ok(w),
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    w = self.store.watch(prefix, at) => w,
+                },
             };
             let Ok(stream) = watch else {
                 return Some(None);
@@ -148,7 +194,11 @@ impl Watcher {
             lists.push((objects, at));
         }
         self.streams = Some(streams);
-        Some(Some(lists))
+        Some(Some(if resumed {
+            Step::Resumed(lists)
+        } else {
+            Step::Listed(lists)
+        }))
     }
 }
 
@@ -224,11 +274,12 @@ mod tests {
 
     fn keys(step: &Step) -> Vec<String> {
         match step {
-            Step::Listed(lists) => lists
+            Step::Listed(lists) | Step::Resumed(lists) => lists
                 .iter()
                 .flat_map(|(objects, _)| objects.iter().map(|o| o.key.clone()))
                 .collect(),
             Step::Events(batch) => batch.iter().map(|(_, e)| e.key.clone()).collect(),
+            Step::ListFailed(_) => vec![],
         }
     }
 
@@ -265,5 +316,35 @@ mod tests {
 
         shutdown.cancel();
         assert!(w.next(&shutdown).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn resumes_from_a_revision_in_the_window_and_lists_otherwise() {
+        let store = Arc::new(MemStore::new());
+        put(store.as_ref(), "/core/pods/default/a").await;
+        let seen = store.revision();
+        put(store.as_ref(), "/core/pods/default/b").await;
+        let shutdown = CancellationToken::new();
+
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]).resume_from(seen);
+        let first = w.next(&shutdown).await.unwrap();
+        assert!(matches!(first, Step::Resumed(_)));
+        let replayed = w.next(&shutdown).await.unwrap();
+        assert_eq!(
+            keys(&replayed),
+            ["/core/pods/default/b"],
+            "only what came after"
+        );
+
+        // A revision the store has not reached yet cannot be resumed from.
+        let ahead = store.revision() + 100;
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]).resume_from(ahead);
+        assert!(matches!(w.next(&shutdown).await.unwrap(), Step::Listed(_)));
+
+        // After a failure the watcher lists afresh: resuming is one-shot.
+        let mut w = Watcher::new(store.clone(), vec!["/core/pods/".into()]).resume_from(seen);
+        assert!(matches!(w.next(&shutdown).await.unwrap(), Step::Resumed(_)));
+        w.relist();
+        assert!(matches!(w.next(&shutdown).await.unwrap(), Step::Listed(_)));
     }
 }

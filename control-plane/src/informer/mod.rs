@@ -1,5 +1,5 @@
 //! A shared informer per kind: list, then watch from the list's revision, re-list on `Gone`; a cache the
-//! controllers read without I/O, and a change counter they wait on. Controllers write their committed
+//! API's authorizer and the controllers read without I/O, and a change counter they wait on. Controllers write their committed
 //! results through to the cache, so the next reconcile never acts on a state older than its own writes
 //! (what kube's "expectations" are for).
 
@@ -10,8 +10,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::watcher::{Step, Watcher};
+pub mod watcher;
+
 use crate::store::{Batch, Committed, EventType, ObjectStore, Op};
+use watcher::{Step, Watcher};
 
 /// A cached object and the revision that wrote it.
 #[derive(Debug, Clone)]
@@ -169,7 +171,7 @@ impl Informer {
         let mut watcher = Watcher::new(store, vec![self.prefix.clone()]);
         while let Some(step) = watcher.next(&shutdown).await {
             match step {
-                Step::Listed(mut lists) => {
+                Step::Listed(mut lists) | Step::Resumed(mut lists) => {
                     let Some((objects, at)) = lists.pop() else {
                         continue;
                     };
@@ -181,6 +183,8 @@ impl Informer {
                         self.apply_event(&mut st, ev.kind, &ev.key, ev.object, ev.revision);
                     }
                 }
+                // Nothing changed; the watcher backs off and lists again.
+                Step::ListFailed(_) => continue,
             }
             self.bump();
         }
