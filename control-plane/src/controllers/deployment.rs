@@ -145,12 +145,10 @@ impl DeploymentSpecView {
             .strategy
             .as_ref()
             .and_then(|s| s.rolling_update.as_ref());
-        let surge = ru.and_then(|r| r.max_surge.as_ref()).map(int_or_string);
-        let unavailable = ru
-            .and_then(|r| r.max_unavailable.as_ref())
-            .map(int_or_string);
-        let surge = int_or_percent(surge.as_ref(), "25%", replicas, true).max(0);
-        let unavailable = int_or_percent(unavailable.as_ref(), "25%", replicas, false).max(0);
+        let surge = ru.and_then(|r| r.max_surge.as_ref());
+        let unavailable = ru.and_then(|r| r.max_unavailable.as_ref());
+        let surge = int_or_string_percent(surge, "25%", replicas, true).max(0);
+        let unavailable = int_or_string_percent(unavailable, "25%", replicas, false).max(0);
         if surge == 0 && unavailable == 0 {
             return (0, 1);
         }
@@ -158,12 +156,18 @@ impl DeploymentSpecView {
     }
 }
 
-/// The JSON form [`int_or_percent`] resolves, which the DaemonSet controller shares.
-fn int_or_string(v: &IntOrString) -> Value {
-    match v {
+/// [`int_or_percent`] over a typed strategy field, which the DaemonSet controller shares.
+pub(crate) fn int_or_string_percent(
+    v: Option<&IntOrString>,
+    default: &str,
+    total: i64,
+    round_up: bool,
+) -> i64 {
+    let v = v.map(|v| match v {
         IntOrString::Int(i) => json!(i),
         IntOrString::String(s) => json!(s),
-    }
+    });
+    int_or_percent(v.as_ref(), default, total, round_up)
 }
 
 /// (maxSurge, maxUnavailable) for `replicas`, as Kubernetes' `ResolveFenceposts`: both zero means one
