@@ -69,10 +69,7 @@ impl DaemonSetSpecView {
     /// neither a string nor an i32). The old reads took such a field as unset; the caller now skips the
     /// DaemonSet instead.
     fn of(ds: &Value) -> Result<Self, serde_json::Error> {
-        match ds.get("spec") {
-            None | Some(Value::Null) => Ok(Self::default()),
-            Some(spec) => Self::deserialize(spec),
-        }
+        spec_view(ds)
     }
 }
 

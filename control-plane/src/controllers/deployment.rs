@@ -120,10 +120,7 @@ impl DeploymentSpecView {
     /// neither a string nor an i32). The old reads took such a field as unset; the caller now skips the
     /// Deployment instead.
     fn of(d: &Value) -> Result<Self, serde_json::Error> {
-        match d.get("spec") {
-            None | Some(Value::Null) => Ok(Self::default()),
-            Some(spec) => Self::deserialize(spec),
-        }
+        spec_view(d)
     }
 
     fn recreate(&self) -> bool {

@@ -65,10 +65,7 @@ impl JobSpecView {
     /// When a field it decides on has the wrong JSON type (`"parallelism": "2"`, `"suspend": "yes"`, a float
     /// count). The old reads took such a field as unset; the caller now skips the Job instead.
     fn of(job: &Value) -> Result<Self, serde_json::Error> {
-        match job.get("spec") {
-            None | Some(Value::Null) => Ok(Self::default()),
-            Some(spec) => Self::deserialize(spec),
-        }
+        spec_view(job)
     }
 
     fn restart_policy(&self) -> Option<&str> {
