@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
 use rand::RngCore;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::action::{delete_pod, Action, Actions};
 use super::context::Ctx;
-use super::deployment::{int_or_percent, pod_template_hash};
+use super::deployment::{int_or_string_percent, pod_template_hash};
 use super::events::{EventRecord, EventType};
 use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
@@ -45,6 +47,30 @@ fn daemon_tolerations() -> Vec<Value> {
             json!({"key": format!("node.kubernetes.io/{k}"), "operator": "Exists", "effect": effect})
         })
         .collect()
+}
+
+/// The parts of a DaemonSet's spec the controller decides on, read once per reconcile; the DaemonSet stays
+/// JSON (its template is copied into pods with every field it came with). Not k8s-openapi's `DaemonSetSpec`
+/// whole: its required template and selector would be parsed on every pass, and strictly (a JSON number
+/// where it expects a Quantity string fails it). The update strategy is its own type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct DaemonSetSpecView {
+    /// i64 so that a negative value reads as 0, as the old unsigned read did.
+    min_ready_seconds: Option<i64>,
+    update_strategy: Option<DaemonSetUpdateStrategy>,
+}
+
+impl DaemonSetSpecView {
+    /// Reads `ds.spec`; a missing spec reads as all defaults.
+    ///
+    /// # Errors
+    /// When a field it decides on has the wrong JSON type (a float `minReadySeconds`, a `maxSurge` that is
+    /// neither a string nor an i32). The old reads took such a field as unset; the caller now skips the
+    /// DaemonSet instead.
+    fn of(ds: &Value) -> Result<Self, serde_json::Error> {
+        spec_view(ds)
+    }
 }
 
 /// The template's pod spec with the daemon tolerations added (those the template already has are kept).
@@ -129,11 +155,18 @@ pub fn reconcile(
     if deleting(ds) {
         return out;
     }
+    let spec = match DaemonSetSpecView::of(ds) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(daemonset = %ds_key, error = %e, "skipping daemonset whose spec does not parse");
+            return out;
+        }
+    };
     let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let hash = pod_template_hash(&template, None);
     let min_ready = Duration::from_secs(
-        ds.pointer("/spec/minReadySeconds")
-            .and_then(Value::as_u64)
+        spec.min_ready_seconds
+            .and_then(|s| u64::try_from(s).ok())
             .unwrap_or(0),
     );
     let probe = scheduler::Pod::from_json(&json!({"spec": daemon_pod_spec(ds)}));
@@ -188,19 +221,12 @@ pub fn reconcile(
         .collect();
 
     let desired = nodes_state.len() as i64;
-    let rolling = ds
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        != Some("OnDelete");
-    let ru = ds.pointer("/spec/updateStrategy/rollingUpdate");
-    let surge = int_or_percent(ru.and_then(|r| r.get("maxSurge")), "0", desired, true).max(0);
-    let mut max_unavailable = int_or_percent(
-        ru.and_then(|r| r.get("maxUnavailable")),
-        "1",
-        desired,
-        false,
-    )
-    .max(0);
+    let strategy = spec.update_strategy.unwrap_or_default();
+    let rolling = strategy.type_.as_deref() != Some("OnDelete");
+    let ru = strategy.rolling_update.unwrap_or_default();
+    let surge = int_or_string_percent(ru.max_surge.as_ref(), "0", desired, true).max(0);
+    let mut max_unavailable =
+        int_or_string_percent(ru.max_unavailable.as_ref(), "1", desired, false).max(0);
     if surge == 0 && max_unavailable == 0 {
         max_unavailable = 1;
     }

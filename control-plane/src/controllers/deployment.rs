@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::apps::v1::DeploymentStrategy;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rand::RngCore;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::action::{Action, Actions};
@@ -95,26 +98,81 @@ pub(crate) fn int_or_percent(v: Option<&Value>, default: &str, total: i64, round
     }
 }
 
-/// (maxSurge, maxUnavailable) for `replicas`, as Kubernetes' `ResolveFenceposts`: both zero means one
-/// may be unavailable, so a rollout can always progress.
-pub fn resolve_fenceposts(d: &Value, replicas: i64) -> (i64, i64) {
-    let ru = d.pointer("/spec/strategy/rollingUpdate");
-    let surge = int_or_percent(ru.and_then(|r| r.get("maxSurge")), "25%", replicas, true).max(0);
-    let unavailable = int_or_percent(
-        ru.and_then(|r| r.get("maxUnavailable")),
-        "25%",
-        replicas,
-        false,
-    )
-    .max(0);
-    if surge == 0 && unavailable == 0 {
-        return (0, 1);
-    }
-    (surge, unavailable)
+/// The parts of a Deployment's spec the controller decides on, read once per reconcile; the Deployment
+/// stays JSON (template and selector are copied into ReplicaSets with every field they came with). Not
+/// k8s-openapi's `DeploymentSpec` whole: its required pod template would be parsed on every pass, and
+/// strictly (a JSON number where it expects a Quantity string fails it). The strategy is its own type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct DeploymentSpecView {
+    paused: Option<bool>,
+    /// i64 so that a negative value falls back to the default, as the old unsigned read did.
+    progress_deadline_seconds: Option<i64>,
+    revision_history_limit: Option<i64>,
+    strategy: Option<DeploymentStrategy>,
 }
 
-fn is_recreate(d: &Value) -> bool {
-    d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate")
+impl DeploymentSpecView {
+    /// Reads `d.spec`; a missing spec reads as all defaults.
+    ///
+    /// # Errors
+    /// When a field it decides on has the wrong JSON type (`"paused": "yes"`, a float, a `maxSurge` that is
+    /// neither a string nor an i32). The old reads took such a field as unset; the caller now skips the
+    /// Deployment instead.
+    fn of(d: &Value) -> Result<Self, serde_json::Error> {
+        spec_view(d)
+    }
+
+    fn recreate(&self) -> bool {
+        self.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate")
+    }
+
+    fn progress_deadline(&self) -> Duration {
+        Duration::from_secs(
+            self.progress_deadline_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(600),
+        )
+    }
+
+    /// (maxSurge, maxUnavailable) for `replicas`, as Kubernetes' `ResolveFenceposts`: both zero means one
+    /// may be unavailable, so a rollout can always progress.
+    fn fenceposts(&self, replicas: i64) -> (i64, i64) {
+        let ru = self
+            .strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref());
+        let surge = ru.and_then(|r| r.max_surge.as_ref());
+        let unavailable = ru.and_then(|r| r.max_unavailable.as_ref());
+        let surge = int_or_string_percent(surge, "25%", replicas, true).max(0);
+        let unavailable = int_or_string_percent(unavailable, "25%", replicas, false).max(0);
+        if surge == 0 && unavailable == 0 {
+            return (0, 1);
+        }
+        (surge, unavailable)
+    }
+}
+
+/// [`int_or_percent`] over a typed strategy field, which the DaemonSet controller shares.
+pub(crate) fn int_or_string_percent(
+    v: Option<&IntOrString>,
+    default: &str,
+    total: i64,
+    round_up: bool,
+) -> i64 {
+    let v = v.map(|v| match v {
+        IntOrString::Int(i) => json!(i),
+        IntOrString::String(s) => json!(s),
+    });
+    int_or_percent(v.as_ref(), default, total, round_up)
+}
+
+/// (maxSurge, maxUnavailable) for `replicas`, as Kubernetes' `ResolveFenceposts`: both zero means one
+/// may be unavailable, so a rollout can always progress. A spec that does not parse gets the defaults.
+pub fn resolve_fenceposts(d: &Value, replicas: i64) -> (i64, i64) {
+    DeploymentSpecView::of(d)
+        .unwrap_or_default()
+        .fenceposts(replicas)
 }
 
 fn without_hash(template: &Value) -> Value {
@@ -155,18 +213,22 @@ pub fn reconcile(
     if deleting(d) {
         return out;
     }
+    let spec = match DeploymentSpecView::of(d) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(deployment = %key, error = %e, "skipping deployment whose spec does not parse");
+            return out;
+        }
+    };
     let replicas = spec_replicas(d).max(0);
     let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let collision = d.pointer("/status/collisionCount").and_then(Value::as_i64);
-    let paused = d
-        .pointer("/spec/paused")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let recreate = is_recreate(d);
+    let paused = spec.paused.unwrap_or(false);
+    let recreate = spec.recreate();
     let (surge, unavailable) = if recreate {
         (0, 0)
     } else {
-        resolve_fenceposts(d, replicas)
+        spec.fenceposts(replicas)
     };
     let mut rss: Vec<Rs> = replica_sets
         .iter()
@@ -388,11 +450,7 @@ pub fn reconcile(
             || available > before("availableReplicas")
             || status_replicas - updated < before("replicas") - before("updatedReplicas");
         let last = condition(d, "Progressing");
-        let deadline = Duration::from_secs(
-            d.pointer("/spec/progressDeadlineSeconds")
-                .and_then(Value::as_u64)
-                .unwrap_or(600),
-        );
+        let deadline = spec.progress_deadline();
         let idle = last
             .and_then(|c| c.get("lastUpdateTime"))
             .and_then(Value::as_str)
@@ -436,11 +494,7 @@ pub fn reconcile(
     // History: old ReplicaSets at zero beyond revisionHistoryLimit go, oldest revision first.
     let mut deletes = Vec::new();
     if complete && !paused {
-        let limit = d
-            .pointer("/spec/revisionHistoryLimit")
-            .and_then(Value::as_i64)
-            .unwrap_or(10)
-            .max(0) as usize;
+        let limit = spec.revision_history_limit.unwrap_or(10).max(0) as usize;
         let mut idle: Vec<&Rs> = rss
             .iter()
             .enumerate()

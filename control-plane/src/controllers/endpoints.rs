@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::action::{Action, Actions};
@@ -19,40 +21,68 @@ use apimachinery::labels::{string_map, LabelSelector};
 /// (ready addresses, not-ready addresses, ports) of one subset being built.
 type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
 
+/// The parts of a Service's spec the controller decides on, read once per Service; the Endpoints it writes
+/// stay JSON. Not k8s-openapi's `ServiceSpec`: its `ServicePort` requires `port` and types `appProtocol`,
+/// where the old reads resolved a `targetPort` without `port` and copied `appProtocol` as it was.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ServiceSpecView {
+    publish_not_ready_addresses: Option<bool>,
+    ports: Option<Vec<ServicePortView>>,
+}
+
+/// One `spec.ports[]` entry; `targetPort` is k8s-openapi's [`IntOrString`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ServicePortView {
+    name: Option<String>,
+    protocol: Option<String>,
+    port: Option<i64>,
+    target_port: Option<IntOrString>,
+    /// Copied to the Endpoints as it is, an explicit `null` included (as the old reads did).
+    #[serde(deserialize_with = "present")]
+    app_protocol: Option<Value>,
+}
+
+/// `Some` for a field that is there, even as `null` (serde's `Option` would read `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 /// Resolves a service port's `targetPort` against a pod: numbers as they are, names through the pod's
 /// container ports. `None` when the name is not found.
-fn resolve_port(svc_port: &Value, pod: &Value) -> Option<i64> {
-    match svc_port.get("targetPort") {
-        None | Some(Value::Null) => svc_port.get("port").and_then(Value::as_i64),
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => match s.parse::<i64>() {
+fn resolve_port(svc_port: &ServicePortView, pod: &Value) -> Option<i64> {
+    match &svc_port.target_port {
+        None => svc_port.port,
+        Some(IntOrString::Int(n)) => Some(i64::from(*n)),
+        Some(IntOrString::String(s)) => match s.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => container_ports(pod.get("spec"))
                 .find(|p| p.get("name").and_then(Value::as_str) == Some(s))
                 .and_then(|p| p.get("containerPort"))
                 .and_then(Value::as_i64),
         },
-        _ => None,
     }
 }
 
 /// The Endpoints a Service should have given `pods` (the pods of its namespace); `None` when the service
-/// has no selector (its Endpoints are then managed by hand).
+/// has no selector (its Endpoints are then managed by hand) or its spec does not parse (left alone, logged).
 pub fn desired_subsets(svc: &Value, pods: &[Cached]) -> Option<Value> {
     let sel = string_map(svc.pointer("/spec/selector"));
     if sel.is_empty() {
         return None;
     }
+    let spec: ServiceSpecView = match spec_view(svc) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(service = %name(svc), namespace = %namespace(svc), error = %e,
+                "skipping service whose spec does not parse");
+            return None;
+        }
+    };
     let selector = LabelSelector::from_map(&sel);
-    let publish_not_ready = svc
-        .pointer("/spec/publishNotReadyAddresses")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let svc_ports: Vec<Value> = svc
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
+    let svc_ports = spec.ports.unwrap_or_default();
     // Pods with the same resolved ports share a subset, as in Kubernetes' repacking.
     let mut subsets: BTreeMap<String, Subset> = BTreeMap::new();
     for p in pods {
@@ -72,16 +102,12 @@ pub fn desired_subsets(svc: &Value, pods: &[Cached]) -> Option<Value> {
             if let Some(port) = resolve_port(sp, pod) {
                 let mut e = json!({
                     "port": port,
-                    "protocol": sp.get("protocol").and_then(Value::as_str).unwrap_or("TCP"),
+                    "protocol": sp.protocol.as_deref().unwrap_or("TCP"),
                 });
-                if let Some(n) = sp
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .filter(|n| !n.is_empty())
-                {
+                if let Some(n) = sp.name.as_deref().filter(|n| !n.is_empty()) {
                     e["name"] = json!(n);
                 }
-                if let Some(a) = sp.get("appProtocol") {
+                if let Some(a) = &sp.app_protocol {
                     e["appProtocol"] = a.clone();
                 }
                 ports.push(e);
@@ -314,6 +340,30 @@ mod tests {
         let mut no_sel = svc(json!(80));
         no_sel["spec"].as_object_mut().unwrap().remove("selector");
         assert!(desired_subsets(&no_sel, &[]).is_none());
+    }
+
+    #[test]
+    fn app_protocol_is_copied_as_it_is_and_a_spec_that_does_not_parse_is_left_alone() {
+        let pods = vec![pod("b", Some("10.244.0.3"), true, "web")];
+        for a in [json!("http"), Value::Null] {
+            let mut s = svc(json!(80));
+            s["spec"]["ports"][0]["appProtocol"] = a.clone();
+            let got = desired_subsets(&s, &pods).unwrap();
+            assert_eq!(got[0]["ports"][0]["appProtocol"], a);
+            assert!(got[0]["ports"][0].get("appProtocol").is_some());
+        }
+        // Hostile stored objects: the typed read refuses a wrong JSON type, and the Endpoints stay as they are.
+        for (field, bad) in [
+            ("ports", json!("80")),
+            ("publishNotReadyAddresses", json!("yes")),
+        ] {
+            let mut s = svc(json!(80));
+            s["spec"][field] = bad;
+            assert!(desired_subsets(&s, &pods).is_none(), "{field}");
+        }
+        let mut s = svc(json!(true));
+        s["spec"]["ports"][0]["port"] = json!(80);
+        assert!(desired_subsets(&s, &pods).is_none(), "a boolean targetPort");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::action::{delete_pod, Action, Actions};
@@ -25,9 +26,89 @@ pub const BASE_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest retry delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(360);
 
-fn spec_i64(job: &Value, field: &str) -> Option<i64> {
-    job.pointer(&format!("/spec/{field}"))
-        .and_then(Value::as_i64)
+/// The parts of a Job's spec the controller decides on, read once per reconcile (the Job itself stays JSON:
+/// it is written back with every field it came with). Field names and meanings are k8s-openapi's
+/// `batch::v1::JobSpec`; that type is not used whole because its required pod template would be parsed on
+/// every pass, and strictly (a JSON number where it expects a Quantity string fails the whole Job). The
+/// counts are i64, not JobSpec's i32, so the huge values issue #13 is about still parse and are clamped below.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct JobSpecView {
+    parallelism: Option<i64>,
+    completions: Option<i64>,
+    backoff_limit: Option<i64>,
+    active_deadline_seconds: Option<i64>,
+    ttl_seconds_after_finished: Option<i64>,
+    suspend: Option<bool>,
+    completion_mode: Option<String>,
+    template: Option<TemplateView>,
+}
+
+/// `spec.template`, for its restart policy only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TemplateView {
+    spec: Option<PodSpecView>,
+}
+
+/// `spec.template.spec.restartPolicy`: with `OnFailure` container restarts count as failures.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct PodSpecView {
+    restart_policy: Option<String>,
+}
+
+impl JobSpecView {
+    /// Reads `job.spec`; a missing spec reads as all defaults.
+    ///
+    /// # Errors
+    /// When a field it decides on has the wrong JSON type (`"parallelism": "2"`, `"suspend": "yes"`, a float
+    /// count). The old reads took such a field as unset; the caller now skips the Job instead.
+    fn of(job: &Value) -> Result<Self, serde_json::Error> {
+        spec_view(job)
+    }
+
+    fn restart_policy(&self) -> Option<&str> {
+        self.template
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .restart_policy
+            .as_deref()
+    }
+}
+
+/// The container statuses of a pod, as far as the Job controller reads them. Not k8s-openapi's
+/// `ContainerStatus`: it requires `image`, `imageID`, `ready` and the terminated state's `exitCode`, and a
+/// status missing one of them must still count its restarts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ContainerStatusView {
+    restart_count: Option<i64>,
+    state: Option<ContainerStateView>,
+}
+
+/// `state` of a container status, for when it terminated.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ContainerStateView {
+    terminated: Option<TerminatedView>,
+}
+
+/// `state.terminated` of a container status.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct TerminatedView {
+    finished_at: Option<String>,
+}
+
+/// A pod's container statuses; an entry that does not parse is left out, as the old reads ignored it.
+fn container_statuses(p: &Value) -> impl Iterator<Item = ContainerStatusView> + '_ {
+    p.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| ContainerStatusView::deserialize(c).ok())
 }
 
 /// Whether a `Complete` or `Failed` condition is true: a finished job is never touched again (but for its TTL).
@@ -42,27 +123,16 @@ pub fn finished(job: &Value) -> Option<&'static str> {
 
 /// When a pod stopped running: the latest container finish time, else its creation time.
 fn finished_at(p: &Value) -> Option<SystemTime> {
-    p.pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            c.pointer("/state/terminated/finishedAt")
-                .and_then(Value::as_str)
-        })
-        .filter_map(parse_rfc3339)
+    container_statuses(p)
+        .filter_map(|c| c.state?.terminated?.finished_at)
+        .filter_map(|t| parse_rfc3339(&t))
         .max()
         .or_else(|| parse_rfc3339(meta_str(p, "creationTimestamp")))
 }
 
 /// Container restarts of a pod: with `restartPolicy: OnFailure` they count against the backoff limit.
 fn restarts(p: &Value) -> i64 {
-    p.pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-        .sum()
+    container_statuses(p).filter_map(|c| c.restart_count).sum()
 }
 
 /// The retry delay after `failures` failed pods.
@@ -86,8 +156,15 @@ pub fn reconcile(
     if deleting(job) {
         return out;
     }
+    let spec = match JobSpecView::of(job) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(job = %job_key, error = %e, "skipping job whose spec does not parse");
+            return out;
+        }
+    };
     if finished(job).is_some() {
-        let ttl = spec_i64(job, "ttlSecondsAfterFinished");
+        let ttl = spec.ttl_seconds_after_finished;
         let done = job
             .pointer("/status/completionTime")
             .or_else(|| condition(job, "Failed").and_then(|c| c.get("lastTransitionTime")))
@@ -113,11 +190,8 @@ pub fn reconcile(
         }
         return out;
     }
-    let indexed = job.pointer("/spec/completionMode").and_then(Value::as_str) == Some("Indexed");
-    let on_failure = job
-        .pointer("/spec/template/spec/restartPolicy")
-        .and_then(Value::as_str)
-        == Some("OnFailure");
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let on_failure = spec.restart_policy() == Some("OnFailure");
     let active: Vec<&Cached> = pods.iter().filter(|p| pod_active(&p.value)).collect();
     let succeeded = pods
         .iter()
@@ -129,10 +203,10 @@ pub fn reconcile(
         .collect();
     let failed = failed_pods.len() as i64;
     let ready = active.iter().filter(|p| pod_ready(&p.value)).count() as i64;
-    let suspended = job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
-    let parallelism = spec_i64(job, "parallelism").unwrap_or(1).max(0);
-    let completions = spec_i64(job, "completions");
-    let backoff_limit = spec_i64(job, "backoffLimit").unwrap_or(6);
+    let suspended = spec.suspend == Some(true);
+    let parallelism = spec.parallelism.unwrap_or(1).max(0);
+    let completions = spec.completions;
+    let backoff_limit = spec.backoff_limit.unwrap_or(6);
 
     let mut status = status_of(job);
     let start = status
@@ -158,7 +232,8 @@ pub fn reconcile(
         } else {
             0
         };
-    let deadline = spec_i64(job, "activeDeadlineSeconds")
+    let deadline = spec
+        .active_deadline_seconds
         .filter(|_| !suspended)
         // A deadline past the end of time is no deadline (checked: it must not panic the leader).
         .and_then(|s| start.checked_add(Duration::from_secs(s.max(0).unsigned_abs())));

@@ -68,6 +68,22 @@ pub fn malformed_status(v: &Value) -> bool {
         .is_some_and(|s| !s.is_null() && !s.is_object())
 }
 
+/// The typed view `T` of `obj.spec` that a controller decides on, parsed once per reconcile while the object
+/// itself stays JSON (written back with every field it came with). A missing or null spec reads as
+/// `T::default()`, so views mark every field `#[serde(default)]`.
+///
+/// # Errors
+/// When a field the view reads has the wrong JSON type. Such an object is hostile or predates validation:
+/// the caller *MUST* skip it (and log), never fall back to defaults that would act on it.
+pub fn spec_view<'a, T: serde::Deserialize<'a> + Default>(
+    obj: &'a Value,
+) -> Result<T, serde_json::Error> {
+    match obj.get("spec") {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(spec) => T::deserialize(spec),
+    }
+}
+
 /// Whether `metadata.deletionTimestamp` is set.
 pub fn deleting(v: &Value) -> bool {
     v.pointer("/metadata/deletionTimestamp")

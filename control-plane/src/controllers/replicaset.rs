@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::action::{delete_pod, Action, Actions};
@@ -33,14 +34,17 @@ pub fn reconcile(
     if deleting(rs) {
         return out;
     }
-    let replicas = rs
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
-        .max(0) as usize;
+    let spec: ReplicaSetSpecView = match spec_view(rs) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(replicaset = %rs_key, error = %e, "skipping replicaset whose spec does not parse");
+            return out;
+        }
+    };
+    let replicas = spec.replicas.unwrap_or(1).max(0) as usize;
     let min_ready = Duration::from_secs(
-        rs.pointer("/spec/minReadySeconds")
-            .and_then(Value::as_u64)
+        spec.min_ready_seconds
+            .and_then(|s| u64::try_from(s).ok())
             .unwrap_or(0),
     );
     let active: Vec<&Cached> = pods.iter().filter(|p| pod_active(&p.value)).collect();
@@ -101,6 +105,16 @@ pub fn reconcile(
     status["observedGeneration"] = json!(generation(rs));
     out.push(status_update(rs_key, rs, status));
     out
+}
+
+/// The parts of a ReplicaSet's spec the controller decides on (k8s-openapi's `ReplicaSetSpec` whole would
+/// parse the template on every pass, and strictly). i64 so a negative `minReadySeconds` reads as 0, as the
+/// old unsigned read did.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ReplicaSetSpecView {
+    replicas: Option<i64>,
+    min_ready_seconds: Option<i64>,
 }
 
 /// A new pod from the ReplicaSet's template, named `{rs}-{5 random}`.
@@ -517,5 +531,26 @@ mod tests {
             panic!()
         };
         assert_eq!(object["status"]["availableReplicas"], 0);
+    }
+
+    #[test]
+    fn a_replica_set_whose_spec_does_not_parse_is_skipped() {
+        // Hostile stored objects: the typed read refuses a wrong JSON type, and the ReplicaSet is left alone.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (field, bad) in [("replicas", json!("3")), ("minReadySeconds", json!(1.5))] {
+            let mut r = rs(3);
+            r["spec"][field] = bad;
+            assert!(
+                reconcile(
+                    "/apps/replicasets/default/web-abc",
+                    &r,
+                    &[],
+                    now(),
+                    &mut rng
+                )
+                .is_empty(),
+                "{field}"
+            );
+        }
     }
 }

@@ -413,3 +413,27 @@ proptest! {
         simulate(nodes, max_unavailable, surge, stuck.filter(|s| *s < nodes), seed);
     }
 }
+
+#[test]
+fn a_daemonset_whose_spec_does_not_parse_is_skipped() {
+    // Hostile stored objects: the typed read refuses a wrong JSON type, and the DaemonSet is left alone.
+    for (field, bad) in [
+        ("minReadySeconds", json!(1.5)),
+        ("updateStrategy", json!("OnDelete")),
+        (
+            "updateStrategy",
+            json!({"rollingUpdate": {"maxUnavailable": true}}),
+        ),
+    ] {
+        let mut d = ds("a");
+        d["spec"][field] = bad;
+        assert!(run(&d, &[node("n1")], &[]).is_empty(), "{field}");
+    }
+    let mut d = ds("a");
+    d["spec"]["minReadySeconds"] = json!(-5);
+    assert_eq!(
+        created(&run(&d, &[node("n1")], &[])).len(),
+        1,
+        "negative reads as 0"
+    );
+}

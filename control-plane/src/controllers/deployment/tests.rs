@@ -597,3 +597,32 @@ fn deadlines_and_min_ready_past_the_end_of_the_clock_do_not_panic() {
         w.step(1.0, &mut |_| {});
     }
 }
+
+#[test]
+fn a_deployment_whose_spec_does_not_parse_is_skipped() {
+    // Hostile stored objects: the typed read refuses a wrong JSON type, and the Deployment is left alone.
+    for (path, bad) in [
+        ("/spec/paused", json!("yes")),
+        ("/spec/revisionHistoryLimit", json!(1.5)),
+        ("/spec/strategy", json!("Recreate")),
+        ("/spec/strategy/rollingUpdate/maxSurge", json!(i64::MAX)),
+    ] {
+        let mut d = deploy(3, "a");
+        d["spec"]["strategy"] = json!({"rollingUpdate": {}});
+        *d.pointer_mut(path.rsplit_once('/').unwrap().0)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+            .entry(path.rsplit_once('/').unwrap().1)
+            .or_insert(Value::Null) = bad;
+        let a = reconcile(
+            "/apps/deployments/default/web",
+            &d,
+            &[],
+            &HashMap::new(),
+            t0(),
+            &mut StdRng::seed_from_u64(1),
+        );
+        assert!(a.is_empty(), "{path}");
+        assert_eq!(resolve_fenceposts(&d, 4), (1, 1), "defaults: {path}");
+    }
+}

@@ -329,3 +329,44 @@ proptest! {
         simulate(completions, parallelism, fail_p, seed);
     }
 }
+
+#[test]
+fn a_job_whose_spec_does_not_parse_is_skipped() {
+    // Hostile stored objects: the typed read refuses a wrong JSON type, and the Job is left alone.
+    for (field, bad) in [
+        ("parallelism", json!("2")),
+        ("suspend", json!("yes")),
+        ("completions", json!(1.5)),
+        ("template", json!("x")),
+    ] {
+        let mut j = job(Some(1), 1);
+        j["spec"][field] = bad;
+        assert!(run(&j, &[pod("a", "Running", 0)]).is_empty(), "{field}");
+    }
+    let mut j = job(Some(1), 1);
+    j["spec"] = Value::Null;
+    assert_eq!(
+        created(&run(&j, &[])),
+        1,
+        "a missing spec reads as defaults"
+    );
+}
+
+#[test]
+fn container_statuses_missing_fields_still_count_their_restarts() {
+    let mut j = job(Some(1), 1);
+    j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+    let p = pod("a", "Running", 0);
+    let mut v = (*p.value).clone();
+    // No image, imageID, ready or exitCode: k8s-openapi's ContainerStatus would refuse it.
+    v["status"]["containerStatuses"][0]["restartCount"] = json!(3);
+    let p = Cached {
+        value: Arc::new(v),
+        ..p
+    };
+    assert_eq!(
+        deleted(&run(&j, &[p])),
+        1,
+        "3 restarts exceed a backoff limit of 2"
+    );
+}
