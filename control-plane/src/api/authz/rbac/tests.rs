@@ -31,8 +31,7 @@ fn rule(v: Value) -> PolicyRule {
 
 #[test]
 fn rule_matching() {
-    let pods =
-        rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}));
+    let pods = rule(json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}));
     let log = rule(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]}));
     let any_scale = rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*/scale"]}));
     let all = rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
@@ -161,8 +160,7 @@ fn snapshot() -> Snapshot {
 #[test]
 fn cluster_roles_aggregate_transitively() {
     let sel = |to: &str| json!({"clusterRoleSelectors": [{"matchLabels": {format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"}}]});
-    let label =
-        |to: &str| json!({format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"});
+    let label = |to: &str| json!({format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"});
     let roles = [
         json!({"metadata": {"name": "admin"}, "aggregationRule": sel("admin"), "rules": []}),
         json!({"metadata": {"name": "edit", "labels": label("admin")}, "aggregationRule": sel("edit"),
