@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::action::{Action, Actions};
 use super::events::{self, EventRecord, Recorder};
-use super::informer::Caches;
 use super::isolation::{self, Backoff, Failures};
 use super::object;
 use crate::api::pod_security;
+use crate::informer::Caches;
 use crate::store::{self, Batch, ObjectStore, Op, Precondition};
 
 /// Source of wall-clock time for the controllers. Pure code takes `now` as a parameter instead.

@@ -19,10 +19,10 @@ use super::action::{delete_pod, Action, Actions};
 use super::context::Ctx;
 use super::deployment::{int_or_string_percent, pod_template_hash};
 use super::events::{EventRecord, EventType};
-use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
 use super::replicaset::{self, reconcile_owners};
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::scheduler::{self, Node};
 use crate::store;
 

@@ -16,9 +16,9 @@ use serde_json::{json, Map, Value};
 use super::action::{Action, Actions};
 use super::context::Ctx;
 use super::events::{EventRecord, EventType};
-use super::informer::{Cached, Caches, Informer};
 use super::object::*;
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::store;
 
 mod scale;

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use super::action::{Action, Actions};
 use super::context::Ctx;
-use super::informer::{Cached, Caches, Informer};
 use super::object::*;
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::scheduler::container_ports;
 use crate::store;
 use apimachinery::labels::{string_map, LabelSelector};

@@ -14,9 +14,9 @@ use super::action::delete_pod;
 use super::action::{Action, Actions};
 use super::context::Ctx;
 use super::events::Recorder;
-use super::informer::{Cached, Caches, Informer};
 use super::object::*;
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::store::Consistency;
 
 /// Finalizer of an owner whose dependents must go first.

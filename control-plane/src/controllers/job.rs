@@ -15,10 +15,10 @@ use serde_json::{json, Value};
 use super::action::{delete_pod, Action, Actions};
 use super::context::Ctx;
 use super::events::{EventRecord, EventType};
-use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
 use super::replicaset::{self, reconcile_owners};
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::store;
 
 /// First retry delay after a failed pod; doubles per failure up to [`MAX_BACKOFF`] (Kubernetes' values).

@@ -27,11 +27,6 @@ pub mod replicaset;
 pub mod scheduling;
 pub mod serviceaccount;
 
-/// The informer caches, re-exported so each controller names them by its sibling path.
-pub use crate::informer;
-/// The shared list+watch loop, re-exported next to the informers.
-pub use crate::informer::watcher;
-
 mod action;
 mod context;
 mod runner;

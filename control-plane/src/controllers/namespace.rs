@@ -11,8 +11,8 @@ use super::action::delete_pod;
 use super::action::{Action, Actions};
 use super::context::Ctx;
 use super::events::Recorder;
-use super::informer::Cached;
 use super::object::*;
+use crate::informer::Cached;
 use crate::store::{self, Consistency};
 
 /// Namespaces that always exist.

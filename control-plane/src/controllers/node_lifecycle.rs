@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use super::action::{Action, Actions};
 use super::context::Ctx;
 use super::events::{EventRecord, EventType};
-use super::informer::{Cached, Caches, Informer};
 use super::object::*;
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::scheduler::{Taint, TaintEffect, Toleration};
 
 /// Taint of a node whose agent stopped reporting.

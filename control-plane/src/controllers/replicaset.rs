@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use super::action::{delete_pod, Action, Actions};
 use super::context::Ctx;
 use super::events::{EventRecord, EventType};
-use super::informer::{Cached, Caches, Informer};
 use super::object::{self, *};
 use super::runner::Controller;
+use crate::informer::{Cached, Caches, Informer};
 use crate::store;
 use apimachinery::labels::{string_map, LabelSelector};
 

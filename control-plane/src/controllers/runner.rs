@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::action::Actions;
 use super::context::{failure_id, Ctx};
 use super::events::Recorder;
-use super::informer::{Caches, Informer};
 use super::isolation;
+use crate::informer::{Caches, Informer};
 use crate::store;
 
 /// A controller as the generic loop drives it: one level-triggered pass over everything it owns.

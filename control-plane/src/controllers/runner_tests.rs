@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::context::failure_id;
-use super::informer::{Caches, Informer};
 use super::object::*;
 use super::*;
+use crate::informer::{Caches, Informer};
 use crate::store::{self, Batch, Consistency, MemStore, Object, Op, Precondition};
 use apimachinery::time::{parse_rfc3339, rfc3339};
 

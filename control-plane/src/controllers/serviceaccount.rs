@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::action::Action;
 use super::context::Ctx;
 use super::events::Recorder;
-use super::informer::{Cached, Informer};
 use super::object::*;
+use crate::informer::{Cached, Informer};
 use crate::store;
 
 /// The ServiceAccount every namespace gets.

@@ -11,8 +11,8 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use super::action::{Action, Actions};
-use super::informer::Cached;
 use super::object::revision;
+use crate::informer::Cached;
 
 /// Objects by store key, the revision counter, a seeded RNG and a clock the test moves.
 pub(crate) struct Sim {
