@@ -14,5 +14,6 @@ pub mod patch;
 pub mod quantity;
 pub mod runtime;
 pub mod security;
+pub mod stats;
 pub mod time;
 pub mod validation;
