@@ -6,7 +6,8 @@
 //! - [`network`]: pod network (CNI bridge), VXLAN overlay, nftables services, node-local DNS.
 //! - [`pod`]: the pod manager: sandboxes, container lifecycle, restarts, probes, volumes, pod status.
 //! - [`agent`]: Join, the Sync stream with failover, heartbeats, the pod manager thread.
-//! - [`server`]: HTTP on 10250: container logs, exec (WebSocket v5.channel.k8s.io), image load.
+//! - [`metrics`]: container and node resource usage (cgroup v1/v2 sampler) for `/stats/summary`.
+//! - [`server`]: HTTP on 10250: container logs, exec (WebSocket v5.channel.k8s.io), image load, stats.
 //! - [`critical`]: how the pod manager thread ended; exit 70 through `apimachinery::runtime` when it died.
 //! - `sys`: the few raw syscalls (the only `unsafe` code).
 
@@ -14,6 +15,7 @@ pub mod agent;
 pub mod critical;
 pub mod dockerd;
 pub mod images;
+pub mod metrics;
 pub mod network;
 pub mod pod;
 pub mod runtime;

@@ -36,6 +36,9 @@ struct Cli {
     /// Pod network: `cni` (bridge, overlay, services, DNS) or `none` (loopback only).
     #[arg(long, default_value = "cni")]
     network: String,
+    /// How often each container's CPU and memory are sampled for /stats/summary (`2s`, `500ms`; at most 5s).
+    #[arg(long, default_value = "2s", value_parser = node_agent::metrics::parse_interval)]
+    metrics_interval: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +110,7 @@ fn main() -> anyhow::Result<()> {
         listen: cli.listen,
         network: cli.network,
         supervisor_exe: std::env::current_exe().context("cannot locate the berth-agent binary")?,
+        metrics_interval: cli.metrics_interval,
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

@@ -765,6 +765,7 @@ async fn image_load_endpoint_refuses_hostile_and_oversized_uploads() {
         runtime: std::sync::Arc::new(node_agent::runtime::fake::FakeRuntime::new()),
         images: std::sync::Arc::new(ImageStore::open(&s.data).unwrap()),
         lookup: Default::default(),
+        summary: std::sync::Arc::new(node_agent::metrics::LatestSummary::new("n1")),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -44,6 +44,8 @@ pub struct AgentConfig {
     pub network: String,
     /// The binary started as `supervise` for each container (normally this executable).
     pub supervisor_exe: PathBuf,
+    /// How often containers' CPU and memory are sampled (at most [`crate::metrics::MAX_INTERVAL`]).
+    pub metrics_interval: Duration,
 }
 
 /// Commands to the pod manager thread.
@@ -308,10 +310,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         cfg.supervisor_exe.clone(),
     )?);
     let lookup = Arc::new(Mutex::new(Lookup::new()));
+    let summary = Arc::new(crate::metrics::LatestSummary::new(&cfg.node_name));
     let state = AgentState {
         runtime: runtime.clone(),
         images: images.clone(),
         lookup: lookup.clone(),
+        summary: summary.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let Some(id) = obtain_identity(&cfg, &shutdown).await? else {
@@ -323,6 +327,15 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Resul
         state,
         shutdown.clone(),
     ));
+    // Adopted containers are in the lookup as soon as the pod manager starts, so sampling from now on
+    // has their rates ready by the first scrape after it.
+    let sampler = crate::metrics::Sampler {
+        host: crate::metrics::Host::detect(),
+        node_name: cfg.node_name.clone(),
+        lookup: lookup.clone(),
+        latest: summary,
+    };
+    tokio::spawn(sampler.run(cfg.metrics_interval, shutdown.clone()));
 
     // Join first: the pod network needs the pod CIDR, and the pod manager needs the network.
     let mut servers = cfg.servers.clone();

@@ -197,6 +197,8 @@ pub struct PodManager {
 pub struct ContainerLookup {
     /// Container name.
     pub name: String,
+    /// UID of its pod: with `current`, names the container's cgroup (the metrics sampler reads it).
+    pub pod_uid: String,
     /// Runtime ID of the running instance.
     pub current: Option<String>,
     /// Log of the current (or last) instance.
@@ -320,6 +322,7 @@ impl PodManager {
                 let name = cspec["name"].as_str().unwrap_or("").to_string();
                 let c = p.containers.get(&name).cloned().unwrap_or_default();
                 cs.push(ContainerLookup {
+                    pod_uid: md["uid"].as_str().unwrap_or("").to_string(),
                     current: c.current.clone(),
                     log: c
                         .status

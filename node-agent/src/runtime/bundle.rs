@@ -46,9 +46,14 @@ fn capability(name: &str) -> Capability {
         .unwrap_or_else(|e| panic!("capability {name:?} was not checked: {e}"))
 }
 
-/// The cgroup path of a container: `/berth/{pod_uid}/{id}` in every v1 hierarchy.
+/// The cgroup path of a container: `/berth/pod{pod_uid}/{id}` in every v1 hierarchy.
 pub fn cgroup_path(config: &ContainerConfig) -> String {
-    format!("/berth/pod{}/{}", config.pod_uid, config.id)
+    cgroup_path_of(&config.pod_uid, &config.id)
+}
+
+/// [`cgroup_path`] from the two names it is made of, for readers that hold no config (the metrics sampler).
+pub fn cgroup_path_of(pod_uid: &str, id: &str) -> String {
+    format!("/berth/pod{pod_uid}/{id}")
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {

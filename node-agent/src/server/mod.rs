@@ -1,8 +1,10 @@
-//! The agent's HTTP endpoint (port 10250): container logs, exec over WebSocket (`v5.channel.k8s.io`), and
-//! image import, as the API server proxies them for `kubectl logs`, `kubectl exec` and `berthctl image load`.
+//! The agent's HTTP endpoint (port 10250): container logs, exec over WebSocket (`v5.channel.k8s.io`),
+//! image import, and the usage summary (`/stats/summary`), as the API server proxies them for
+//! `kubectl logs`, `kubectl exec` and `berthctl image load`, and reads them for `metrics.k8s.io`.
 
 mod exec;
 mod logs;
+mod stats;
 
 use crate::images::ImageStore;
 use crate::pod::Lookup;
@@ -26,6 +28,8 @@ pub struct AgentState {
     pub images: Arc<ImageStore>,
     /// Latest pod/container table from the pod manager.
     pub lookup: Arc<Mutex<Lookup>>,
+    /// Latest usage summary from the metrics sampler ([`crate::metrics::Sampler`]).
+    pub summary: Arc<crate::metrics::LatestSummary>,
 }
 
 /// The router, for tests that serve it themselves.
@@ -46,6 +50,7 @@ pub fn router(state: AgentState) -> Router {
         )
         .route("/images/load", post(load_images))
         .route("/images", get(list_images))
+        .route("/stats/summary", get(stats::summary))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
