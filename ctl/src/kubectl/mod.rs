@@ -17,3 +17,5 @@ pub mod version;
 
 #[cfg(test)]
 mod api_tests;
+#[cfg(test)]
+mod hpa_api_tests;
