@@ -149,3 +149,55 @@ async fn top_needs_the_metrics_api() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the HPA kind (branch hpa-kind)"]
+async fn stack_autoscaled_service_keeps_the_replicas_the_hpa_set() {
+    use crate::kubectl::stack;
+    let (f, s, c) = setup().await;
+    let yaml = "services:\n  web:\n    image: w\n    deploy:\n      replicas: 1\n      \
+                resources: {reservations: {cpus: '0.1'}}\n    x-berth-autoscale: {min: 2, max: 6, cpu: 50}\n";
+    let doc = serde_yaml::from_str(yaml).unwrap();
+    let st = crate::compose::convert(&doc, "demo", std::path::Path::new("."), &|_| None).unwrap();
+    let dep = "/apis/apps/v1/namespaces/demo/deployments/web";
+    let hpa = "/apis/autoscaling/v2/namespaces/demo/horizontalpodautoscalers/web";
+    stack::deploy(&s, &c, &st, false, &mut Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.object(dep).await.unwrap()["spec"]["replicas"],
+        2,
+        "starts at min"
+    );
+    assert_eq!(f.object(hpa).await.unwrap()["spec"]["maxReplicas"], 6);
+    // The autoscaler scales out; a redeploy of the same files must not undo it.
+    f.edit(dep, |d| d["spec"]["replicas"] = json!(5)).await;
+    stack::deploy(&s, &c, &st, true, &mut Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(f.object(dep).await.unwrap()["spec"]["replicas"], 5);
+    assert!(
+        f.object(hpa).await.is_some(),
+        "prune keeps what the files define"
+    );
+    let lines = stack::services(&s, "demo").await.unwrap();
+    assert!(lines[1].contains("demo_web"), "{lines:?}");
+    // Dropping the extension removes the autoscaler on the next deploy.
+    let plain = yaml.replace("    x-berth-autoscale: {min: 2, max: 6, cpu: 50}\n", "");
+    let doc = serde_yaml::from_str(&plain).unwrap();
+    let st = crate::compose::convert(&doc, "demo", std::path::Path::new("."), &|_| None).unwrap();
+    stack::deploy(&s, &c, &st, false, &mut Vec::new())
+        .await
+        .unwrap();
+    assert!(f.object(hpa).await.is_none());
+    let doc = serde_yaml::from_str(yaml).unwrap();
+    let st = crate::compose::convert(&doc, "demo", std::path::Path::new("."), &|_| None).unwrap();
+    stack::deploy(&s, &c, &st, false, &mut Vec::new())
+        .await
+        .unwrap();
+    assert!(stack::rm(&s, "demo", &mut Vec::new()).await.unwrap());
+    assert!(
+        f.object(hpa).await.is_none(),
+        "stack rm removes the autoscaler"
+    );
+}
