@@ -28,6 +28,10 @@ enum Command {
     Scale(commands::scale::Args),
     /// Manage the rollout of a deployment or daemon set
     Rollout(commands::rollout::Args),
+    /// Display resource (CPU/memory) usage of nodes or pods
+    Top(commands::top::Args),
+    /// Create a HorizontalPodAutoscaler for a deployment or replica set
+    Autoscale(commands::autoscale::Args),
     /// Print the logs of a container in a pod
     Logs(commands::logs::Args),
     /// Mark a node unschedulable
@@ -80,6 +84,8 @@ fn main() {
             Command::Describe(a) => commands::describe::run(&g, a).await,
             Command::Scale(a) => commands::scale::run(&g, a).await,
             Command::Rollout(a) => commands::rollout::run(&g, a).await,
+            Command::Top(a) => commands::top::run(&g, a).await,
+            Command::Autoscale(a) => commands::autoscale::run(&g, a).await,
             Command::Logs(a) => commands::logs::run(&g, a).await,
             Command::Cordon(a) => commands::node::cordon(&g, a, true).await,
             Command::Uncordon(a) => commands::node::cordon(&g, a, false).await,

@@ -79,6 +79,7 @@ const BUILTIN_SHORT_NAMES: &[(&str, &str)] = &[
     ("sa", "serviceaccounts"),
     ("ds", "daemonsets"),
     ("sts", "statefulsets"),
+    ("hpa", "horizontalpodautoscalers"),
 ];
 
 /// All resource types the server serves.

@@ -242,6 +242,55 @@ fn web_stack_compose_file() {
 }
 
 #[test]
+fn hpa_manifest() {
+    let objs = load("hpa.yaml");
+    check_structure("hpa.yaml", &objs);
+    let d = of_kind(&objs, "Deployment");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["spec"]["replicas"], 1);
+    let res = &d[0]["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        (res["requests"]["cpu"].clone(), res["limits"]["cpu"].clone()),
+        ("100m".into(), "500m".into()),
+        "utilization needs a cpu request"
+    );
+    let hpa = of_kind(&objs, "HorizontalPodAutoscaler");
+    assert_eq!(hpa.len(), 1);
+    let h = hpa[0];
+    assert_eq!(h["apiVersion"], "autoscaling/v2");
+    let target = &h["spec"]["scaleTargetRef"];
+    assert_eq!(
+        (target["apiVersion"].clone(), target["kind"].clone()),
+        ("apps/v1".into(), "Deployment".into())
+    );
+    assert_eq!(target["name"], d[0]["metadata"]["name"]);
+    assert_eq!(
+        (
+            h["spec"]["minReplicas"].clone(),
+            h["spec"]["maxReplicas"].clone()
+        ),
+        (1.into(), 6.into())
+    );
+    let cpu = &h["spec"]["metrics"][0]["resource"];
+    assert_eq!(cpu["name"], "cpu");
+    assert_eq!(cpu["target"]["averageUtilization"], 50);
+    assert_eq!(
+        h["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        15
+    );
+    let svc = of_kind(&objs, "Service");
+    assert_eq!(svc[0]["metadata"]["name"], "web");
+    let job = of_kind(&objs, "Job");
+    assert_eq!(job.len(), 1);
+    assert_eq!(job[0]["spec"]["activeDeadlineSeconds"], 120);
+    let load = job[0]["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        .as_str()
+        .unwrap();
+    assert!(load.contains("http://web/cgi-bin/burn"), "{load}");
+    assert!(load.contains("-lt 2000"), "bounded in count: {load}");
+}
+
+#[test]
 fn every_manifest_is_covered() {
     let mut files: Vec<String> = std::fs::read_dir(manifests_dir())
         .unwrap()
@@ -253,6 +302,7 @@ fn every_manifest_is_covered() {
         files,
         [
             "countdown-job.yaml",
+            "hpa.yaml",
             "multi-tier.yaml",
             "node-hello.yaml",
             "web-stack.compose.yaml",
@@ -423,6 +473,33 @@ fn web_container_answers_with_its_name() {
     sb.start(&script(of_kind(&objs, "Deployment")[0]));
     let page = sb.get("http://127.0.0.1:8080/");
     assert!(page.starts_with("hello from "), "{page}");
+}
+
+#[test]
+fn hpa_container_burns_cpu_per_request() {
+    let Some(mut sb) = Sandbox::new("h") else {
+        return;
+    };
+    let objs = load("hpa.yaml");
+    sb.start(&script(of_kind(&objs, "Deployment")[0]));
+    let page = sb.get("http://127.0.0.1:8080/cgi-bin/burn");
+    assert!(page.starts_with("burned on "), "{page}");
+    // The CPU one request costs, as the container's httpd would spend it: user + system seconds.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &sb.netns, "/usr/sbin/chroot"])
+        .arg(sb.root.path())
+        .args(["time", "-f", "%U %S", "sh", "/www/cgi-bin/burn"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let cpu: f64 = stderr
+        .split_whitespace()
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    assert!(
+        cpu >= 0.01,
+        "a request should burn tens of ms of CPU: {stderr}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! One short function per subcommand; the work happens in the `ctl` library.
 
 pub mod apply;
+pub mod autoscale;
 pub mod delete;
 pub mod describe;
 pub mod get;
@@ -12,6 +13,7 @@ pub mod rollout;
 pub mod scale;
 pub mod stack;
 pub mod token;
+pub mod top;
 pub mod version;
 
 use std::path::PathBuf;

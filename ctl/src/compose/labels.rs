@@ -9,3 +9,6 @@ pub const SERVICE_LABEL: &str = "com.docker.stack.service.name";
 
 /// Pod template annotation with a hash of the configs and secrets the service mounts.
 pub const FILES_HASH: &str = "berth.dev/configs-hash";
+
+/// The service key that asks for a HorizontalPodAutoscaler (a Compose extension field, so other tools ignore it).
+pub const AUTOSCALE_KEY: &str = "x-berth-autoscale";

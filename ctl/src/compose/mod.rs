@@ -6,7 +6,8 @@
 //! network. Published ports become NodePorts (Swarm's ingress routing mesh: the port answers on every node), or
 //! with `mode: host` the pods' `hostPort`s (only the nodes running a task), named volumes become
 //! PersistentVolumeClaims (berth's named local volumes), and a healthcheck becomes both probes (Swarm routes only
-//! to healthy tasks and replaces unhealthy ones).
+//! to healthy tasks and replaces unhealthy ones). A service with the `x-berth-autoscale` extension also gets a
+//! HorizontalPodAutoscaler of its name.
 //!
 //! Like `docker stack deploy`, options that make no sense for a cluster (`build`, `container_name`, ...) are
 //! ignored with one warning; unknown keys are errors, so a typo never deploys something else than asked.
@@ -15,9 +16,11 @@
 //! - [`convert`] and [`load`] (here): the document as a whole, into a [`Stack`].
 //! - `converter`: the conversion's state; `service`: one Compose service into a workload and a Service; `files`, `volumes` and `deploy`
 //!   convert its configs/secrets, volumes and `deploy` section.
+//! - `autoscale`: `x-berth-autoscale` into a HorizontalPodAutoscaler.
 //! - `ports`, `values`: Compose's value syntaxes (ports, durations, sizes, commands, ...).
 //! - [`interpolate`]: `${VAR}` substitution.
 
+mod autoscale;
 mod converter;
 mod deploy;
 mod files;
@@ -36,7 +39,7 @@ use serde_json::{json, Value};
 
 use converter::{Converter, FileKind};
 pub use interpolate::interpolate;
-pub use labels::{FILES_HASH, POD_SECURITY_LABEL, SERVICE_LABEL, STACK_LABEL};
+pub use labels::{AUTOSCALE_KEY, FILES_HASH, POD_SECURITY_LABEL, SERVICE_LABEL, STACK_LABEL};
 use values::check_name;
 pub use values::split_words;
 
@@ -45,7 +48,8 @@ pub use values::split_words;
 pub struct Stack {
     /// Stack name (also the namespace).
     pub name: String,
-    /// Namespace, then claims, configs and secrets, Services, and Deployments and DaemonSets.
+    /// Namespace, then claims, configs and secrets, Services, Deployments and DaemonSets, and the
+    /// HorizontalPodAutoscalers of services with `x-berth-autoscale`.
     pub objects: Vec<Value>,
     /// One line each, printed before deploying.
     pub warnings: Vec<String>,
@@ -147,12 +151,14 @@ pub fn convert(
     }
     let mut svcs = Vec::new();
     let mut workloads = Vec::new();
+    let mut autoscalers = Vec::new();
     for (name, svc) in services {
-        let (w, s) = c
+        let (w, s, hpa) = c
             .service(name, svc)
             .with_context(|| format!("service {name}"))?;
         workloads.push(w);
         svcs.push(s);
+        autoscalers.extend(hpa);
     }
     let mut ns_labels = json!({STACK_LABEL: stack});
     // Bind mounts (hostPath) and `network_mode: host` are what the Compose file asks for, but the cluster's
@@ -191,6 +197,8 @@ pub fn convert(
     }
     objects.extend(svcs);
     objects.extend(workloads);
+    // After the Deployments they scale, so an autoscaler never points at a target that is not there yet.
+    objects.extend(autoscalers);
     let mut warnings = c.warnings;
     if !c.ignored.is_empty() {
         let list: Vec<_> = c.ignored.into_iter().collect();

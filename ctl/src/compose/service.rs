@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use super::autoscale;
 use super::converter::{Converter, FileKind};
 use super::deploy::update_config;
-use super::labels::{FILES_HASH, SERVICE_LABEL, STACK_LABEL};
+use super::labels::{AUTOSCALE_KEY, FILES_HASH, SERVICE_LABEL, STACK_LABEL};
 use super::ports::{parse_port, port_number, split_proto, Port, NODE_PORTS};
 use super::values::{
     check_name, int_at_least, key_values, list_at, probe, scalar_text, seconds, str_of,
@@ -69,8 +70,13 @@ const SUPPORTED: &[&str] = &[
 ];
 
 impl Converter<'_> {
-    /// The Deployment (DaemonSet in global mode) and the Service of one Compose service.
-    pub(super) fn service(&mut self, name: &str, svc: &Value) -> Result<(Value, Value)> {
+    /// The Deployment (DaemonSet in global mode) and the Service of one Compose service, and its
+    /// HorizontalPodAutoscaler when it has `x-berth-autoscale`.
+    pub(super) fn service(
+        &mut self,
+        name: &str,
+        svc: &Value,
+    ) -> Result<(Value, Value, Option<Value>)> {
         check_name("service name", name)?;
         let svc = svc
             .as_object()
@@ -198,6 +204,13 @@ impl Converter<'_> {
             bail!("replicas can only be used with replicated mode");
         }
         let replicas = replicas.map_or(Ok(1), |v| int_at_least(v, 0, "deploy.replicas"))?;
+        let autoscale = svc
+            .get(AUTOSCALE_KEY)
+            .map(|v| autoscale::parse(v, global, &pod_spec["containers"][0]["resources"]))
+            .transpose()?;
+        let replicas = autoscale
+            .as_ref()
+            .map_or(replicas, |a| a.initial_replicas(replicas));
         let mut meta_labels = labels.clone();
         if let Some(l) = deploy.get("labels") {
             for (k, v) in key_values(l, "deploy.labels")? {
@@ -241,7 +254,8 @@ impl Converter<'_> {
             }
         }
         let service = self.k8s_service(name, deploy, &meta_labels, &labels, &ports, svc)?;
-        Ok((workload, service))
+        let hpa = autoscale.map(|a| a.object(name, &self.stack, &meta_labels));
+        Ok((workload, service, hpa))
     }
 }
 

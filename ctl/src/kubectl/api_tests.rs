@@ -11,7 +11,7 @@ use crate::manifest::parse_documents;
 use crate::resources::Catalog;
 use crate::test_server::Api;
 
-const WEB: &str = "\
+pub(super) const WEB: &str = "\
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, labels: {app: web}}
@@ -28,14 +28,18 @@ metadata: {name: web}
 spec: {type: NodePort, selector: {app: web}, ports: [{port: 80}]}
 ";
 
-async fn setup() -> (Api, crate::kubeconfig::Session, Catalog) {
+pub(super) async fn setup() -> (Api, crate::kubeconfig::Session, Catalog) {
     let f = Api::start().await;
     let s = f.session().await;
     let c = Catalog::discover(&s.client).await.unwrap();
     (f, s, c)
 }
 
-async fn apply_all(s: &crate::kubeconfig::Session, c: &Catalog, text: &str) -> Vec<String> {
+pub(super) async fn apply_all(
+    s: &crate::kubeconfig::Session,
+    c: &Catalog,
+    text: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     for d in parse_documents(text, "web.yaml").unwrap() {
         out.push(apply::apply_one(s, c, &d, false, false).await.unwrap());

@@ -69,15 +69,26 @@ pub async fn deploy(
     }
     // What the files define, as (resource, name): what `--prune` keeps.
     let mut defined = BTreeSet::new();
+    let autoscaled: BTreeSet<&str> = stack
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "HorizontalPodAutoscaler")
+        .filter_map(|o| o["spec"]["scaleTargetRef"]["name"].as_str())
+        .collect();
     for o in &stack.objects {
-        let doc = Document {
+        let mut doc = Document {
             source: format!("stack {}", stack.name),
             object: o.clone(),
         };
         match doc.kind() {
             "Service" => replace_if_headless_changes(session, &stack.name, &doc.object).await?,
+            "Deployment" if autoscaled.contains(doc.name()) => {
+                remove_other_mode(session, &stack.name, "daemonsets", doc.name()).await?;
+                keep_live_replicas(session, &stack.name, &mut doc.object).await?;
+            }
             "Deployment" => {
-                remove_other_mode(session, &stack.name, "daemonsets", doc.name()).await?
+                remove_other_mode(session, &stack.name, "daemonsets", doc.name()).await?;
+                remove_stack_hpa(session, &stack.name, doc.name()).await?;
             }
             "DaemonSet" => {
                 remove_other_mode(session, &stack.name, "deployments", doc.name()).await?
@@ -102,6 +113,36 @@ pub async fn deploy(
     }
     if prune {
         remove(session, &stack.name, Some(&defined), out).await?;
+    }
+    Ok(())
+}
+
+/// The autoscaler owns an autoscaled service's replica count: a redeploy must not reset what it chose. Leaving
+/// `spec.replicas` out of the apply would not do, since server-side apply resets a field its manager stops
+/// sending; so the apply sends the live value. (An autoscaler's write between this read and the apply is
+/// undone once, and it scales again on its next sync.)
+async fn keep_live_replicas(session: &Session, stack: &str, deployment: &mut Value) -> Result<()> {
+    let path = format!(
+        "/apis/apps/v1/namespaces/{stack}/deployments/{}",
+        name_of(deployment)
+    );
+    if let Some(live) = rest::get_opt(&session.client, &path).await? {
+        if let Some(n) = live["spec"]["replicas"].as_i64() {
+            deployment["spec"]["replicas"] = json!(n);
+        }
+    }
+    Ok(())
+}
+
+/// A service that no longer has `x-berth-autoscale` must stop being scaled: its stack's autoscaler goes (one
+/// the user made in the namespace, without the stack label, stays).
+async fn remove_stack_hpa(session: &Session, stack: &str, name: &str) -> Result<()> {
+    let path = format!("/{HPA_PREFIX}/namespaces/{stack}/horizontalpodautoscalers/{name}");
+    // A server without the HPA kind answers 404 here too: then there is nothing to remove.
+    if let Some(h) = rest::get_opt(&session.client, &path).await? {
+        if h["metadata"]["labels"][STACK_LABEL] == stack {
+            delete_ignoring_absent(session, &path).await?;
+        }
     }
     Ok(())
 }
@@ -131,9 +172,13 @@ async fn remove_other_mode(session: &Session, stack: &str, other: &str, name: &s
     .await
 }
 
+/// Where the stack's HorizontalPodAutoscalers live.
+const HPA_PREFIX: &str = "apis/autoscaling/v2";
+
 /// What a stack owns besides its namespace and volumes, in the order `stack rm` removes it, with Swarm's word
-/// for it when it prints one.
-const OWNED: [(&str, &str, Option<&str>); 5] = [
+/// for it when it prints one. Autoscalers go first, so none scales a Deployment that is being removed.
+const OWNED: [(&str, &str, Option<&str>); 6] = [
+    (HPA_PREFIX, "horizontalpodautoscalers", None),
     ("apis/apps/v1", "deployments", Some("service")),
     ("apis/apps/v1", "daemonsets", Some("service")),
     ("api/v1", "services", None),

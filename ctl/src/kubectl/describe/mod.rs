@@ -1,10 +1,11 @@
 //! `describe TYPE NAME`: a kubectl-like summary (metadata, kind-specific sections for Pods, Deployments,
-//! DaemonSets, Services, Nodes; the other kinds' fields as YAML) followed by the object's Events.
+//! DaemonSets, Services, Nodes, HorizontalPodAutoscalers; the other kinds' fields as YAML) followed by the object's Events.
 //!
 //! # Layout
-//! - `out`: the tab-aligned writer and the shared sections; `pod`, `workload`, `service`, `node`:
+//! - `out`: the tab-aligned writer and the shared sections; `pod`, `workload`, `service`, `node`, `hpa`:
 //!   the kinds (pure: an object in, text out). [`describe`] (here) fetches and picks one.
 
+mod hpa;
 mod node;
 mod out;
 mod pod;
@@ -19,6 +20,7 @@ use crate::resources::{Catalog, ResourceInfo};
 use crate::rest;
 use out::selector_text;
 
+pub use hpa::describe_hpa;
 pub use node::describe_node;
 pub use out::{describe_generic, events_section};
 pub use pod::describe_pod;
@@ -101,6 +103,7 @@ pub async fn describe(
             .await;
             describe_node(&obj, &pods)
         }
+        ("autoscaling", "HorizontalPodAutoscaler") => describe_hpa(&obj),
         _ => describe_generic(&obj, info.namespaced),
     };
     let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();

@@ -100,3 +100,50 @@ fn events_table_and_none() {
             "Events:\n  Type    Reason     Age   From               Message\n  ----    ------     ----  ----               -------\n  Normal  Scheduled  10s   default-scheduler  Successfully assigned default/web-1 to a1\n"
         );
 }
+
+#[test]
+fn hpa_summary_follows_kubectl() {
+    let h = json!({"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler",
+        "metadata":{"name":"web","namespace":"default","creationTimestamp":"2024-01-01T00:00:00Z"},
+        "spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"},
+            "minReplicas":1,"maxReplicas":6,
+            "metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":50}}},
+                       {"type":"Resource","resource":{"name":"memory","target":{"type":"AverageValue","averageValue":"100Mi"}}}],
+            "behavior":{"scaleDown":{"stabilizationWindowSeconds":15,"selectPolicy":"Max",
+                "policies":[{"type":"Percent","value":100,"periodSeconds":15}]}}},
+        "status":{"currentReplicas":1,"desiredReplicas":4,
+            "currentMetrics":[{"type":"Resource","resource":{"name":"cpu","current":{"averageUtilization":45,"averageValue":"45m"}}}],
+            "conditions":[{"type":"AbleToScale","status":"True","reason":"SucceededRescale","message":"the HPA controller was able to update the target scale to 4"}]}});
+    let t = describe_hpa(&h);
+    assert!(t.starts_with("Name:"), "{t}");
+    assert!(t.contains("Reference:  "), "{t}");
+    assert!(t.contains(" Deployment/web\n"), "{t}");
+    let metric = t
+        .lines()
+        .find(|l| l.starts_with("  resource cpu on pods"))
+        .unwrap();
+    assert_eq!(
+        metric.split(":  ").map(str::trim).collect::<Vec<_>>(),
+        [
+            "resource cpu on pods  (as a percentage of request)",
+            "45% (45m) / 50%"
+        ]
+    );
+    assert!(t.contains("  resource memory on pods:"), "{t}");
+    assert!(t.contains("<unknown> / 100Mi\n"), "{t}");
+    assert!(t.contains("Behavior:\n  Scale Down:\n    Stabilization Window: 15 seconds\n    Select Policy: Max\n    Policies:\n      - Type: Percent  Value: 100  Period: 15 seconds\n"), "{t}");
+    // The Behavior lines end the tabwriter's block, so this line aligns on its own, as in kubectl.
+    assert!(
+        t.contains("Deployment pods:       1 current / 4 desired\n"),
+        "{t}"
+    );
+    assert!(t.contains("  Type         Status  Reason            Message\n  ----         ------  ------            -------\n  AbleToScale  True    SucceededRescale  the HPA controller was able to update the target scale to 4\n"), "{t}");
+    let v1 = json!({"metadata":{"name":"old","namespace":"default"},
+        "spec":{"scaleTargetRef":{"kind":"ReplicaSet","name":"rs"},"maxReplicas":3,"targetCPUUtilizationPercentage":80},
+        "status":{"currentReplicas":2,"desiredReplicas":2}});
+    let t = describe_hpa(&v1);
+    assert!(t.contains("(as a percentage of request):"), "{t}");
+    assert!(t.contains("<unknown> / 80%\n"), "{t}");
+    assert!(t.contains("<unset>\n"), "{t}");
+    assert!(!t.contains("Behavior"), "{t}");
+}
