@@ -10,6 +10,7 @@
 //! - [`agents`]: gRPC service the node agents talk to. [`bootstrap`]: first contact of joining members
 //!   and agents (the CA against a token proof). [`security`]: the member's certificates and keys.
 //! - [`metrics`]: node and pod resource usage read from the agents (metrics.k8s.io, the HPA).
+//! - [`kubelet_client`]: how the server reaches an agent (address, TLS), for the proxy and metrics.
 //! - [`server`]: process wiring of `berth-server` (store, peer gRPC, hooks for the API and controllers).
 
 pub mod agents;
@@ -17,6 +18,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod controllers;
 pub mod informer;
+pub mod kubelet_client;
 pub mod leader_lease;
 pub mod metrics;
 pub mod scheduler;

@@ -4,6 +4,17 @@
 use serde_json::{json, Value};
 
 use super::resources::{groups, of_group_version, ResourceInfo};
+use super::route::METRICS_GROUP_VERSION;
+
+/// The group metrics-server serves (here, the API server itself).
+const METRICS_GROUP: &str = "metrics.k8s.io";
+const METRICS_VERSION: &str = "v1beta1";
+
+/// `metrics.k8s.io` resources: (plural, singular, kind, namespaced).
+const METRICS_RESOURCES: [(&str, &str, &str, bool); 2] = [
+    ("nodes", "", "NodeMetrics", false),
+    ("pods", "", "PodMetrics", true),
+];
 
 /// Media type kubectl requires on an aggregated discovery answer (gotcha 6 of the wire spec).
 pub const AGGREGATED_CONTENT_TYPE: &str =
@@ -87,9 +98,29 @@ pub fn aggregated_core() -> Value {
         "items": [aggregated_group("")]})
 }
 
+/// The aggregated entry of `metrics.k8s.io`, as kube-apiserver lists metrics-server's APIService.
+fn aggregated_metrics_group() -> Value {
+    let resources: Vec<Value> = METRICS_RESOURCES
+        .iter()
+        .map(|(plural, _, kind, namespaced)| {
+            json!({
+                "resource": plural,
+                "responseKind": {"group": METRICS_GROUP, "version": METRICS_VERSION, "kind": kind},
+                "scope": if *namespaced { "Namespaced" } else { "Cluster" },
+                "verbs": ["get", "list"],
+            })
+        })
+        .collect();
+    json!({
+        "metadata": {"name": METRICS_GROUP},
+        "versions": [{"version": METRICS_VERSION, "resources": resources, "freshness": "Current"}],
+    })
+}
+
 /// Aggregated discovery of the named groups (`GET /apis`).
 pub fn aggregated_groups() -> Value {
-    let items: Vec<Value> = groups().into_iter().map(aggregated_group).collect();
+    let mut items: Vec<Value> = groups().into_iter().map(aggregated_group).collect();
+    items.push(aggregated_metrics_group());
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
@@ -100,7 +131,12 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn api_group(group: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+    let version = if group == METRICS_GROUP {
+        METRICS_VERSION
+    } else {
+        "v1"
+    };
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
@@ -108,6 +144,7 @@ fn api_group(group: &str) -> Value {
 pub fn api_group_list() -> Value {
     let groups: Vec<Value> = groups()
         .into_iter()
+        .chain([METRICS_GROUP])
         .map(|g| {
             let mut v = api_group(g);
             if let Some(m) = v.as_object_mut() {
@@ -122,7 +159,20 @@ pub fn api_group_list() -> Value {
 
 /// `GET /apis/{group}`, or `None` when the group is not served.
 pub fn group(group: &str) -> Option<Value> {
-    groups().contains(&group).then(|| api_group(group))
+    (groups().contains(&group) || group == METRICS_GROUP).then(|| api_group(group))
+}
+
+/// `GET /apis/metrics.k8s.io/v1beta1`: NodeMetrics and PodMetrics, get and list only.
+pub fn metrics_resource_list() -> Value {
+    let resources: Vec<Value> = METRICS_RESOURCES
+        .iter()
+        .map(|(plural, singular, kind, namespaced)| {
+            json!({"name": plural, "singularName": singular, "namespaced": namespaced,
+                "kind": kind, "verbs": ["get", "list"]})
+        })
+        .collect();
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": METRICS_GROUP_VERSION,
+        "resources": resources})
 }
 
 /// Legacy `GET /api/v1` or `/apis/{group}/{version}`: resources and subresources.
@@ -272,7 +322,8 @@ mod tests {
                 "authorization.k8s.io",
                 "batch",
                 "rbac.authorization.k8s.io",
-                "coordination.k8s.io"
+                "coordination.k8s.io",
+                "metrics.k8s.io"
             ]
         );
         let batch = &groups["items"][3]["versions"][0];
@@ -309,6 +360,37 @@ mod tests {
         assert_eq!(list["resources"][0]["namespaced"], true);
         assert_eq!(list["resources"][0]["kind"], "Job");
         assert_eq!(list["resources"][0]["verbs"].as_array().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn metrics_group_is_discoverable_in_both_forms() {
+        let agg = aggregated_groups();
+        let metrics = agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "metrics.k8s.io")
+            .unwrap();
+        let v = &metrics["versions"][0];
+        assert_eq!(v["version"], "v1beta1");
+        assert_eq!(v["resources"][0]["resource"], "nodes");
+        assert_eq!(v["resources"][0]["scope"], "Cluster");
+        assert_eq!(v["resources"][1]["responseKind"]["kind"], "PodMetrics");
+        assert_eq!(v["resources"][1]["verbs"], json!(["get", "list"]));
+        let legacy = api_group_list();
+        assert!(legacy["groups"].as_array().unwrap().contains(&json!({
+            "name": "metrics.k8s.io",
+            "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+            "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}
+        })));
+        assert_eq!(
+            group("metrics.k8s.io").unwrap()["preferredVersion"]["version"],
+            "v1beta1"
+        );
+        let list = metrics_resource_list();
+        assert_eq!(list["groupVersion"], "metrics.k8s.io/v1beta1");
+        assert_eq!(list["resources"][0]["kind"], "NodeMetrics");
+        assert_eq!(list["resources"][1]["namespaced"], true);
     }
 
     #[test]

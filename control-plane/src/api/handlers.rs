@@ -1,5 +1,6 @@
 //! Request dispatch: discovery, OpenAPI and health by route; resource requests by verb and
-//! subresource to [`super::verbs`], logs and exec to [`super::proxy`].
+//! subresource to [`super::verbs`], logs and exec to [`super::proxy`], `metrics.k8s.io` to
+//! [`super::metrics`].
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use super::route::{self, Query, Route, Target};
 use super::status::{json_response, ApiError, Result};
 use super::verbs::{self, Ctx, Mode};
 use super::watch::Render;
-use super::{authz, discovery, openapi, proxy};
+use super::{authz, discovery, metrics, openapi, proxy};
 
 // The names callers used before the verbs moved out.
 pub use super::body::{decode_object, MAX_BODY};
@@ -128,6 +129,7 @@ async fn dispatch(state: &Arc<ApiState>, req: Request<Body>) -> Result<Response>
         }
         Route::OpenApiV2 => Err(ApiError::no_route()),
         Route::Resource(t) => resource(state, t, req).await,
+        Route::Metrics(t) => metrics::serve(state, t, req).await,
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`meta`]: metadata and per-kind defaults. [`alloc`]: ClusterIP/NodePort allocation.
 //! - [`limits`]: max-in-flight, request timeout and the watch cap (kube-apiserver's filters).
 //! - [`watch`]: watch streams. [`status`]: `metav1.Status` errors. [`proxy`]: logs and exec via the agent.
+//! - [`metrics`]: `metrics.k8s.io` NodeMetrics and PodMetrics from the agents' usage.
 pub mod alloc;
 pub mod authn;
 pub mod authz;
@@ -20,6 +21,7 @@ pub mod handlers;
 pub(crate) mod kinds;
 pub mod limits;
 pub mod meta;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod pod_security;
@@ -35,5 +37,5 @@ pub mod validation;
 pub mod verbs;
 pub mod watch;
 
-pub use server::{bootstrap, serve, serve_with};
+pub use server::{bootstrap, serve, serve_with, serve_with_metrics};
 pub use state::ApiConfig;

@@ -1,10 +1,7 @@
 //! `pods/log`, `pods/exec` and `nodes/proxy` (image load): proxied to the node agent of the pod's
 //! node. Logs stream through as chunked text; exec forwards the WebSocket upgrade and then copies bytes
 //! both ways; an image tar streams through to the agent's `/images/load`.
-//!
-//! With a cluster PKI the agent is dialled over TLS, verified by the node IP in its certificate, with
-//! the API server's client certificate (the only one agents serve). Plain HTTP only without a PKI
-//! (in-process tests).
+//! How the agent is reached (address, TLS) is [`crate::kubelet_client`]'s.
 
 use std::sync::Arc;
 
@@ -14,8 +11,7 @@ use futures::StreamExt;
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::route::Query;
 use super::state::ApiState;
@@ -80,58 +76,13 @@ async fn agent_address(state: &ApiState, pod: &Value, container: &str) -> Result
     node_address(state, &node_obj.value)
 }
 
-/// `host:port` of a Node's agent: its InternalIP and advertised daemon port.
+/// `host:port` of a Node's agent.
 fn node_address(state: &ApiState, node_obj: &Value) -> Result<String> {
-    let node = node_obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let addresses = node_obj
-        .pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ip = addresses
-        .iter()
-        .find(|a| a.get("type").and_then(Value::as_str) == Some("InternalIP"))
-        .and_then(|a| a.get("address").and_then(Value::as_str))
-        .ok_or_else(|| ApiError::bad_request(format!("node {node} reports no InternalIP")))?
-        .to_string();
-    let port = node_obj
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)
-        .filter(|p| *p > 0 && *p <= u16::MAX as u64)
-        .map(|p| p as u16)
-        .unwrap_or(state.config.kubelet_port);
-    Ok(if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    })
-}
-
-/// A connection to an agent, TLS or (without a PKI) plain.
-trait AgentIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentIo for T {}
-
-/// How long dialling an agent (TCP and TLS) may take.
-const DIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Dials the agent at `addr`: TLS with the API server's client certificate, verifying the agent's
-/// certificate by the address, when the cluster has a PKI.
-async fn dial(state: &ApiState, addr: &str) -> std::io::Result<Box<dyn AgentIo>> {
-    let connect = async {
-        Ok::<Box<dyn AgentIo>, std::io::Error>(match &state.config.pki {
-            Some(pki) => {
-                let config = pki.agent_client_config().map_err(std::io::Error::other)?;
-                Box::new(pki::net::connect(addr, config).await?)
-            }
-            None => Box::new(TcpStream::connect(addr).await?),
-        })
-    };
-    tokio::time::timeout(DIAL_TIMEOUT, connect)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))?
+    state
+        .config
+        .kubelet_client()
+        .node_address(node_obj)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn unreachable_agent(addr: &str, e: impl std::fmt::Display) -> ApiError {
@@ -148,19 +99,10 @@ async fn send(
     addr: &str,
     req: Request<Body>,
 ) -> Result<http::Response<hyper::body::Incoming>> {
-    let io = dial(state, addr)
-        .await
-        .map_err(|e| unreachable_agent(addr, e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| unreachable_agent(addr, e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "agent connection ended");
-        }
-    });
-    sender
-        .send_request(req)
+    state
+        .config
+        .kubelet_client()
+        .send(addr, req)
         .await
         .map_err(|e| unreachable_agent(addr, e))
 }
@@ -305,7 +247,12 @@ pub async fn exec(state: &Arc<ApiState>, pod: &Value, mut req: Request<Body>) ->
     }
     head.push_str("\r\n");
     let unreachable = |e: std::io::Error| unreachable_agent(&addr, e);
-    let mut agent = dial(state, &addr).await.map_err(unreachable)?;
+    let mut agent = state
+        .config
+        .kubelet_client()
+        .dial(&addr)
+        .await
+        .map_err(unreachable)?;
     agent
         .write_all(head.as_bytes())
         .await

@@ -31,6 +31,56 @@ pub enum Route {
     Health,
     /// A resource collection, object or subresource.
     Resource(Target),
+    /// `metrics.k8s.io/v1beta1`: usage read from the agents, not stored, so outside the registry
+    /// of kinds (whose plural names must be unique across groups: these are `nodes` and `pods`).
+    Metrics(MetricsTarget),
+}
+
+/// The served version of `metrics.k8s.io`.
+pub const METRICS_GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
+
+/// What a `metrics.k8s.io/v1beta1` path names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricsTarget {
+    /// `/apis/metrics.k8s.io/v1beta1`: the APIResourceList.
+    Discovery,
+    /// `nodes` or `nodes/{name}`.
+    Nodes {
+        /// One node; `None` for the list.
+        name: Option<String>,
+    },
+    /// `pods`, `namespaces/{ns}/pods` or `namespaces/{ns}/pods/{name}`.
+    Pods {
+        /// `None` across all namespaces.
+        namespace: Option<String>,
+        /// One pod; `None` for the list.
+        name: Option<String>,
+    },
+}
+
+fn metrics_path(rest: &[&str]) -> Option<Route> {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let t = match rest {
+        [] => MetricsTarget::Discovery,
+        ["nodes"] => MetricsTarget::Nodes { name: None },
+        ["nodes", name] => MetricsTarget::Nodes {
+            name: Some(some(name)?),
+        },
+        ["pods"] => MetricsTarget::Pods {
+            namespace: None,
+            name: None,
+        },
+        ["namespaces", ns, "pods"] => MetricsTarget::Pods {
+            namespace: Some(some(ns)?),
+            name: None,
+        },
+        ["namespaces", ns, "pods", name] => MetricsTarget::Pods {
+            namespace: Some(some(ns)?),
+            name: Some(some(name)?),
+        },
+        _ => return None,
+    };
+    Some(Route::Metrics(t))
 }
 
 /// A resource request target.
@@ -84,6 +134,7 @@ pub fn parse(path: &str) -> Option<Route> {
         ["apis"] => Some(Route::Apis),
         ["api", version, rest @ ..] => resource_path("", version, rest),
         ["apis", group] => Some(Route::Group(group.to_string())),
+        ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] => metrics_path(rest),
         ["apis", group, version, rest @ ..] => resource_path(group, version, rest),
         _ => None,
     }
@@ -271,6 +322,48 @@ mod tests {
         assert_eq!(parse("/api/v1/namespaces/default/nodes/n1"), None);
         assert_eq!(parse("/api/v1/namespaces/default/pods/x/bogus"), None);
         assert_eq!(parse("/apis/apps/v1/namespaces/default/pods"), None);
+    }
+
+    #[test]
+    fn metrics_paths() {
+        let m = |p: &str| match parse(p) {
+            Some(Route::Metrics(t)) => Some(t),
+            _ => None,
+        };
+        assert_eq!(
+            m("/apis/metrics.k8s.io/v1beta1"),
+            Some(MetricsTarget::Discovery)
+        );
+        assert_eq!(
+            m("/apis/metrics.k8s.io/v1beta1/nodes/n1"),
+            Some(MetricsTarget::Nodes {
+                name: Some("n1".into())
+            })
+        );
+        assert_eq!(
+            m("/apis/metrics.k8s.io/v1beta1/pods"),
+            Some(MetricsTarget::Pods {
+                namespace: None,
+                name: None
+            })
+        );
+        assert_eq!(
+            m("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web"),
+            Some(MetricsTarget::Pods {
+                namespace: Some("default".into()),
+                name: Some("web".into())
+            })
+        );
+        assert_eq!(parse("/apis/metrics.k8s.io/v1beta1/pods/web"), None);
+        assert_eq!(
+            parse("/apis/metrics.k8s.io/v1beta1/namespaces/default/nodes"),
+            None
+        );
+        assert_eq!(parse("/apis/metrics.k8s.io/v1/nodes"), None);
+        assert_eq!(
+            parse("/apis/metrics.k8s.io"),
+            Some(Route::Group("metrics.k8s.io".into()))
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::authz::{self, Authorizer, Decision, UserInfo};
 use super::handlers::handle;
 use super::limits::Gate;
 use super::state::{ApiConfig, ApiState};
+use crate::metrics::{AgentMetrics, MetricsSource};
 use crate::security::ClusterPki;
 use crate::store::ObjectStore;
 
@@ -39,7 +40,8 @@ pub async fn serve(
     serve_with(listener, store, config, shutdown).await
 }
 
-/// [`serve`] with explicit settings. With a PKI in `config` the port is HTTPS and every request is
+/// [`serve`] with explicit settings, usage read from the agents of the stored Nodes
+/// ([`AgentMetrics`] with `config`'s PKI and agent port). With a PKI in `config` the port is HTTPS and every request is
 /// authenticated and authorized; without one (in-process tests) it is plain HTTP and every request
 /// acts as a cluster admin. Either way every request passes the [`Limits`](super::limits::Limits)
 /// of `config`.
@@ -52,12 +54,29 @@ pub async fn serve_with(
     config: ApiConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let metrics = Arc::new(AgentMetrics::new(store.clone(), config.kubelet_client()));
+    serve_with_metrics(listener, store, config, metrics, shutdown).await
+}
+
+/// [`serve_with`] with the usage behind `metrics.k8s.io` from `metrics`: the process shares one
+/// [`AgentMetrics`] (one scrape cache) between the API and the HPA controller, tests pass a table.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve_with_metrics(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn ObjectStore>,
+    config: ApiConfig,
+    metrics: Arc<dyn MetricsSource>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let pki = config.pki.clone();
     let gate = Gate::new(config.limits.clone());
     let authorizer = Authorizer::new(store.clone());
     let state = Arc::new(ApiState {
         store,
         config,
+        metrics,
         shutdown: shutdown.clone(),
     });
     let Some(pki) = pki else {

@@ -1,9 +1,12 @@
-//! What every request handler shares: the store, the settings and the shutdown signal.
+//! What every request handler shares: the store, the settings, the usage source and the shutdown
+//! signal.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::kubelet_client::KubeletClient;
+use crate::metrics::MetricsSource;
 use crate::store::ObjectStore;
 
 /// Settings of the API server.
@@ -32,12 +35,21 @@ impl Default for ApiConfig {
     }
 }
 
+impl ApiConfig {
+    /// How this server reaches the agents: its PKI's client certificate and the default agent port.
+    pub fn kubelet_client(&self) -> KubeletClient {
+        KubeletClient::new(self.pki.clone(), self.kubelet_port)
+    }
+}
+
 /// Shared state of the handlers.
 pub struct ApiState {
     /// The object store.
     pub store: Arc<dyn ObjectStore>,
     /// Settings.
     pub config: ApiConfig,
+    /// Node and pod usage behind `metrics.k8s.io` (the agents in a server, a table in tests).
+    pub metrics: Arc<dyn MetricsSource>,
     /// Cancelled at shutdown; ends watches and log streams.
     pub shutdown: CancellationToken,
 }

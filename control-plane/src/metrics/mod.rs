@@ -1,9 +1,14 @@
 //! Resource usage of nodes and pods, as the node agents measure it from their cgroups: the one source
-//! behind `metrics.k8s.io` (served by [`crate::api`]) and the HorizontalPodAutoscaler controller.
+//! behind `metrics.k8s.io` (served by `api::metrics`) and the HorizontalPodAutoscaler controller.
 //!
 //! Like metrics-server, nothing is stored in Raft: usage is read from the agents (their
 //! `/stats/summary`, see [`apimachinery::stats`]) when asked, so any member answers and the store
 //! carries no per-second writes.
+
+pub mod agents;
+pub mod convert;
+
+pub use agents::AgentMetrics;
 
 use std::time::{Duration, SystemTime};
 

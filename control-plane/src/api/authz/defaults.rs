@@ -139,6 +139,9 @@ fn view_rules() -> Vec<Value> {
             &["ingresses", "ingresses/status", "networkpolicies"],
             READ,
         ),
+        // Kubernetes' system:aggregated-metrics-reader, which aggregates into view, edit and admin:
+        // whoever may read pods may run `kubectl top`.
+        rule(&["metrics.k8s.io"], &["nodes", "pods"], READ),
     ]
 }
 
@@ -310,4 +313,47 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             &["system:authenticated", "system:unauthenticated"],
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rbac::Snapshot;
+    use super::super::{Attributes, UserInfo};
+    use super::*;
+
+    #[test]
+    fn view_edit_and_admin_may_read_metrics() {
+        let binding = |role: &str| {
+            json!({"metadata": {"name": role, "namespace": "default"},
+                "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": role, "apiGroup": GROUP}]})
+        };
+        let bindings: Vec<Value> = ["view", "edit", "admin"].map(binding).into();
+        let s = Snapshot::build(&[], &cluster_roles(), &bindings, &cluster_role_bindings());
+        let attrs = |verb: &str, resource: &str| Attributes {
+            verb: verb.into(),
+            resource_request: true,
+            api_group: "metrics.k8s.io".into(),
+            resource: resource.into(),
+            namespace: "default".into(),
+            ..Default::default()
+        };
+        let user = |name: &str| UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups: vec!["system:authenticated".into()],
+        };
+        for who in ["view", "edit", "admin"] {
+            for verb in ["get", "list", "watch"] {
+                assert!(
+                    s.allowed_by(&user(who), &attrs(verb, "pods")).is_some(),
+                    "{who} {verb}"
+                );
+            }
+            assert!(s.allowed_by(&user(who), &attrs("create", "pods")).is_none());
+        }
+        assert!(s
+            .allowed_by(&user("nobody"), &attrs("list", "pods"))
+            .is_none());
+    }
 }

@@ -683,6 +683,10 @@ mod served {
         Arc::new(ApiState {
             store,
             config: ApiConfig::default(),
+            metrics: Arc::new(crate::metrics::AgentMetrics::new(
+                Arc::new(MemStore::new()),
+                crate::kubelet_client::KubeletClient::new(None, 10250),
+            )),
             shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
@@ -1072,6 +1076,10 @@ mod kubectl {
                 pki: Some(Arc::new(pki)),
                 ..ApiConfig::default()
             },
+            metrics: Arc::new(crate::metrics::AgentMetrics::new(
+                Arc::new(MemStore::new()),
+                crate::kubelet_client::KubeletClient::new(None, 10250),
+            )),
             shutdown: tokio_util::sync::CancellationToken::new(),
         });
         let app = Router::new()

@@ -106,6 +106,10 @@ async fn image_load_reaches_the_agent_over_mutual_tls() {
             pki: Some(cluster),
             ..Default::default()
         },
+        metrics: Arc::new(crate::metrics::AgentMetrics::new(
+            Arc::new(MemStore::new()),
+            crate::kubelet_client::KubeletClient::new(None, 10250),
+        )),
         shutdown: tokio_util::sync::CancellationToken::new(),
     });
     let req = Request::post("/api/v1/nodes/n1/proxy/images/load")
