@@ -140,19 +140,18 @@ fn compute_metric(
     usage: &Result<Vec<PodUsage>, String>,
     now: SystemTime,
 ) -> Result<(Proposal, String, Value), (&'static str, String)> {
-    let Metric::Resource {
-        name,
-        container,
-        target,
-    } = metric
-    else {
-        let Metric::Unsupported(ty) = metric else {
-            unreachable!()
-        };
-        return Err((
-            "InvalidMetricSourceType",
-            format!("unknown metric source type \"{ty}\""),
-        ));
+    let (name, container, target) = match metric {
+        Metric::Resource {
+            name,
+            container,
+            target,
+        } => (name, container, target),
+        Metric::Unsupported(ty) => {
+            return Err((
+                "InvalidMetricSourceType",
+                format!("unknown metric source type \"{ty}\""),
+            ))
+        }
     };
     let reason = if container.is_some() {
         "FailedGetContainerResourceMetric"
