@@ -70,6 +70,9 @@ struct Cli {
     /// Pods on a NotReady node are replaced elsewhere after this long (labs: 5 s; Kubernetes: 5 min).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pod_eviction_timeout: std::time::Duration,
+    /// How often each HorizontalPodAutoscaler reads pod usage and rescales its target.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    horizontal_pod_autoscaler_sync_period: std::time::Duration,
     /// Most non-mutating API requests in flight; more are answered 429 (0: no limit).
     #[arg(long, default_value_t = 400)]
     max_requests_inflight: usize,
@@ -175,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
     let hooks = hooks(
         cli.node_monitor_grace_period,
         cli.pod_eviction_timeout,
+        cli.horizontal_pod_autoscaler_sync_period,
         limits,
     );
     server::run(config, hooks, shutdown).await
@@ -184,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
 fn hooks(
     grace: std::time::Duration,
     eviction: std::time::Duration,
+    hpa_sync_period: std::time::Duration,
     limits: api::limits::Limits,
 ) -> Hooks {
     let api: server::ApiHook = Box::new(move |ctx, listener, shutdown| {
@@ -217,6 +222,7 @@ fn hooks(
         let config = ControllerConfig {
             node_monitor_grace_period: grace,
             pod_eviction_timeout: eviction,
+            hpa_sync_period,
             ..ControllerConfig::default()
         };
         let lease = control_plane::leader_lease::run(

@@ -81,6 +81,12 @@ pub struct ControllerConfig {
     pub clock: Arc<dyn Clock>,
     /// Seed for generated names and uids; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// How often each HorizontalPodAutoscaler reads usage and decides (default 3 s; kube's
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s there).
+    pub hpa_sync_period: Duration,
+    /// Where the HPA controller reads pod usage; `None` leaves every HPA `ScalingActive=False`
+    /// (`FailedGetResourceMetric`, "no metrics source").
+    pub metrics: Option<Arc<dyn crate::metrics::MetricsSource>>,
 }
 
 impl std::fmt::Debug for ControllerConfig {
@@ -95,6 +101,8 @@ impl std::fmt::Debug for ControllerConfig {
             .field("resync_interval", &self.resync_interval)
             .field("event_ttl", &self.event_ttl)
             .field("seed", &self.seed)
+            .field("hpa_sync_period", &self.hpa_sync_period)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -112,6 +120,8 @@ impl Default for ControllerConfig {
             event_ttl: Duration::from_secs(3600),
             clock: Arc::new(TokioClock::new()),
             seed: None,
+            hpa_sync_period: Duration::from_secs(3),
+            metrics: None,
         }
     }
 }

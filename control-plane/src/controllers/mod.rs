@@ -8,7 +8,7 @@
 //! - `events`: v1 Event records and their aggregation.
 //! - `isolation`: a reconcile's panic caught and retried per key with back-off; dead tasks reported.
 //! - `replicaset`, `deployment`, `daemonset`, `job`, `endpoints`, `node_lifecycle`, `namespace`, `gc`,
-//!   `serviceaccount`: one controller each.
+//!   `serviceaccount`, `hpa` (HorizontalPodAutoscaler): one controller each.
 //! - `scheduling`: the scheduler runner (watches pending pods, commits bindings in batches).
 //! - `bench`: bind throughput through any [`ObjectStore`].
 
@@ -18,6 +18,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod events;
 pub mod gc;
+pub mod hpa;
 pub mod isolation;
 pub mod job;
 pub mod namespace;
@@ -148,6 +149,14 @@ pub async fn run(
             node_lifecycle::NodeLifecycleController::COMPONENT,
             Box::pin(drive(
                 node_lifecycle::NodeLifecycleController,
+                ctx.clone(),
+                term.clone(),
+            )),
+        );
+        spawn(
+            hpa::HorizontalPodAutoscalerController::COMPONENT,
+            Box::pin(drive(
+                hpa::HorizontalPodAutoscalerController::default(),
                 ctx.clone(),
                 term.clone(),
             )),

@@ -244,6 +244,8 @@ pub struct Caches {
     pub endpoints: Arc<Informer>,
     /// Namespaces.
     pub namespaces: Arc<Informer>,
+    /// HorizontalPodAutoscalers (the stored `autoscaling/v2` form).
+    pub horizontalpodautoscalers: Arc<Informer>,
 }
 
 impl Caches {
@@ -260,11 +262,16 @@ impl Caches {
             services: Informer::new(prefix("core", "services", None)),
             endpoints: Informer::new(prefix("core", "endpoints", None)),
             namespaces: Informer::new(prefix("core", "namespaces", None)),
+            horizontalpodautoscalers: Informer::new(prefix(
+                "autoscaling",
+                "horizontalpodautoscalers",
+                None,
+            )),
         }
     }
 
     /// Every informer.
-    pub fn all(&self) -> [&Arc<Informer>; 9] {
+    pub fn all(&self) -> [&Arc<Informer>; 10] {
         [
             &self.jobs,
             &self.pods,
@@ -275,6 +282,7 @@ impl Caches {
             &self.services,
             &self.endpoints,
             &self.namespaces,
+            &self.horizontalpodautoscalers,
         ]
     }
 
