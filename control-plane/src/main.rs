@@ -10,6 +10,7 @@ use std::sync::Arc;
 use control_plane::agents::{self, AgentsConfig};
 use control_plane::api;
 use control_plane::controllers::{self, ControllerConfig};
+use control_plane::metrics::{AgentMetrics, MetricsSource};
 use control_plane::server::{self, Hooks, ServerConfig};
 use control_plane::store::ObjectStore;
 use tokio_util::sync::CancellationToken;
@@ -191,6 +192,19 @@ fn hooks(
     hpa_sync_period: std::time::Duration,
     limits: api::limits::Limits,
 ) -> Hooks {
+    // One reader of the agents' summaries per process, so `kubectl top` and the HPA controller asking
+    // at once share a scrape (its cache) instead of each dialling every agent.
+    let usage: Arc<std::sync::OnceLock<Arc<dyn MetricsSource>>> = Arc::default();
+    let shared_usage = |ctx: &server::Context| -> Arc<dyn MetricsSource> {
+        let store: Arc<dyn ObjectStore> = ctx.store.clone();
+        let client = api::ApiConfig {
+            pki: Some(ctx.pki.clone()),
+            ..api::ApiConfig::default()
+        }
+        .kubelet_client();
+        Arc::new(AgentMetrics::new(store, client))
+    };
+    let api_usage = usage.clone();
     let api: server::ApiHook = Box::new(move |ctx, listener, shutdown| {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
         let config = api::ApiConfig {
@@ -199,7 +213,10 @@ fn hooks(
             limits,
             ..api::ApiConfig::default()
         };
-        Box::pin(api::serve_with(listener, store, config, shutdown))
+        let metrics = api_usage.get_or_init(|| shared_usage(&ctx)).clone();
+        Box::pin(api::serve_with_metrics(
+            listener, store, config, metrics, shutdown,
+        ))
     });
     let grpc: server::GrpcHook = Box::new(|ctx, routes| {
         let store: Arc<dyn ObjectStore> = ctx.store.clone();
@@ -223,6 +240,7 @@ fn hooks(
             node_monitor_grace_period: grace,
             pod_eviction_timeout: eviction,
             hpa_sync_period,
+            metrics: Some(usage.get_or_init(|| shared_usage(&ctx)).clone()),
             ..ControllerConfig::default()
         };
         let lease = control_plane::leader_lease::run(
