@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{groups, of_group_version, ResourceInfo};
+use super::resources::{groups, of_group_version, versions, ResourceInfo};
 
 /// Media type kubectl requires on an aggregated discovery answer (gotcha 6 of the wire spec).
 pub const AGGREGATED_CONTENT_TYPE: &str =
@@ -71,14 +71,27 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     v
 }
 
+/// The versions of a group, preferred first (`v1` for the core group).
+fn group_versions(group: &str) -> Vec<&'static str> {
+    if group.is_empty() {
+        vec!["v1"]
+    } else {
+        versions(group)
+    }
+}
+
 fn aggregated_group(group: &str) -> Value {
-    let resources: Vec<Value> = of_group_version(group, "v1")
-        .map(aggregated_resource)
+    // Aggregated discovery lists a group's versions in preference order.
+    let versions: Vec<Value> = group_versions(group)
+        .into_iter()
+        .map(|v| {
+            let resources: Vec<Value> = of_group_version(group, v)
+                .map(aggregated_resource)
+                .collect();
+            json!({"version": v, "resources": resources, "freshness": "Current"})
+        })
         .collect();
-    json!({
-        "metadata": {"name": group},
-        "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
-    })
+    json!({"metadata": {"name": group}, "versions": versions})
 }
 
 /// Aggregated discovery of the core group (`GET /api`).
@@ -100,8 +113,12 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn api_group(group: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
-    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
+    let gvs: Vec<Value> = group_versions(group)
+        .into_iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or(Value::Null);
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": preferred})
 }
 
 /// Legacy `GET /apis`.
@@ -272,7 +289,8 @@ mod tests {
                 "authorization.k8s.io",
                 "batch",
                 "rbac.authorization.k8s.io",
-                "coordination.k8s.io"
+                "coordination.k8s.io",
+                "autoscaling"
             ]
         );
         let batch = &groups["items"][3]["versions"][0];
