@@ -330,6 +330,45 @@ mod tests {
     }
 
     #[test]
+    fn autoscaling_lists_v2_preferred_then_v1() {
+        let groups = aggregated_groups();
+        let autoscaling = groups["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "autoscaling")
+            .unwrap();
+        let versions: Vec<&str> = autoscaling["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap())
+            .collect();
+        assert_eq!(versions, ["v2", "v1"]);
+        let hpa = &autoscaling["versions"][1]["resources"][0];
+        assert_eq!(hpa["responseKind"]["version"], "v1");
+        assert_eq!(hpa["shortNames"], json!(["hpa"]));
+        assert_eq!(hpa["subresources"][0]["responseKind"]["version"], "v1");
+        let g = group("autoscaling").unwrap();
+        assert_eq!(g["preferredVersion"]["groupVersion"], "autoscaling/v2");
+        assert_eq!(g["versions"][1]["groupVersion"], "autoscaling/v1");
+        let v1 = api_resource_list("autoscaling", "v1");
+        assert_eq!(v1["resources"][0]["name"], "horizontalpodautoscalers");
+        assert_eq!(
+            v1["resources"][1]["name"],
+            "horizontalpodautoscalers/status"
+        );
+        let legacy = api_group_list();
+        let listed = legacy["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "autoscaling")
+            .unwrap();
+        assert_eq!(listed["versions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
     fn legacy_v1_lists_eviction_for_drain() {
         let v1 = api_resource_list("", "v1");
         let names: Vec<&str> = v1["resources"]

@@ -159,6 +159,18 @@ mod tests {
     }
 
     #[test]
+    fn each_version_documents_its_own_schema() {
+        for (v, name) in [
+            ("v2", "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler"),
+            ("v1", "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"),
+        ] {
+            let doc = document(&format!("apis/autoscaling/{v}")).unwrap();
+            let gvk = &doc["components"]["schemas"][name]["x-kubernetes-group-version-kind"];
+            assert_eq!(gvk[0]["version"], v, "{name}");
+        }
+    }
+
+    #[test]
     fn schemas_carry_field_docs_and_group_version_kinds() {
         let apps = document("apis/apps/v1").unwrap();
         let schemas = &apps["components"]["schemas"];

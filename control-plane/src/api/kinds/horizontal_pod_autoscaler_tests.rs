@@ -116,13 +116,19 @@ fn defaults_as_kube_v2() {
 fn targets_column_as_kube_1_32() {
     let cpu = hpa_v1::cpu_utilization(50);
     assert_eq!(format_metrics(&[], &[]), "<none>");
-    assert_eq!(format_metrics(&[cpu.clone()], &[]), "cpu: <unknown>/50%");
+    assert_eq!(
+        format_metrics(std::slice::from_ref(&cpu), &[]),
+        "cpu: <unknown>/50%"
+    );
     let cur = json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 45, "averageValue": "20m"}}});
-    assert_eq!(format_metrics(&[cpu.clone()], &[cur]), "cpu: 45%/50%");
+    assert_eq!(
+        format_metrics(std::slice::from_ref(&cpu), &[cur]),
+        "cpu: 45%/50%"
+    );
     let mem = json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}});
     let mem_cur = json!({"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "10Mi"}}});
     assert_eq!(
-        format_metrics(&[mem.clone()], &[mem_cur]),
+        format_metrics(std::slice::from_ref(&mem), &[mem_cur]),
         "memory: 10Mi/100Mi"
     );
     let pods = json!({"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "1k"}}});
