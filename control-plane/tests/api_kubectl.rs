@@ -2134,3 +2134,178 @@ async fn pod_security_admission_follows_namespace_labels() {
         .await;
     assert_eq!(code, 201, "{st}");
 }
+
+/// #15: HorizontalPodAutoscalers through stock kubectl. `kubectl autoscale` (1.32) posts an
+/// `autoscaling/v1` object as protobuf; `get`, `describe` and `explain` read the preferred v2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_autoscale_and_hpa_at_two_versions() {
+    let s = start_with(Arc::new(MemStore::new()), tempfile::tempdir().unwrap()).await;
+    let (code, _) = s
+        .post(
+            "/apis/apps/v1/namespaces/default/deployments",
+            deployment("web", 1),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let r = s
+        .kubectl(&[
+            "autoscale",
+            "deployment",
+            "web",
+            "--cpu-percent=50",
+            "--min=1",
+            "--max=10",
+            "-v=8",
+        ])
+        .await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "horizontalpodautoscaler.autoscaling/web autoscaled"
+    );
+    // It reads the target first, then posts a v1 object as protobuf.
+    assert!(
+        r.stderr.contains("application/vnd.kubernetes.protobuf"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("/apis/apps/v1/namespaces/default/deployments/web"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("POST https://")
+            && r.stderr
+                .contains("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers"),
+        "{}",
+        r.stderr
+    );
+
+    let out = s.kubectl_ok(&["get", "hpa"]).await;
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ]
+    );
+    assert!(
+        out.contains("Deployment/web") && out.contains("cpu: <unknown>/50%"),
+        "{out}"
+    );
+    // kubectl 1.32 drops the version of a short name (`hpa.v1.autoscaling` reads the preferred v2:
+    // its shortcut expander builds a fresh GroupVersionResource), so the v1 read names the resource.
+    let cpu = s
+        .kubectl_ok(&[
+            "get",
+            "horizontalpodautoscalers.v1.autoscaling",
+            "web",
+            "-o",
+            "jsonpath={.spec.targetCPUUtilizationPercentage}",
+        ])
+        .await;
+    assert_eq!(cpu, "50");
+    let yaml = s.kubectl_ok(&["get", "hpa", "web", "-o", "yaml"]).await;
+    assert!(
+        yaml.contains("apiVersion: autoscaling/v2") && yaml.contains("averageUtilization: 50"),
+        "{yaml}"
+    );
+    let described = s.kubectl_ok(&["describe", "hpa", "web"]).await;
+    assert!(
+        described.contains("Deployment/web") && described.contains("Max replicas"),
+        "{described}"
+    );
+    let explained = s.kubectl_ok(&["explain", "hpa.spec.behavior"]).await;
+    assert!(
+        explained.contains("scaleDown") && explained.contains("autoscaling"),
+        "{explained}"
+    );
+
+    // The same object at both versions, over HTTP.
+    let base = "/apis/autoscaling/{v}/namespaces/default/horizontalpodautoscalers";
+    let (code, v1) = s.get(&format!("{}/web", base.replace("{v}", "v1"))).await;
+    assert_eq!((code, &v1["apiVersion"]), (200, &json!("autoscaling/v1")));
+    let (_, list) = s.get(&base.replace("{v}", "v1")).await;
+    assert_eq!(list["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        list["items"][0]["spec"]["targetCPUUtilizationPercentage"],
+        50
+    );
+    let (_, v2) = s.get(&format!("{}/web", base.replace("{v}", "v2"))).await;
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        50
+    );
+    let (_, group) = s.get("/apis/autoscaling").await;
+    assert_eq!(group["preferredVersion"]["version"], "v2");
+    assert_eq!(group["versions"].as_array().unwrap().len(), 2);
+
+    // A patch at v1 applies to the v1 form and keeps what only v2 says.
+    let behavior = json!({"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}});
+    let (code, _) = s
+        .http(
+            "PATCH",
+            &format!("{}/web", base.replace("{v}", "v2")),
+            Some("application/merge-patch+json"),
+            Some(behavior.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let patch = json!({"spec": {"targetCPUUtilizationPercentage": 70}});
+    let (code, patched) = s
+        .http(
+            "PATCH",
+            &format!("{}/web", base.replace("{v}", "v1")),
+            Some("application/merge-patch+json"),
+            Some(patch.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (code, &patched["spec"]["targetCPUUtilizationPercentage"]),
+        (200, &json!(70)),
+        "{patched}"
+    );
+    let (_, v2) = s.get(&format!("{}/web", base.replace("{v}", "v2"))).await;
+    assert_eq!(
+        v2["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 60,
+        "{v2}"
+    );
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    assert!(v2["metadata"]["annotations"]
+        .get("autoscaling.alpha.kubernetes.io/behavior")
+        .is_none());
+
+    let bad = s.dir.path().join("bad-hpa.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: bad\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: web\n  minReplicas: 1\n  maxReplicas: 0\n",
+    )
+    .unwrap();
+    let r = s.kubectl(&["create", "-f", bad.to_str().unwrap()]).await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr
+            .contains("The HorizontalPodAutoscaler \"bad\" is invalid")
+            && r.stderr
+                .contains("spec.maxReplicas: Invalid value: 0: must be greater than 0"),
+        "{}",
+        r.stderr
+    );
+
+    let out = s.kubectl_ok(&["delete", "hpa", "web"]).await;
+    assert_eq!(
+        out.trim(),
+        "horizontalpodautoscaler.autoscaling \"web\" deleted"
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{groups, of_group_version, ResourceInfo};
+use super::resources::{groups, of_group_version, versions, ResourceInfo};
 use super::route::METRICS_GROUP_VERSION;
 
 /// The group metrics-server serves (here, the API server itself).
@@ -82,14 +82,29 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     v
 }
 
+/// The versions of a group, preferred first (`v1` for the core group).
+fn group_versions(group: &str) -> Vec<&'static str> {
+    if group.is_empty() {
+        vec!["v1"]
+    } else if group == METRICS_GROUP {
+        vec![METRICS_VERSION]
+    } else {
+        versions(group)
+    }
+}
+
 fn aggregated_group(group: &str) -> Value {
-    let resources: Vec<Value> = of_group_version(group, "v1")
-        .map(aggregated_resource)
+    // Aggregated discovery lists a group's versions in preference order.
+    let versions: Vec<Value> = group_versions(group)
+        .into_iter()
+        .map(|v| {
+            let resources: Vec<Value> = of_group_version(group, v)
+                .map(aggregated_resource)
+                .collect();
+            json!({"version": v, "resources": resources, "freshness": "Current"})
+        })
         .collect();
-    json!({
-        "metadata": {"name": group},
-        "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
-    })
+    json!({"metadata": {"name": group}, "versions": versions})
 }
 
 /// Aggregated discovery of the core group (`GET /api`).
@@ -131,13 +146,12 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn api_group(group: &str) -> Value {
-    let version = if group == METRICS_GROUP {
-        METRICS_VERSION
-    } else {
-        "v1"
-    };
-    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
+    let gvs: Vec<Value> = group_versions(group)
+        .into_iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or(Value::Null);
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": preferred})
 }
 
 /// Legacy `GET /apis`.
@@ -323,6 +337,7 @@ mod tests {
                 "batch",
                 "rbac.authorization.k8s.io",
                 "coordination.k8s.io",
+                "autoscaling",
                 "metrics.k8s.io"
             ]
         );
@@ -391,6 +406,45 @@ mod tests {
         assert_eq!(list["groupVersion"], "metrics.k8s.io/v1beta1");
         assert_eq!(list["resources"][0]["kind"], "NodeMetrics");
         assert_eq!(list["resources"][1]["namespaced"], true);
+    }
+
+    #[test]
+    fn autoscaling_lists_v2_preferred_then_v1() {
+        let groups = aggregated_groups();
+        let autoscaling = groups["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "autoscaling")
+            .unwrap();
+        let versions: Vec<&str> = autoscaling["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap())
+            .collect();
+        assert_eq!(versions, ["v2", "v1"]);
+        let hpa = &autoscaling["versions"][1]["resources"][0];
+        assert_eq!(hpa["responseKind"]["version"], "v1");
+        assert_eq!(hpa["shortNames"], json!(["hpa"]));
+        assert_eq!(hpa["subresources"][0]["responseKind"]["version"], "v1");
+        let g = group("autoscaling").unwrap();
+        assert_eq!(g["preferredVersion"]["groupVersion"], "autoscaling/v2");
+        assert_eq!(g["versions"][1]["groupVersion"], "autoscaling/v1");
+        let v1 = api_resource_list("autoscaling", "v1");
+        assert_eq!(v1["resources"][0]["name"], "horizontalpodautoscalers");
+        assert_eq!(
+            v1["resources"][1]["name"],
+            "horizontalpodautoscalers/status"
+        );
+        let legacy = api_group_list();
+        let listed = legacy["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "autoscaling")
+            .unwrap();
+        assert_eq!(listed["versions"].as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -147,7 +147,8 @@ async fn resource(state: &Arc<ApiState>, t: Target, req: Request<Body>) -> Resul
     let accept = header_str(&req, header::ACCEPT);
     let ctx = Ctx {
         state,
-        info: t.info,
+        info: super::resources::stored(t.info),
+        served: t.info,
         namespace: t.namespace.clone(),
         name: t.name.clone().unwrap_or_default(),
         render: Render::from_request(accept, query.get("includeObject")),

@@ -315,7 +315,11 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
             let spec = object_at(obj, "spec");
             set_default(spec, "volumeMode", json!("Filesystem"));
         }
-        _ => {}
+        kind => {
+            if let Some(k) = super::kinds::by_kind(kind) {
+                k.apply_defaults(obj);
+            }
+        }
     }
 }
 

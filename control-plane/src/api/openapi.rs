@@ -7,14 +7,16 @@ use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use super::kinds::by_kind;
-use super::resources::{groups, of_group_version};
+use super::kinds::versions::schema_of;
+use super::resources::{groups, of_group_version, versions};
 
 /// Paths of the per-group-version documents (`api/v1`, `apis/apps/v1`).
 fn gv_paths() -> Vec<(String, &'static str, &'static str)> {
     let mut out = vec![("api/v1".to_string(), "", "v1")];
     for g in groups() {
-        out.push((format!("apis/{g}/v1"), g, "v1"));
+        for v in versions(g) {
+            out.push((format!("apis/{g}/{v}"), g, v));
+        }
     }
     out
 }
@@ -62,10 +64,9 @@ fn schemas_for(group: &str, version: &str) -> Map<String, Value> {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     let mut named = Vec::new();
     for r in of_group_version(group, version) {
-        let Some(kind) = by_kind(r.kind) else {
+        let Some(schema) = schema_of(r, &mut generator) else {
             continue;
         };
-        let schema = kind.openapi_schema(&mut generator);
         if let Some(name) = schema
             .get("$ref")
             .and_then(Value::as_str)
@@ -155,6 +156,18 @@ mod tests {
             .unwrap()
             .starts_with("/openapi/v3/apis/batch/v1?hash="));
         assert!(document("apis/policy/v1").is_none());
+    }
+
+    #[test]
+    fn each_version_documents_its_own_schema() {
+        for (v, name) in [
+            ("v2", "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler"),
+            ("v1", "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"),
+        ] {
+            let doc = document(&format!("apis/autoscaling/{v}")).unwrap();
+            let gvk = &doc["components"]["schemas"][name]["x-kubernetes-group-version-kind"];
+            assert_eq!(gvk[0]["version"], v, "{name}");
+        }
     }
 
     #[test]

@@ -14,9 +14,42 @@ pub fn groups() -> Vec<&'static str> {
     super::kinds::groups()
 }
 
-/// Looks a resource up by group, version and plural name.
+/// Every served version of every kind: the stored rows, then the rows of the other versions a
+/// kind is served at (`autoscaling/v1` HorizontalPodAutoscalers).
+pub fn served() -> impl Iterator<Item = &'static ResourceInfo> {
+    super::kinds::versions::served_infos()
+}
+
+/// Looks a resource up by group, version and plural name, at any served version.
 pub fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
-    all().find(|r| r.group == group && r.version == version && r.resource == resource)
+    served().find(|r| r.group == group && r.version == version && r.resource == resource)
+}
+
+/// The stored (and preferred) row of the kind a served row belongs to.
+pub fn stored(served: &'static ResourceInfo) -> &'static ResourceInfo {
+    super::kinds::versions::stored_of(served)
+}
+
+/// The versions of a group, preferred first.
+pub fn versions(group: &str) -> Vec<&'static str> {
+    super::kinds::versions::versions_of(group)
+}
+
+/// A request's object converted from the version it was sent at to the stored version (a no-op
+/// for kinds with one version).
+///
+/// # Errors
+/// Why the object does not convert (a 400 for the client).
+pub fn to_stored(
+    served: &'static ResourceInfo,
+    obj: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    super::kinds::versions::to_stored(served, obj)
+}
+
+/// A stored object as the version a request was made at.
+pub fn to_served(served: &ResourceInfo, obj: serde_json::Value) -> serde_json::Value {
+    super::kinds::versions::to_served(served, obj)
 }
 
 /// Looks a resource up by its kind (`Deployment`).
@@ -26,7 +59,7 @@ pub fn by_kind(kind: &str) -> Option<&'static ResourceInfo> {
 
 /// Whether a group/version pair is served.
 pub fn serves(group: &str, version: &str) -> bool {
-    all().any(|r| r.group == group && r.version == version)
+    served().any(|r| r.group == group && r.version == version)
 }
 
 /// The resources of one group/version.
@@ -34,7 +67,7 @@ pub fn of_group_version<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    all().filter(move |r| r.group == group && r.version == version)
+    served().filter(move |r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]

@@ -367,6 +367,28 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_served_at_two_versions_routes_at_both() {
+        for v in ["v1", "v2"] {
+            let t = res(&format!(
+                "/apis/autoscaling/{v}/namespaces/default/horizontalpodautoscalers/web/status"
+            ));
+            assert_eq!(
+                (t.info.version, t.info.kind),
+                (v, "HorizontalPodAutoscaler")
+            );
+            assert_eq!(
+                t.info.key("default", "web"),
+                "/autoscaling/horizontalpodautoscalers/default/web"
+            );
+            assert_eq!(super::super::resources::stored(t.info).version, "v2");
+        }
+        assert_eq!(
+            parse("/apis/autoscaling/v2beta2/namespaces/default/horizontalpodautoscalers"),
+            None
+        );
+    }
+
+    #[test]
     fn query_parsing() {
         let q = Query::parse(Some(
             "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=true&command=ls&command=%2F&x",

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::resources::ResourceInfo;
+use super::resources::{to_served, ResourceInfo};
 use super::status::ApiError;
 use super::table::{table, IncludeObject};
 use crate::store::{Consistency, EventType, ObjectStore};
@@ -52,17 +52,33 @@ impl Render {
         }
     }
 
-    /// Renders objects: a Table when asked for, else `None` (the caller answers the object or list).
-    pub fn table(self, info: &ResourceInfo, objects: &[&Value], rv: &str) -> Option<Value> {
+    /// Renders stored objects for a request at `served`'s version: a Table when asked for, else
+    /// `None` (the caller answers [`Render::object`]s). Rows are computed from the stored form; the
+    /// objects rows carry are converted.
+    pub fn table(self, served: &ResourceInfo, objects: &[&Value], rv: &str) -> Option<Value> {
         (self != Render::Object).then(|| {
-            table(
-                info.resource,
+            let mut t = table(
+                served.resource,
                 objects,
                 self.include(),
                 rv,
                 SystemTime::now(),
-            )
+            );
+            if self == Render::TableObject {
+                if let Some(rows) = t["rows"].as_array_mut() {
+                    for row in rows {
+                        let obj = row["object"].take();
+                        row["object"] = to_served(served, obj);
+                    }
+                }
+            }
+            t
         })
+    }
+
+    /// A stored object as the version `served` names: the one place answers are converted.
+    pub fn object(served: &ResourceInfo, obj: &Value) -> Value {
+        to_served(served, obj.clone())
     }
 }
 
@@ -192,7 +208,7 @@ pub fn stream(
                     first_table = false;
                     t
                 }
-                None => obj.clone(),
+                None => Render::object(info, obj),
             }
         };
         // Keys whose last event matched the selectors; `complete` when it was seeded from a list,

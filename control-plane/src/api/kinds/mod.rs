@@ -7,6 +7,7 @@
 pub(crate) mod common;
 pub mod info;
 mod strategy;
+pub(crate) mod versions;
 
 mod cluster_role;
 mod cluster_role_binding;
@@ -15,6 +16,8 @@ mod daemon_set;
 mod deployment;
 mod endpoints;
 mod event;
+mod horizontal_pod_autoscaler;
+mod hpa_v1;
 pub(crate) mod job;
 mod lease;
 mod namespace;
@@ -59,6 +62,7 @@ pub(crate) static KINDS: &[&dyn Kind] = &[
     &role_binding::RoleBinding,
     &role::Role,
     &lease::Lease,
+    &horizontal_pod_autoscaler::HorizontalPodAutoscaler,
 ];
 
 /// The registry rows of every kind, in registry order.

@@ -54,4 +54,29 @@ pub(crate) trait Kind: Sync {
 
     /// The kind's OpenAPI schema (a `$ref` into the generator's definitions).
     fn openapi_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
+
+    /// The defaults Kubernetes applies to the kind on every write (`SetDefaults_<Kind>`), after
+    /// `meta`'s; must be idempotent.
+    fn apply_defaults(&self, _object: &mut Value) {}
+
+    /// Versions the kind is also served at besides [`Kind::info`]'s, which is the stored and
+    /// preferred one (`autoscaling/v1` beside `autoscaling/v2`). Requests at one of these versions
+    /// are converted to the stored version on the way in and back on the way out, in one place
+    /// (`resources::to_stored` / `to_served`).
+    fn other_versions(&self) -> &'static [AltVersion] {
+        &[]
+    }
+}
+
+/// A further version a kind is served at, with its conversions from and to the stored version
+/// (kube-apiserver's conversion functions, e.g. `pkg/apis/autoscaling/v1/conversion.go`).
+pub(crate) struct AltVersion {
+    /// The registry row as served at this version: the stored row with another `version`.
+    pub(crate) info: ResourceInfo,
+    /// A request body at this version, as the stored version; an error is a 400 for the client.
+    pub(crate) to_stored: fn(Value) -> Result<Value, String>,
+    /// A stored object as this version. Total: a stored object always converts.
+    pub(crate) from_stored: fn(Value) -> Value,
+    /// The version's OpenAPI schema, for `kubectl explain` at this version.
+    pub(crate) schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
 }

@@ -21,6 +21,7 @@ fn names_are_unique_and_groups_keep_discovery_order() {
             "batch",
             "rbac.authorization.k8s.io",
             "coordination.k8s.io",
+            "autoscaling",
         ]
     );
 }

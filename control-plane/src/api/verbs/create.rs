@@ -21,7 +21,8 @@ use crate::store::{Op, Precondition};
 pub async fn create(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response> {
     let obj = decode_object(&ctx.content_type, body)?;
     check_kind(ctx.info, &obj, ctx.info.kind)?;
-    check_shape(ctx.info, &obj)?;
+    check_shape(ctx.served, &obj)?;
+    let obj = ctx.to_stored(obj)?;
     let created = create_object(ctx, obj).await?;
     Ok(ctx.respond(StatusCode::CREATED, &created))
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::api::status::{json_response, ApiError, Result};
-use crate::api::watch::Selectors;
+use crate::api::watch::{Render, Selectors};
 use crate::store::Object;
 
 /// One page of a list.
@@ -107,17 +107,21 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Response> {
         list_meta["remainingItemCount"] = json!(page.remaining);
     }
     let values: Vec<&Value> = page.items.iter().map(|o| &o.value).collect();
-    if let Some(mut t) = ctx.render.table(ctx.info, &values, &rv) {
+    if let Some(mut t) = ctx.render.table(ctx.served, &values, &rv) {
         t["metadata"] = list_meta;
         return Ok(json_response(StatusCode::OK, &t));
     }
+    let items: Vec<Value> = values
+        .iter()
+        .map(|v| Render::object(ctx.served, v))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &json!({
             "kind": format!("{}List", ctx.info.kind),
-            "apiVersion": ctx.info.api_version(),
+            "apiVersion": ctx.served.api_version(),
             "metadata": list_meta,
-            "items": values,
+            "items": items,
         }),
     ))
 }

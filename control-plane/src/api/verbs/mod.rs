@@ -25,7 +25,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::meta::{self, CreateContext};
-use super::resources::{lookup, ResourceInfo};
+use super::resources::{self, lookup, ResourceInfo};
 use super::route::Query;
 use super::state::ApiState;
 use super::status::{json_response, ApiError, Result};
@@ -50,8 +50,12 @@ pub use watch::watch;
 pub struct Ctx<'a> {
     /// Shared state: the store and the settings.
     pub state: &'a Arc<ApiState>,
-    /// The kind the URL names.
+    /// The kind the URL names, at its stored version: what keys, validation and storage use.
     pub info: &'static ResourceInfo,
+    /// The kind at the version the URL names (`info` itself unless the kind is served at several
+    /// versions): bodies are converted from it and answers to it, only through
+    /// [`Ctx::to_stored`] and [`Ctx::respond`] / [`Render`].
+    pub served: &'static ResourceInfo,
     /// The namespace on the URL, if any.
     pub namespace: Option<String>,
     /// The name on the URL ("" for collections).
@@ -118,13 +122,21 @@ impl Ctx<'_> {
             .ok_or_else(|| ApiError::not_found(self.info, &self.name))
     }
 
-    /// The object answer, or a one-row Table.
+    /// The object answer, or a one-row Table, at the requested version.
     fn respond(&self, code: StatusCode, obj: &Value) -> Response {
         let rv = meta::resource_version_str(obj).unwrap_or("").to_string();
-        match self.render.table(self.info, &[obj], &rv) {
+        match self.render.table(self.served, &[obj], &rv) {
             Some(t) => json_response(code, &t),
-            None => json_response(code, obj),
+            None => json_response(code, &Render::object(self.served, obj)),
         }
+    }
+
+    /// A request body at the requested version as the stored version.
+    ///
+    /// # Errors
+    /// 400 when it does not convert.
+    fn to_stored(&self, obj: Value) -> Result<Value> {
+        resources::to_stored(self.served, obj).map_err(ApiError::bad_request)
     }
 }
 

@@ -9,9 +9,10 @@ use super::create::create_object;
 use super::rmw::{self, Decision, Read};
 use super::scale::{scale_of, with_replicas};
 use super::update::{answer, decide_write, stale_version};
-use super::{check_kind, name_mismatch, Ctx, Mode};
+use super::{check_kind, check_shape, name_mismatch, Ctx, Mode};
 use crate::api::meta;
 use crate::api::patch::{apply_patch, PatchType};
+use crate::api::resources;
 use crate::api::status::{ApiError, Result};
 
 /// What a patch attempt produced before its write.
@@ -51,6 +52,8 @@ pub async fn patch(ctx: &Ctx<'_>, body: &[u8], mode: Mode) -> Result<Response> {
                         let obj = apply_patch(None, patch_body, ctx.info.kind)
                             .map_err(|e| ApiError::new(422, "Invalid", e))?;
                         check_kind(ctx.info, &obj, ctx.info.kind)?;
+                        check_shape(ctx.served, &obj)?;
+                        let obj = ctx.to_stored(obj)?;
                         let name = meta::name_of(&obj);
                         if !name.is_empty() && name != ctx.name {
                             return Err(name_mismatch(name, &ctx.name));
@@ -66,11 +69,19 @@ pub async fn patch(ctx: &Ctx<'_>, body: &[u8], mode: Mode) -> Result<Response> {
                     }
                     return Err(ApiError::not_found(ctx.info, &ctx.name));
                 };
+                // A patch applies to the object at the version the client sees.
                 let (mut target, kind) = match mode {
                     Mode::Scale => (scale_of(&cur.value), "Scale"),
-                    _ => (cur.value.clone(), ctx.info.kind),
+                    _ => (
+                        resources::to_served(ctx.served, cur.value.clone()),
+                        ctx.info.kind,
+                    ),
                 };
                 ptype.apply(&mut target, patch_body, kind)?;
+                if mode != Mode::Scale {
+                    check_shape(ctx.served, &target)?;
+                    target = ctx.to_stored(target)?;
+                }
                 // A patch that names a resourceVersion is conditional on it.
                 stale_version(ctx, meta::resource_version_str(&target), &cur)?;
                 if meta::name_of(&target) != ctx.name {

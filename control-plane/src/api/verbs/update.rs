@@ -182,6 +182,10 @@ pub async fn update(ctx: &Ctx<'_>, body: &[u8], mode: Mode) -> Result<Response> 
         ctx.info.kind
     };
     check_kind(ctx.info, &new, expected_kind)?;
+    if mode != Mode::Scale {
+        check_shape(ctx.served, &new)?;
+        new = ctx.to_stored(new)?;
+    }
     match meta::name_of(&new) {
         "" => {
             meta::metadata_mut(&mut new).insert("name".into(), json!(ctx.name));

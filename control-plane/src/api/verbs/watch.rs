@@ -55,7 +55,7 @@ pub fn watch_request(
 /// # Errors
 /// As [`watch_request`].
 pub fn watch(ctx: &Ctx<'_>) -> Result<Response> {
-    let req = watch_request(ctx.info, ctx.namespace.as_deref(), &ctx.query, ctx.render)?;
+    let req = watch_request(ctx.served, ctx.namespace.as_deref(), &ctx.query, ctx.render)?;
     let stream = watch::stream(ctx.state.store.clone(), req, ctx.state.shutdown.clone());
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
