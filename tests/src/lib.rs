@@ -2,7 +2,9 @@
 //! a tiny HTTP/1.1 client (plain for pods' ports, HTTPS with the lab's admin certificate, no credentials
 //! or a bearer token for the API), and bounded polling. `linearizability` is a pure checker for
 //! register histories; `lin_workload` records such histories from a lab's API under faults.
+//! `autoscale` is the HPA scenario of `manifests/hpa.yaml`, shared by its test and `hpa-bench`.
 
+pub mod autoscale;
 pub mod lin_workload;
 pub mod linearizability;
 

@@ -20,7 +20,6 @@ fn web_request() -> Request {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the HPA kind (branch hpa-kind)"]
 async fn autoscale_creates_an_hpa_that_get_and_describe_show() {
     let (f, s, c) = setup().await;
     apply_all(&s, &c, WEB).await;
@@ -151,7 +150,6 @@ async fn top_needs_the_metrics_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the HPA kind (branch hpa-kind)"]
 async fn stack_autoscaled_service_keeps_the_replicas_the_hpa_set() {
     use crate::kubectl::stack;
     let (f, s, c) = setup().await;
