@@ -55,19 +55,6 @@ fn apply(lab: &Lab, docs: &[Value]) -> Result<String> {
     lab.berthctl(&["apply", "-f", file.path().to_str().context("temp path")?])
 }
 
-fn pods_of(lab: &Lab, app: &str) -> Result<Vec<Value>> {
-    let list = lab.get_json(&format!(
-        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
-    ))?;
-    Ok(list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect())
-}
-
 fn ready(pod: &Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -120,7 +107,7 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
         Duration::from_secs(120),
         POLL,
         || {
-            let pods = pods_of(lab, &label)?;
+            let pods = lab.live_pods_of(&label)?;
             Ok((pods.len() as i64 == min && pods.iter().all(ready)).then_some(()))
         },
     )?;
@@ -139,7 +126,7 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
                 .then_some(()))
         },
     )?;
-    let before: BTreeSet<String> = pods_of(lab, &label)?
+    let before: BTreeSet<String> = lab.live_pods_of(&label)?
         .iter()
         .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
         .collect();
@@ -150,7 +137,7 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
         Ok((replicas(lab, &deployment)? > min).then(|| start.elapsed()))
     })?;
     let first_new_ready = wait_for("the first new replica Ready", limit, POLL, || {
-        let pods = pods_of(lab, &label)?;
+        let pods = lab.live_pods_of(&label)?;
         let new_ready = pods.iter().any(|p| {
             ready(p)
                 && p["metadata"]["name"]
@@ -165,18 +152,20 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
         POLL,
         || {
             let want = replicas(lab, &deployment)?;
-            let pods = pods_of(lab, &label)?;
-            let done = want >= min_peak
-                && pods.len() as i64 == want
-                && pods.iter().all(ready);
+            let pods = lab.live_pods_of(&label)?;
+            let done = want >= min_peak && pods.len() as i64 == want && pods.iter().all(ready);
             Ok(done.then(|| (start.elapsed(), want)))
         },
     )?;
-    let top_pods = lab.kubectl(&["top", "pods"]).unwrap_or_else(|e| format!("{e:#}"));
-    let get_hpa = lab.kubectl(&["get", "hpa"]).unwrap_or_else(|e| format!("{e:#}"));
+    let top_pods = lab
+        .kubectl(&["top", "pods"])
+        .unwrap_or_else(|e| format!("{e:#}"));
+    let get_hpa = lab
+        .kubectl(&["get", "hpa"])
+        .unwrap_or_else(|e| format!("{e:#}"));
 
     // Requests through the Service name from inside a replica reach several replicas.
-    let pods = pods_of(lab, &label)?;
+    let pods = lab.live_pods_of(&label)?;
     let exec_pod = name_of(pods.first().context("no web pod")?)?;
     let mut answered_by = BTreeSet::new();
     for _ in 0..30 {
@@ -205,7 +194,7 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
         "the scaled-in replicas gone",
         Duration::from_secs(60),
         POLL,
-        || Ok((pods_of(lab, &label)?.len() as i64 == min).then_some(())),
+        || Ok((lab.live_pods_of(&label)?.len() as i64 == min).then_some(())),
     )?;
     if peak_replicas < min_peak {
         bail!("peaked at {peak_replicas} replicas, wanted {min_peak}");

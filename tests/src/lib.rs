@@ -321,6 +321,16 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// Builds the offline test image (`tests/images/build.sh`) and returns the path of its OCI tar.
+pub fn busybox_oci_image() -> Result<String> {
+    let images = run(Command::new("bash").arg(workspace().join("tests/images/build.sh")))?;
+    images
+        .lines()
+        .find(|l| l.ends_with("busybox-oci.tar"))
+        .map(str::to_string)
+        .context("build.sh printed no OCI tar")
+}
+
 /// A running lab cluster made by `berthctl lab up`; dropping it runs `lab down`.
 pub struct Lab {
     /// Lab name.
@@ -468,6 +478,20 @@ impl Lab {
         timeout: Duration,
     ) -> Result<Response> {
         https(&self.admin, method, addr, path, body, timeout)
+    }
+
+    /// Pods labelled `app=APP` in the default namespace that are not being deleted.
+    pub fn live_pods_of(&self, app: &str) -> Result<Vec<Value>> {
+        let list = self.get_json(&format!(
+            "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
+        ))?;
+        Ok(list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect())
     }
 
     /// GET a JSON document from the first server that answers (as the lab admin, over HTTPS).

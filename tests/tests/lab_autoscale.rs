@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use berth_tests::{autoscale, skip_reason, wait_for, workspace, Lab};
 
 #[test]
@@ -14,14 +14,7 @@ fn lab_autoscale() -> Result<()> {
         eprintln!("skipping lab_autoscale: {why}");
         return Ok(());
     }
-    let images = berth_tests::run(
-        std::process::Command::new("bash").arg(workspace().join("tests/images/build.sh")),
-    )?;
-    let image = images
-        .lines()
-        .find(|l| l.ends_with("busybox-oci.tar"))
-        .context("build.sh printed no OCI tar")?
-        .to_string();
+    let image = berth_tests::busybox_oci_image()?;
     let lab = Lab::up("hpa", 1, 2)?;
     lab.berthctl(&["image", "load", &image])?;
 
@@ -51,7 +44,11 @@ fn lab_autoscale() -> Result<()> {
         "the Service answered from {:?} only",
         outcome.answered_by
     );
-    assert!(outcome.top_pods.contains("CPU(cores)"), "{}", outcome.top_pods);
+    assert!(
+        outcome.top_pods.contains("CPU(cores)"),
+        "{}",
+        outcome.top_pods
+    );
     assert!(outcome.get_hpa.contains("TARGETS"), "{}", outcome.get_hpa);
     assert!(
         outcome.get_hpa.contains("cpu: "),

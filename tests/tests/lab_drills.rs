@@ -117,21 +117,7 @@ fn deployment(lab: &Lab) -> Result<Value> {
 
 /// Pods of the web app that are not being deleted.
 fn live_pods(lab: &Lab) -> Result<Vec<Value>> {
-    live_pods_of(lab, "web")
-}
-
-/// Pods labelled `app=APP` in the default namespace that are not being deleted.
-fn live_pods_of(lab: &Lab, app: &str) -> Result<Vec<Value>> {
-    let list = lab.get_json(&format!(
-        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
-    ))?;
-    Ok(list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect())
+    lab.live_pods_of("web")
 }
 
 fn is_ready(pod: &Value) -> bool {
@@ -346,7 +332,7 @@ fn daemonset_rollout(lab: &Lab) -> Result<()> {
     assert!(out.contains("daemonset.apps/node-hello created"), "{out}");
     let status = lab.kubectl(&["rollout", "status", "ds/node-hello", "--timeout=120s"])?;
     assert!(status.contains("successfully rolled out"), "{status}");
-    let pods = live_pods_of(lab, "node-hello")?;
+    let pods = lab.live_pods_of("node-hello")?;
     let nodes: BTreeSet<_> = pods.iter().map(node_of).collect();
     assert_eq!(
         (pods.len(), nodes.len()),
@@ -374,7 +360,7 @@ fn daemonset_rollout(lab: &Lab) -> Result<()> {
     lab.kubectl(&["rollout", "restart", "ds/node-hello"])?;
     let status = lab.kubectl(&["rollout", "status", "ds/node-hello", "--timeout=120s"])?;
     assert!(status.contains("successfully rolled out"), "{status}");
-    let after = live_pods_of(lab, "node-hello")?;
+    let after = lab.live_pods_of("node-hello")?;
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(
         after
@@ -393,7 +379,7 @@ fn daemonset_rollout(lab: &Lab) -> Result<()> {
         "the daemon pods gone",
         Duration::from_secs(60),
         POLL,
-        || Ok(live_pods_of(lab, "node-hello")?.is_empty().then_some(())),
+        || Ok(lab.live_pods_of("node-hello")?.is_empty().then_some(())),
     )?;
     Ok(())
 }
@@ -598,14 +584,7 @@ fn lab_fault_drills() -> Result<()> {
         eprintln!("skipping lab_fault_drills: {why}");
         return Ok(());
     }
-    let images = berth_tests::run(
-        std::process::Command::new("bash").arg(workspace().join("tests/images/build.sh")),
-    )?;
-    let image = images
-        .lines()
-        .find(|l| l.ends_with("busybox-oci.tar"))
-        .context("build.sh printed no OCI tar")?
-        .to_string();
+    let image = berth_tests::busybox_oci_image()?;
 
     eprintln!("== up: 3 servers, 3 agents");
     let lab = Lab::up("e2e", 3, 3)?;

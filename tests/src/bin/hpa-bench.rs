@@ -5,11 +5,10 @@
 //! Usage: `hpa-bench [ROUNDS]` (default 3).
 
 use std::fmt::Write as _;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use berth_tests::{autoscale, run, skip_reason, workspace, Lab};
+use anyhow::Result;
+use berth_tests::{autoscale, skip_reason, workspace, Lab};
 
 fn secs(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64())
@@ -30,14 +29,9 @@ fn main() -> Result<()> {
         .transpose()?
         .unwrap_or(3)
         .clamp(1, 10);
-    let images = run(Command::new("bash").arg(workspace().join("tests/images/build.sh")))?;
-    let oci = images
-        .lines()
-        .find(|l| l.ends_with("busybox-oci.tar"))
-        .context("no OCI tar")?
-        .to_string();
+    let oci = berth_tests::busybox_oci_image()?;
     let manifest = workspace().join("manifests/hpa.yaml");
-    let lab = Lab::up("hpabench", 1, 2)?;
+    let lab = Lab::up("hpab", 1, 2)?;
     lab.berthctl(&["image", "load", &oci])?;
 
     let mut outcomes = Vec::new();
