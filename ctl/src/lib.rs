@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`kubeconfig`]: kubeconfig/flag resolution into a connected [`kubeconfig::Session`].
 //! - [`resources`]: discovery catalog, type-name resolution (`po`, `deploy`, `deployments.apps`) and REST paths.
+//! - [`bench`]: `berthctl bench`, the seed's metrics measured side by side on a cluster.
 //! - [`compose`]: Compose files as Kubernetes objects for `stack deploy` (pure).
 //! - [`jsonpath`]: kubectl's `-o jsonpath` templates (pure).
 //! - [`manifest`]: reading `-f` files, directories and stdin (multi-document YAML/JSON).
@@ -13,6 +14,7 @@
 //! - [`kubectl`]: the verbs (`apply`, `get`, `delete`, `scale`, ...).
 //! - [`lab`]: local clusters in network namespaces (`plan` is pure, `host` runs `ip` and processes).
 
+pub mod bench;
 pub mod compose;
 pub mod errors;
 pub mod jsonpath;

@@ -126,7 +126,8 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
                 .then_some(()))
         },
     )?;
-    let before: BTreeSet<String> = lab.live_pods_of(&label)?
+    let before: BTreeSet<String> = lab
+        .live_pods_of(&label)?
         .iter()
         .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
         .collect();
