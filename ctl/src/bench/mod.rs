@@ -2,5 +2,22 @@
 //! with its reference in one run, written as Markdown, JSON and SVG plots.
 //!
 //! - `report`: the data every measurement returns and every writer reads.
+//! - `ctx`: [`BenchCtx`], what every measurement gets (session, namespace, nodes, image, lab host).
+//! - [`MEASUREMENTS`]: the registration list; one line per measurement module.
 
+pub mod ctx;
 pub mod report;
+
+pub use ctx::{BenchCtx, BenchNode, LabHost, PodRun, IMAGE, NAMESPACE, PROBE_PATH};
+
+use anyhow::Result;
+use futures::future::LocalBoxFuture;
+
+use report::Comparison;
+
+/// A measurement: runs against the context, returns its comparisons.
+pub type Measure = fn(&BenchCtx) -> LocalBoxFuture<'_, Result<Vec<Comparison>>>;
+
+/// Every measurement `--only` can name, in the order a full run does them. A new module adds one line
+/// here: `("disk", |c| Box::pin(disk::run(c))),`.
+pub const MEASUREMENTS: &[(&str, Measure)] = &[];
