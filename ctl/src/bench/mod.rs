@@ -6,7 +6,9 @@
 //! - [`MEASUREMENTS`]: the registration list; one line per measurement module.
 
 pub mod ctx;
+pub mod image;
 pub mod report;
+pub mod write;
 
 pub use ctx::{BenchCtx, BenchNode, LabHost, PodRun, IMAGE, NAMESPACE, PROBE_PATH};
 
