@@ -50,6 +50,8 @@ enum Command {
     Token(commands::token::Args),
     /// Local lab clusters in network namespaces, and fault drills
     Lab(commands::lab::Args),
+    /// Measure start-up, image size, memory, disk, CPU and network side by side; write a report
+    Bench(commands::bench::Args),
 }
 
 fn main() {
@@ -95,6 +97,7 @@ fn main() {
             Command::Version(a) => commands::version::run(&g, a).await,
             Command::Token(a) => commands::token::run(&g, a).await,
             Command::Lab(a) => commands::lab::run(a).await,
+            Command::Bench(a) => commands::bench::run(&g, a).await,
         }
     });
     if let Err(e) = result {

@@ -3,11 +3,17 @@
 //!
 //! - `report`: the data every measurement returns and every writer reads.
 //! - `ctx`: [`BenchCtx`], what every measurement gets (session, namespace, nodes, image, lab host).
+//! - `image`: the bench image; `run`: one whole run; `write`: Markdown, JSON, SVG.
+//! - `startup`, `images`, `memory`: measurements.
 //! - [`MEASUREMENTS`]: the registration list; one line per measurement module.
 
 pub mod ctx;
 pub mod image;
+pub mod images;
+pub mod memory;
 pub mod report;
+pub mod run;
+pub mod startup;
 pub mod write;
 
 pub use ctx::{BenchCtx, BenchNode, LabHost, PodRun, IMAGE, NAMESPACE, PROBE_PATH};
@@ -22,4 +28,8 @@ pub type Measure = fn(&BenchCtx) -> LocalBoxFuture<'_, Result<Vec<Comparison>>>;
 
 /// Every measurement `--only` can name, in the order a full run does them. A new module adds one line
 /// here: `("disk", |c| Box::pin(disk::run(c))),`.
-pub const MEASUREMENTS: &[(&str, Measure)] = &[];
+pub const MEASUREMENTS: &[(&str, Measure)] = &[
+    ("startup", |c| Box::pin(startup::run(c))),
+    ("images", |c| Box::pin(images::run(c))),
+    ("memory", |c| Box::pin(memory::run(c))),
+];

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod autoscale;
+pub mod bench;
 pub mod delete;
 pub mod describe;
 pub mod get;
