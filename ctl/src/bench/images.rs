@@ -89,9 +89,12 @@ pub fn unpacked_of(blob: &[u8], dir: Option<u64>) -> u64 {
     blob.len() as u64
 }
 
+/// An image's (name, compressed bytes, unpacked bytes).
+type ImageSize = (String, u64, u64);
+
 /// Sizes of one node's images from its agent data dir: per image (name, compressed, unpacked) and
 /// per unique layer diff_id its unpacked size.
-fn sizes(data: &Path) -> Result<(Vec<(String, u64, u64)>, BTreeMap<String, u64>)> {
+fn sizes(data: &Path) -> Result<(Vec<ImageSize>, BTreeMap<String, u64>)> {
     let idx = data.join("images/index.json");
     let images = parse_index(
         &std::fs::read_to_string(&idx)
