@@ -194,7 +194,15 @@ pub fn run(dir: &Path, plan: Plan) -> Result<String, String> {
         .num("seq_read_mib_s", seq_read)
         .num("rand_read_iops", rand_read)
         .num("rand_write_iops", rand_write)
-        .str("read_cache", read_cache)
+        // O_DIRECT "succeeds" on tmpfs but there is no device behind it: say so rather than imply a disk.
+        .str(
+            "read_cache",
+            if fs == "tmpfs" {
+                "tmpfs: memory, no device"
+            } else {
+                read_cache
+            },
+        )
         .str("write_mode", write_mode)
         .finish())
 }
