@@ -7,10 +7,14 @@
 //! - `startup`, `images`, `memory`: measurements.
 //! - [`MEASUREMENTS`]: the registration list; one line per measurement module.
 
+pub mod cpu;
 pub mod ctx;
+pub mod disk;
 pub mod image;
 pub mod images;
 pub mod memory;
+pub mod network;
+pub mod pods;
 pub mod report;
 pub mod run;
 pub mod startup;
@@ -32,4 +36,7 @@ pub const MEASUREMENTS: &[(&str, Measure)] = &[
     ("startup", |c| Box::pin(startup::run(c))),
     ("images", |c| Box::pin(images::run(c))),
     ("memory", |c| Box::pin(memory::run(c))),
+    ("disk", |c| Box::pin(disk::run(c))),
+    ("cpu", |c| Box::pin(cpu::run(c))),
+    ("network", |c| Box::pin(network::run(c))),
 ];
