@@ -65,6 +65,9 @@ fn binding_to_groups(name: &str, role: &str, groups: &[&str]) -> Value {
 /// `view`: read most namespaced objects, not Secrets (nor roles and bindings).
 fn view_rules() -> Vec<Value> {
     vec![
+        // The control-plane members (names, addresses, leader): what a viewer of the cluster sees
+        // in the web view. Only through a ClusterRoleBinding, as every nonResourceURLs rule.
+        url_rule(&[super::super::members::PATH], &["get"]),
         rule(
             &[""],
             &[
@@ -285,8 +288,18 @@ pub fn cluster_roles() -> Vec<Value> {
         ),
         cluster_role(
             "system:public-info-viewer",
+            // `/ui/*`: the web view's static assets, public as kube-dashboard's login page (they hold no
+            // data); a browser presenting a client certificate is authenticated and needs this too.
             vec![url_rule(
-                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &[
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                    "/ui",
+                    "/ui/*",
+                ],
                 &["get"],
             )],
         ),
@@ -355,5 +368,43 @@ mod tests {
         assert!(s
             .allowed_by(&user("nobody"), &attrs("list", "pods"))
             .is_none());
+    }
+
+    #[test]
+    fn viewers_may_read_the_members_and_everyone_the_ui_assets() {
+        let crb = |role: &str| {
+            json!({"metadata": {"name": role},
+                "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": role, "apiGroup": GROUP}]})
+        };
+        let mut crbs = cluster_role_bindings();
+        crbs.extend(["view", "edit", "admin"].map(crb));
+        let s = Snapshot::build(&[], &cluster_roles(), &[], &crbs);
+        let get = |path: &str| Attributes {
+            verb: "get".into(),
+            path: path.into(),
+            ..Default::default()
+        };
+        let user = |name: &str, group: &str| UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups: vec![group.into()],
+        };
+        let members = super::super::super::members::PATH;
+        for who in ["view", "edit", "admin"] {
+            let u = user(who, "system:authenticated");
+            assert!(s.allowed_by(&u, &get(members)).is_some(), "{who}");
+        }
+        let nobody = user("nobody", "system:authenticated");
+        assert!(s.allowed_by(&nobody, &get(members)).is_none());
+        for who in [nobody, user("system:anonymous", "system:unauthenticated")] {
+            for path in ["/ui", "/ui/", "/ui/app.js"] {
+                assert!(
+                    s.allowed_by(&who, &get(path)).is_some(),
+                    "{} {path}",
+                    who.name
+                );
+            }
+        }
     }
 }
