@@ -1,5 +1,6 @@
 //! The web view on the API port (#16): `/ui` serves the embedded assets to anyone, with a strict
-//! CSP; every data request and `/berth/v1/members` still need credentials; the members endpoint
+//! CSP; every data request and `/berth/v1/members` still need credentials (the members any
+//! authenticated user, data only with a role); the members endpoint
 //! answers an admin from a Raft member's view. Optionally, the page itself in headless Chromium.
 
 use std::net::SocketAddr;
@@ -180,10 +181,12 @@ async fn data_and_members_need_credentials() {
         let (code, _, _) = s.get(&anon, path, &[]).await;
         assert_eq!(code, 401, "{path}");
     }
-    // Authenticated but granted nothing: the members are for viewers and up.
+    // Authenticated but bound to nothing: the members, like discovery, but no data.
     let nobody = s.tls(Some(("nobody", &[])));
     let (code, _, body) = s.get(&nobody, "/berth/v1/members", &[]).await;
-    assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let (code, _, _) = s.get(&nobody, "/api/v1/pods", &[]).await;
+    assert_eq!(code, 403);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `GET /berth/v1/members`: the control-plane members and the leader as the answering member knows
 //! them (a follower answers from its own view), read-only, for the web view and operators. A
-//! non-resource URL, so RBAC grants it through `nonResourceURLs` (the `view` ClusterRole).
+//! non-resource URL, so RBAC grants it through `nonResourceURLs`: the default ClusterRole
+//! `system:berth-members-viewer`, bound to every authenticated user.
 
 use axum::response::Response;
 use http::{Method, StatusCode};
