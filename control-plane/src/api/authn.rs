@@ -15,11 +15,13 @@ use crate::store::{self, Consistency, ObjectStore};
 /// Every authenticated user is in this group.
 pub const AUTHENTICATED: &str = "system:authenticated";
 
-/// Paths anyone may read without credentials (kube-apiserver's `system:public-info-viewer`).
+/// Paths anyone may read without credentials (kube-apiserver's `system:public-info-viewer`), and
+/// the web view's static assets: they hold no data, and the page must load before it can ask for a
+/// token (kube-dashboard's login page is public for the same reason).
 pub fn is_public_path(path: &str) -> bool {
     let p = path.trim_end_matches('/');
-    matches!(p, "/version" | "/healthz" | "/livez" | "/readyz")
-        || ["/healthz/", "/livez/", "/readyz/"]
+    matches!(p, "/version" | "/healthz" | "/livez" | "/readyz" | "/ui")
+        || ["/healthz/", "/livez/", "/readyz/", "/ui/"]
             .iter()
             .any(|pre| p.starts_with(pre))
 }
@@ -238,10 +240,20 @@ mod tests {
             "/readyz",
             "/livez/ping",
             "/healthz/",
+            "/ui",
+            "/ui/",
+            "/ui/app.js",
         ] {
             assert!(is_public_path(p), "{p}");
         }
-        for p in ["/api", "/api/v1/secrets", "/versions", "/healthzz"] {
+        for p in [
+            "/api",
+            "/api/v1/secrets",
+            "/versions",
+            "/healthzz",
+            "/uix",
+            "/berth/v1/members",
+        ] {
             assert!(!is_public_path(p), "{p}");
         }
     }

@@ -1,6 +1,6 @@
 //! Request dispatch: discovery, OpenAPI and health by route; resource requests by verb and
 //! subresource to [`super::verbs`], logs and exec to [`super::proxy`], `metrics.k8s.io` to
-//! [`super::metrics`].
+//! [`super::metrics`], the web view to [`super::ui`] and the members list to [`super::members`].
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use super::route::{self, Query, Route, Target};
 use super::status::{json_response, ApiError, Result};
 use super::verbs::{self, Ctx, Mode};
 use super::watch::Render;
-use super::{authz, discovery, metrics, openapi, proxy};
+use super::{authz, discovery, members, metrics, openapi, proxy, ui};
 
 // The names callers used before the verbs moved out.
 pub use super::body::{decode_object, MAX_BODY};
@@ -130,6 +130,12 @@ async fn dispatch(state: &Arc<ApiState>, req: Request<Body>) -> Result<Response>
         Route::OpenApiV2 => Err(ApiError::no_route()),
         Route::Resource(t) => resource(state, t, req).await,
         Route::Metrics(t) => metrics::serve(state, t, req).await,
+        Route::Ui(asset) => ui::serve(req.method(), req.uri().path(), &asset, req.headers()),
+        Route::Members => members::serve(
+            req.method(),
+            state.store.membership(),
+            &state.store.health(),
+        ),
     }
 }
 

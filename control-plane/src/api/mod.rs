@@ -12,6 +12,7 @@
 //! - [`limits`]: max-in-flight, request timeout and the watch cap (kube-apiserver's filters).
 //! - [`watch`]: watch streams. [`status`]: `metav1.Status` errors. [`proxy`]: logs and exec via the agent.
 //! - [`metrics`]: `metrics.k8s.io` NodeMetrics and PodMetrics from the agents' usage.
+//! - [`ui`]: the web view's static assets at `/ui/`. [`members`]: `/berth/v1/members`.
 pub mod alloc;
 pub mod authn;
 pub mod authz;
@@ -20,6 +21,7 @@ pub mod discovery;
 pub mod handlers;
 pub(crate) mod kinds;
 pub mod limits;
+pub mod members;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -33,6 +35,7 @@ pub mod server;
 pub mod state;
 pub mod status;
 pub mod table;
+pub mod ui;
 pub mod validation;
 pub mod verbs;
 pub mod watch;

@@ -34,6 +34,10 @@ pub enum Route {
     /// `metrics.k8s.io/v1beta1`: usage read from the agents, not stored, so outside the registry
     /// of kinds (whose plural names must be unique across groups: these are `nodes` and `pods`).
     Metrics(MetricsTarget),
+    /// `/ui` and `/ui/{path}`: the web view's static assets (the path below `/ui/`).
+    Ui(String),
+    /// `/berth/v1/members`: the control-plane members as this member knows them.
+    Members,
 }
 
 /// The served version of `metrics.k8s.io`.
@@ -136,6 +140,8 @@ pub fn parse(path: &str) -> Option<Route> {
         ["apis", group] => Some(Route::Group(group.to_string())),
         ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] => metrics_path(rest),
         ["apis", group, version, rest @ ..] => resource_path(group, version, rest),
+        ["ui", rest @ ..] => Some(Route::Ui(rest.join("/"))),
+        ["berth", "v1", "members"] => Some(Route::Members),
         _ => None,
     }
 }

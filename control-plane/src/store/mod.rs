@@ -41,8 +41,8 @@ pub use driver::{ack_before_commit, DriverConfig, Leadership, Status, ACK_BEFORE
 pub use mem::MemStore;
 pub use members::{Member, Members};
 pub use object_store::{
-    key, prefix, Batch, BoxFuture, Committed, Consistency, Error, Event, EventType, Health, Object,
-    ObjectStore, Op, Precondition, Result, WatchStream,
+    key, prefix, Batch, BoxFuture, Committed, Consistency, Error, Event, EventType, Health,
+    Membership, Object, ObjectStore, Op, Precondition, Result, WatchStream,
 };
 pub use peer_service::{MembersOnly, PeerServer, PeerService};
 pub use raft_store::{RaftStore, Start, StoreConfig};

@@ -255,6 +255,23 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn health(&self) -> Health {
         Health::default()
     }
+
+    /// The control-plane members and the leader as this member knows them (a follower answers
+    /// from its own view); `None` for a store that is no Raft member (the in-memory one).
+    fn membership(&self) -> Option<Membership> {
+        None
+    }
+}
+
+/// The Raft configuration as one member sees it, for `/berth/v1/members`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// The member answering.
+    pub self_id: u64,
+    /// The leader it knows (0 when none).
+    pub leader_id: u64,
+    /// Members of the configuration as of its applied index.
+    pub members: Vec<super::Member>,
 }
 
 /// A member's health as the health endpoints report it.

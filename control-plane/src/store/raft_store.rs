@@ -16,8 +16,8 @@ use super::log_store::restore;
 use super::mem::watch_stream;
 use super::members::{Member, Members};
 use super::object_store::{
-    Batch, BoxFuture, Committed, Consistency, Error, Health, Object, ObjectStore, Result,
-    WatchStream,
+    Batch, BoxFuture, Committed, Consistency, Error, Health, Membership, Object, ObjectStore,
+    Result, WatchStream,
 };
 use super::sled_storage::SledStorage;
 use super::state_machine::StateMachine;
@@ -562,6 +562,14 @@ impl ObjectStore for RaftStore {
             no_leader: self.leader_id() == 0,
             storage: self.storage_error(),
         }
+    }
+
+    fn membership(&self) -> Option<Membership> {
+        Some(Membership {
+            self_id: self.id(),
+            leader_id: self.leader_id(),
+            members: RaftStore::members(self).by_id.into_values().collect(),
+        })
     }
 }
 

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 
 use super::rbac::GROUP;
 
+/// The ClusterRole (and its binding to every authenticated user) that may read `/berth/v1/members`.
+pub const MEMBERS_VIEWER: &str = "system:berth-members-viewer";
+
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 const ALL: &[&str] = &[
@@ -283,10 +286,28 @@ pub fn cluster_roles() -> Vec<Value> {
                 ),
             ],
         ),
+        // The control-plane members (names, addresses, leader) the web view shows, for every
+        // authenticated user as discovery is (which already tells the API address). A role of its
+        // own, not a rule in `view`: a nonResourceURLs rule in `view` would make binding `view` in a
+        // namespace an escalation for everyone who does not hold it cluster-wide.
+        cluster_role(
+            MEMBERS_VIEWER,
+            vec![url_rule(&[super::super::members::PATH], &["get"])],
+        ),
         cluster_role(
             "system:public-info-viewer",
+            // `/ui/*`: the web view's static assets, public as kube-dashboard's login page (they hold no
+            // data); a browser presenting a client certificate is authenticated and needs this too.
             vec![url_rule(
-                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &[
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                    "/ui",
+                    "/ui/*",
+                ],
                 &["get"],
             )],
         ),
@@ -307,6 +328,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:basic-user",
             &["system:authenticated"],
         ),
+        binding_to_groups(MEMBERS_VIEWER, MEMBERS_VIEWER, &["system:authenticated"]),
         binding_to_groups(
             "system:public-info-viewer",
             "system:public-info-viewer",
@@ -355,5 +377,46 @@ mod tests {
         assert!(s
             .allowed_by(&user("nobody"), &attrs("list", "pods"))
             .is_none());
+    }
+
+    #[test]
+    fn authenticated_users_may_read_the_members_and_everyone_the_ui_assets() {
+        let crb = |role: &str| {
+            json!({"metadata": {"name": role},
+                "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": role, "apiGroup": GROUP}]})
+        };
+        let mut crbs = cluster_role_bindings();
+        crbs.extend(["view", "edit", "admin"].map(crb));
+        let s = Snapshot::build(&[], &cluster_roles(), &[], &crbs);
+        let get = |path: &str| Attributes {
+            verb: "get".into(),
+            path: path.into(),
+            ..Default::default()
+        };
+        let user = |name: &str, group: &str| UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups: vec![group.into()],
+        };
+        let members = super::super::super::members::PATH;
+        for who in ["view", "edit", "admin"] {
+            let u = user(who, "system:authenticated");
+            assert!(s.allowed_by(&u, &get(members)).is_some(), "{who}");
+        }
+        let nobody = user("nobody", "system:authenticated");
+        assert!(s.allowed_by(&nobody, &get(members)).is_some());
+        let anonymous = user("system:anonymous", "system:unauthenticated");
+        assert!(s.allowed_by(&anonymous, &get(members)).is_none());
+        assert!(s.allowed_by(&nobody, &get("/berth/v1/other")).is_none());
+        for who in [nobody, anonymous] {
+            for path in ["/ui", "/ui/", "/ui/app.js"] {
+                assert!(
+                    s.allowed_by(&who, &get(path)).is_some(),
+                    "{} {path}",
+                    who.name
+                );
+            }
+        }
     }
 }
