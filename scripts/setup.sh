@@ -7,7 +7,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   protobuf-compiler build-essential pkg-config \
   crun runc busybox-static iproute2 nftables iptables containernetworking-plugins \
-  etcd-server etcd-client umoci skopeo docker-registry python3 procps psmisc curl ca-certificates openssl >/dev/null
+  etcd-server etcd-client umoci skopeo docker-registry python3 procps psmisc curl ca-certificates openssl \
+  chromium chromium-driver >/dev/null
 # Benchmarks compare with Docker (a private dockerd they start themselves): BERTH_BENCH=1 scripts/setup.sh
 if [ "${BERTH_BENCH:-0}" = 1 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null

@@ -1,4 +1,4 @@
-//! `berthctl lab up|down|status|kill|restart|partition|heal`.
+//! `berthctl lab up|down|status|kill|restart|partition|heal|ui`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,6 +88,20 @@ enum Verb {
         /// Node (default: all)
         node: Option<String>,
     },
+    /// Serve the live web view on 127.0.0.1, acting as the lab admin, with the fault drills as buttons
+    Ui {
+        #[command(flatten)]
+        which: Which,
+        /// Port to listen on (0: any free port)
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on; must be loopback unless --allow-remote
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
+        /// Allow a non-loopback --address: anyone who reaches it acts as the lab admin without a login
+        #[arg(long)]
+        allow_remote: bool,
+    },
 }
 
 /// Runs a lab verb.
@@ -161,6 +175,23 @@ pub async fn run(a: Args) -> Result<()> {
             for l in lab::heal(&which.name, which.dir.as_deref(), node.as_deref())? {
                 println!("{l}");
             }
+        }
+        Verb::Ui {
+            which,
+            port,
+            address,
+            allow_remote,
+        } => {
+            let opts = lab::UiOptions {
+                name: which.name,
+                dir: which.dir,
+            };
+            lab::ui(
+                &opts,
+                std::net::SocketAddr::new(address, port),
+                allow_remote,
+            )
+            .await?
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! # Layout
 //! - `plan` (pure): addresses, names and commands of every node; `host`: the `ip` and process calls.
 //! - `state`: `lab.json`; `up`, `ready`, `status`, `down`: the verbs; `drill`: the fault drills.
+//! - `ui`: the web view on a loopback port, forwarding to the lab's API as its admin, with the drills as buttons.
 
 mod down;
 mod drill;
@@ -15,6 +16,7 @@ pub mod plan;
 mod ready;
 mod state;
 mod status;
+mod ui;
 mod up;
 
 pub use down::{down, DownReport};
@@ -22,6 +24,7 @@ pub use drill::{heal, kill, partition, restart};
 pub use ready::wait_ready;
 pub use state::{lab_dir, LabState, NodeRun, LABS_ROOT};
 pub use status::{status, NodeStatus};
+pub use ui::{check_address, route, serve, ui, Fault, Route, UiOptions};
 pub use up::{find_binary, parse_env, up, UpOptions};
 
 #[cfg(test)]
