@@ -44,6 +44,9 @@ pub fn parse_index(text: &str) -> Result<Vec<StoredImage>> {
     Ok(m.into_values().collect())
 }
 
+/// The tag prefix of the start-up measurement's cold images.
+pub const COLD_TAG: &str = "berth/bench:cold-";
+
 /// Names and layer counts from the agent's `/images` JSON (`{"images":[{"name","id","layers"}]}`).
 pub fn parse_agent_list(v: &Value) -> Vec<(String, u64)> {
     v["images"]
@@ -181,7 +184,15 @@ pub async fn run(ctx: &BenchCtx) -> Result<Vec<Comparison>> {
     };
     let (images, layers) = sizes(&data)?;
     let mut total = 0;
+    let mut cold = 0;
     for (name, comp, unp) in &images {
+        total += unp;
+        // The start-up measurement's cold images (one per sample, never removable: the agent has no
+        // image removal) would drown the table; they still count for layer sharing below.
+        if name.contains(COLD_TAG) {
+            cold += 1;
+            continue;
+        }
         size.rows.push(one(
             format!("{name} compressed"),
             *comp,
@@ -192,7 +203,11 @@ pub async fn run(ctx: &BenchCtx) -> Result<Vec<Comparison>> {
             *unp,
             "its layers' files".into(),
         ));
-        total += unp;
+    }
+    if cold > 0 {
+        size.skipped.push(format!(
+            "{cold} cold-start images of earlier start-up samples ({COLD_TAG}*) left out of this table"
+        ));
     }
     let unique: u64 = layers.values().sum();
     let distinct: BTreeSet<&String> = layers.keys().collect();

@@ -131,7 +131,12 @@ async fn ensure_namespace(ctx: &BenchCtx) -> Result<()> {
     rest::post(
         &ctx.client,
         "/api/v1/namespaces",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": NAMESPACE,
+            // Host-to-host and host-network paths need hostNetwork pods, which Pod Security
+            // `baseline` (every namespace's default) refuses.
+            "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
+        }}),
     )
     .await
     .context("failed to create the bench namespace")?;

@@ -192,7 +192,7 @@ pub async fn run(ctx: &BenchCtx) -> Result<Vec<Comparison>> {
     errors.clear();
     let (inputs, _) = image::host_inputs()?;
     for i in 0..n {
-        let tag = format!("berth/bench:cold-{}-{i}", std::process::id());
+        let tag = format!("{}{}-{i}", super::images::COLD_TAG, std::process::id());
         let res = async {
             // A nonce in the busybox layer makes it new to the node; loading is not timed.
             let built = image::build(
