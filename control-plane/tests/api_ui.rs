@@ -306,3 +306,171 @@ async fn page_renders_live_in_headless_chromium() {
         }
     }
 }
+
+impl Server {
+    /// `method path` with a JSON body over a fresh connection; the response body is left to stream
+    /// (a watch never ends on its own).
+    async fn send(
+        &self,
+        tls: &Arc<rustls::ClientConfig>,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, hyper::body::Incoming) {
+        let io = pki::net::connect(&self.addr.to_string(), tls.clone())
+            .await
+            .expect("TLS connection");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        (resp.status().as_u16(), resp.into_body())
+    }
+
+    /// POSTs `body` as `tls`'s user and asserts it was created.
+    async fn create(&self, tls: &Arc<rustls::ClientConfig>, path: &str, body: Value) {
+        let (code, resp) = self.send(tls, http::Method::POST, path, Some(body)).await;
+        let text = resp.collect().await.unwrap().to_bytes();
+        assert_eq!(code, 201, "{path}: {}", String::from_utf8_lossy(&text));
+    }
+}
+
+/// The next `n` JSON lines of a streaming body, within 10 s.
+async fn lines(body: &mut hyper::body::Incoming, buf: &mut Vec<u8>, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while out.len() < n {
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                out.push(serde_json::from_slice(&line).unwrap());
+            }
+            if out.len() >= n {
+                break;
+            }
+            let frame = body.frame().await.expect("stream open").unwrap();
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} lines within 10 s; got {out:?}"));
+    out
+}
+
+#[tokio::test]
+async fn multiwatch_tags_the_events_of_every_kind() {
+    let s = start().await;
+    let admin = s.tls(Some(("test-admin", &[pki::GROUP_MASTERS])));
+    let (code, _, body) = s.get(&admin, "/api/v1/pods", &[]).await;
+    assert_eq!(code, 200);
+    let rv = serde_json::from_slice::<Value>(&body).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Revisions are Raft indexes, so one list's revision is a valid start for every kind.
+    let path = format!("/berth/v1/watch?resources=pods:{rv},configmaps:{rv}");
+    let (code, mut stream) = s.send(&admin, http::Method::GET, &path, None).await;
+    assert_eq!(code, 200);
+    s.create(
+        &admin,
+        "/api/v1/namespaces/default/configmaps",
+        serde_json::json!({"metadata": {"name": "cm"}, "data": {"k": "v"}}),
+    )
+    .await;
+    s.create(
+        &admin,
+        "/api/v1/namespaces/default/pods",
+        serde_json::json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .await;
+    let mut buf = Vec::new();
+    let got = lines(&mut stream, &mut buf, 2).await;
+    let tagged: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["resource"].as_str().unwrap(),
+                v["type"].as_str().unwrap(),
+                v["object"]["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tagged,
+        [("configmaps", "ADDED", "cm"), ("pods", "ADDED", "p")]
+    );
+    assert_eq!(got[0]["object"]["kind"], "ConfigMap");
+}
+
+#[tokio::test]
+async fn multiwatch_refuses_unknown_kinds_the_unauthorized_and_the_anonymous() {
+    let s = start().await;
+    let admin = s.tls(Some(("test-admin", &[pki::GROUP_MASTERS])));
+    let (code, _, body) = s
+        .get(&admin, "/berth/v1/watch?resources=pods,gizmos", &[])
+        .await;
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&body).contains("gizmos"));
+
+    // `partial` may list and watch pods cluster-wide, not nodes.
+    s.create(
+        &admin,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        serde_json::json!({"metadata": {"name": "pod-reader"}, "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]}),
+    )
+    .await;
+    s.create(
+        &admin,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        serde_json::json!({"metadata": {"name": "partial-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pod-reader"},
+            "subjects": [{"kind": "User", "name": "partial", "apiGroup": "rbac.authorization.k8s.io"}]}),
+    )
+    .await;
+    let partial = s.tls(Some(("partial", &[])));
+    // The authorizer's cache follows the binding shortly after it is written.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, stream) = s
+            .send(
+                &partial,
+                http::Method::GET,
+                "/berth/v1/watch?resources=pods",
+                None,
+            )
+            .await;
+        drop(stream);
+        if code == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "pods: {code}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, _, body) = s
+        .get(&partial, "/berth/v1/watch?resources=pods,nodes", &[])
+        .await;
+    assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status["reason"], "Forbidden");
+    assert_eq!(status["details"]["kind"], "nodes");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("\"nodes\""), "{message}");
+
+    let anon = s.tls(None);
+    let (code, _, _) = s.get(&anon, "/berth/v1/watch?resources=pods", &[]).await;
+    assert_eq!(code, 401);
+}

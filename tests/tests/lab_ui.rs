@@ -351,7 +351,8 @@ fn lab_ui_in_chromium() -> Result<()> {
 
     eprintln!("== the page goes live and shows every agent Ready and web's 3 pods Running");
     // Chromium opens at most 6 HTTP/1.1 connections per host: a page holding more watches than that
-    // open leaves the rest queued until they time out, and never gets to `live` here.
+    // open leaves the rest queued until they time out, and never gets to `live` here. The page holds
+    // one, the merged `/berth/v1/watch`.
     let v = wait_view(
         &b,
         "the page to be live with 3 web pods",

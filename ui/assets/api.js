@@ -68,19 +68,31 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // the server sends a BOOKMARK every 10 s, so silence means a broken path, not a quiet cluster.
 const SILENCE_MS = 35000;
 
+// A merged stream that ends sooner than this after opening is treated as a failure, so a server
+// that keeps closing it at once is retried with back-off rather than in a tight loop.
+const SHORT_STREAM_MS = 2000;
+
 /**
- * List then watch one collection, forever: the page's picture of `path` in `items` (keyed by
- * namespace/name), `onChange()` after every change. Relists on 410 Gone or a broken stream, with
- * back-off; any member can answer the retry, so the view survives a leader change.
- * `state` is `connecting`, `live`, `reconnecting`, `forbidden` (403: the user may not see it) or `login`.
+ * List every kind, then watch them all through ONE merged stream (`/berth/v1/watch`), forever: a
+ * browser keeps at most six HTTP/1.1 connections per host, so one long-lived watch per kind would
+ * leave some queued forever. `items[kind]` is the page's picture of that kind (keyed by
+ * namespace/name); `onChange(kind)` follows every change. Any end of the stream (an ERROR such as
+ * 410 Gone, the server's timeout, silence) relists every kind and reconnects, with back-off; any
+ * member can answer, so the view survives a leader change.
+ *
+ * `kinds` maps a resource's plural (as the stream tags lines) to `{ path, filter }`.
+ * `state` is `connecting`, `live` (every list answered and the stream is open), `reconnecting`
+ * or `login`. `denied` holds the messages of kinds whose list answered 403: they are left out
+ * of the stream, which would otherwise be refused as a whole.
  */
-export class Watcher {
-  constructor(path, onChange, onState, opts) {
-    this.path = path;
+export class MultiWatcher {
+  constructor(kinds, onChange, onState) {
+    this.kinds = kinds;
     this.onChange = onChange;
     this.onState = onState;
-    this.filter = (opts && opts.filter) || (() => true);
-    this.items = new Map();
+    this.items = {};
+    for (const k of Object.keys(kinds)) this.items[k] = new Map();
+    this.denied = [];
     this.state = 'connecting';
     this.message = '';
     this.stopped = false;
@@ -102,49 +114,73 @@ export class Watcher {
 
   async run() {
     let backoff = 500;
-    let rv = null;
     while (!this.stopped) {
       try {
-        if (rv === null) rv = await this.list();
-        backoff = 500;
-        rv = await this.watch(rv);
-      } catch (e) {
+        const rvs = await this.listAll();
         if (this.stopped) return;
-        if (e instanceof ApiError && e.code === 410) {
-          rv = null; // Too old for the server's event window: start over from a fresh list.
+        if (Object.keys(rvs).length === 0) {
+          // Nothing the user may watch: the page is as live as it can be; look again later, in
+          // case a role is granted.
+          this.setState('live');
+          await sleep(30000);
           continue;
         }
+        backoff = 500;
+        const opened = Date.now();
+        await this.watch(rvs);
+        if (Date.now() - opened < SHORT_STREAM_MS) throw new ApiError(0, 'watch ended at once');
+      } catch (e) {
+        if (this.stopped) return;
+        if (e instanceof ApiError && e.code === 410) continue; // Too old for the event window: relist now.
         if (e instanceof ApiError && e.code === 401) {
           this.setState('login', e.message);
-          return; // The login restarts every watcher.
-        }
-        if (e instanceof ApiError && e.code === 403) {
-          this.setState('forbidden', e.message);
-          return;
+          return; // The login restarts the watcher.
         }
         // A dropped stream, a member going away, a 5xx: relist after a growing pause, since the
         // events between the drop and the retry may be gone from whichever member answers.
         this.setState('reconnecting', e.message);
-        rv = null;
         await sleep(backoff + Math.random() * backoff);
         backoff = Math.min(backoff * 2, 8000);
       }
     }
   }
 
-  async list() {
-    const list = await get(this.path);
-    const items = new Map();
-    for (const o of list.items || []) if (this.filter(o)) items.set(key(o), o);
-    this.items = items;
-    this.onChange();
-    return list.metadata.resourceVersion;
+  /** Lists every kind in parallel (short requests); resolves to the revision of each listed kind. */
+  async listAll() {
+    const kinds = Object.keys(this.kinds);
+    const results = await Promise.all(kinds.map(async (k) => {
+      try {
+        return { list: await get(this.kinds[k].path) };
+      } catch (e) {
+        if (e instanceof ApiError && e.code === 403) return { denied: e.message };
+        throw e;
+      }
+    }));
+    if (this.stopped) return {};
+    const rvs = {};
+    const denied = [];
+    kinds.forEach((k, i) => {
+      const r = results[i];
+      const items = new Map();
+      if (r.denied) denied.push(r.denied);
+      else {
+        const filter = this.kinds[k].filter || (() => true);
+        for (const o of r.list.items || []) if (filter(o)) items.set(key(o), o);
+        rvs[k] = r.list.metadata.resourceVersion;
+      }
+      this.items[k] = items;
+    });
+    const deniedChanged = denied.join('\n') !== this.denied.join('\n');
+    this.denied = denied;
+    for (const k of kinds) this.onChange(k);
+    if (deniedChanged) this.onState();
+    return rvs;
   }
 
-  /** Streams events from `rv`; returns the last resourceVersion seen when the server ends the stream. */
-  async watch(rv) {
-    const sep = this.path.includes('?') ? '&' : '?';
-    const url = this.path + sep + 'watch=1&allowWatchBookmarks=true&resourceVersion=' + encodeURIComponent(rv);
+  /** Streams the merged events from each kind's revision until the server ends the stream. */
+  async watch(rvs) {
+    const resources = Object.entries(rvs).map(([k, rv]) => k + ':' + rv).join(',');
+    const url = '/berth/v1/watch?allowWatchBookmarks=true&resources=' + encodeURIComponent(resources);
     const ctl = new AbortController();
     this.abort = ctl;
     let timer = setTimeout(() => ctl.abort(), SILENCE_MS);
@@ -161,11 +197,11 @@ export class Watcher {
       let buf = '';
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) return rv;
+        if (done) return;
         alive();
         buf += dec.decode(value, { stream: true });
         let nl;
-        let changed = false;
+        const changed = new Set();
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
@@ -173,16 +209,18 @@ export class Watcher {
           const ev = JSON.parse(line);
           if (ev.type === 'ERROR') {
             const s = ev.object || {};
-            throw new ApiError(s.code || 500, s.message || 'watch error');
+            throw new ApiError(s.code || 500, (ev.resource ? ev.resource + ': ' : '') + (s.message || 'watch error'));
           }
+          const items = this.items[ev.resource];
+          if (!items || ev.type === 'BOOKMARK') continue;
           const o = ev.object;
-          if (o && o.metadata && o.metadata.resourceVersion) rv = o.metadata.resourceVersion;
-          if (ev.type === 'BOOKMARK') continue;
-          if (ev.type === 'DELETED' || !this.filter(o)) this.items.delete(key(o));
-          else this.items.set(key(o), o);
-          changed = true;
+          const filter = this.kinds[ev.resource].filter || (() => true);
+          if (ev.type === 'DELETED' || !filter(o)) {
+            if (!items.delete(key(o))) continue;
+          } else items.set(key(o), o);
+          changed.add(ev.resource);
         }
-        if (changed) this.onChange();
+        for (const k of changed) this.onChange(k);
       }
     } catch (e) {
       if (e.name === 'AbortError' && !this.stopped) throw new ApiError(0, 'watch went silent');

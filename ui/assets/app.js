@@ -1,22 +1,27 @@
-// berth's live view: one list+watch per kind keeps a cache each (api.js), every change re-renders
-// the affected panels (views.js), buttons call the API (actions.js). Nothing polls except node
-// usage and the members list, which the API cannot watch.
+// berth's live view: every kind is listed, then watched through one merged stream that keeps a cache
+// per kind (api.js); every change re-renders the affected panels (views.js), buttons call the API
+// (actions.js). Nothing polls except node usage and the members list, which the API cannot watch,
+// and those are short requests: the page holds one long-lived connection, the merged watch.
 
-import { Watcher, get, token, setToken, setUnauthorizedHandler, ApiError } from './api.js';
+import { MultiWatcher, get, token, setToken, setUnauthorizedHandler, ApiError } from './api.js';
 import { h, text } from './dom.js';
 import { actions } from './actions.js';
 import { renderNodes, renderWorkloads, renderServices, renderEvents, renderMembers } from './views.js';
 
+// Keys are the resources' plurals, as the merged watch tags its lines. Every list is cluster-wide,
+// as the merged watch is, so a list's revision is a valid start for its kind's stream.
 const KINDS = {
-  nodes: '/api/v1/nodes',
-  pods: '/api/v1/pods',
-  services: '/api/v1/services',
-  endpoints: '/api/v1/endpoints',
-  deployments: '/apis/apps/v1/deployments',
-  daemonsets: '/apis/apps/v1/daemonsets',
-  jobs: '/apis/batch/v1/jobs',
-  events: '/api/v1/events',
-  leases: '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases',
+  nodes: { path: '/api/v1/nodes' },
+  pods: { path: '/api/v1/pods' },
+  services: { path: '/api/v1/services' },
+  endpoints: { path: '/api/v1/endpoints' },
+  deployments: { path: '/apis/apps/v1/deployments' },
+  daemonsets: { path: '/apis/apps/v1/daemonsets' },
+  jobs: { path: '/apis/batch/v1/jobs' },
+  events: { path: '/api/v1/events' },
+  // Only the control plane's leader Lease matters; the agents' Leases in kube-node-lease change
+  // every few seconds and are dropped on arrival.
+  leases: { path: '/apis/coordination.k8s.io/v1/leases', filter: (o) => o.metadata && o.metadata.namespace === 'kube-system' },
 };
 
 // Which panels each kind feeds, so a pod event does not redraw the services.
@@ -29,7 +34,7 @@ const PANELS = {
 const state = { usage: undefined, members: null, membersError: '' };
 for (const k of Object.keys(KINDS)) state[k] = new Map();
 
-let watchers = [];
+let watcher = null;
 let loggedOut = false;
 const dirty = new Set();
 let renderTimer = null;
@@ -61,18 +66,14 @@ function render() {
   if (d.has('members')) renderMembers(state);
 }
 
-/** `live` only when every watch the user may read is streaming. */
+/** `live` only while every kind the user may read was listed and the merged watch is streaming. */
 function updateStatus() {
-  const states = watchers.map((w) => w.state);
-  let s;
-  if (loggedOut || states.includes('login')) s = 'login';
-  else if (states.every((x) => x === 'live' || x === 'forbidden')) s = 'live';
-  else if (states.includes('reconnecting')) s = 'reconnecting';
-  else s = 'connecting';
+  const ws = watcher ? watcher.state : 'connecting';
+  const s = loggedOut || ws === 'login' ? 'login' : ws;
   const el = document.getElementById('status');
   text(el, s);
   el.dataset.state = s;
-  const denied = watchers.filter((w) => w.state === 'forbidden').map((w) => w.message);
+  const denied = watcher ? watcher.denied : [];
   text(document.getElementById('denied'), denied.length ? 'Not shown: ' + denied.join('; ') : '');
   if (s === 'login') showLogin();
   if (s === 'live' && !updateStatus.wasLive) refreshMembers();
@@ -84,32 +85,25 @@ function start() {
   loggedOut = false;
   document.getElementById('login').classList.add('hidden');
   document.getElementById('logout').classList.toggle('hidden', !token());
-  watchers = Object.entries(KINDS).map(([kind, path]) => {
-    const w = new Watcher(path, () => {
-      if (w.stopped) return;
-      if (kind === 'leases') leaderMaybeChanged();
-      schedule(...PANELS[kind]);
-    }, updateStatus);
-    state[kind] = w.items;
-    // The watcher replaces its map on every relist; the views read through state.
-    const list = w.list.bind(w);
-    w.list = async () => {
-      const rv = await list();
-      // A watcher stopped by a log-out or log-in must not put its stale cache back.
-      if (!w.stopped) state[kind] = w.items;
-      return rv;
-    };
-    return w;
-  });
+  const w = new MultiWatcher(KINDS, (kind) => {
+    // A watcher stopped by a log-out or log-in must not put its stale cache back.
+    if (w.stopped) return;
+    // The watcher replaces a kind's map on every relist; the views read through state.
+    state[kind] = w.items[kind];
+    if (kind === 'leases') leaderMaybeChanged();
+    schedule(...PANELS[kind]);
+  }, updateStatus);
+  watcher = w;
+  for (const kind of Object.keys(KINDS)) state[kind] = w.items[kind];
   updateStatus();
-  for (const w of watchers) w.run();
+  w.run();
   pollUsage();
   refreshMembers();
 }
 
 function stop() {
-  for (const w of watchers) w.stop();
-  watchers = [];
+  if (watcher) watcher.stop();
+  watcher = null;
 }
 
 function showLogin() {

@@ -1,6 +1,7 @@
 //! Request dispatch: discovery, OpenAPI and health by route; resource requests by verb and
 //! subresource to [`super::verbs`], logs and exec to [`super::proxy`], `metrics.k8s.io` to
-//! [`super::metrics`], the web view to [`super::ui`] and the members list to [`super::members`].
+//! [`super::metrics`], the web view to [`super::ui`], the members list to [`super::members`] and the merged watch to
+//! [`super::multiwatch`].
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::route::{self, Query, Route, Target};
 use super::status::{json_response, ApiError, Result};
 use super::verbs::{self, Ctx, Mode};
 use super::watch::Render;
-use super::{authz, discovery, members, metrics, openapi, proxy, ui};
+use super::{authz, discovery, members, metrics, multiwatch, openapi, proxy, ui};
 
 // The names callers used before the verbs moved out.
 pub use super::body::{decode_object, MAX_BODY};
@@ -136,6 +137,7 @@ async fn dispatch(state: &Arc<ApiState>, req: Request<Body>) -> Result<Response>
             state.store.membership(),
             &state.store.health(),
         ),
+        Route::MultiWatch => multiwatch::serve(state, req).await,
     }
 }
 

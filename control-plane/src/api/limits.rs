@@ -68,7 +68,8 @@ pub fn classify(method: &Method, path: &str, query: &Query) -> Class {
     // `/api/v1/watch/...` and `/apis/{g}/{v}/watch/...`: the deprecated watch paths.
     let watch_path = matches!(segs.as_slice(), ["", "api", _, "watch", ..])
         || matches!(segs.as_slice(), ["", "apis", _, _, "watch", ..]);
-    if watch_path || query.flag("watch") {
+    // The merged watch streams as long as a plain one.
+    if watch_path || query.flag("watch") || path.trim_end_matches('/') == route::MULTIWATCH_PATH {
         return Class::Watch;
     }
     let sub = match route::parse(path) {
@@ -344,6 +345,10 @@ mod tests {
         assert_eq!(c(Method::GET, "/api/v1/pods", "watch=true"), Class::Watch);
         assert_eq!(c(Method::GET, "/api/v1/pods", "watch=1"), Class::Watch);
         assert_eq!(c(Method::GET, "/api/v1/watch/pods", ""), Class::Watch);
+        assert_eq!(
+            c(Method::GET, "/berth/v1/watch", "resources=pods"),
+            Class::Watch
+        );
         assert_eq!(
             c(
                 Method::GET,

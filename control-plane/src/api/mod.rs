@@ -13,6 +13,7 @@
 //! - [`watch`]: watch streams. [`status`]: `metav1.Status` errors. [`proxy`]: logs and exec via the agent.
 //! - [`metrics`]: `metrics.k8s.io` NodeMetrics and PodMetrics from the agents' usage.
 //! - [`ui`]: the web view's static assets at `/ui/`. [`members`]: `/berth/v1/members`.
+//! - [`multiwatch`]: `/berth/v1/watch`, several cluster-wide watches in one tagged stream.
 pub mod alloc;
 pub mod authn;
 pub mod authz;
@@ -24,6 +25,7 @@ pub mod limits;
 pub mod members;
 pub mod meta;
 pub mod metrics;
+pub mod multiwatch;
 pub mod openapi;
 pub mod patch;
 pub mod pod_security;

@@ -38,7 +38,13 @@ pub enum Route {
     Ui(String),
     /// `/berth/v1/members`: the control-plane members as this member knows them.
     Members,
+    /// `/berth/v1/watch`: several cluster-wide watches merged into one stream.
+    MultiWatch,
 }
+
+/// The merged watch's path (served by `multiwatch.rs`). Named here, beside the routing, because the
+/// limits and the default roles name it too, and the merged watch depends on both.
+pub const MULTIWATCH_PATH: &str = "/berth/v1/watch";
 
 /// The served version of `metrics.k8s.io`.
 pub const METRICS_GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
@@ -142,6 +148,7 @@ pub fn parse(path: &str) -> Option<Route> {
         ["apis", group, version, rest @ ..] => resource_path(group, version, rest),
         ["ui", rest @ ..] => Some(Route::Ui(rest.join("/"))),
         ["berth", "v1", "members"] => Some(Route::Members),
+        ["berth", "v1", "watch"] => Some(Route::MultiWatch),
         _ => None,
     }
 }

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use super::rbac::GROUP;
 
-/// The ClusterRole (and its binding to every authenticated user) that may read `/berth/v1/members`.
+/// The ClusterRole (and its binding to every authenticated user) that may read `/berth/v1/members`
+/// and open `/berth/v1/watch` (whose handler then checks each resource it merges).
 pub const MEMBERS_VIEWER: &str = "system:berth-members-viewer";
 
 const READ: &[&str] = &["get", "list", "watch"];
@@ -289,10 +290,17 @@ pub fn cluster_roles() -> Vec<Value> {
         // The control-plane members (names, addresses, leader) the web view shows, for every
         // authenticated user as discovery is (which already tells the API address). A role of its
         // own, not a rule in `view`: a nonResourceURLs rule in `view` would make binding `view` in a
-        // namespace an escalation for everyone who does not hold it cluster-wide.
+        // namespace an escalation for everyone who does not hold it cluster-wide. The merged watch's
+        // path grants nothing by itself: its handler checks list and watch on every resource named.
         cluster_role(
             MEMBERS_VIEWER,
-            vec![url_rule(&[super::super::members::PATH], &["get"])],
+            vec![url_rule(
+                &[
+                    super::super::members::PATH,
+                    super::super::route::MULTIWATCH_PATH,
+                ],
+                &["get"],
+            )],
         ),
         cluster_role(
             "system:public-info-viewer",
@@ -406,8 +414,11 @@ mod tests {
         }
         let nobody = user("nobody", "system:authenticated");
         assert!(s.allowed_by(&nobody, &get(members)).is_some());
+        let multiwatch = super::super::super::route::MULTIWATCH_PATH;
+        assert!(s.allowed_by(&nobody, &get(multiwatch)).is_some());
         let anonymous = user("system:anonymous", "system:unauthenticated");
         assert!(s.allowed_by(&anonymous, &get(members)).is_none());
+        assert!(s.allowed_by(&anonymous, &get(multiwatch)).is_none());
         assert!(s.allowed_by(&nobody, &get("/berth/v1/other")).is_none());
         for who in [nobody, anonymous] {
             for path in ["/ui", "/ui/", "/ui/app.js"] {
