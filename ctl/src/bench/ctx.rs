@@ -77,7 +77,7 @@ impl LabHost {
     }
 }
 
-/// Everything a measurement needs. Built once by [`super::run`]; measurements only read it.
+/// Everything a measurement needs. Built once by `bench::run`; measurements only read it.
 #[derive(Clone)]
 pub struct BenchCtx {
     /// The API client (kubeconfig, like every berthctl verb).
