@@ -395,6 +395,40 @@ impl Authorizer {
     }
 }
 
+/// The stored default ClusterRole or ClusterRoleBinding with what `default` adds to it, or `None` when
+/// nothing is missing or its owner opted out (`rbac.authorization.kubernetes.io/autoupdate: "false"`).
+/// Like kube-apiserver's reconciliation it only adds (rules, subjects): what an admin added stays.
+fn reconcile_default(existing: &Value, default: &Value) -> Option<Value> {
+    let opted_out = existing
+        .pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate")
+        .and_then(Value::as_str)
+        == Some("false");
+    if opted_out {
+        return None;
+    }
+    let mut out = existing.clone();
+    let mut changed = false;
+    for field in ["rules", "subjects"] {
+        let Some(wanted) = default.get(field).and_then(Value::as_array) else {
+            continue;
+        };
+        let have = out
+            .as_object_mut()?
+            .entry(field)
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Some(have) = have.as_array_mut() else {
+            continue;
+        };
+        for item in wanted {
+            if !have.contains(item) {
+                have.push(item.clone());
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Creates the default ClusterRoles and ClusterRoleBindings that are missing. Idempotent: an
 /// object someone created or changed meanwhile is left alone.
 ///
@@ -413,7 +447,20 @@ pub async fn bootstrap(store: &dyn ObjectStore) -> Result<(), crate::store::Erro
         for mut obj in objects {
             let name = super::meta::name_of(&obj).to_string();
             let key = info.key("", &name);
-            if store.get(&key, Consistency::Linearizable).await?.is_some() {
+            if let Some(existing) = store.get(&key, Consistency::Linearizable).await? {
+                // A cluster made by an older release lacks what newer defaults grant (the web
+                // view's `/berth/v1/watch`): add it, as kube-apiserver reconciles bootstrap roles.
+                if let Some(value) = reconcile_default(&existing.value, &obj) {
+                    let put = Op::Put {
+                        key,
+                        value,
+                        precondition: Precondition::Revision(existing.revision),
+                    };
+                    match store.commit(Batch::one(put)).await {
+                        Ok(_) | Err(Error::PreconditionFailed { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 continue;
             }
             prepare_create(info, &mut obj, None, &CreateContext::fresh())

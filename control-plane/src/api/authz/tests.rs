@@ -1329,3 +1329,57 @@ mod kubectl {
         );
     }
 }
+
+#[test]
+fn reconciling_a_default_only_adds_and_respects_the_opt_out() {
+    let default = json!({"metadata": {"name": "r"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/a"]},
+        {"verbs": ["get"], "nonResourceURLs": ["/b"]}]});
+    let stale = json!({"metadata": {"name": "r"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/a"]},
+        {"verbs": ["get"], "nonResourceURLs": ["/mine"]}]});
+    let merged = reconcile_default(&stale, &default).unwrap();
+    assert_eq!(
+        merged["rules"],
+        json!([{"verbs": ["get"], "nonResourceURLs": ["/a"]}, {"verbs": ["get"], "nonResourceURLs": ["/mine"]},
+            {"verbs": ["get"], "nonResourceURLs": ["/b"]}])
+    );
+    assert_eq!(reconcile_default(&merged, &default), None);
+    let mut opted_out = stale.clone();
+    opted_out["metadata"]["annotations"] =
+        json!({"rbac.authorization.kubernetes.io/autoupdate": "false"});
+    assert_eq!(reconcile_default(&opted_out, &default), None);
+    let binding = json!({"subjects": [{"kind": "Group", "name": "system:authenticated"}]});
+    let emptied = json!({"subjects": []});
+    assert_eq!(reconcile_default(&emptied, &binding).unwrap(), binding);
+}
+
+#[tokio::test]
+async fn bootstrap_brings_an_older_clusters_default_roles_up_to_date() {
+    let store = Arc::new(MemStore::new());
+    bootstrap(&*store).await.unwrap();
+    let role = defaults::cluster_roles()
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "system:berth-members-viewer")
+        .unwrap();
+    let key = crate::store::key(
+        rbac::GROUP,
+        "clusterroles",
+        "",
+        "system:berth-members-viewer",
+    );
+    let mut old = store
+        .get(&key, Consistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    old["rules"] = json!([]);
+    put(&store, key.clone(), old).await;
+    bootstrap(&*store).await.unwrap();
+    let now = store
+        .get(&key, Consistency::Linearizable)
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(now["rules"], role["rules"]);
+}
