@@ -166,6 +166,11 @@ impl<S: LogStore> Driver<S> {
     pub(crate) fn tick(&mut self) {
         self.node.tick();
         self.prune_abandoned();
+        // A checkpoint that finishes after the last write would otherwise wait for the next write
+        // to be collected, leaving an idle member's log uncompacted.
+        if self.node.store().checkpointing() {
+            self.maybe_compact();
+        }
     }
 
     /// Starts what [`handle`](Self::handle) collected and does the I/O the `Ready` asks for.
