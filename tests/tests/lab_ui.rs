@@ -338,7 +338,7 @@ fn lab_ui_in_chromium() -> Result<()> {
     }
     let started = Instant::now();
     let image = berth_tests::busybox_oci_image()?;
-    let lab = Lab::up("ui", 1, 3)?;
+    let lab = Lab::up("ui", 3, 3)?;
     lab.berthctl(&["image", "load", &image])?;
     let web: PathBuf = workspace().join("manifests/web.yaml");
     lab.kubectl(&["apply", "-f", web.to_str().unwrap()])?;
@@ -347,7 +347,20 @@ fn lab_ui_in_chromium() -> Result<()> {
 
     let (_ui, url) = lab_ui(&lab)?;
     let b = Browser::start()?;
+    let navigated = Instant::now();
     b.goto(&url)?;
+    // How long a reader waits for the nodes to be drawn (the issue asks for under 1 s on a lab);
+    // reported, not asserted: timings belong to benchmarks, and this machine is shared.
+    wait_for(
+        "the first paint of the nodes",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || Ok((!b.view()?.nodes.is_empty()).then_some(())),
+    )?;
+    eprintln!(
+        "   first paint of the nodes {:?} after navigation",
+        navigated.elapsed()
+    );
 
     eprintln!("== the page goes live and shows every agent Ready and web's 3 pods Running");
     // Chromium opens at most 6 HTTP/1.1 connections per host: a page holding more watches than that
@@ -434,12 +447,63 @@ fn lab_ui_in_chromium() -> Result<()> {
     assert_eq!(v.status, "live", "the page stays live through the kill");
     assert!(v.pending.is_empty() || v.pending.iter().all(|p| !p.name.starts_with("web-")));
     b.screenshot("after-kill")?;
+
+    eprintln!(
+        "== the page's kill button on the leader: the page comes back live and keeps following"
+    );
+    let leader = lab
+        .get_json("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-leader")?
+        ["spec"]["holderIdentity"]
+        .as_str()
+        .context("no leader in the lease")?
+        .to_string();
+    b.click(&format!(
+        r#"button.fault[data-verb="kill"][data-node="{leader}"]"#
+    ))?;
+    // The next writes go to a new leader; the page must show them through its reconnected stream.
+    wait_for("a new leader", Duration::from_secs(60), POLL, || {
+        let l = lab
+            .get_json("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/berth-leader")?;
+        Ok((l["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| h != leader))
+        .then_some(()))
+    })?;
+    // The lab kubeconfig names the first server, which may be the one just killed: scale through
+    // any member that answers (followers forward the write to the new leader).
+    let scale = r#"{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"web","namespace":"default"},"spec":{"replicas":3}}"#;
+    wait_for(
+        "a scale through a live member",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            for addr in lab.api_addrs() {
+                let path = "/apis/apps/v1/namespaces/default/deployments/web/scale";
+                if let Ok(r) = lab.api("PUT", addr, path, Some(scale), Duration::from_secs(3)) {
+                    if r.status == 200 {
+                        return Ok(Some(()));
+                    }
+                }
+            }
+            Ok(None)
+        },
+    )?;
+    wait_view(
+        &b,
+        "live again, with the 3 web pods the new leader scheduled",
+        Duration::from_secs(90),
+        |v| v.status == "live" && v.web_total() == 3,
+    )?;
     drop(b);
 
     eprintln!("== berth-server's own /ui/: public assets, authenticated data");
-    let api = *lab.api_addrs().first().context("no server")?;
     let t = Duration::from_secs(5);
-    let page = https(&lab.anonymous, "GET", api, "/ui/", None, t)?;
+    // The leader killed above stays down: ask a member that is up.
+    let (api, page) = lab
+        .api_addrs()
+        .into_iter()
+        .find_map(|a| Some((a, https(&lab.anonymous, "GET", a, "/ui/", None, t).ok()?)))
+        .context("no server answers")?;
     if page.status != 200 || !page.body.to_ascii_lowercase().contains("<html") {
         bail!("anonymous GET /ui/ on {api}: {} {}", page.status, page.body);
     }
