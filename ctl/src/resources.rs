@@ -265,9 +265,44 @@ pub fn split_type_name(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The one object a verb such as `scale` or `autoscale` names, as `TYPE/NAME` or `TYPE NAME`, with
+/// kubectl's messages; `usage` is the form the verb's error shows when the arguments fit neither.
+///
+/// # Errors
+/// A type without a name, or too many or too few arguments.
+pub fn single_target(args: &[String], usage: &str) -> Result<(String, String)> {
+    match args {
+        [one] => match split_type_name(one) {
+            (k, Some(n)) => Ok((k.to_string(), n.to_string())),
+            _ => bail!("resource(s) were provided, but no name was specified"),
+        },
+        [k, n] => Ok((k.clone(), n.clone())),
+        _ => bail!("expected {usage}"),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn single_target_takes_type_slash_name_or_type_and_name() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = |a: &[&str]| single_target(&args(a), "TYPE NAME").unwrap();
+        assert_eq!(ok(&["deploy/web"]), ("deploy".into(), "web".into()));
+        assert_eq!(ok(&["deploy", "web"]), ("deploy".into(), "web".into()));
+        let err = |a: &[&str]| {
+            single_target(&args(a), "TYPE NAME")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&["deploy"]),
+            "resource(s) were provided, but no name was specified"
+        );
+        assert_eq!(err(&[]), "expected TYPE NAME");
+        assert_eq!(err(&["a", "b", "c"]), "expected TYPE NAME");
+    }
 
     /// A catalog with the kinds berth serves, as discovery would return them (no short names for some).
     pub(crate) fn sample() -> Catalog {

@@ -1,8 +1,8 @@
 //! `berthctl autoscale (TYPE NAME | TYPE/NAME) --max N [--min N] [--cpu-percent N]` (kubectl autoscale).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use ctl::kubectl::autoscale::{self, DryRun, Request};
-use ctl::resources::split_type_name;
+use ctl::resources::single_target;
 
 use super::Global;
 
@@ -34,14 +34,7 @@ pub struct Args {
 
 /// Creates the autoscaler and prints `horizontalpodautoscaler.autoscaling/NAME autoscaled`.
 pub async fn run(g: &Global, a: Args) -> Result<()> {
-    let (kind, name) = match a.target.as_slice() {
-        [one] => match split_type_name(one) {
-            (k, Some(n)) => (k.to_string(), n.to_string()),
-            _ => bail!("resource(s) were provided, but no name was specified"),
-        },
-        [k, n] => (k.clone(), n.clone()),
-        _ => bail!("expected TYPE NAME"),
-    };
+    let (kind, name) = single_target(&a.target, "TYPE NAME")?;
     autoscale::validate(a.min, a.max)?;
     let req = Request {
         kind,

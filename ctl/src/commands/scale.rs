@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use ctl::kubectl::scale;
-use ctl::resources::split_type_name;
+use ctl::resources::single_target;
 
 use super::Global;
 
@@ -19,14 +19,7 @@ pub struct Args {
 
 /// Scales and prints `deployment.apps/NAME scaled`.
 pub async fn run(g: &Global, a: Args) -> Result<()> {
-    let (kind, name) = match a.target.as_slice() {
-        [one] => match split_type_name(one) {
-            (k, Some(n)) => (k.to_string(), n.to_string()),
-            _ => bail!("resource(s) were provided, but no name was specified"),
-        },
-        [k, n] => (k.clone(), n.clone()),
-        _ => bail!("expected TYPE/NAME"),
-    };
+    let (kind, name) = single_target(&a.target, "TYPE/NAME")?;
     if a.replicas < 0 {
         bail!(
             "The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0"
