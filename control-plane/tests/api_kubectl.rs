@@ -2,6 +2,8 @@
 //! HTTP: apply/get/scale/delete/watch, errors with kubectl's messages, allocation, deletion rules,
 //! watch semantics, the logs and exec proxies, and the Python `kubernetes` client.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,9 +15,8 @@ use bytes::Bytes;
 use control_plane::api;
 use control_plane::security::{ClusterPki, MemberIdentity, DEFAULT_VALIDITY};
 use control_plane::store::{
-    Batch, BoxFuture, Committed, Consistency, Error as StoreError, MemStore, Member, Object,
-    ObjectStore, Op, Precondition, RaftStore, Result as StoreResult, Start, StoreConfig,
-    WatchStream,
+    Batch, BoxFuture, Committed, Consistency, Error as StoreError, MemStore, Object, ObjectStore,
+    Op, Precondition, Result as StoreResult, WatchStream,
 };
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -64,36 +65,10 @@ impl Drop for Server {
 /// Events a watch can replay in these tests: small, so that a 410 needs few writes.
 const EVENT_WINDOW: usize = 300;
 
-/// A single-member Raft store in `dir`, once it leads.
-async fn raft_store(dir: &Path) -> Arc<RaftStore> {
-    let me = Member {
-        id: 1,
-        name: "a".into(),
-        peer_addr: "127.0.0.1:1".into(),
-        api_addr: String::new(),
-    };
-    let mut cfg = StoreConfig::new(
-        dir.join("raft"),
-        "a",
-        "127.0.0.1:1",
-        "",
-        Start::InitialCluster(vec![me]),
-    );
-    cfg.driver.tick = Duration::from_millis(10);
-    cfg.event_window = EVENT_WINDOW;
-    let store = RaftStore::open(cfg).await.unwrap();
-    let mut leader = store.leadership();
-    tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l))
-        .await
-        .expect("leader elected")
-        .unwrap();
-    store
-}
-
 /// The API over a single-member Raft store, with the system namespaces.
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = raft_store(dir.path()).await;
+    let store: Arc<dyn ObjectStore> = common::raft_store(dir.path(), "", Some(EVENT_WINDOW)).await;
     start_with(store, dir).await
 }
 

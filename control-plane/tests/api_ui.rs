@@ -3,43 +3,19 @@
 //! authenticated user, data only with a role); the members endpoint
 //! answers an admin from a Raft member's view. Optionally, the page itself in headless Chromium.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use control_plane::api;
 use control_plane::security::{ClusterPki, MemberIdentity, DEFAULT_VALIDITY};
-use control_plane::store::{Member, ObjectStore, RaftStore, Start, StoreConfig};
+use control_plane::store::ObjectStore;
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-/// A single-member Raft store called `a` in `dir`, once it leads.
-async fn raft_store(dir: &Path) -> Arc<RaftStore> {
-    let me = Member {
-        id: 1,
-        name: "a".into(),
-        peer_addr: "127.0.0.1:1".into(),
-        api_addr: "127.0.0.1:2".into(),
-    };
-    let mut cfg = StoreConfig::new(
-        dir.join("raft"),
-        "a",
-        "127.0.0.1:1",
-        "127.0.0.1:2",
-        Start::InitialCluster(vec![me]),
-    );
-    cfg.driver.tick = Duration::from_millis(10);
-    let store = RaftStore::open(cfg).await.unwrap();
-    let mut leader = store.leadership();
-    tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l))
-        .await
-        .expect("leader elected")
-        .unwrap();
-    store
-}
 
 struct Server {
     addr: SocketAddr,
@@ -57,7 +33,7 @@ impl Drop for Server {
 /// The API over HTTPS with a fresh PKI and the default roles, on 127.0.0.1.
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = raft_store(dir.path()).await;
+    let store: Arc<dyn ObjectStore> = common::raft_store(dir.path(), "127.0.0.1:2", None).await;
     api::bootstrap(&*store).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -232,7 +208,7 @@ async fn page_renders_live_in_headless_chromium() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = raft_store(dir.path()).await;
+    let store: Arc<dyn ObjectStore> = common::raft_store(dir.path(), "127.0.0.1:2", None).await;
     api::bootstrap(&*store).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
