@@ -55,13 +55,6 @@ fn apply(lab: &Lab, docs: &[Value]) -> Result<String> {
     lab.berthctl(&["apply", "-f", file.path().to_str().context("temp path")?])
 }
 
-fn ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
-
 fn replicas(lab: &Lab, deployment: &str) -> Result<i64> {
     lab.get_json(&format!(
         "/apis/apps/v1/namespaces/default/deployments/{deployment}"
@@ -108,7 +101,7 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
         POLL,
         || {
             let pods = lab.live_pods_of(&label)?;
-            Ok((pods.len() as i64 == min && pods.iter().all(ready)).then_some(()))
+            Ok((pods.len() as i64 == min && pods.iter().all(crate::pod_ready)).then_some(()))
         },
     )?;
     // Metrics flow before the load starts: the HPA has read a utilization.
@@ -140,7 +133,7 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
     let first_new_ready = wait_for("the first new replica Ready", limit, POLL, || {
         let pods = lab.live_pods_of(&label)?;
         let new_ready = pods.iter().any(|p| {
-            ready(p)
+            crate::pod_ready(p)
                 && p["metadata"]["name"]
                     .as_str()
                     .is_some_and(|n| !before.contains(n))
@@ -154,7 +147,8 @@ pub fn run(lab: &Lab, manifest: &Path, min_peak: i64, limit: Duration) -> Result
         || {
             let want = replicas(lab, &deployment)?;
             let pods = lab.live_pods_of(&label)?;
-            let done = want >= min_peak && pods.len() as i64 == want && pods.iter().all(ready);
+            let done =
+                want >= min_peak && pods.len() as i64 == want && pods.iter().all(crate::pod_ready);
             Ok(done.then(|| (start.elapsed(), want)))
         },
     )?;

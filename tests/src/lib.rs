@@ -321,6 +321,15 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// Whether a pod runs and its Ready condition is True.
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running"
+        && pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
 /// Builds the offline test image (`tests/images/build.sh`) and returns the path of its OCI tar.
 pub fn busybox_oci_image() -> Result<String> {
     let images = run(Command::new("bash").arg(workspace().join("tests/images/build.sh")))?;

@@ -120,14 +120,6 @@ fn live_pods(lab: &Lab) -> Result<Vec<Value>> {
     lab.live_pods_of("web")
 }
 
-fn is_ready(pod: &Value) -> bool {
-    pod["status"]["phase"] == "Running"
-        && pod["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
 /// Waits until the Deployment has rolled out `replicas` available pods of its current template, and exactly
 /// that many live pods, all ready.
 fn wait_rolled_out(lab: &Lab, replicas: i64, limit: Duration) -> Result<Vec<Value>> {
@@ -143,7 +135,7 @@ fn wait_rolled_out(lab: &Lab, replicas: i64, limit: Duration) -> Result<Vec<Valu
                 && s["availableReplicas"].as_i64() == Some(replicas)
                 && s["replicas"].as_i64() == Some(replicas);
             let pods = live_pods(lab)?;
-            if done && pods.len() as i64 == replicas && pods.iter().all(is_ready) {
+            if done && pods.len() as i64 == replicas && pods.iter().all(berth_tests::pod_ready) {
                 Ok(Some(pods))
             } else {
                 Ok(None)
@@ -232,7 +224,7 @@ fn stack_deploy_and_rm(lab: &Lab) -> Result<()> {
         POLL,
         || {
             let items = pods()?;
-            Ok((items.len() == 7 && items.iter().all(is_ready)).then_some(items))
+            Ok((items.len() == 7 && items.iter().all(berth_tests::pod_ready)).then_some(items))
         },
     )?;
     let answered = wait_for(
